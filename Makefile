@@ -1,0 +1,49 @@
+# One task runner for people and CI. `make demo` and `make test` are the README's commands.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help demo test lint format typecheck unit bench clean uv
+
+help:
+	@echo "make demo       run the example agent: crash, resume, wait, answer, replay (no server, no cloud)"
+	@echo "make test       lint, type-check and run every test (starts the local services it needs)"
+	@echo "make lint       ruff check + format check"
+	@echo "make typecheck  mypy --strict"
+	@echo "make unit       pytest only (PYTEST_ARGS='-k name' to select)"
+	@echo "make bench      benchmarks side by side with the peers (slow; not part of make test)"
+
+uv:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+
+.venv/.synced: uv pyproject.toml uv.lock */pyproject.toml
+	$(UV) sync --locked --all-packages --all-extras
+	@touch $@
+
+demo: .venv/.synced
+	$(PY) examples/demo.py
+
+lint: .venv/.synced
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format: .venv/.synced
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
+
+typecheck: .venv/.synced
+	.venv/bin/mypy
+
+unit: .venv/.synced
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck
+	bash scripts/test.sh $(PYTEST_ARGS)
+
+bench: .venv/.synced
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .demo-home .test-services

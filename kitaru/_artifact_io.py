@@ -1,0 +1,99 @@
+"""Writing artifact bytes (store first, journal second) and reading them back verified."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+from kitaru import _serialize
+from kitaru._errors import ArtifactCorruptedError
+from kitaru._ids import new_id
+from kitaru.artifacts import ArtifactStore, open_store
+from kitaru.journal import ArtifactRecord
+
+# Values up to this size live inline in the journal row: one write, no extra file.
+INLINE_MAX = 16 * 1024
+
+
+def build_artifact(
+    *,
+    exec_id: str,
+    store: ArtifactStore,
+    name: str,
+    producer: str,
+    producer_key: str | None,
+    encoded: _serialize.Encoded,
+    version: int = 1,
+    metadata: dict[str, Any] | None = None,
+) -> ArtifactRecord:
+    """Write the bytes where they belong and return the record to commit to the journal.
+
+    Bytes above INLINE_MAX go to the artifact store now; the caller commits the record
+    afterwards, so the journal never points at bytes that are not there.
+    """
+    data = encoded.data
+    artifact_id = new_id("ka")
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    size = data.nbytes if isinstance(data, memoryview) else len(data)
+    inline: bytes | None = None
+    uri: str | None = None
+    if size <= INLINE_MAX:
+        inline = data if isinstance(data, bytes) else bytes(data)
+    else:
+        uri = store.write(f"{exec_id}/{artifact_id}", data)
+    return ArtifactRecord(
+        artifact_id=artifact_id,
+        exec_id=exec_id,
+        name=name,
+        version=version,
+        producer=producer,
+        producer_key=producer_key,
+        type_ref=encoded.type_ref,
+        serializer=encoded.serializer,
+        content_hash=digest,
+        size=size,
+        uri=uri,
+        created_at=time.time(),
+        inline=inline,
+        metadata=metadata or {},
+    )
+
+
+def read_bytes(artifact: ArtifactRecord, store_uri: str | None) -> bytes:
+    """The artifact's bytes, checked against its size and content hash."""
+    if artifact.inline is not None:
+        return artifact.inline
+    if artifact.uri is None:
+        raise ArtifactCorruptedError(
+            f"artifact {artifact.artifact_id} ({artifact.name}) has neither inline bytes nor a "
+            "URI; the journal row is damaged"
+        )
+    where = f"artifact {artifact.artifact_id} ({artifact.producer} {artifact.name!r} of {artifact.exec_id})"
+    try:
+        store = open_store(store_uri or _root_of(artifact.uri, artifact.exec_id))
+        data = store.read(store.key_of(artifact.uri))
+    except KeyError:
+        raise ArtifactCorruptedError(
+            f"{where} is missing from the artifact store: {artifact.uri} does not exist; "
+            "restore the file or replay the execution to produce it again"
+        ) from None
+    if len(data) != artifact.size or (
+        hashlib.blake2b(data, digest_size=16).hexdigest() != artifact.content_hash
+    ):
+        raise ArtifactCorruptedError(
+            f"{where} is corrupted: {artifact.uri} does not match the content hash recorded "
+            "in the journal; restore the file or replay the execution to produce it again"
+        )
+    return data
+
+
+def load_value(artifact: ArtifactRecord, store_uri: str | None, *, hint: Any = None) -> Any:
+    data = read_bytes(artifact, store_uri)
+    return _serialize.decode(artifact.serializer, artifact.type_ref, data, hint=hint)
+
+
+def _root_of(uri: str, exec_id: str) -> str:
+    marker = f"/{exec_id}/"
+    head, sep, _tail = uri.rpartition(marker)
+    return head if sep else uri.rsplit("/", 2)[0]

@@ -1,0 +1,398 @@
+"""Acting on executions from outside their flow: resume, replay, input, cancel.
+
+The CLI, the client and the server all go through these functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from kitaru import _execute, _lease, _loader, _serialize
+from kitaru._artifact_io import build_artifact
+from kitaru._errors import (
+    InvalidInputError,
+    KitaruUsageError,
+    LeaseError,
+    NotFoundError,
+)
+from kitaru._wait import validate
+from kitaru.artifacts import open_store
+from kitaru.journal import CallRecord, ExecutionRecord, Journal, WaitRecord, current_journal
+
+
+def get_execution(journal: Journal, exec_id: str) -> ExecutionRecord:
+    record = journal.get_execution(exec_id)
+    if record is None:
+        raise NotFoundError(
+            f"execution {exec_id} not found in {journal.url}; list executions with "
+            "`kitaru executions list`"
+        )
+    return record
+
+
+def status_of(record: ExecutionRecord) -> str:
+    return _lease.effective_status(record.status, record.owner, record.lease_until)
+
+
+def resume(
+    exec_id: str, *, detach: bool = False, journal: Journal | None = None
+) -> ExecutionRecord:
+    """Continue the same execution: completed calls are read back, the rest run."""
+    journal = journal or current_journal()
+    record = get_execution(journal, exec_id)
+    status = status_of(record)
+    if status == "completed":
+        raise KitaruUsageError(
+            f"execution {exec_id} already completed; to run it again from a checkpoint use "
+            f"`kitaru executions replay {exec_id} --from <checkpoint>`"
+        )
+    if status == "cancelled":
+        raise KitaruUsageError(
+            f"execution {exec_id} was cancelled and does not resume; replay it instead: "
+            f"`kitaru executions replay {exec_id} --from <checkpoint>`"
+        )
+    if status == "running":
+        raise LeaseError(
+            f"execution {exec_id} is running ({_owner_text(record.owner)}); it cannot be "
+            "resumed twice at once"
+        )
+    if detach:
+        return _spawn(record, ["executions", "resume", exec_id])
+    owner = _lease.new_owner()
+    now = time.time()
+    if not journal.take_lease(
+        exec_id,
+        owner=owner,
+        expected_owner=record.owner,
+        statuses=(record.status,),
+        now=now,
+        lease_until=now + _lease.LEASE_SECONDS,
+    ):
+        raise LeaseError(
+            f"execution {exec_id} is being resumed by another process; "
+            f"see `kitaru executions get {exec_id}`"
+        )
+    try:
+        flow = _loader.load_flow(record)
+        inputs = _execute.load_inputs(journal, record, flow.fn)
+    except BaseException as exc:
+        journal.finish(
+            exec_id,
+            owner=owner,
+            status=record.status if record.status != "running" else "failed",
+            now=time.time(),
+            error=str(exc),
+        )
+        raise
+    args, kwargs = _execute.call_args(flow.fn, inputs)
+    leased = get_execution(journal, exec_id)
+    return _execute.drive(journal, leased, owner, flow, args, kwargs)
+
+
+def _owner_text(owner: str | None) -> str:
+    if not owner:
+        return "owner unknown"
+    try:
+        host, pid, _ = _lease.parse_owner(owner)
+    except ValueError:
+        return owner
+    return f"pid {pid} on {host}"
+
+
+def _spawn(record: ExecutionRecord, argv: list[str]) -> ExecutionRecord:
+    """Run a kitaru command in a detached process with the execution's Python."""
+    python = record.python if record.python and os.path.exists(record.python) else sys.executable
+    path = _log_path(argv[argv.index("--exec-id") + 1] if "--exec-id" in argv else record.exec_id)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "ab") as out:
+        subprocess.Popen(
+            [python, "-m", "kitaru", *argv],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=os.environ.copy(),
+        )
+    return record
+
+
+def find_wait(journal: Journal, exec_id: str, name: str) -> WaitRecord:
+    waits = journal.waits(exec_id)
+    exact = [w for w in waits if w.key == name]
+    if not exact:
+        pending = [w for w in waits if w.name == name and w.status == "pending"]
+        exact = pending or [w for w in waits if w.name == name]
+    if not exact:
+        known = ", ".join(w.key for w in waits) or "none"
+        raise NotFoundError(f"execution {exec_id} has no wait named {name!r}; its waits: {known}")
+    return exact[-1]
+
+
+def parse_json(raw: str, what: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        hint = (
+            " (strings need JSON quotes: '\"text\"')"
+            if raw and raw[0] not in '[{"-0123456789tfn'
+            else ""
+        )
+        raise InvalidInputError(
+            f"{what} is not valid JSON: {exc.msg} at position {exc.pos}{hint}"
+        ) from None
+
+
+def give_input(
+    exec_id: str,
+    name: str,
+    value: Any,
+    *,
+    resume_after: bool = True,
+    detach: bool = False,
+    journal: Journal | None = None,
+) -> ExecutionRecord:
+    """Answer a pending wait with a JSON value, then resume the execution."""
+    journal = journal or current_journal()
+    record = get_execution(journal, exec_id)
+    wait = find_wait(journal, exec_id, name)
+    if wait.status != "pending":
+        raise KitaruUsageError(
+            f"wait {wait.key!r} of execution {exec_id} is already answered; nothing was changed"
+        )
+    status = status_of(record)
+    if status in ("completed", "cancelled", "failed"):
+        raise KitaruUsageError(
+            f"execution {exec_id} is {status}; its wait {wait.key!r} can no longer be answered"
+        )
+    model = None
+    if wait.schema.get("type") == "model":
+        model = _schema_model(record, wait.schema["type_ref"])
+    checked = validate(wait.schema, value, model=model)
+    encoded = _serialize.encode(checked, what=f"input for wait {wait.key!r}")
+    artifact = build_artifact(
+        exec_id=exec_id,
+        store=open_store(record.artifact_store or ""),
+        name=wait.key,
+        producer="wait",
+        producer_key=wait.key,
+        encoded=encoded,
+    )
+    if not journal.answer_wait(exec_id, wait.key, artifact, now=time.time()):
+        raise KitaruUsageError(
+            f"wait {wait.key!r} of execution {exec_id} was answered by someone else just now"
+        )
+    record = get_execution(journal, exec_id)
+    if resume_after and status_of(record) == "waiting":
+        return resume(exec_id, detach=detach, journal=journal)
+    return record
+
+
+def _schema_model(record: ExecutionRecord, ref: str) -> Any:
+    """Import the wait's model class the way a resume would; None if it cannot be."""
+    try:
+        _loader.load_flow(record)
+        return _serialize.resolve_type(ref)
+    except Exception:
+        return None
+
+
+def replay(
+    exec_id: str,
+    *,
+    from_: str,
+    overrides: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    detach: bool = False,
+    journal: Journal | None = None,
+    new_exec_id: str | None = None,
+) -> ExecutionRecord:
+    """Start a new execution that reuses the source's outputs above `from_`."""
+    journal = journal or current_journal()
+    source = get_execution(journal, exec_id)
+    if status_of(source) == "running":
+        raise KitaruUsageError(
+            f"execution {exec_id} is running; replay it once it has stopped, or cancel it first"
+        )
+    calls = journal.calls(exec_id)
+    by_key = {c.key: c for c in calls}
+    start = by_key.get(from_)
+    if start is None:
+        keys = ", ".join(c.key for c in calls) or "none"
+        raise NotFoundError(
+            f"execution {exec_id} has no checkpoint {from_!r}; its checkpoints: {keys}"
+        )
+    overrides = dict(overrides or {})
+    for key in overrides:
+        if key not in by_key:
+            keys = ", ".join(c.key for c in calls)
+            raise NotFoundError(
+                f"cannot override {key!r}: execution {exec_id} has no such checkpoint; "
+                f"its checkpoints: {keys}"
+            )
+    flow = _loader.load_flow(source)
+    params = _execute.load_inputs(journal, source, flow.fn)
+    if inputs:
+        import inspect
+
+        names = set(inspect.signature(flow.fn).parameters)
+        for name in inputs:
+            if name not in names:
+                raise KitaruUsageError(
+                    f"flow {source.flow!r} has no parameter {name!r}; its parameters: "
+                    f"{', '.join(sorted(names))}"
+                )
+        params.update(inputs)
+    for key, value in overrides.items():
+        _check_override(source, by_key[key], value)
+
+    if detach:
+        return _spawn_replay(journal, source, from_, overrides, dict(inputs or {}))
+    owner = _lease.new_owner()
+    now = time.time()
+    store_uri = source.artifact_store or ""
+    record = _execute.new_record(
+        flow,
+        stack=source.stack,
+        artifact_store=store_uri,
+        now=now,
+        owner=owner,
+        exec_id=new_exec_id,
+    )
+    record.replayed_from = exec_id
+    record.replay_point = from_
+    journal.create_execution(
+        record, _execute.input_artifacts(record.exec_id, store_uri, flow.fn, params)
+    )
+    journal.copy_calls(exec_id, record.exec_id, before_seq=start.seq)
+    journal.copy_waits(exec_id, record.exec_id, before_seq=start.seq)
+    for key, value in overrides.items():
+        _commit_override(journal, record, owner, by_key[key], value)
+    args, kwargs = _execute.call_args(flow.fn, params)
+    return _execute.drive(journal, record, owner, flow, args, kwargs)
+
+
+def _spawn_replay(
+    journal: Journal,
+    source: ExecutionRecord,
+    from_: str,
+    overrides: dict[str, Any],
+    inputs: dict[str, Any],
+) -> ExecutionRecord:
+    from kitaru._ids import new_id
+
+    exec_id = new_id("kx")
+    argv = ["executions", "replay", source.exec_id, "--from", from_, "--exec-id", exec_id]
+    for key, value in overrides.items():
+        argv += ["--override", f"{key}={json.dumps(value)}"]
+    for key, value in inputs.items():
+        argv += ["--input", f"{key}={json.dumps(value)}"]
+    _spawn(source, argv)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        record = journal.get_execution(exec_id)
+        if record is not None:
+            return record
+        time.sleep(0.05)
+    raise LeaseError(f"the background replay did not start within 30 s; see {_log_path(exec_id)}")
+
+
+def _log_path(exec_id: str) -> str:
+    from kitaru import _config
+
+    return str(_config.home() / "logs" / f"{exec_id}.log")
+
+
+def _check_override(source: ExecutionRecord, call: CallRecord, value: Any) -> None:
+    """Fail before anything is recorded if the value cannot stand in for the output."""
+    out = call.output
+    if out is None or out.serializer in ("json", "typed-json", "bytes", "pickle"):
+        return
+    data = json.dumps(value).encode()
+    try:
+        _serialize.decode(out.serializer, out.type_ref, data)
+    except Exception as exc:
+        raise InvalidInputError(
+            f"override for {call.key!r} does not fit its type {out.type_ref}: {exc}"
+        ) from None
+
+
+def _commit_override(
+    journal: Journal, record: ExecutionRecord, owner: str, call: CallRecord, value: Any
+) -> None:
+    out = call.output
+    encoded = _serialize.Encoded(
+        out.serializer if out is not None and out.serializer not in ("bytes", "pickle") else "json",
+        out.type_ref
+        if out is not None and out.serializer not in ("bytes", "pickle")
+        else "builtins:object",
+        json.dumps(value).encode(),
+    )
+    artifact = build_artifact(
+        exec_id=record.exec_id,
+        store=open_store(record.artifact_store or ""),
+        name=call.key,
+        producer="override",
+        producer_key=call.key,
+        encoded=encoded,
+    )
+    now = time.time()
+    override = CallRecord(
+        exec_id=record.exec_id,
+        key=call.key,
+        seq=call.seq,
+        name=call.name,
+        func=call.func,
+        status="completed",
+        started_at=now,
+        ended_at=now,
+        run=record.runs,
+        kind=call.kind,
+        output_artifact=artifact.artifact_id,
+        metadata={"override": True},
+    )
+    journal.commit_call(override, artifact, [], owner=owner)
+
+
+def cancel(exec_id: str, *, grace: float = 10.0, journal: Journal | None = None) -> ExecutionRecord:
+    """Stop an execution: a running one at its next checkpoint boundary (killed after
+    `grace` seconds), a waiting or crashed one at once. It never resumes by itself."""
+    journal = journal or current_journal()
+    record = get_execution(journal, exec_id)
+    status = status_of(record)
+    if status in ("completed", "cancelled"):
+        raise KitaruUsageError(f"execution {exec_id} is already {status}; nothing to cancel")
+    if status != "running":
+        if not journal.cancel_idle(exec_id, expected_owner=record.owner, now=time.time()):
+            raise LeaseError(f"execution {exec_id} changed while cancelling; try again")
+        return get_execution(journal, exec_id)
+    journal.request_cancel(exec_id, now=time.time())
+    pid = _lease.owner_pid_here(record.owner or "")
+    if pid is not None:
+        try:
+            os.kill(pid, _lease.CANCEL_SIGNAL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        current = get_execution(journal, exec_id)
+        if status_of(current) != "running":
+            break
+        time.sleep(0.05)
+    current = get_execution(journal, exec_id)
+    if status_of(current) == "running" and pid is not None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        time.sleep(0.1)
+    current = get_execution(journal, exec_id)
+    if current.status != "cancelled":
+        journal.cancel_idle(exec_id, expected_owner=current.owner, now=time.time())
+    return get_execution(journal, exec_id)

@@ -1,0 +1,261 @@
+"""Running a flow function as an execution in this process: start, drive, finish."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from kitaru import _config, _lease, _logs, _runtime
+from kitaru._errors import (
+    ExecutionCancelled,
+    ExecutionSuspended,
+    KitaruError,
+    SerializationError,
+)
+from kitaru._ids import new_id
+from kitaru._runtime import ExecutionContext
+from kitaru.artifacts import open_store
+from kitaru.journal import ArtifactRecord, ExecutionRecord, Journal, current_journal
+
+
+def bind_inputs(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The flow's arguments by parameter name, as given (defaults are not stored)."""
+    try:
+        bound = inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError as exc:
+        raise KitaruError(f"cannot call flow {fn.__name__!r}: {exc}") from None
+    return dict(bound.arguments)
+
+
+def call_args(fn: Callable[..., Any], inputs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """Positional and keyword arguments that reproduce a call from its bound inputs."""
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for name, param in inspect.signature(fn).parameters.items():
+        if name not in inputs:
+            continue
+        value = inputs[name]
+        if param.kind is param.POSITIONAL_ONLY:
+            args.append(value)
+        elif param.kind is param.VAR_POSITIONAL:
+            args.extend(value)
+        elif param.kind is param.VAR_KEYWORD:
+            kwargs.update(value)
+        else:
+            kwargs[name] = value
+    return args, kwargs
+
+
+def input_artifacts(
+    exec_id: str, store_uri: str, fn: Callable[..., Any], inputs: dict[str, Any]
+) -> list[ArtifactRecord]:
+    from kitaru import _serialize
+    from kitaru._artifact_io import build_artifact
+
+    hints = _param_hints(fn)
+    store = open_store(store_uri)
+    out = []
+    for name, value in inputs.items():
+        encoded = _serialize.encode(
+            value, what=f"flow input {name!r}", hint=hints.get(name), allow_pickle=True
+        )
+        out.append(
+            build_artifact(
+                exec_id=exec_id,
+                store=store,
+                name=name,
+                producer="input",
+                producer_key=name,
+                encoded=encoded,
+            )
+        )
+    return out
+
+
+def _param_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    import typing
+
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:
+        return {}
+
+
+def load_inputs(
+    journal: Journal, record: ExecutionRecord, fn: Callable[..., Any]
+) -> dict[str, Any]:
+    from kitaru._artifact_io import load_value
+
+    hints = _param_hints(fn)
+    return {
+        a.name: load_value(full, record.artifact_store, hint=hints.get(a.name))
+        for a in journal.list_artifacts(record.exec_id)
+        if a.producer == "input" and (full := journal.get_artifact(a.artifact_id)) is not None
+    }
+
+
+def new_record(
+    flow: Any,
+    *,
+    stack: str,
+    artifact_store: str,
+    now: float,
+    owner: str | None,
+    exec_id: str | None = None,
+) -> ExecutionRecord:
+    return ExecutionRecord(
+        exec_id=exec_id or new_id("kx"),
+        flow=flow.name,
+        status="running",
+        created_at=now,
+        updated_at=now,
+        flow_ref=flow.flow_ref,
+        flow_file=flow.flow_file,
+        import_path=flow.import_path,
+        python=sys.executable,
+        stack=stack,
+        artifact_store=artifact_store,
+        owner=owner,
+        heartbeat_at=now if owner else None,
+        lease_until=now + _lease.LEASE_SECONDS if owner else None,
+        runs=1 if owner else 0,
+    )
+
+
+def start_local(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ExecutionRecord:
+    """Create an execution of `flow` owned by this process and run it to its end or a wait."""
+    journal = current_journal()
+    store_uri = _config.artifact_store_uri()
+    open_store(store_uri)  # fail on an unusable store before anything is recorded
+    inputs = bind_inputs(flow.fn, args, kwargs)
+    owner = _lease.new_owner()
+    record = new_record(flow, stack="local", artifact_store=store_uri, now=time.time(), owner=owner)
+    journal.create_execution(record, input_artifacts(record.exec_id, store_uri, flow.fn, inputs))
+    return drive(journal, record, owner, flow, args, kwargs)
+
+
+def drive(
+    journal: Journal,
+    record: ExecutionRecord,
+    owner: str,
+    flow: Any,
+    args: Any,
+    kwargs: dict[str, Any],
+) -> ExecutionRecord:
+    """Run the flow function for an execution this process holds the lease of."""
+    attempt = 0
+    while True:
+        status, error, result = _run_once(journal, record, owner, flow, args, kwargs)
+        if status == "failed" and attempt < flow.retries:
+            attempt += 1
+            continue
+        break
+    journal.finish(
+        record.exec_id, owner=owner, status=status, now=time.time(), error=error, result=result
+    )
+    final = journal.get_execution(record.exec_id)
+    assert final is not None
+    return final
+
+
+def _run_once(
+    journal: Journal,
+    record: ExecutionRecord,
+    owner: str,
+    flow: Any,
+    args: Any,
+    kwargs: dict[str, Any],
+) -> tuple[str, str | None, ArtifactRecord | None]:
+    ctx = ExecutionContext(journal, record, owner)
+    heartbeat = _lease.Heartbeat(
+        lambda: journal.heartbeat(
+            ctx.exec_id,
+            owner=owner,
+            now=time.time(),
+            lease_until=time.time() + _lease.LEASE_SECONDS,
+        ),
+        ctx.cancel.set,
+    )
+    heartbeat.start()
+    restore_signal = _catch_cancel_signal()
+    _logs.install()
+    deactivate = _runtime.activate(ctx)
+    status, error, result = "failed", None, None
+    try:
+        try:
+            if flow.is_async:
+                value = asyncio.run(flow.fn(*args, **kwargs))
+            else:
+                value = flow.fn(*args, **kwargs)
+        except ExecutionSuspended:
+            status = "waiting"
+        except ExecutionCancelled:
+            status = "cancelled"
+        except (KeyboardInterrupt, SystemExit) as exc:
+            error = f"{type(exc).__name__}: interrupted"
+            raise
+        except BaseException as exc:
+            error = _describe_failure(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            try:
+                result = ctx.artifact(
+                    value,
+                    name="result",
+                    producer="result",
+                    producer_key=None,
+                    what=f"flow {flow.name!r}",
+                    hint=flow.return_hint(),
+                    allow_pickle=flow.allow_pickle,
+                )
+                status = "completed"
+            except SerializationError as exc:
+                error = str(exc)
+    finally:
+        deactivate()
+        _logs.uninstall()
+        restore_signal()
+        heartbeat.stop()
+        journal.append_logs(ctx.flow_buffer.take())
+        if error is not None and status == "failed" and sys.exc_info()[0] is not None:
+            # Interrupted (Ctrl-C): record the failure before the interrupt propagates.
+            journal.finish(
+                record.exec_id, owner=owner, status="failed", now=time.time(), error=error
+            )
+    return status, error, result
+
+
+def _describe_failure(exc: BaseException) -> str:
+    key = getattr(exc, "kitaru_checkpoint", None)
+    where = f"in checkpoint {key!r}: " if key else ""
+    tb = traceback.extract_tb(exc.__traceback__)
+    site = ""
+    if tb and not isinstance(exc, KitaruError):
+        site = f" (at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno})"
+    return f"{where}{type(exc).__name__}: {exc}{site}"
+
+
+def _catch_cancel_signal() -> Callable[[], None]:
+    """Route `kitaru executions cancel` (SIGUSR1 from the same host) to the running flows."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    try:
+        previous = signal.signal(_lease.CANCEL_SIGNAL, lambda _s, _f: _runtime.request_cancel_all())
+    except ValueError:
+        return lambda: None
+
+    def restore() -> None:
+        signal.signal(_lease.CANCEL_SIGNAL, previous)
+
+    return restore

@@ -1,0 +1,245 @@
+"""`@flow`: a function whose runs are durable executions."""
+
+from __future__ import annotations
+
+import inspect
+import time
+import typing
+from collections.abc import Callable, Coroutine
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from kitaru import _execute, _loader, _runtime
+from kitaru._checkpoint import _check_name
+from kitaru._errors import (
+    ExecutionFailedError,
+    ExecutionWaitingError,
+    KitaruUsageError,
+    NotFoundError,
+)
+from kitaru.journal import TERMINAL_STATUSES, ExecutionRecord, Journal, current_journal
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+_NO_HINT = object()
+
+
+class ExecutionHandle(Generic[R]):
+    """A started execution: its id, its status now, and its result once it has one."""
+
+    def __init__(self, exec_id: str, *, hint: Any = None, journal: Journal | None = None) -> None:
+        self.exec_id = exec_id
+        self._hint = hint
+        self._journal = journal
+
+    def _record(self) -> ExecutionRecord:
+        journal = self._journal or current_journal()
+        record = journal.get_execution(self.exec_id)
+        if record is None:
+            raise NotFoundError(f"execution {self.exec_id} not found in {journal.url}")
+        return record
+
+    @property
+    def status(self) -> str:
+        """running, waiting, completed, failed, crashed or cancelled."""
+        from kitaru._lease import effective_status
+
+        r = self._record()
+        return effective_status(r.status, r.owner, r.lease_until)
+
+    def wait(self, timeout: float | None = None, poll: float = 0.2) -> str:
+        """Block until the execution is no longer running; return its status."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = self.status
+            if status != "running":
+                return status
+            if deadline is not None and time.monotonic() > deadline:
+                return status
+            time.sleep(poll)
+
+    def result(self, timeout: float | None = None) -> R:
+        """The flow's return value.
+
+        Raises ExecutionWaitingError at once if the execution waits for input (it never
+        blocks on a person), ExecutionFailedError if it failed, crashed or was cancelled.
+        """
+        status = self.wait(timeout)
+        record = self._record()
+        if status == "completed":
+            if record.result_artifact is None:
+                return None  # type: ignore[return-value]
+            from kitaru._artifact_io import load_value
+
+            journal = self._journal or current_journal()
+            artifact = journal.get_artifact(record.result_artifact)
+            assert artifact is not None
+            value: R = load_value(artifact, record.artifact_store, hint=self._hint)
+            return value
+        if status == "waiting":
+            journal = self._journal or current_journal()
+            pending = [w for w in journal.waits(self.exec_id) if w.status == "pending"]
+            name = pending[0].key if pending else "?"
+            question = f" ({pending[0].question})" if pending and pending[0].question else ""
+            raise ExecutionWaitingError(
+                f"execution {self.exec_id} is waiting for input at wait {name!r}{question}; "
+                f"answer it with: kitaru executions input {self.exec_id} {name} <json>"
+            )
+        if status == "running":
+            raise ExecutionFailedError(
+                f"execution {self.exec_id} is still running after {timeout} s"
+            )
+        if status == "crashed":
+            raise ExecutionFailedError(
+                f"execution {self.exec_id} crashed; resume it with: "
+                f"kitaru executions resume {self.exec_id}"
+            )
+        raise ExecutionFailedError(
+            f"execution {self.exec_id} {status}: {record.error or 'no error recorded'}"
+        )
+
+    def __repr__(self) -> str:
+        return f"<ExecutionHandle {self.exec_id}>"
+
+
+class Flow(Generic[P, R]):
+    """A durable function. `run()` starts an execution; calling it runs one and returns
+    its value."""
+
+    def __init__(
+        self,
+        fn: Callable[P, Any],
+        *,
+        name: str | None = None,
+        retries: int = 0,
+        stack: str | None = None,
+        allow_pickle: bool = False,
+    ) -> None:
+        if retries < 0:
+            raise KitaruUsageError(f"retries must be 0 or more, not {retries}")
+        self.fn = fn
+        self.name = _check_name(name or fn.__name__, "flow name")
+        self.retries = retries
+        self.stack = stack
+        self.allow_pickle = allow_pickle
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.flow_ref, self.flow_file, self.import_path = _loader.describe(fn)
+        self._hint: Any = _NO_HINT
+        _loader.registry[_loader.registry_key(self.flow_ref, self.flow_file)] = self
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+        self.__wrapped__ = fn
+
+    def return_hint(self) -> Any:
+        if self._hint is _NO_HINT:
+            try:
+                self._hint = typing.get_type_hints(self.fn).get("return")
+            except Exception:
+                self._hint = None
+        return self._hint
+
+    def run(self, *args: P.args, **kwargs: P.kwargs) -> ExecutionHandle[R]:
+        """Start an execution on the active stack and return its handle.
+
+        On the local stack the flow runs in this process: the handle comes back when
+        the execution completed, failed, or paused at a wait.
+        """
+        if _loader.loading.get():
+            raise _loader.StopImport
+        record = _execute.start_local(self, args, kwargs)
+        return ExecutionHandle(record.exec_id, hint=self.return_hint())
+
+    def _call(self, args: Any, kwargs: Any) -> Any:
+        if _runtime.current() is not None:
+            # A flow called inside a flow is part of the outer execution.
+            return self.fn(*args, **kwargs)
+        return self.run(*args, **kwargs).result()
+
+    def __repr__(self) -> str:
+        return f"<flow {self.name} ({self.flow_ref})>"
+
+
+class SyncFlow(Flow[P, R]):
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run an execution and return its value (raises if it fails or waits)."""
+        if _loader.loading.get():
+            raise _loader.StopImport
+        result: R = self._call(args, kwargs)
+        return result
+
+
+class AsyncFlow(Flow[P, R]):
+    async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run an execution and return its value (raises if it fails or waits)."""
+        if _loader.loading.get():
+            raise _loader.StopImport
+        if _runtime.current() is not None:
+            value: R = await self.fn(*args, **kwargs)
+            return value
+        import asyncio
+
+        handle = await asyncio.to_thread(self.run, *args, **kwargs)
+        return handle.result()
+
+
+@overload
+def flow(fn: Callable[P, Coroutine[Any, Any, T]], /) -> AsyncFlow[P, T]: ...  # type: ignore[overload-overlap]
+
+
+@overload
+def flow(fn: Callable[P, T], /) -> SyncFlow[P, T]: ...
+
+
+@overload
+def flow(
+    *,
+    name: str | None = None,
+    retries: int = 0,
+    stack: str | None = None,
+    allow_pickle: bool = False,
+) -> _FlowDecorator: ...
+
+
+def flow(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    retries: int = 0,
+    stack: str | None = None,
+    allow_pickle: bool = False,
+) -> Any:
+    """Make a function a durable flow.
+
+    `retries` re-runs a failed execution (its completed checkpoints are reused);
+    `stack` names the stack it runs on instead of the active one.
+    """
+    if fn is not None:
+        return _make(fn, name=None, retries=0, stack=None, allow_pickle=False)
+    return _FlowDecorator(name=name, retries=retries, stack=stack, allow_pickle=allow_pickle)
+
+
+class _FlowDecorator:
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, T]], /) -> AsyncFlow[P, T]: ...  # type: ignore[overload-overlap]
+
+    @overload
+    def __call__(self, fn: Callable[P, T], /) -> SyncFlow[P, T]: ...
+
+    def __call__(self, fn: Callable[..., Any], /) -> Any:
+        return _make(fn, **self.options)
+
+
+def _make(fn: Callable[..., Any], **options: Any) -> Flow[Any, Any]:
+    if isinstance(fn, Flow):
+        raise KitaruUsageError(f"{fn!r} is already a flow")
+    cls = AsyncFlow if inspect.iscoroutinefunction(fn) else SyncFlow
+    return cls(fn, **options)
+
+
+def is_terminal(status: str) -> bool:
+    return status in TERMINAL_STATUSES

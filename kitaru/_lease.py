@@ -1,0 +1,116 @@
+"""Who runs an execution: lease owners, their liveness, and the heartbeat.
+
+An owner token is `host:pid:start:nonce`. On the owner's own host a dead pid (or a
+pid reused by another process, told apart by its start time) means the execution
+crashed, at once; elsewhere the lease expiring means it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+LEASE_SECONDS = float(os.environ.get("KITARU_LEASE_SECONDS", "30"))
+
+_HOST = socket.gethostname()
+
+
+def _start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return "0"
+    # Field 22 (starttime) counts after the parenthesised command name, which may hold spaces.
+    return stat.rsplit(b")", 1)[1].split()[19].decode()
+
+
+_SELF_START = _start_time(os.getpid())
+
+
+def new_owner() -> str:
+    return f"{_HOST}:{os.getpid()}:{_start_time(os.getpid())}:{os.urandom(4).hex()}"
+
+
+def parse_owner(owner: str) -> tuple[str, int, str]:
+    host, pid, start, _nonce = owner.rsplit(":", 3)
+    return host, int(pid), start
+
+
+def owner_alive(owner: str, lease_until: float | None, now: float) -> bool:
+    """Whether the owner may still be running the execution."""
+    try:
+        host, pid, start = parse_owner(owner)
+    except ValueError:
+        return lease_until is not None and lease_until > now
+    if host == _HOST:
+        if pid == os.getpid():
+            return start == _SELF_START
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return _start_time(pid) in (start, "0")
+    return lease_until is not None and lease_until > now
+
+
+def owner_pid_here(owner: str) -> int | None:
+    """The owner's pid if it runs on this host."""
+    try:
+        host, pid, _start = parse_owner(owner)
+    except ValueError:
+        return None
+    return pid if host == _HOST else None
+
+
+def effective_status(status: str, owner: str | None, lease_until: float | None) -> str:
+    """`running` whose owner is gone shows as `crashed`."""
+    if status == "running" and (owner is None or not owner_alive(owner, lease_until, time.time())):
+        return "crashed"
+    return status
+
+
+CANCEL_SIGNAL = signal.SIGUSR1
+
+
+class Heartbeat:
+    """Extends the lease every third of its length from a daemon thread.
+
+    The beat also reads the cancel flag, so a cancellation requested through the
+    journal (from any host) reaches the flow within one beat.
+    """
+
+    def __init__(
+        self,
+        beat: Callable[[], bool | None],
+        on_cancel: Callable[[], None],
+        interval: float = LEASE_SECONDS / 3,
+    ) -> None:
+        self._beat = beat
+        self._on_cancel = on_cancel
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kitaru-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                cancelled = self._beat()
+            except Exception:
+                continue  # a missed beat is retried; the lease is three beats long
+            if cancelled is None:
+                return  # the lease was taken over: this process no longer owns it
+            if cancelled:
+                self._on_cancel()

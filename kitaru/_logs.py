@@ -1,0 +1,121 @@
+"""Capturing what an execution prints and logs, per checkpoint call.
+
+While any execution runs in this process, `sys.stdout` and `sys.stderr` are wrapped
+in a tee that still writes to the terminal and also appends to the buffer of the
+checkpoint call running in the current context (or the execution's own buffer
+outside checkpoints). A root-logger handler does the same for `logging` records.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import io
+import logging
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+from kitaru.journal import LogRecord
+
+
+class LogBuffer:
+    __slots__ = ("call_key", "exec_id", "records", "run")
+
+    def __init__(self, exec_id: str, call_key: str | None, run: int) -> None:
+        self.exec_id = exec_id
+        self.call_key = call_key
+        self.run = run
+        self.records: list[LogRecord] = []
+
+    def add(self, stream: str, text: str) -> None:
+        records = self.records
+        if records and records[-1].stream == stream and not records[-1].text.endswith("\n"):
+            records[-1].text += text
+        else:
+            records.append(
+                LogRecord(self.exec_id, self.call_key, self.run, time.time(), stream, text)
+            )
+
+    def take(self) -> list[LogRecord]:
+        records, self.records = self.records, []
+        return records
+
+
+current_buffer: contextvars.ContextVar[LogBuffer | None] = contextvars.ContextVar(
+    "kitaru_log_buffer", default=None
+)
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, inner: TextIO, stream: str) -> None:
+        self.inner = inner
+        self.stream = stream
+
+    def write(self, s: str) -> int:
+        buf = current_buffer.get()
+        if buf is not None and s:
+            buf.add(self.stream, s)
+        return self.inner.write(s)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def isatty(self) -> bool:
+        return self.inner.isatty()
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.inner.encoding
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class _Handler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        buf = current_buffer.get()
+        if buf is not None:
+            try:
+                buf.add("log", self.format(record) + "\n")
+            except Exception:
+                self.handleError(record)
+
+
+_users = 0
+_users_lock = threading.Lock()
+_handler = _Handler()
+
+
+def install() -> None:
+    """Start capturing (reference counted: nested and concurrent executions share it)."""
+    global _users
+    with _users_lock:
+        _users += 1
+        if _users == 1:
+            if not isinstance(sys.stdout, _Tee):
+                sys.stdout = _Tee(sys.stdout, "stdout")
+            if not isinstance(sys.stderr, _Tee):
+                sys.stderr = _Tee(sys.stderr, "stderr")
+            # Records reach the handler at the levels the user configured; Kitaru does
+            # not lower them, so nothing new appears on the user's own handlers.
+            logging.getLogger().addHandler(_handler)
+
+
+def uninstall() -> None:
+    global _users
+    with _users_lock:
+        _users -= 1
+        if _users == 0:
+            if isinstance(sys.stdout, _Tee):
+                sys.stdout = sys.stdout.inner
+            if isinstance(sys.stderr, _Tee):
+                sys.stderr = sys.stderr.inner
+            logging.getLogger().removeHandler(_handler)

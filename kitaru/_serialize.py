@@ -1,0 +1,188 @@
+"""Turning values into artifact bytes and back, keeping their type.
+
+Serializers, tried in this order:
+
+| name | for | loads back as |
+|---|---|---|
+| `json` | None, bool, int, float, str, and lists/tuples/dicts (str keys) of those | the same builtin type (a top-level tuple stays a tuple; nested tuples come back as lists) |
+| `bytes` | bytes, bytearray, memoryview | `bytes`, written and read without an extra copy |
+| `pydantic` | pydantic models | the same model class |
+| `dataclass` | dataclass instances | the same dataclass (nested types through pydantic) |
+| `typed-json` | anything the producer's type annotation describes (`list[Report]`, ...) | the annotated type |
+| `pickle` | anything else, only where the caller allowed it (`allow_pickle=True`) | the same object |
+
+Pickle is never chosen silently: a value no JSON serializer can represent is an
+error that names the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import pickle
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kitaru._errors import SerializationError
+
+_PLAIN_SCALARS = (str, int, float, bool, type(None))
+
+# Modules that a resumed script was loaded under: type refs written as "__main__:X"
+# resolve against the script's module when it is loaded under another name.
+module_aliases: dict[str, str] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    serializer: str
+    type_ref: str
+    data: bytes | memoryview
+
+
+def type_ref(tp: type) -> str:
+    return f"{tp.__module__}:{tp.__qualname__}"
+
+
+def resolve_type(ref: str) -> Any:
+    module_name, _, qualname = ref.partition(":")
+    module_name = module_aliases.get(module_name, module_name)
+    try:
+        obj: Any = sys.modules.get(module_name) or importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise SerializationError(
+            f"cannot import type {ref} to load this artifact ({exc}); run from the "
+            "project that defines it, or read the raw value with `kitaru artifacts get`"
+        ) from None
+    return obj
+
+
+def _is_plain(value: Any, depth: int = 0) -> bool:
+    tp = type(value)
+    if tp in _PLAIN_SCALARS:
+        return True
+    if depth > 200:
+        return False
+    if tp is list or tp is tuple:
+        return all(_is_plain(v, depth + 1) for v in value)
+    if tp is dict:
+        return all(type(k) is str and _is_plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+_adapters: dict[Any, Any] = {}
+
+
+def _adapter(tp: Any) -> Any:
+    adapter = _adapters.get(tp)
+    if adapter is None:
+        from pydantic import TypeAdapter
+
+        adapter = _adapters[tp] = TypeAdapter(tp)
+    return adapter
+
+
+def _is_pydantic_model(value: Any) -> bool:
+    if "pydantic" not in sys.modules:
+        return False
+    from pydantic import BaseModel
+
+    return isinstance(value, BaseModel)
+
+
+def encode(
+    value: Any,
+    *,
+    what: str,
+    hint: Any = None,
+    allow_pickle: bool = False,
+) -> Encoded:
+    """Serialize `value`; `what` names the producer in error messages."""
+    tp = type(value)
+    if tp is str:
+        return Encoded("json", "builtins:str", json.dumps(value).encode())
+    if _is_plain(value):
+        data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        return Encoded("json", f"builtins:{tp.__name__}", data)
+    if tp is bytes or tp is bytearray or tp is memoryview:
+        return Encoded("bytes", "builtins:bytes", memoryview(value).cast("B"))
+    if _is_pydantic_model(value):
+        return Encoded("pydantic", type_ref(tp), value.model_dump_json().encode())
+    try:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return Encoded("dataclass", type_ref(tp), _adapter(tp).dump_json(value))
+        if hint is not None and hint is not Any:
+            return Encoded("typed-json", _hint_name(hint), _adapter(hint).dump_json(value))
+    except Exception as exc:
+        if not allow_pickle:
+            raise SerializationError(
+                f"{what} returned a {_describe(tp)} that cannot be stored as JSON ({exc}); "
+                "return JSON-compatible data, a pydantic model or a dataclass, or allow "
+                "pickle with allow_pickle=True"
+            ) from None
+    if allow_pickle:
+        try:
+            return Encoded("pickle", type_ref(tp), pickle.dumps(value, protocol=5))
+        except Exception as exc:
+            raise SerializationError(
+                f"{what} returned a {_describe(tp)} that cannot be pickled either ({exc}); "
+                "return JSON-compatible data, a pydantic model or a dataclass"
+            ) from None
+    raise SerializationError(
+        f"{what} returned a {_describe(tp)}, which Kitaru cannot store as JSON; return "
+        "JSON-compatible data (dict keys must be str), a pydantic model or a dataclass, "
+        "annotate the return type, or allow pickle with allow_pickle=True"
+    )
+
+
+def decode(serializer: str, ref: str, data: bytes, *, hint: Any = None) -> Any:
+    """Deserialize bytes written by `encode`; `hint` is the producer's annotation if known."""
+    if serializer == "json":
+        value = json.loads(data)
+        return tuple(value) if ref == "builtins:tuple" else value
+    if serializer == "bytes":
+        return bytes(data) if not isinstance(data, bytes) else data
+    if serializer == "pydantic":
+        return resolve_type(ref).model_validate_json(data)
+    if serializer == "dataclass":
+        return _adapter(resolve_type(ref)).validate_json(data)
+    if serializer == "typed-json":
+        if hint is not None and hint is not Any:
+            return _adapter(hint).validate_json(data)
+        return json.loads(data)
+    if serializer == "pickle":
+        return pickle.loads(data)
+    raise SerializationError(f"unknown serializer {serializer!r}; upgrade kitaru to read it")
+
+
+def to_jsonable(serializer: str, data: bytes) -> tuple[bool, Any]:
+    """The value as plain JSON without importing user types: (ok, value)."""
+    if serializer in ("json", "pydantic", "dataclass", "typed-json"):
+        return True, json.loads(data)
+    if serializer == "bytes":
+        try:
+            return True, bytes(data).decode()
+        except UnicodeDecodeError:
+            return False, None
+    return False, None
+
+
+def _hint_name(hint: Any) -> str:
+    if isinstance(hint, type):
+        return type_ref(hint)
+    return "typing:" + repr(hint).replace("typing.", "")
+
+
+def _describe(tp: type) -> str:
+    return tp.__qualname__ if tp.__module__ == "builtins" else f"{tp.__module__}.{tp.__qualname__}"
+
+
+def is_jsonable_type(tp: Any) -> bool:
+    return tp in (bool, int, float, str, dict, list, type(None))
+
+
+Loader = Callable[[bytes], Any]

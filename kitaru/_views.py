@@ -1,0 +1,132 @@
+"""Journal records as plain JSON-ready dicts: what `--json`, the client and the server show."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from kitaru import _lease, _serialize
+from kitaru._artifact_io import read_bytes
+from kitaru.journal import ArtifactRecord, CallRecord, ExecutionRecord, Journal, WaitRecord
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def artifact_view(a: ArtifactRecord) -> dict[str, Any]:
+    return {
+        "artifact_id": a.artifact_id,
+        "exec_id": a.exec_id,
+        "name": a.name,
+        "version": a.version,
+        "producer": a.producer,
+        "producer_key": a.producer_key,
+        "type": a.type_ref,
+        "serializer": a.serializer,
+        "content_hash": a.content_hash,
+        "size": a.size,
+        "uri": a.uri,
+        "inline": a.uri is None,
+        "created_at": iso(a.created_at),
+        "metadata": a.metadata,
+    }
+
+
+def call_view(c: CallRecord, current_run: int) -> dict[str, Any]:
+    if c.reused_from:
+        origin = "reused"
+    elif c.metadata.get("override"):
+        origin = "override"
+    elif c.status == "failed":
+        origin = "failed"
+    elif c.run == current_run:
+        origin = "ran"
+    else:
+        origin = "journal"
+    return {
+        "key": c.key,
+        "name": c.name,
+        "kind": c.kind,
+        "position": c.seq,
+        "status": c.status,
+        "origin": origin,
+        "run": c.run,
+        "attempts": c.attempts,
+        "started_at": iso(c.started_at),
+        "ended_at": iso(c.ended_at),
+        "duration_s": round(c.ended_at - c.started_at, 6),
+        "output": artifact_view(c.output) if c.output else None,
+        "reused_from": c.reused_from,
+        "error": c.error,
+        "function": c.func,
+        "metadata": c.metadata,
+    }
+
+
+def wait_view(w: WaitRecord, now: float) -> dict[str, Any]:
+    timed_out = w.status == "pending" and w.timeout_at is not None and now >= w.timeout_at
+    return {
+        "exec_id": w.exec_id,
+        "key": w.key,
+        "name": w.name,
+        "question": w.question,
+        "schema": w.schema,
+        "status": "timed_out" if timed_out else w.status,
+        "since": iso(w.created_at),
+        "timeout_at": iso(w.timeout_at),
+        "default": w.default if w.has_default else None,
+        "answered_at": iso(w.answered_at),
+        "value_artifact": w.value_artifact,
+        "metadata": w.metadata,
+    }
+
+
+def result_value(journal: Journal, e: ExecutionRecord) -> tuple[bool, Any]:
+    """The flow's return value as JSON, without importing user code: (available, value)."""
+    if e.result_artifact is None:
+        return False, None
+    artifact = journal.get_artifact(e.result_artifact)
+    if artifact is None:
+        return False, None
+    try:
+        return _serialize.to_jsonable(artifact.serializer, read_bytes(artifact, e.artifact_store))
+    except Exception:
+        return False, None
+
+
+def execution_view(journal: Journal, e: ExecutionRecord, *, detail: bool = True) -> dict[str, Any]:
+    import time
+
+    status = _lease.effective_status(e.status, e.owner, e.lease_until)
+    view: dict[str, Any] = {
+        "exec_id": e.exec_id,
+        "flow": e.flow,
+        "status": status,
+        "created_at": iso(e.created_at),
+        "ended_at": iso(e.ended_at),
+        "updated_at": iso(e.updated_at),
+        "stack": e.stack,
+        "orchestrator": e.orchestrator,
+        "run_id": e.run_id,
+        "runs": e.runs,
+        "replayed_from": e.replayed_from,
+        "replay_point": e.replay_point,
+        "error": e.error,
+        "metadata": e.metadata,
+    }
+    if status == "running" and e.owner:
+        view["owner"] = e.owner
+    if detail:
+        ok, value = result_value(journal, e)
+        view["result"] = value if ok else None
+        view["result_artifact"] = e.result_artifact
+        view["checkpoints"] = [call_view(c, e.runs) for c in journal.calls(e.exec_id)]
+        now = time.time()
+        view["waits"] = [wait_view(w, now) for w in journal.waits(e.exec_id)]
+        view["flow_ref"] = e.flow_ref
+        view["flow_file"] = e.flow_file
+        view["artifact_store"] = e.artifact_store
+    return view

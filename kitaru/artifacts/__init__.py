@@ -1,0 +1,70 @@
+"""Artifact stores, chosen by URI scheme.
+
+| scheme | store | install |
+|---|---|---|
+| `file://` | local directory | built in |
+| `s3://bucket/prefix` | Amazon S3 and S3-compatible endpoints | `pip install "kitaru[aws]"` |
+| `gs://bucket/prefix` | Google Cloud Storage | `pip install "kitaru[gcp]"` |
+| `az://container/prefix` | Azure Blob Storage | `pip install "kitaru[azure]"` |
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+
+from kitaru import _config
+from kitaru._errors import ConfigurationError
+from kitaru.artifacts._base import ArtifactStore
+
+__all__ = ["ArtifactStore", "open_store", "store_for_uri"]
+
+# scheme -> (module, class, extra that installs its client library)
+_STORES: dict[str, tuple[str, str, str | None]] = {
+    "file": ("kitaru.artifacts._local", "LocalArtifactStore", None),
+}
+
+_open: dict[str, ArtifactStore] = {}
+_lock = threading.Lock()
+
+
+def open_store(uri: str) -> ArtifactStore:
+    """The store for a root URI, created once per process."""
+    with _lock:
+        store = _open.get(uri)
+        if store is None:
+            store = _open[uri] = _create(uri)
+        return store
+
+
+def _create(uri: str) -> ArtifactStore:
+    scheme = uri.partition("://")[0] if "://" in uri else ""
+    entry = _STORES.get(scheme)
+    if entry is None:
+        known = ", ".join(f"{s}://" for s in _STORES)
+        raise ConfigurationError(
+            f"artifact store URI {uri!r} has an unknown scheme; use one of {known}"
+        )
+    module_name, class_name, extra = entry
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"the {scheme}:// artifact store needs an extra ({exc.name} is missing); "
+            f'install it with: pip install "kitaru[{extra}]"'
+        ) from None
+    cls = getattr(module, class_name)
+    store: ArtifactStore = cls(uri, _config.durability())
+    return store
+
+
+def store_for_uri(object_uri: str, root_hint: str | None = None) -> tuple[ArtifactStore, str]:
+    """The store and key for an object URI recorded in the journal."""
+    root = root_hint or _config.artifact_store_uri()
+    store = open_store(root)
+    return store, store.key_of(object_uri)
+
+
+def reset_for_tests() -> None:
+    with _lock:
+        _open.clear()

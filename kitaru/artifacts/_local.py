@@ -1,0 +1,106 @@
+"""Artifacts as files in a local directory (`file:///path`).
+
+A write goes to a temporary file in the same directory and is renamed into place,
+so a killed writer leaves at most a `.tmp-*` file that no key maps to. In fsync
+mode the file and its directory are flushed before the rename is reported.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from kitaru._config import Durability
+from kitaru._errors import ConfigurationError
+
+_CHUNK = 8 << 20
+
+
+class LocalArtifactStore:
+    def __init__(self, uri: str, durability: Durability = Durability.PROCESS) -> None:
+        parsed = urlparse(uri)
+        if parsed.scheme not in ("file", ""):
+            raise ConfigurationError(f"{uri!r} is not a file:// URI")
+        self.root = Path(unquote(parsed.path) if parsed.scheme else uri).expanduser()
+        self.uri = self.root.as_uri()
+        self._fsync = durability is Durability.FSYNC
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"artifact store {self.uri} cannot be created ({exc.strerror}); "
+                "check the path and its permissions"
+            ) from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise ConfigurationError(
+                f"artifact store {self.uri} is not writable; check its permissions"
+            )
+
+    def _path(self, key: str) -> Path:
+        parts = key.split("/")
+        if not key or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"invalid artifact key {key!r}")
+        return self.root.joinpath(*parts)
+
+    def write(self, key: str, data: bytes | memoryview) -> str:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        try:
+            view = memoryview(data).cast("B")
+            with os.fdopen(fd, "wb", buffering=0) as f:
+                for start in range(0, len(view), _CHUNK):
+                    f.write(view[start : start + _CHUNK])
+                if self._fsync:
+                    os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        if self._fsync:
+            dfd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        return path.as_uri()
+
+    def read(self, key: str) -> bytes:
+        try:
+            with open(self._path(key), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        for dirpath, _dirs, files in os.walk(self.root):
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            for name in files:
+                if name.startswith(".tmp-"):
+                    continue
+                key = name if rel == "." else f"{rel}/{name}"
+                if key.startswith(prefix):
+                    yield key
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            pass
+
+    def key_of(self, uri: str) -> str:
+        path = Path(unquote(urlparse(uri).path))
+        return path.relative_to(self.root).as_posix()

@@ -1,0 +1,264 @@
+"""`kitaru executions ...`"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from kitaru.cli._output import emit_json, print_execution, short_time, table
+
+app = typer.Typer(
+    help="List, inspect, resume, replay, answer and cancel executions.",
+    no_args_is_help=True,
+)
+
+JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
+
+
+def _client() -> Any:
+    from kitaru.client import KitaruClient
+
+    return KitaruClient()
+
+
+def _finish(view: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(view)
+    else:
+        print_execution(view)
+    if view["status"] in ("failed", "crashed"):
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_(
+    flow: str | None = typer.Option(
+        None, "--flow", help="Only executions of this flow (with their replays)."
+    ),
+    status: str | None = typer.Option(
+        None, "--status", help="running, waiting, completed, failed, crashed or cancelled."
+    ),
+    limit: int = typer.Option(50, "--limit", help="At most this many, newest first."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """List executions, newest first. A `running` execution whose process died shows as
+    `crashed`."""
+    statuses = ("running", "waiting", "completed", "failed", "crashed", "cancelled")
+    if status is not None and status not in statuses:
+        from kitaru._errors import KitaruUsageError
+
+        raise KitaruUsageError(f"unknown status {status!r}; use one of {', '.join(statuses)}")
+    executions = _client().executions.list(flow=flow, status=status, limit=limit)
+    if as_json:
+        emit_json([e.to_dict() for e in executions])
+        return
+    if not executions:
+        print("no executions" + (f" of flow {flow!r}" if flow else "") + " yet")
+        return
+    table(
+        ["execution", "flow", "status", "created", "runs", "replay of"],
+        [
+            [
+                e.exec_id,
+                e.flow,
+                e.status,
+                short_time(e.created_at),
+                e.data.get("runs", 1),
+                f"{e.replayed_from} @ {e.replay_point}" if e.replayed_from else "",
+            ]
+            for e in executions
+        ],
+    )
+
+
+@app.command()
+def get(
+    exec_id: str = typer.Argument(..., help="Execution id (kx_...)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Show an execution: status, result, and each checkpoint call (ran, from the journal,
+    reused from a replay source, or failed)."""
+    view = _client().executions.get(exec_id).to_dict()
+    if as_json:
+        emit_json(view)
+    else:
+        print_execution(view)
+
+
+@app.command()
+def logs(
+    exec_id: str = typer.Argument(..., help="Execution id (kx_...)."),
+    checkpoint: str | None = typer.Option(None, "--checkpoint", help="Only this checkpoint key."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Print what the execution wrote to stdout, stderr and logging, per checkpoint call."""
+    lines = _client().executions.logs(exec_id)
+    if checkpoint is not None:
+        lines = [g for g in lines if g["checkpoint"] == checkpoint]
+    if as_json:
+        emit_json(lines)
+        return
+    current: tuple[Any, Any] | None = None
+    for g in lines:
+        header = (g["checkpoint"], g["run"])
+        if header != current:
+            current = header
+            name = f"checkpoint {g['checkpoint']}" if g["checkpoint"] else "flow"
+            print(f"── {name} (run {g['run']}) ──")
+        text = g["text"]
+        prefix = "[stderr] " if g["stream"] == "stderr" else ""
+        print(prefix + text, end="" if text.endswith("\n") else "\n")
+    if not lines:
+        print("no output captured")
+
+
+@app.command()
+def resume(
+    exec_id: str = typer.Argument(..., help="Execution id (kx_...)."),
+    detach: bool = typer.Option(
+        False, "--detach", help="Resume in the background and return at once."
+    ),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Continue a crashed, failed or waiting execution where it stopped. Completed
+    checkpoints return their stored outputs; the rest run. Prints the execution when it ends."""
+    _finish(_client().executions.resume(exec_id, detach=detach).to_dict(), as_json)
+
+
+@app.command()
+def cancel(
+    exec_id: str = typer.Argument(..., help="Execution id (kx_...)."),
+    grace: float = typer.Option(
+        10.0,
+        "--grace",
+        help="Seconds a running execution gets to reach a checkpoint boundary "
+        "before its process is killed.",
+    ),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Cancel a running, waiting or crashed execution. It never resumes by itself."""
+    view = _client().executions.cancel(exec_id, grace=grace).to_dict()
+    if as_json:
+        emit_json(view)
+    else:
+        print(f"{view['exec_id']} {view['status']}")
+
+
+@app.command("input")
+def input_(
+    exec_id: str = typer.Argument(..., help="Execution id (kx_...)."),
+    wait: str = typer.Argument(..., help="Wait name or key (approve, approve#2)."),
+    value: str = typer.Argument(..., help="The answer as JSON: true, 3, '\"text\"', '{\"k\": 1}'."),
+    detach: bool = typer.Option(
+        False, "--detach", help="Resume in the background and return at once."
+    ),
+    no_resume: bool = typer.Option(False, "--no-resume", help="Store the answer only."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Answer a pending wait and resume the execution. The value is checked against the
+    wait's schema; an invalid value changes nothing."""
+    from kitaru import _control
+
+    parsed = _control.parse_json(value, "the input")
+    client = _client()
+    execution = (
+        client.executions.input(exec_id, wait, parsed, detach=detach)
+        if not no_resume
+        else _store_only(client, exec_id, wait, parsed)
+    )
+    _finish(execution.to_dict(), as_json)
+
+
+def _store_only(client: Any, exec_id: str, wait: str, value: Any) -> Any:
+    from kitaru import _control
+
+    _control.give_input(exec_id, wait, value, resume_after=False, journal=client.journal)
+    return client.executions.get(exec_id)
+
+
+@app.command()
+def waits(as_json: bool = JSON_OPT) -> None:
+    """List pending waits across all executions."""
+    pending = _client().executions.waits()
+    if as_json:
+        emit_json(pending)
+        return
+    if not pending:
+        print("no pending waits")
+        return
+    table(
+        ["execution", "wait", "question", "schema", "since", "status"],
+        [
+            [
+                w["exec_id"],
+                w["key"],
+                w.get("question") or "",
+                _schema_text(w["schema"]),
+                short_time(w["since"]),
+                w["status"],
+            ]
+            for w in pending
+        ],
+    )
+
+
+def _schema_text(schema: dict[str, Any]) -> str:
+    if schema.get("type") == "model":
+        return str(schema.get("type_ref", "model")).split(":")[-1]
+    return str(schema.get("type", "any"))
+
+
+def _pairs(items: list[str], option: str) -> dict[str, Any]:
+    from kitaru import _control
+    from kitaru._errors import KitaruUsageError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise KitaruUsageError(f"{option} expects KEY=JSON, got {item!r}")
+        out[key] = _control.parse_json(raw, f"{option} {key}")
+    return out
+
+
+@app.command()
+def replay(
+    exec_id: str = typer.Argument(..., help="Source execution id (kx_...)."),
+    from_: str = typer.Option(
+        ..., "--from", help="Checkpoint key to run again from (draft, draft#2)."
+    ),
+    override: list[str] = typer.Option(
+        [], "--override", help="KEY=JSON: use this value as the output of checkpoint KEY."
+    ),
+    input_: list[str] = typer.Option(
+        [], "--input", help="NAME=JSON: replace the flow argument NAME."
+    ),
+    detach: bool = typer.Option(
+        False, "--detach", help="Run in the background and return at once."
+    ),
+    new_exec_id: str | None = typer.Option(None, "--exec-id", hidden=True),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Start a new execution that reuses the source's checkpoint outputs before --from and
+    runs that checkpoint and everything after it with the current code."""
+    overrides = _pairs(override, "--override")
+    inputs = _pairs(input_, "--input")
+    client = _client()
+    if new_exec_id is not None:
+        from kitaru import _control
+
+        record = _control.replay(
+            exec_id,
+            from_=from_,
+            overrides=overrides,
+            inputs=inputs,
+            journal=client.journal,
+            new_exec_id=new_exec_id,
+        )
+        view = client.executions.get(record.exec_id).to_dict()
+    else:
+        view = client.executions.replay(
+            exec_id, from_=from_, overrides=overrides, inputs=inputs, detach=detach
+        ).to_dict()
+    _finish(view, as_json)

@@ -1,0 +1,140 @@
+"""Printing for the CLI: JSON for scripts, aligned plain-text tables for people."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+
+def emit_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        for i, c in enumerate(row):
+            widths[i] = max(widths[i], len(c))
+    line = "  ".join(h.upper().ljust(widths[i]) for i, h in enumerate(headers))
+    print(line.rstrip())
+    for row in cells:
+        print("  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip())
+
+
+def short_time(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    return iso.replace("T", " ")[:19]
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f}µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f}ms"
+    if seconds < 120:
+        return f"{seconds:.2f}s"
+    return f"{seconds / 60:.1f}m"
+
+
+def size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{n}B"
+
+
+def preview(value: Any, width: int = 60) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+_ORIGIN = {
+    "ran": "ran",
+    "journal": "from journal",
+    "reused": "reused",
+    "override": "override",
+    "failed": "failed",
+}
+
+
+def print_execution(view: dict[str, Any]) -> None:
+    print(f"execution  {view['exec_id']}")
+    print(f"flow       {view['flow']}")
+    print(f"status     {view['status']}")
+    stack, orchestrator = view.get("stack", "local"), view.get("orchestrator", "local")
+    print(f"stack      {stack}" + (f" ({orchestrator})" if orchestrator != stack else ""))
+    print(f"created    {short_time(view.get('created_at'))}")
+    if view.get("ended_at"):
+        print(f"ended      {short_time(view['ended_at'])}")
+    if view.get("replayed_from"):
+        print(f"replay of  {view['replayed_from']} from {view['replay_point']!r}")
+    if view.get("runs", 0) > 1:
+        print(f"runs       {view['runs']} (resumed {view['runs'] - 1}x)")
+    if view.get("error"):
+        print(f"error      {view['error']}")
+    checkpoints = view.get("checkpoints", [])
+    if checkpoints:
+        print()
+        table(
+            ["checkpoint", "status", "origin", "duration", "output"],
+            [
+                [
+                    c["key"],
+                    c["status"],
+                    _origin_text(c),
+                    duration(c["duration_s"])
+                    if c["origin"] == "ran" or c["status"] == "failed"
+                    else "-",
+                    _output_text(c),
+                ]
+                for c in checkpoints
+            ],
+        )
+    waits = view.get("waits", [])
+    if waits:
+        print()
+        table(
+            ["wait", "status", "question", "since"],
+            [
+                [w["key"], w["status"], w.get("question") or "", short_time(w["since"])]
+                for w in waits
+            ],
+        )
+    if view["status"] == "completed":
+        print()
+        print(f"result     {preview(view.get('result'), 100)}")
+    elif view["status"] == "waiting":
+        pending = [w for w in waits if w["status"] in ("pending", "timed_out")]
+        if pending:
+            w = pending[0]
+            print()
+            print(f"waiting for input: kitaru executions input {view['exec_id']} {w['key']} <json>")
+    elif view["status"] in ("failed", "crashed"):
+        print()
+        print(f"resume with: kitaru executions resume {view['exec_id']}")
+
+
+def _origin_text(c: dict[str, Any]) -> str:
+    text = str(_ORIGIN.get(c["origin"], c["origin"]))
+    if c["origin"] == "reused" and c.get("reused_from"):
+        text = f"reused from {c['reused_from']}"
+    if c["origin"] == "journal":
+        text = f"from journal (run {c['run']})"
+    return text
+
+
+def _output_text(c: dict[str, Any]) -> str:
+    if c.get("error"):
+        return preview(c["error"], 50)
+    out = c.get("output")
+    if not out:
+        return "-"
+    return f"{str(out['type']).split(':')[-1]} {size(int(out['size']))}"

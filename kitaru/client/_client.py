@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kitaru import _control, _views
+from kitaru._artifact_io import load_value, read_bytes
+from kitaru._errors import NotFoundError
+from kitaru.journal import ArtifactRecord, Journal, current_journal, open_journal
+
+
+@dataclass
+class Execution:
+    """An execution as it was when read; `to_dict()` is what `--json` prints."""
+
+    exec_id: str
+    flow: str
+    status: str
+    result: Any
+    error: str | None
+    created_at: str | None
+    ended_at: str | None
+    replayed_from: str | None
+    replay_point: str | None
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    waits: list[dict[str, Any]] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_view(cls, view: dict[str, Any]) -> Execution:
+        return cls(
+            exec_id=view["exec_id"],
+            flow=view["flow"],
+            status=view["status"],
+            result=view.get("result"),
+            error=view.get("error"),
+            created_at=view.get("created_at"),
+            ended_at=view.get("ended_at"),
+            replayed_from=view.get("replayed_from"),
+            replay_point=view.get("replay_point"),
+            checkpoints=view.get("checkpoints", []),
+            waits=view.get("waits", []),
+            data=view,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+@dataclass
+class Artifact:
+    artifact_id: str
+    exec_id: str
+    name: str
+    version: int
+    producer: str
+    type: str
+    serializer: str
+    size: int
+    uri: str | None
+    _record: ArtifactRecord = field(repr=False)
+    _journal: Journal = field(repr=False)
+
+    def load(self) -> Any:
+        """The value, as the type it was saved with."""
+        record = self._journal.get_artifact(self.artifact_id) or self._record
+        execution = self._journal.get_execution(self.exec_id)
+        return load_value(record, execution.artifact_store if execution else None)
+
+    def read_bytes(self) -> bytes:
+        record = self._journal.get_artifact(self.artifact_id) or self._record
+        execution = self._journal.get_execution(self.exec_id)
+        return read_bytes(record, execution.artifact_store if execution else None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _views.artifact_view(self._record)
+
+
+class Executions:
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+
+    def list(
+        self,
+        *,
+        flow: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> builtins.list[Execution]:
+        """Newest first; `status` filters on the effective status (`crashed` included)."""
+        records = self._journal.list_executions(
+            flow=flow,
+            status=None if status in (None, "crashed", "running") else status,
+            limit=limit if status in (None,) else max(limit, 1000),
+        )
+        views = [_views.execution_view(self._journal, r, detail=False) for r in records]
+        if status is not None:
+            views = [v for v in views if v["status"] == status][:limit]
+        return [Execution.from_view(v) for v in views]
+
+    def get(self, exec_id: str) -> Execution:
+        record = _control.get_execution(self._journal, exec_id)
+        return Execution.from_view(_views.execution_view(self._journal, record))
+
+    def logs(self, exec_id: str) -> builtins.list[dict[str, Any]]:
+        _control.get_execution(self._journal, exec_id)
+        return [
+            {
+                "checkpoint": g.call_key,
+                "run": g.run,
+                "ts": _views.iso(g.ts),
+                "stream": g.stream,
+                "text": g.text,
+            }
+            for g in self._journal.logs(exec_id)
+        ]
+
+    def resume(self, exec_id: str, *, detach: bool = False) -> Execution:
+        record = _control.resume(exec_id, detach=detach, journal=self._journal)
+        return self.get(record.exec_id)
+
+    def cancel(self, exec_id: str, *, grace: float = 10.0) -> Execution:
+        record = _control.cancel(exec_id, grace=grace, journal=self._journal)
+        return self.get(record.exec_id)
+
+    def input(self, exec_id: str, name: str, value: Any, *, detach: bool = False) -> Execution:
+        """Answer the wait `name` (a wait name or key such as `approve#2`) and resume."""
+        record = _control.give_input(exec_id, name, value, detach=detach, journal=self._journal)
+        return self.get(record.exec_id)
+
+    def replay(
+        self,
+        exec_id: str,
+        *,
+        from_: str,
+        overrides: Mapping[str, Any] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        detach: bool = False,
+    ) -> Execution:
+        record = _control.replay(
+            exec_id,
+            from_=from_,
+            overrides=overrides,
+            inputs=inputs,
+            detach=detach,
+            journal=self._journal,
+        )
+        return self.get(record.exec_id)
+
+    def waits(self) -> builtins.list[dict[str, Any]]:
+        import time
+
+        now = time.time()
+        return [_views.wait_view(w, now) for w in self._journal.pending_waits()]
+
+
+class Artifacts:
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+
+    def _wrap(self, record: ArtifactRecord) -> Artifact:
+        return Artifact(
+            artifact_id=record.artifact_id,
+            exec_id=record.exec_id,
+            name=record.name,
+            version=record.version,
+            producer=record.producer,
+            type=record.type_ref,
+            serializer=record.serializer,
+            size=record.size,
+            uri=record.uri,
+            _record=record,
+            _journal=self._journal,
+        )
+
+    def list(self, exec_id: str) -> builtins.list[Artifact]:
+        _control.get_execution(self._journal, exec_id)
+        return [self._wrap(r) for r in self._journal.list_artifacts(exec_id)]
+
+    def get(self, artifact_id: str) -> Artifact:
+        record = self._journal.get_artifact(artifact_id)
+        if record is None:
+            raise NotFoundError(f"artifact {artifact_id} not found in {self._journal.url}")
+        return self._wrap(record)
+
+    def diff(self, exec_a: str, exec_b: str) -> dict[str, Any]:
+        from kitaru._diff import diff_executions
+
+        return diff_executions(self._journal, exec_a, exec_b)
+
+
+class KitaruClient:
+    """Reads and acts on executions in a journal (by default the one this process uses)."""
+
+    def __init__(self, journal_url: str | None = None) -> None:
+        self.journal = open_journal(journal_url) if journal_url else current_journal()
+        self.executions = Executions(self.journal)
+        self.artifacts = Artifacts(self.journal)

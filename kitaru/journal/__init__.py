@@ -1,0 +1,85 @@
+"""Journals: where executions, checkpoint calls, artifact records, waits and logs are kept.
+
+`open_journal(url)` picks the backend by URL scheme: `sqlite:///path` (the embedded
+default) or `postgresql://...` (needs `pip install "kitaru[postgres]"`).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from kitaru import _config
+from kitaru._errors import ConfigurationError
+from kitaru.journal._base import Journal
+from kitaru.journal._records import (
+    TERMINAL_STATUSES,
+    ArtifactRecord,
+    CallRecord,
+    ExecutionRecord,
+    LogRecord,
+    WaitRecord,
+)
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "ArtifactRecord",
+    "CallRecord",
+    "ExecutionRecord",
+    "Journal",
+    "LogRecord",
+    "WaitRecord",
+    "current_journal",
+    "open_journal",
+]
+
+_open: dict[str, Journal] = {}
+_open_lock = threading.Lock()
+
+
+def open_journal(url: str) -> Journal:
+    """A journal for `url`, shared by everything in this process that asks for the same URL."""
+    with _open_lock:
+        journal = _open.get(url)
+        if journal is None:
+            journal = _open[url] = _connect(url)
+        return journal
+
+
+def current_journal() -> Journal:
+    """The journal this process uses: KITARU_JOURNAL_URL, or the embedded SQLite file."""
+    return open_journal(_config.journal_url())
+
+
+def _connect(url: str) -> Journal:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigurationError(
+            f"journal URL {url!r} has no scheme; use sqlite:///path/to/journal.db "
+            "or postgresql://user@host:5432/db"
+        )
+    if scheme == "sqlite":
+        from kitaru.journal._sqlite import SqliteJournal
+
+        path = Path(rest[1:] if rest.startswith("/") and rest[1:2] == "/" else rest)
+        return SqliteJournal(url, path.expanduser(), _config.durability())
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from kitaru.journal._postgres import PostgresJournal
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"a PostgreSQL journal needs psycopg ({exc}); "
+                'install it with: pip install "kitaru[postgres]"'
+            ) from None
+        return PostgresJournal(url)
+    raise ConfigurationError(
+        f"journal URL scheme {scheme!r} is not supported; use sqlite:/// or postgresql://"
+    )
+
+
+def reset_for_tests() -> None:
+    """Forget open journals (tests switch KITARU_HOME between cases)."""
+    with _open_lock:
+        for journal in _open.values():
+            journal.close()
+        _open.clear()

@@ -1,0 +1,127 @@
+"""The journal contract: what the runtime, the CLI and the server need from a journal.
+
+Every backend (SQLite, PostgreSQL, the server's HTTP client) implements `Journal`,
+and one conformance suite (tests/journal) runs against each. Methods that change
+an execution while it runs take the caller's lease `owner` and do nothing (returning
+False) when the caller no longer owns the execution: a process whose lease was taken
+over can never write into the execution again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from kitaru.journal._records import (
+    ArtifactRecord,
+    CallRecord,
+    ExecutionRecord,
+    LogRecord,
+    WaitRecord,
+)
+
+
+class Journal(Protocol):
+    url: str
+
+    # executions
+    def create_execution(
+        self, execution: ExecutionRecord, inputs: Sequence[ArtifactRecord]
+    ) -> None:
+        """Insert a new execution (with its lease) and its input artifacts in one transaction."""
+
+    def get_execution(self, exec_id: str) -> ExecutionRecord | None: ...
+
+    def list_executions(
+        self,
+        *,
+        flow: str | None = None,
+        status: str | None = None,
+        replayed_from: str | None = None,
+        limit: int = 100,
+    ) -> list[ExecutionRecord]:
+        """Newest first."""
+
+    def take_lease(
+        self,
+        exec_id: str,
+        *,
+        owner: str,
+        expected_owner: str | None,
+        statuses: Sequence[str],
+        now: float,
+        lease_until: float,
+    ) -> bool:
+        """Atomically become the owner iff the current owner is `expected_owner` and the
+        status is one of `statuses`; marks the execution running and counts a new run."""
+
+    def heartbeat(self, exec_id: str, *, owner: str, now: float, lease_until: float) -> bool | None:
+        """Extend the lease. Returns whether cancellation was requested, None if not the owner."""
+
+    def finish(
+        self,
+        exec_id: str,
+        *,
+        owner: str,
+        status: str,
+        now: float,
+        error: str | None = None,
+        result: ArtifactRecord | None = None,
+    ) -> bool:
+        """Release the lease and set the status (waiting, completed, failed, cancelled)."""
+
+    def request_cancel(self, exec_id: str, *, now: float) -> None: ...
+
+    def cancel_idle(self, exec_id: str, *, expected_owner: str | None, now: float) -> bool:
+        """Cancel an execution that is not running (waiting, failed, crashed)."""
+
+    def set_metadata(self, exec_id: str, metadata: dict[str, object]) -> None: ...
+
+    def set_run_id(self, exec_id: str, run_id: str, orchestrator: str) -> None: ...
+
+    # checkpoint calls
+    def calls(self, exec_id: str) -> list[CallRecord]:
+        """Every call of the execution in position order, each with its output record."""
+
+    def commit_call(
+        self,
+        call: CallRecord,
+        output: ArtifactRecord | None,
+        logs: Sequence[LogRecord],
+        *,
+        owner: str,
+    ) -> bool:
+        """Record a finished call (and its output and logs) in one transaction."""
+
+    def copy_calls(self, source: str, target: str, *, before_seq: int) -> int:
+        """Replay: make `target` reuse the source's completed calls before `before_seq`."""
+
+    # artifacts
+    def put_artifact(self, artifact: ArtifactRecord) -> None: ...
+
+    def get_artifact(self, artifact_id: str) -> ArtifactRecord | None: ...
+
+    def list_artifacts(self, exec_id: str) -> list[ArtifactRecord]:
+        """Artifacts of the execution (inline bytes not loaded), oldest first."""
+
+    def find_artifact(self, exec_id: str, name: str) -> ArtifactRecord | None:
+        """The newest version of a named artifact in an execution."""
+
+    # waits
+    def create_wait(self, wait: WaitRecord, *, owner: str) -> bool: ...
+
+    def waits(self, exec_id: str) -> list[WaitRecord]: ...
+
+    def pending_waits(self) -> list[WaitRecord]: ...
+
+    def answer_wait(self, exec_id: str, key: str, value: ArtifactRecord, *, now: float) -> bool:
+        """Store the answer iff the wait is still pending."""
+
+    def copy_waits(self, source: str, target: str, *, before_seq: int) -> int: ...
+
+    # logs
+    def append_logs(self, logs: Sequence[LogRecord]) -> None: ...
+
+    def logs(self, exec_id: str) -> list[LogRecord]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,108 @@
+"""Rows of the journal, as plain dataclasses shared by every journal backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ExecutionStatus = Literal["running", "waiting", "completed", "failed", "crashed", "cancelled"]
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+
+@dataclass(slots=True)
+class ExecutionRecord:
+    exec_id: str
+    flow: str
+    status: str
+    created_at: float
+    updated_at: float
+    ended_at: float | None = None
+    # How to import the flow function again (resume, replay): "module:qualname",
+    # plus the script file and the sys.path entry it was run with.
+    flow_ref: str = ""
+    flow_file: str | None = None
+    import_path: str | None = None
+    python: str | None = None
+    stack: str = "local"
+    orchestrator: str = "local"
+    run_id: str | None = None
+    owner: str | None = None
+    heartbeat_at: float | None = None
+    lease_until: float | None = None
+    cancel_requested: bool = False
+    runs: int = 0
+    replayed_from: str | None = None
+    replay_point: str | None = None
+    error: str | None = None
+    result_artifact: str | None = None
+    artifact_store: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ArtifactRecord:
+    artifact_id: str
+    exec_id: str
+    name: str
+    version: int
+    producer: str  # checkpoint | save | wait | input | result | override | llm
+    producer_key: str | None
+    type_ref: str
+    serializer: str
+    content_hash: str
+    size: int
+    uri: str | None  # None when the bytes are inline in the journal
+    created_at: float
+    inline: bytes | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class CallRecord:
+    exec_id: str
+    key: str
+    seq: int
+    name: str
+    func: str
+    status: str  # completed | failed
+    started_at: float
+    ended_at: float
+    run: int
+    kind: str = "checkpoint"
+    attempts: int = 1
+    output_artifact: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    reused_from: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    # Filled by `calls_with_outputs`: the output artifact, with inline bytes.
+    output: ArtifactRecord | None = None
+
+
+@dataclass(slots=True)
+class WaitRecord:
+    exec_id: str
+    key: str
+    name: str
+    seq: int
+    question: str | None
+    schema: dict[str, Any]
+    created_at: float
+    status: str = "pending"  # pending | answered
+    timeout_at: float | None = None
+    default: Any = None
+    has_default: bool = False
+    call_site: str | None = None
+    answered_at: float | None = None
+    value_artifact: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class LogRecord:
+    exec_id: str
+    call_key: str | None
+    run: int
+    ts: float
+    stream: str  # stdout | stderr | log
+    text: str
