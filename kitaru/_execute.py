@@ -129,6 +129,7 @@ def new_record(
         heartbeat_at=now if owner else None,
         lease_until=now + _lease.LEASE_SECONDS if owner else None,
         runs=1 if owner else 0,
+        argv=list(sys.argv),
     )
 
 

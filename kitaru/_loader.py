@@ -131,11 +131,14 @@ def _load_script(record: ExecutionRecord) -> types.ModuleType:
     with open(path, "rb") as f:
         code = compile(f.read(), path, "exec")
     token = loading.set(True)
+    saved_argv = sys.argv
+    sys.argv = [path, *record.argv[1:]] if record.argv else [path]
     try:
         exec(code, module.__dict__)
     except StopImport:
         pass
     finally:
+        sys.argv = saved_argv
         loading.reset(token)
     return module
 

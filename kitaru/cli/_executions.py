@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 import typer
@@ -20,6 +23,16 @@ def _client() -> Any:
     from kitaru.client import KitaruClient
 
     return KitaruClient()
+
+
+@contextlib.contextmanager
+def _flow_output(as_json: bool) -> Iterator[None]:
+    """With --json, what the flow prints goes to stderr so stdout stays one JSON document."""
+    if not as_json:
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 def _finish(view: dict[str, Any], as_json: bool) -> None:
@@ -123,7 +136,9 @@ def resume(
 ) -> None:
     """Continue a crashed, failed or waiting execution where it stopped. Completed
     checkpoints return their stored outputs; the rest run. Prints the execution when it ends."""
-    _finish(_client().executions.resume(exec_id, detach=detach).to_dict(), as_json)
+    with _flow_output(as_json):
+        execution = _client().executions.resume(exec_id, detach=detach)
+    _finish(execution.to_dict(), as_json)
 
 
 @app.command()
@@ -162,11 +177,11 @@ def input_(
 
     parsed = _control.parse_json(value, "the input")
     client = _client()
-    execution = (
-        client.executions.input(exec_id, wait, parsed, detach=detach)
-        if not no_resume
-        else _store_only(client, exec_id, wait, parsed)
-    )
+    with _flow_output(as_json):
+        if no_resume:
+            execution = _store_only(client, exec_id, wait, parsed)
+        else:
+            execution = client.executions.input(exec_id, wait, parsed, detach=detach)
     _finish(execution.to_dict(), as_json)
 
 
@@ -245,6 +260,20 @@ def replay(
     overrides = _pairs(override, "--override")
     inputs = _pairs(input_, "--input")
     client = _client()
+    with _flow_output(as_json):
+        view = _replay(client, exec_id, from_, overrides, inputs, detach, new_exec_id)
+    _finish(view, as_json)
+
+
+def _replay(
+    client: Any,
+    exec_id: str,
+    from_: str,
+    overrides: dict[str, Any],
+    inputs: dict[str, Any],
+    detach: bool,
+    new_exec_id: str | None,
+) -> dict[str, Any]:
     if new_exec_id is not None:
         from kitaru import _control
 
@@ -256,9 +285,9 @@ def replay(
             journal=client.journal,
             new_exec_id=new_exec_id,
         )
-        view = client.executions.get(record.exec_id).to_dict()
-    else:
-        view = client.executions.replay(
+        return dict(client.executions.get(record.exec_id).to_dict())
+    return dict(
+        client.executions.replay(
             exec_id, from_=from_, overrides=overrides, inputs=inputs, detach=detach
         ).to_dict()
-    _finish(view, as_json)
+    )

@@ -36,7 +36,8 @@ CREATE TABLE executions (
     error TEXT,
     result_artifact TEXT,
     artifact_store TEXT,
-    metadata TEXT
+    metadata TEXT,
+    argv TEXT
 );
 CREATE INDEX executions_flow ON executions (flow, created_at);
 CREATE INDEX executions_status ON executions (status);

@@ -37,6 +37,9 @@ class ExecutionRecord:
     result_artifact: str | None = None
     artifact_store: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The command line of the process that started it: a script's top-level code sees
+    # the same sys.argv when it is loaded again to resume.
+    argv: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

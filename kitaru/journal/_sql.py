@@ -25,7 +25,7 @@ from kitaru.journal._records import (
 EXEC_COLS = (
     "exec_id, flow, status, created_at, updated_at, ended_at, flow_ref, flow_file, import_path, "
     "python, stack, orchestrator, run_id, owner, heartbeat_at, lease_until, cancel_requested, "
-    "runs, replayed_from, replay_point, error, result_artifact, artifact_store, metadata"
+    "runs, replayed_from, replay_point, error, result_artifact, artifact_store, metadata, argv"
 )
 ART_COLS = (
     "artifact_id, exec_id, name, version, producer, producer_key, type_ref, serializer, "
@@ -59,6 +59,7 @@ def _execution(row: Sequence[Any]) -> ExecutionRecord:
     r = list(row)
     r[16] = bool(r[16])
     r[23] = _unjson(r[23])
+    r[24] = json.loads(r[24]) if r[24] else []
     return ExecutionRecord(*r)
 
 
@@ -248,6 +249,7 @@ class SqlJournal:
             e.result_artifact,
             e.artifact_store,
             _json(e.metadata),
+            json.dumps(e.argv) if e.argv else None,
         )
         with self._tx() as conn:
             conn.execute(

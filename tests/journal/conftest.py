@@ -1,0 +1,47 @@
+"""The journal conformance suite runs against every backend: SQLite always, PostgreSQL
+when the test services are up (scripts/test.sh starts it; run tests through `make test`)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kitaru.journal import Journal, open_journal
+
+
+def _postgres_url() -> str:
+    url = os.environ.get("KITARU_TEST_POSTGRES_URL")
+    if not url:
+        pytest.fail(
+            "KITARU_TEST_POSTGRES_URL is not set: run the tests with `make test` (or start "
+            "scripts/services/postgres.sh up and source .test-services/postgres.env)"
+        )
+    return url
+
+
+def fresh_postgres_url() -> str:
+    """A new, empty database on the test server."""
+    import psycopg
+
+    base = _postgres_url()
+    name = "kj_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    head, _, _ = base.rpartition("/")
+    return f"{head}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'journal.db'}"
+    return fresh_postgres_url()
+
+
+@pytest.fixture
+def journal(journal_url: str) -> Iterator[Journal]:
+    yield open_journal(journal_url)
