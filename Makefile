@@ -18,11 +18,17 @@ help:
 uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 
+# Everything: the core, every plugin distribution and every extra (what the tests need).
 .venv/.synced: uv pyproject.toml uv.lock */pyproject.toml
 	$(UV) sync --locked --all-packages --all-extras
 	@touch $@
 
-demo: .venv/.synced
+# Just the core: what `pip install kitaru` gives a user (keeps anything already installed).
+.venv/.synced-core: uv pyproject.toml uv.lock
+	$(UV) sync --locked --inexact
+	@touch $@
+
+demo: .venv/.synced-core
 	$(PY) examples/demo.py
 
 lint: .venv/.synced
