@@ -34,7 +34,9 @@ def run(
     argv: list[str], *, show: str, env: dict[str, str] | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     print(f"{BOLD}$ {show}{RESET}", flush=True)
-    result = subprocess.run(argv, env={**ENV, **(env or {})}, capture_output=True, text=True)
+    result = subprocess.run(
+        argv, env={**ENV, **(env or {})}, capture_output=True, text=True, check=False
+    )
     out = result.stdout + (result.stderr if result.returncode else "")
     print("\n".join("  " + line for line in out.rstrip().splitlines()), flush=True)
     if check and result.returncode not in (0, 137):
