@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Any
 
@@ -14,6 +13,13 @@ from kitaru.journal import ArtifactRecord
 
 # Values up to this size live inline in the journal row: one write, no extra file.
 INLINE_MAX = 16 * 1024
+
+
+def content_hash(data: bytes | memoryview) -> str:
+    # hashlib loads OpenSSL on import; BLAKE2 is built in, so import it on first use.
+    import hashlib
+
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def build_artifact(
@@ -34,7 +40,7 @@ def build_artifact(
     """
     data = encoded.data
     artifact_id = new_id("ka")
-    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    digest = content_hash(data)
     size = data.nbytes if isinstance(data, memoryview) else len(data)
     inline: bytes | None = None
     uri: str | None = None
@@ -78,9 +84,7 @@ def read_bytes(artifact: ArtifactRecord, store_uri: str | None) -> bytes:
             f"{where} is missing from the artifact store: {artifact.uri} does not exist; "
             "restore the file or replay the execution to produce it again"
         ) from None
-    if len(data) != artifact.size or (
-        hashlib.blake2b(data, digest_size=16).hexdigest() != artifact.content_hash
-    ):
+    if len(data) != artifact.size or content_hash(data) != artifact.content_hash:
         raise ArtifactCorruptedError(
             f"{where} is corrupted: {artifact.uri} does not match the content hash recorded "
             "in the journal; restore the file or replay the execution to produce it again"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import time
 import typing
 from collections.abc import Awaitable, Callable
@@ -16,6 +15,16 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _NO_HINT = object()
+_CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect at startup
+
+
+def is_coroutine_function(fn: Callable[..., Any]) -> bool:
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        return bool(code.co_flags & _CO_COROUTINE)
+    import inspect
+
+    return inspect.iscoroutinefunction(fn)
 
 
 def _check_name(name: str, what: str) -> str:
@@ -53,7 +62,7 @@ class Checkpoint(Generic[P, R]):
         self.retries = retries
         self.retry_delay = retry_delay
         self.allow_pickle = allow_pickle
-        self.is_async = inspect.iscoroutinefunction(fn)
+        self.is_async = is_coroutine_function(fn)
         self.func_ref = f"{_loader.module_ref(fn.__module__)}:{fn.__qualname__}"
         self._hint: Any = _NO_HINT
         functools.update_wrapper(self, fn)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import os
 import signal
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +27,8 @@ def bind_inputs(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> dict[str, Any]:
     """The flow's arguments by parameter name, as given (defaults are not stored)."""
+    import inspect
+
     try:
         bound = inspect.signature(fn).bind(*args, **kwargs)
     except TypeError as exc:
@@ -39,6 +38,8 @@ def bind_inputs(
 
 def call_args(fn: Callable[..., Any], inputs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
     """Positional and keyword arguments that reproduce a call from its bound inputs."""
+    import inspect
+
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
     for name, param in inspect.signature(fn).parameters.items():
@@ -195,6 +196,8 @@ def _run_once(
     try:
         try:
             if flow.is_async:
+                import asyncio
+
                 value = asyncio.run(flow.fn(*args, **kwargs))
             else:
                 value = flow.fn(*args, **kwargs)
@@ -238,6 +241,8 @@ def _run_once(
 
 
 def _describe_failure(exc: BaseException) -> str:
+    import traceback
+
     key = getattr(exc, "kitaru_checkpoint", None)
     where = f"in checkpoint {key!r}: " if key else ""
     tb = traceback.extract_tb(exc.__traceback__)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
 import time
 import typing
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from kitaru import _execute, _loader, _runtime
-from kitaru._checkpoint import _check_name
+from kitaru._checkpoint import _check_name, is_coroutine_function
 from kitaru._errors import (
     ExecutionFailedError,
     ExecutionWaitingError,
@@ -123,7 +122,7 @@ class Flow(Generic[P, R]):
         self.retries = retries
         self.stack = stack
         self.allow_pickle = allow_pickle
-        self.is_async = inspect.iscoroutinefunction(fn)
+        self.is_async = is_coroutine_function(fn)
         self.flow_ref, self.flow_file, self.import_path = _loader.describe(fn)
         self._hint: Any = _NO_HINT
         _loader.registry[_loader.registry_key(self.flow_ref, self.flow_file)] = self
@@ -237,7 +236,7 @@ class _FlowDecorator:
 def _make(fn: Callable[..., Any], **options: Any) -> Flow[Any, Any]:
     if isinstance(fn, Flow):
         raise KitaruUsageError(f"{fn!r} is already a flow")
-    cls = AsyncFlow if inspect.iscoroutinefunction(fn) else SyncFlow
+    cls = AsyncFlow if is_coroutine_function(fn) else SyncFlow
     return cls(fn, **options)
 
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
 
 LEASE_SECONDS = float(os.environ.get("KITARU_LEASE_SECONDS", "30"))
 
-_HOST = socket.gethostname()
+_HOST = os.uname().nodename
 
 
 def _start_time(pid: int) -> str:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import contextvars
 import io
-import logging
 import sys
 import threading
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from kitaru.journal import LogRecord
+
+if TYPE_CHECKING:
+    import logging
 
 
 class LogBuffer:
@@ -75,29 +77,37 @@ class _Tee(io.TextIOBase):
         return getattr(self.inner, name)
 
 
-class _Handler(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+def _make_handler() -> logging.Handler:
+    # logging is imported when the first execution starts, not with kitaru.
+    import logging
 
-    def emit(self, record: logging.LogRecord) -> None:
-        buf = current_buffer.get()
-        if buf is not None:
-            try:
-                buf.add("log", self.format(record) + "\n")
-            except Exception:
-                self.handleError(record)
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            buf = current_buffer.get()
+            if buf is not None:
+                try:
+                    buf.add("log", self.format(record) + "\n")
+                except Exception:
+                    self.handleError(record)
+
+    handler = Handler(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    return handler
 
 
 _users = 0
 _users_lock = threading.Lock()
-_handler = _Handler()
+_handler: logging.Handler | None = None
 
 
 def install() -> None:
     """Start capturing (reference counted: nested and concurrent executions share it)."""
-    global _users
+    global _users, _handler
+    import logging
+
     with _users_lock:
+        if _handler is None:
+            _handler = _make_handler()
         _users += 1
         if _users == 1:
             if not isinstance(sys.stdout, _Tee):
@@ -111,6 +121,8 @@ def install() -> None:
 
 def uninstall() -> None:
     global _users
+    import logging
+
     with _users_lock:
         _users -= 1
         if _users == 0:
@@ -118,4 +130,5 @@ def uninstall() -> None:
                 sys.stdout = sys.stdout.inner
             if isinstance(sys.stderr, _Tee):
                 sys.stderr = sys.stderr.inner
-            logging.getLogger().removeHandler(_handler)
+            if _handler is not None:
+                logging.getLogger().removeHandler(_handler)

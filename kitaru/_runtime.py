@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -296,6 +295,8 @@ class CheckpointRun:
                 exc.kitaru_checkpoint = self.key  # type: ignore[attr-defined]
             except AttributeError:
                 pass
+        import traceback
+
         error = f"{type(exc).__name__}: {exc}"
         tb = "".join(traceback.format_exception(exc))
         self.ctx.commit(self._record("failed", attempts, None, error, tb), None, self.buf)

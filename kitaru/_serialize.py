@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
-import pickle
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,6 +124,8 @@ def encode(
                 "pickle with allow_pickle=True"
             ) from None
     if allow_pickle:
+        import pickle
+
         try:
             return Encoded("pickle", type_ref(tp), pickle.dumps(value, protocol=5))
         except Exception as exc:
@@ -155,6 +156,8 @@ def decode(serializer: str, ref: str, data: bytes, *, hint: Any = None) -> Any:
             return _adapter(hint).validate_json(data)
         return json.loads(data)
     if serializer == "pickle":
+        import pickle
+
         return pickle.loads(data)
     raise SerializationError(f"unknown serializer {serializer!r}; upgrade kitaru to read it")
 

@@ -34,6 +34,7 @@ class PostgresJournal(SqlJournal):
         "blob": "BYTEA",
         "real": "DOUBLE PRECISION",
         "bigint": "BIGINT",
+        "without_rowid": "",
     }
 
     def __init__(self, url: str) -> None:

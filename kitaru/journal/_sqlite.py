@@ -20,7 +20,12 @@ from kitaru.journal._sql import SqlJournal
 
 
 class SqliteJournal(SqlJournal):
-    types: ClassVar[dict[str, str]] = {"blob": "BLOB", "real": "REAL", "bigint": "INTEGER"}
+    types: ClassVar[dict[str, str]] = {
+        "blob": "BLOB",
+        "real": "REAL",
+        "bigint": "INTEGER",
+        "without_rowid": " WITHOUT ROWID",
+    }
 
     def __init__(self, url: str, path: Path, durability: Durability) -> None:
         super().__init__(url)
