@@ -1,0 +1,108 @@
+"""Small pieces users depend on indirectly: ids, leases, serializers, durability modes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sqlite3
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+import kitaru
+from kitaru import _lease, _serialize
+from kitaru._ids import new_id
+from kitaru.journal import current_journal
+
+
+def test_ids_sort_by_creation_time() -> None:
+    first = new_id("kx")
+    time.sleep(0.002)
+    second = new_id("kx")
+    assert first < second and first.startswith("kx_") and len(first) == 31
+    assert len({new_id("ka") for _ in range(10000)}) == 10000
+
+
+def test_owner_liveness_on_this_host_and_elsewhere() -> None:
+    me = _lease.new_owner()
+    assert _lease.owner_alive(me, None, time.time())
+    host, pid, start = _lease.parse_owner(me)
+    assert pid == os.getpid()
+    dead = f"{host}:999999:{start}:abcd"
+    assert not _lease.owner_alive(dead, time.time() + 100, time.time())
+    reused_pid = f"{host}:{os.getpid()}:1:abcd"  # same pid, another start time
+    assert not _lease.owner_alive(reused_pid, time.time() + 100, time.time())
+    remote = "another-host:1:1:abcd"
+    assert _lease.owner_alive(remote, time.time() + 10, time.time())
+    assert not _lease.owner_alive(remote, time.time() - 1, time.time())
+    assert _lease.effective_status("running", remote, time.time() - 1) == "crashed"
+    assert _lease.effective_status("waiting", None, None) == "waiting"
+
+
+class Model(BaseModel):
+    when: datetime
+    tags: list[str]
+
+
+@dataclasses.dataclass
+class Inner:
+    value: float
+
+
+@dataclasses.dataclass
+class Outer:
+    inner: Inner
+    items: list[Inner]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None, True, 3, 2.5, "text", [1, "a"], {"k": [1, {"n": None}]}, (1, 2), b"\x00\xff",
+        Model(when=datetime(2026, 1, 1), tags=["a"]),
+        Outer(Inner(1.5), [Inner(2.0)]),
+    ],
+)
+def test_values_load_back_as_their_type(value: object) -> None:
+    encoded = _serialize.encode(value, what="test")
+    data = bytes(encoded.data)
+    loaded = _serialize.decode(encoded.serializer, encoded.type_ref, data)
+    assert loaded == value and type(loaded) is type(value)
+
+
+def test_annotated_containers_of_models_round_trip() -> None:
+    value = [Model(when=datetime(2026, 1, 2), tags=[])]
+    encoded = _serialize.encode(value, what="test", hint=list[Model])
+    assert encoded.serializer == "typed-json"
+    loaded = _serialize.decode(encoded.serializer, encoded.type_ref, bytes(encoded.data),
+                               hint=list[Model])
+    assert loaded == value
+
+
+def test_dict_with_non_string_keys_is_refused_with_the_fix() -> None:
+    with pytest.raises(kitaru.SerializationError, match="dict keys must be str"):
+        _serialize.encode({1: "a"}, what="checkpoint 'x'")
+
+
+def test_fsync_durability_mode_flushes_every_commit(monkeypatch: pytest.MonkeyPatch,
+                                                   kitaru_home: Path) -> None:
+    monkeypatch.setenv("KITARU_DURABILITY", "fsync")
+
+    @kitaru.checkpoint
+    def step() -> int:
+        return 1
+
+    @kitaru.flow
+    def durable() -> int:
+        return step()
+
+    assert durable() == 1
+    journal = current_journal()
+    conn = journal._conn  # type: ignore[attr-defined]
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    default = sqlite3.connect(kitaru_home / "journal.db")
+    assert default.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
