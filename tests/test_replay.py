@@ -228,3 +228,58 @@ def test_cancel_a_waiting_execution(tmp_path: Path) -> None:
     assert late.returncode == 2 and "cancelled" in late.stderr
     detail = json.loads(kitaru_cli("executions", "get", execution["exec_id"], "--json").stdout)
     assert detail["status"] == "cancelled"
+
+
+def test_replay_reuses_answered_waits_above_the_replay_point() -> None:
+    import kitaru
+    from kitaru import KitaruClient, checkpoint, flow
+
+    runs: list[str] = []
+
+    @checkpoint
+    def prepare() -> str:
+        runs.append("prepare")
+        return "ready"
+
+    @checkpoint
+    def act(ok: bool) -> str:
+        runs.append("act")
+        return f"acted {ok}"
+
+    @flow
+    def gated() -> str:
+        prepare()
+        ok = kitaru.wait("go", schema=bool)
+        return act(ok)
+
+    client = KitaruClient()
+    handle = gated.run()
+    source = client.executions.input(handle.exec_id, "go", True)
+    assert source.status == "completed"
+    runs.clear()
+    replayed = client.executions.replay(handle.exec_id, from_="act")
+    assert replayed.status == "completed" and replayed.result == "acted True"
+    assert runs == ["act"]
+    assert [w["status"] for w in replayed.waits] == ["answered"]
+
+
+def test_flow_retries_reuse_completed_checkpoints() -> None:
+    from kitaru import checkpoint, flow
+
+    runs: list[str] = []
+
+    @checkpoint
+    def first() -> int:
+        runs.append("first")
+        return 1
+
+    @flow(retries=2)
+    def flaky() -> int:
+        value = first()
+        if "boom" not in runs:
+            runs.append("boom")
+            raise RuntimeError("transient")
+        return value
+
+    assert flaky() == 1
+    assert runs == ["first", "boom"]
