@@ -32,6 +32,7 @@ def build_artifact(
     encoded: _serialize.Encoded,
     version: int = 1,
     metadata: dict[str, Any] | None = None,
+    artifact_id: str | None = None,
 ) -> ArtifactRecord:
     """Write the bytes where they belong and return the record to commit to the journal.
 
@@ -39,7 +40,7 @@ def build_artifact(
     afterwards, so the journal never points at bytes that are not there.
     """
     data = encoded.data
-    artifact_id = new_id("ka")
+    artifact_id = artifact_id or new_id("ka")
     digest = content_hash(data)
     size = data.nbytes if isinstance(data, memoryview) else len(data)
     inline: bytes | None = None

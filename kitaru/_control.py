@@ -25,6 +25,7 @@ from kitaru._errors import (
 from kitaru._wait import validate
 from kitaru.artifacts import open_store
 from kitaru.journal import CallRecord, ExecutionRecord, Journal, WaitRecord, current_journal
+from kitaru.journal._records import call_output_id
 
 
 def get_execution(journal: Journal, exec_id: str) -> ExecutionRecord:
@@ -341,6 +342,7 @@ def _commit_override(
         producer="override",
         producer_key=call.key,
         encoded=encoded,
+        artifact_id=call_output_id(record.exec_id, call.seq),
     )
     now = time.time()
     override = CallRecord(

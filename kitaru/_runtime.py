@@ -27,6 +27,7 @@ from kitaru._errors import (
 from kitaru._logs import LogBuffer, current_buffer
 from kitaru.artifacts import open_store
 from kitaru.journal import ArtifactRecord, CallRecord, ExecutionRecord, Journal, WaitRecord
+from kitaru.journal._records import call_output_id
 
 
 @dataclass(slots=True)
@@ -171,6 +172,7 @@ class ExecutionContext:
         allow_pickle: bool = False,
         version: int = 1,
         metadata: dict[str, Any] | None = None,
+        artifact_id: str | None = None,
     ) -> ArtifactRecord:
         encoded = _serialize.encode(value, what=what, hint=hint, allow_pickle=allow_pickle)
         return build_artifact(
@@ -182,6 +184,7 @@ class ExecutionContext:
             encoded=encoded,
             version=version,
             metadata=metadata,
+            artifact_id=artifact_id,
         )
 
     def commit(
@@ -282,6 +285,7 @@ class CheckpointRun:
                 what=f"checkpoint {self.key!r}",
                 hint=self.spec.return_hint(),
                 allow_pickle=self.spec.allow_pickle,
+                artifact_id=call_output_id(self.ctx.exec_id, self.seq),
             )
         except SerializationError as exc:
             self.ctx.commit(self._record("failed", attempts, None, str(exc)), None, self.buf)

@@ -61,7 +61,15 @@ class Outer:
 @pytest.mark.parametrize(
     "value",
     [
-        None, True, 3, 2.5, "text", [1, "a"], {"k": [1, {"n": None}]}, (1, 2), b"\x00\xff",
+        None,
+        True,
+        3,
+        2.5,
+        "text",
+        [1, "a"],
+        {"k": [1, {"n": None}]},
+        (1, 2),
+        b"\x00\xff",
         Model(when=datetime(2026, 1, 1), tags=["a"]),
         Outer(Inner(1.5), [Inner(2.0)]),
     ],
@@ -77,8 +85,9 @@ def test_annotated_containers_of_models_round_trip() -> None:
     value = [Model(when=datetime(2026, 1, 2), tags=[])]
     encoded = _serialize.encode(value, what="test", hint=list[Model])
     assert encoded.serializer == "typed-json"
-    loaded = _serialize.decode(encoded.serializer, encoded.type_ref, bytes(encoded.data),
-                               hint=list[Model])
+    loaded = _serialize.decode(
+        encoded.serializer, encoded.type_ref, bytes(encoded.data), hint=list[Model]
+    )
     assert loaded == value
 
 
@@ -87,8 +96,9 @@ def test_dict_with_non_string_keys_is_refused_with_the_fix() -> None:
         _serialize.encode({1: "a"}, what="checkpoint 'x'")
 
 
-def test_fsync_durability_mode_flushes_every_commit(monkeypatch: pytest.MonkeyPatch,
-                                                   kitaru_home: Path) -> None:
+def test_fsync_durability_mode_flushes_every_commit(
+    monkeypatch: pytest.MonkeyPatch, kitaru_home: Path
+) -> None:
     monkeypatch.setenv("KITARU_DURABILITY", "fsync")
 
     @kitaru.checkpoint

@@ -26,12 +26,27 @@ def test_member_distributions_are_installed_and_importable(distribution: str) ->
 
 def test_import_kitaru_pulls_in_no_cloud_sdk_server_or_pulumi() -> None:
     code = (
-        "import json, sys, kitaru; "
-        "print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))"
+        "import json, sys, kitaru; print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))"
     )
     loaded = set(json.loads(subprocess.check_output([sys.executable, "-c", code])))
-    heavy = {"boto3", "botocore", "google", "azure", "fastapi", "uvicorn", "starlette", "pulumi",
-             "docker", "kubernetes", "pydantic", "httpx", "typer", "rich", "sqlite3", "psycopg",
-             "asyncio"}
+    heavy = {
+        "boto3",
+        "botocore",
+        "google",
+        "azure",
+        "fastapi",
+        "uvicorn",
+        "starlette",
+        "pulumi",
+        "docker",
+        "kubernetes",
+        "pydantic",
+        "httpx",
+        "typer",
+        "rich",
+        "sqlite3",
+        "psycopg",
+        "asyncio",
+    }
     assert loaded & heavy == set()
     assert not any(m.startswith("kitaru_") for m in loaded)

@@ -64,8 +64,8 @@ CREATE INDEX artifacts_exec ON artifacts (exec_id, name, version);
 
 CREATE TABLE calls (
     exec_id TEXT NOT NULL,
-    key TEXT NOT NULL,
     seq INTEGER NOT NULL,
+    key TEXT NOT NULL,
     name TEXT NOT NULL,
     func TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -79,7 +79,14 @@ CREATE TABLE calls (
     traceback TEXT,
     reused_from TEXT,
     metadata TEXT,
-    PRIMARY KEY (exec_id, key)
+    out_type_ref TEXT,
+    out_serializer TEXT,
+    out_hash TEXT,
+    out_size {bigint},
+    out_uri TEXT,
+    out_inline {blob},
+    out_producer TEXT,
+    PRIMARY KEY (exec_id, seq)
 ){without_rowid};
 
 CREATE TABLE waits (

@@ -5,6 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+
+def call_output_id(exec_id: str, seq: int) -> str:
+    """The artifact id of a checkpoint call's output: it names the execution and position,
+    so the journal finds the output in the call's own row (no separate artifact row)."""
+    return f"ka_{exec_id.removeprefix('kx_')}_{seq}"
+
+
+def parse_call_output_id(artifact_id: str) -> tuple[str, int] | None:
+    """(exec_id, position) for a call output id, None for other artifact ids."""
+    prefix, _, rest = artifact_id.partition("_")
+    exec_part, sep, seq = rest.partition("_")
+    if prefix != "ka" or not sep or not seq.isdigit():
+        return None
+    return f"kx_{exec_part}", int(seq)
+
+
 ExecutionStatus = Literal["running", "waiting", "completed", "failed", "crashed", "cancelled"]
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 

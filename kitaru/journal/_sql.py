@@ -20,6 +20,7 @@ from kitaru.journal._records import (
     ExecutionRecord,
     LogRecord,
     WaitRecord,
+    parse_call_output_id,
 )
 
 EXEC_COLS = (
@@ -36,6 +37,9 @@ CALL_COLS = (
     "exec_id, key, seq, name, func, status, started_at, ended_at, run, kind, attempts, "
     "output_artifact, error, traceback, reused_from, metadata"
 )
+# A checkpoint call's output lives in the call's row: one row per commit on the hot path.
+OUT_COLS = "out_type_ref, out_serializer, out_hash, out_size, out_uri, out_inline, out_producer"
+CALL_ROW = f"{CALL_COLS}, {OUT_COLS}"
 WAIT_COLS = (
     "exec_id, key, name, seq, question, schema, created_at, status, timeout_at, default_value, "
     "has_default, call_site, answered_at, value_artifact, metadata"
@@ -85,9 +89,28 @@ def _artifact(row: Sequence[Any], with_inline: bool = True) -> ArtifactRecord:
 
 
 def _call(row: Sequence[Any]) -> CallRecord:
+    """A call and its output artifact from a CALL_ROW row."""
     r = list(row[:16])
     r[15] = _unjson(r[15])
-    return CallRecord(*r)
+    call = CallRecord(*r)
+    type_ref, serializer, digest, size, uri, inline, producer = row[16:23]
+    if call.output_artifact is not None and serializer is not None:
+        call.output = ArtifactRecord(
+            artifact_id=call.output_artifact,
+            exec_id=call.reused_from or call.exec_id,
+            name=call.key,
+            version=1,
+            producer=producer or call.kind,
+            producer_key=call.key,
+            type_ref=type_ref,
+            serializer=serializer,
+            content_hash=digest,
+            size=size,
+            uri=uri,
+            created_at=call.ended_at,
+            inline=bytes(inline) if inline is not None else None,
+        )
+    return call
 
 
 def _wait(row: Sequence[Any]) -> WaitRecord:
@@ -151,14 +174,14 @@ def _log_params(logs: Sequence[LogRecord]) -> list[tuple[Any, ...]]:
 
 
 _INSERT_CALL = (
-    f"INSERT INTO calls ({CALL_COLS}) SELECT {_marks(CALL_COLS)} "
+    f"INSERT INTO calls ({CALL_ROW}) SELECT {_marks(CALL_ROW)} "
     "WHERE EXISTS (SELECT 1 FROM executions WHERE exec_id = ? AND owner = ?) "
-    "ON CONFLICT (exec_id, key) DO UPDATE SET seq = excluded.seq, name = excluded.name, "
-    "func = excluded.func, status = excluded.status, started_at = excluded.started_at, "
-    "ended_at = excluded.ended_at, run = excluded.run, kind = excluded.kind, "
-    "attempts = excluded.attempts, output_artifact = excluded.output_artifact, "
-    "error = excluded.error, traceback = excluded.traceback, reused_from = excluded.reused_from, "
-    "metadata = excluded.metadata"
+    "ON CONFLICT (exec_id, seq) DO UPDATE SET "
+    + ", ".join(
+        f"{c.strip()} = excluded.{c.strip()}"
+        for c in CALL_ROW.split(",")
+        if c.strip() not in ("exec_id", "seq")
+    )
 )
 _INSERT_ARTIFACT = f"INSERT INTO artifacts ({ART_COLS}) VALUES ({_marks(ART_COLS)})"
 _INSERT_LOG = f"INSERT INTO logs ({LOG_COLS}) VALUES ({_marks(LOG_COLS)})"
@@ -403,20 +426,10 @@ class SqlJournal:
 
     # -- calls ---------------------------------------------------------------------------
     def calls(self, exec_id: str) -> list[CallRecord]:
-        cols = ", ".join("c." + c.strip() for c in CALL_COLS.split(","))
-        acols = ", ".join("a." + c.strip() for c in ART_COLS.split(","))
         rows = self._x(
-            f"SELECT {cols}, {acols} FROM calls c LEFT JOIN artifacts a "
-            "ON a.artifact_id = c.output_artifact WHERE c.exec_id = ? ORDER BY c.seq",
-            (exec_id,),
+            f"SELECT {CALL_ROW} FROM calls WHERE exec_id = ? ORDER BY seq", (exec_id,)
         ).fetchall()
-        out = []
-        for row in rows:
-            call = _call(row)
-            if row[16] is not None:
-                call.output = _artifact(row[16:])
-            out.append(call)
-        return out
+        return [_call(row) for row in rows]
 
     def commit_call(
         self,
@@ -426,34 +439,21 @@ class SqlJournal:
         *,
         owner: str,
     ) -> bool:
-        c = call
+        c, o = call, output
         params = (
-            c.exec_id,
-            c.key,
-            c.seq,
-            c.name,
-            c.func,
-            c.status,
-            c.started_at,
-            c.ended_at,
-            c.run,
-            c.kind,
-            c.attempts,
-            c.output_artifact,
-            c.error,
-            c.traceback,
-            c.reused_from,
-            _json(c.metadata),
-            c.exec_id,
-            owner,
-        )
+            c.exec_id, c.key, c.seq, c.name, c.func, c.status, c.started_at, c.ended_at,
+            c.run, c.kind, c.attempts, o.artifact_id if o else None, c.error, c.traceback,
+            c.reused_from, _json(c.metadata),
+            o.type_ref if o else None, o.serializer if o else None,
+            o.content_hash if o else None, o.size if o else None, o.uri if o else None,
+            o.inline if o else None, o.producer if o else None,
+            c.exec_id, owner,
+        )  # fmt: skip
         try:
             with self._tx() as conn:
                 cur = conn.execute(self._sql(_INSERT_CALL), params)
                 if cur.rowcount != 1:
                     raise _Rollback
-                if output is not None:
-                    conn.execute(self._sql(_INSERT_ARTIFACT), _artifact_params(output))
                 if logs:
                     self._many(conn, self._sql(_INSERT_LOG), _log_params(logs))
         except _Rollback:
@@ -461,7 +461,7 @@ class SqlJournal:
         return True
 
     def copy_calls(self, source: str, target: str, *, before_seq: int) -> int:
-        cols = CALL_COLS.replace("exec_id, ", "").replace(", reused_from", "")
+        cols = CALL_ROW.replace("exec_id, ", "").replace(", reused_from", "")
         with self._tx() as conn:
             cur = conn.execute(
                 self._sql(
@@ -479,6 +479,15 @@ class SqlJournal:
             conn.execute(self._sql(_INSERT_ARTIFACT), _artifact_params(artifact))
 
     def get_artifact(self, artifact_id: str) -> ArtifactRecord | None:
+        located = parse_call_output_id(artifact_id)
+        if located is not None:
+            row = self._x(
+                f"SELECT {CALL_ROW} FROM calls WHERE exec_id = ? AND seq = ?", located
+            ).fetchone()
+            if row is None:
+                return None
+            call = _call(row)
+            return call.output if call.output_artifact == artifact_id else None
         row = self._x(
             f"SELECT {ART_COLS} FROM artifacts WHERE artifact_id = ?", (artifact_id,)
         ).fetchone()
@@ -490,7 +499,13 @@ class SqlJournal:
             "ORDER BY created_at, artifact_id",
             (exec_id,),
         ).fetchall()
-        return [_artifact(r, with_inline=False) for r in rows]
+        found = [_artifact(r, with_inline=False) for r in rows]
+        for call in self.calls(exec_id):
+            if call.output is not None and call.reused_from is None:
+                call.output.inline = None
+                found.append(call.output)
+        found.sort(key=lambda a: (a.created_at, a.artifact_id))
+        return found
 
     def find_artifact(self, exec_id: str, name: str) -> ArtifactRecord | None:
         row = self._x(
@@ -498,7 +513,13 @@ class SqlJournal:
             "ORDER BY version DESC LIMIT 1",
             (exec_id, name),
         ).fetchone()
-        return _artifact(row) if row else None
+        if row:
+            return _artifact(row)
+        row = self._x(
+            f"SELECT {CALL_ROW} FROM calls WHERE exec_id = ? AND key = ? AND status = 'completed'",
+            (exec_id, name),
+        ).fetchone()
+        return _call(row).output if row else None
 
     # -- waits ---------------------------------------------------------------------------
     def create_wait(self, wait: WaitRecord, *, owner: str) -> bool:

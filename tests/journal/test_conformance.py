@@ -14,6 +14,7 @@ from kitaru.journal import (
     LogRecord,
     WaitRecord,
 )
+from kitaru.journal._records import call_output_id
 
 
 def execution(flow: str = "agent", owner: str | None = "me", **kw: object) -> ExecutionRecord:
@@ -42,9 +43,10 @@ def artifact(
     version: int = 1,
     producer: str = "checkpoint",
     data: bytes = b'{"a":1}',
+    seq: int | None = None,
 ) -> ArtifactRecord:
     return ArtifactRecord(
-        artifact_id=new_id("ka"),
+        artifact_id=call_output_id(exec_id, seq) if seq is not None else new_id("ka"),
         exec_id=exec_id,
         name=name,
         version=version,
@@ -97,7 +99,7 @@ def test_create_get_and_list_executions(journal: Journal) -> None:
 def test_commit_call_stores_call_output_and_logs_atomically(journal: Journal) -> None:
     e = execution()
     journal.create_execution(e, [])
-    out = artifact(e.exec_id, "step")
+    out = artifact(e.exec_id, "step", seq=1)
     logs = [LogRecord(e.exec_id, "step", 1, time.time(), "stdout", "hello\n")]
     assert journal.commit_call(call(e.exec_id, "step", 1, out), out, logs, owner="me")
 
@@ -105,12 +107,19 @@ def test_commit_call_stores_call_output_and_logs_atomically(journal: Journal) ->
     assert stored.key == "step" and stored.metadata == {"tokens": 3}
     assert stored.output is not None and stored.output.inline == b'{"a":1}'
     assert [g.text for g in journal.logs(e.exec_id)] == ["hello\n"]
+    # The output is an artifact like any other: by id, in listings, by name.
+    got = journal.get_artifact(out.artifact_id)
+    assert got is not None and got.inline == b'{"a":1}' and got.name == "step"
+    assert [a.artifact_id for a in journal.list_artifacts(e.exec_id)] == [out.artifact_id]
+    found = journal.find_artifact(e.exec_id, "step")
+    assert found is not None and found.artifact_id == out.artifact_id
+    assert journal.get_artifact(call_output_id(e.exec_id, 2)) is None
 
 
 def test_a_process_that_lost_its_lease_cannot_write(journal: Journal) -> None:
     e = execution()
     journal.create_execution(e, [])
-    out = artifact(e.exec_id, "step")
+    out = artifact(e.exec_id, "step", seq=1)
     assert not journal.commit_call(call(e.exec_id, "step", 1, out), out, [], owner="someone-else")
     assert journal.calls(e.exec_id) == []
     assert journal.get_artifact(out.artifact_id) is None
@@ -122,7 +131,7 @@ def test_failed_call_is_replaced_when_it_runs_again(journal: Journal) -> None:
     e = execution()
     journal.create_execution(e, [])
     journal.commit_call(call(e.exec_id, "step", 1, None, status="failed"), None, [], owner="me")
-    out = artifact(e.exec_id, "step")
+    out = artifact(e.exec_id, "step", seq=1)
     journal.commit_call(call(e.exec_id, "step", 1, out), out, [], owner="me")
     [stored] = journal.calls(e.exec_id)
     assert stored.status == "completed" and stored.output_artifact == out.artifact_id
@@ -239,7 +248,7 @@ def test_replay_copies_calls_and_waits_before_the_replay_point(journal: Journal)
     )
     outs = []
     for i, key in enumerate(["a", "b", "c"], start=1):
-        out = artifact(src.exec_id, key)
+        out = artifact(src.exec_id, key, seq=i)
         outs.append(out)
         journal.commit_call(call(src.exec_id, key, i, out), out, [], owner="me")
     dst = execution()
@@ -249,6 +258,9 @@ def test_replay_copies_calls_and_waits_before_the_replay_point(journal: Journal)
     assert [c.key for c in copied] == ["a", "b"]
     assert all(c.reused_from == src.exec_id for c in copied)
     assert copied[0].output is not None and copied[0].output.artifact_id == outs[0].artifact_id
+    assert copied[0].output.exec_id == src.exec_id
+    # A replay's artifacts are the ones it produced; reused outputs belong to the source.
+    assert journal.list_artifacts(dst.exec_id) == []
 
 
 def test_pending_waits_of_finished_executions_are_not_listed(journal: Journal) -> None:
