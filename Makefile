@@ -2,6 +2,10 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+# Installed packages come with their bytecode, as pip installs them for users; an
+# environment that forbids writing .pyc files would make every start-up compile again.
+export UV_COMPILE_BYTECODE := 1
+unexport PYTHONDONTWRITEBYTECODE
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 

@@ -61,17 +61,29 @@ def resolve_type(ref: str) -> Any:
 
 
 def _is_plain(value: Any, depth: int = 0) -> bool:
+    """Whether JSON represents `value` exactly (tuples aside): the hot path of every commit."""
     tp = type(value)
     if tp in _PLAIN_SCALARS:
         return True
     if depth > 200:
         return False
-    if tp is list or tp is tuple:
-        return all(_is_plain(v, depth + 1) for v in value)
     if tp is dict:
-        return all(type(k) is str and _is_plain(v, depth + 1) for k, v in value.items())
+        for k, v in value.items():
+            if type(k) is not str or (
+                type(v) not in _PLAIN_SCALARS and not _is_plain(v, depth + 1)
+            ):
+                return False
+        return True
+    if tp is list or tp is tuple:
+        for v in value:
+            if type(v) not in _PLAIN_SCALARS and not _is_plain(v, depth + 1):
+                return False
+        return True
     return False
 
+
+# One encoder for every value: json.dumps() with options builds a new one per call.
+_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 _adapters: dict[Any, Any] = {}
 
@@ -105,7 +117,7 @@ def encode(
     if tp is str:
         return Encoded("json", "builtins:str", json.dumps(value).encode())
     if _is_plain(value):
-        data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        data = _compact(value).encode()
         return Encoded("json", f"builtins:{tp.__name__}", data)
     if tp is bytes or tp is bytearray or tp is memoryview:
         return Encoded("bytes", "builtins:bytes", memoryview(value).cast("B"))

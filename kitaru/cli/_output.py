@@ -83,21 +83,7 @@ def print_execution(view: dict[str, Any]) -> None:
     checkpoints = view.get("checkpoints", [])
     if checkpoints:
         print()
-        table(
-            ["checkpoint", "status", "origin", "duration", "output"],
-            [
-                [
-                    c["key"],
-                    c["status"],
-                    _origin_text(c),
-                    duration(c["duration_s"])
-                    if c["origin"] == "ran" or c["status"] == "failed"
-                    else "-",
-                    _output_text(c),
-                ]
-                for c in checkpoints
-            ],
-        )
+        table(["checkpoint", "status", "origin", "duration", "output"], _timeline(checkpoints))
     waits = view.get("waits", [])
     if waits:
         print()
@@ -120,6 +106,38 @@ def print_execution(view: dict[str, Any]) -> None:
     elif view["status"] in ("failed", "crashed"):
         print()
         print(f"resume with: kitaru executions resume {view['exec_id']}")
+
+
+def _timeline(checkpoints: list[dict[str, Any]]) -> list[list[str]]:
+    """One row per call; runs of 4+ alike calls (same checkpoint, status and origin) fold
+    into one row so that a 1000-step loop stays readable (--json has every call)."""
+    rows: list[list[str]] = []
+    i = 0
+    while i < len(checkpoints):
+        c = checkpoints[i]
+        j = i
+        while (
+            j + 1 < len(checkpoints)
+            and checkpoints[j + 1]["name"] == c["name"]
+            and checkpoints[j + 1]["status"] == c["status"]
+            and _origin_text(checkpoints[j + 1]) == _origin_text(c)
+        ):
+            j += 1
+        ran = c["origin"] == "ran" or c["status"] == "failed"
+        if j - i >= 3:
+            total = sum(x["duration_s"] for x in checkpoints[i : j + 1])
+            rows.append([
+                f"{c['key']} … {checkpoints[j]['key']}", c["status"], _origin_text(c),
+                duration(total) if ran else "-", f"{j - i + 1} calls",
+            ])  # fmt: skip
+            i = j + 1
+            continue
+        rows.append([
+            c["key"], c["status"], _origin_text(c), duration(c["duration_s"]) if ran else "-",
+            _output_text(c),
+        ])  # fmt: skip
+        i += 1
+    return rows
 
 
 def _origin_text(c: dict[str, Any]) -> str:

@@ -449,13 +449,15 @@ class SqlJournal:
             o.inline if o else None, o.producer if o else None,
             c.exec_id, owner,
         )  # fmt: skip
+        if not logs:
+            # One statement is its own transaction: no BEGIN/COMMIT round trips.
+            return bool(self._x(_INSERT_CALL, params).rowcount == 1)
         try:
             with self._tx() as conn:
                 cur = conn.execute(self._sql(_INSERT_CALL), params)
                 if cur.rowcount != 1:
                     raise _Rollback
-                if logs:
-                    self._many(conn, self._sql(_INSERT_LOG), _log_params(logs))
+                self._many(conn, self._sql(_INSERT_LOG), _log_params(logs))
         except _Rollback:
             return False
         return True
