@@ -398,3 +398,37 @@ def cancel(exec_id: str, *, grace: float = 10.0, journal: Journal | None = None)
     if current.status != "cancelled":
         journal.cancel_idle(exec_id, expected_owner=current.owner, now=time.time())
     return get_execution(journal, exec_id)
+
+
+def timed_out(journal: Journal, *, now: float | None = None) -> list[str]:
+    """Waiting executions that have a wait past its timeout: they can continue now."""
+    now = time.time() if now is None else now
+    found: list[str] = []
+    for wait in journal.pending_waits():
+        if wait.timeout_at is not None and now >= wait.timeout_at and wait.exec_id not in found:
+            record = journal.get_execution(wait.exec_id)
+            if record is not None and record.status == "waiting":
+                found.append(wait.exec_id)
+    return found
+
+
+def sweep(
+    *, detach: bool = False, journal: Journal | None = None
+) -> tuple[list[ExecutionRecord], dict[str, str]]:
+    """Resume every waiting execution whose wait timed out (nothing else polls waits).
+
+    Returns the resumed executions and, by execution id, the errors of those that could
+    not be resumed (one broken execution does not stop the others)."""
+    from kitaru._errors import KitaruError
+
+    journal = journal or current_journal()
+    done: list[ExecutionRecord] = []
+    errors: dict[str, str] = {}
+    for exec_id in timed_out(journal):
+        try:
+            done.append(resume(exec_id, detach=detach, journal=journal))
+        except LeaseError:
+            continue  # someone else resumed it first
+        except KitaruError as exc:
+            errors[exec_id] = str(exc)
+    return done, errors

@@ -113,7 +113,14 @@ def load_flow(record: ExecutionRecord) -> Any:
 
 def _load_script(record: ExecutionRecord) -> types.ModuleType:
     path = record.flow_file
-    if not path or not os.path.exists(path):
+    if not path:
+        raise KitaruError(
+            f"flow {record.flow!r} was defined interactively (a notebook or REPL), so no "
+            "other process can import it; resume it from the session that defined it with "
+            f"KitaruClient().executions.resume({record.exec_id!r}), or move the flow into a "
+            "module"
+        )
+    if not os.path.exists(path):
         raise KitaruError(
             f"flow {record.flow!r} was defined in the script {path}, which no longer exists; "
             "restore the script to resume or replay this execution"

@@ -107,6 +107,40 @@ def test_wait_timeout_takes_default_or_fails() -> None:
     assert resumed.status == "failed" and "timed out" in str(resumed.error)
 
 
+def test_sweep_resumes_executions_whose_waits_timed_out(tmp_path: Path) -> None:
+    script = write_script(
+        tmp_path / "timeouts.py",
+        """
+        import kitaru
+        from kitaru import flow
+
+        @flow
+        def patient() -> str:
+            return str(kitaru.wait("ok", schema=str, timeout=0.2, default="auto"))
+
+        @flow
+        def strict() -> str:
+            return str(kitaru.wait("ok", schema=str, timeout=0.2))
+
+        @flow
+        def forever() -> str:
+            return str(kitaru.wait("ok", schema=str))
+
+        for f in (patient, strict, forever):
+            f.run()
+    """,
+    )
+    assert run_python(script).returncode == 0
+    time.sleep(0.3)
+    swept = kitaru_cli("executions", "sweep", "--json")
+    assert swept.returncode == 0, swept
+    outcome = {e["flow"]: e["status"] for e in swept.json()}
+    assert outcome == {"patient": "completed", "strict": "failed"}
+    statuses = {e["flow"]: e["status"] for e in kitaru_cli("executions", "list", "--json").json()}
+    assert statuses == {"patient": "completed", "strict": "failed", "forever": "waiting"}
+    assert kitaru_cli("executions", "sweep").stdout.strip() == "no timed-out waits"
+
+
 def test_wait_is_not_swallowed_by_except_exception() -> None:
     @flow
     def careless() -> str:

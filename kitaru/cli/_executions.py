@@ -218,6 +218,32 @@ def waits(as_json: bool = JSON_OPT) -> None:
     )
 
 
+@app.command()
+def sweep(
+    detach: bool = typer.Option(False, "--detach", help="Resume in the background."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Resume every waiting execution whose wait passed its timeout, so the wait takes its
+    default (or fails). Nothing polls waits: run this from cron, or let the server do it."""
+    from kitaru import _control, _views
+
+    client = _client()
+    with _flow_output(as_json):
+        records, errors = _control.sweep(detach=detach, journal=client.journal)
+    views = [_views.execution_view(client.journal, r, detail=False) for r in records]
+    for exec_id, error in errors.items():
+        print(f"error: {exec_id}: {error}", file=sys.stderr)
+    if as_json:
+        emit_json(views)
+    else:
+        if not views and not errors:
+            print("no timed-out waits")
+        for v in views:
+            print(f"{v['exec_id']} {v['status']}")
+    if errors:
+        raise typer.Exit(1)
+
+
 def _schema_text(schema: dict[str, Any]) -> str:
     if schema.get("type") == "model":
         return str(schema.get("type_ref", "model")).split(":")[-1]
