@@ -105,7 +105,17 @@ def test_failed_execution_resumes_by_running_the_failed_call_again(tmp_path: Pat
     assert ledger_counts(ledger) == {0: 1, 1: 1, 2: 2, 3: 1}
 
 
-def test_two_concurrent_resumes_exactly_one_runs(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgres"])
+def journal_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the embedded journal and again with a fresh PostgreSQL database."""
+    if request.param == "postgres":
+        from tests.journal.conftest import fresh_postgres_url
+
+        monkeypatch.setenv("KITARU_JOURNAL_URL", fresh_postgres_url())
+    return str(request.param)
+
+
+def test_two_concurrent_resumes_exactly_one_runs(tmp_path: Path, journal_backend: str) -> None:
     script = write_script(tmp_path / "agent.py", AGENT)
     ledger = tmp_path / "ledger"
     run_python(script, "3", env={"LEDGER": str(ledger), "CRASH_AT": "1"})
@@ -132,6 +142,32 @@ def test_two_concurrent_resumes_exactly_one_runs(tmp_path: Path) -> None:
         if rc != 0:
             assert "running" in err or "being resumed" in err or "already completed" in err, err
     assert ledger_counts(ledger) == {0: 1, 1: 2, 2: 1}
+
+
+def test_parallel_executions_of_one_flow_do_not_interfere(
+    tmp_path: Path, journal_backend: str
+) -> None:
+    script = write_script(tmp_path / "agent.py", AGENT)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(n)],
+            env={**os.environ, "LEDGER": str(tmp_path / f"ledger{n}")},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for n in (20, 25, 30)
+    ]
+    for p in procs:
+        out, _ = p.communicate(timeout=120)
+        assert p.returncode == 0 and "completed" in out
+    results = sorted(e["exec_id"] for e in kitaru_cli("executions", "list", "--json").json())
+    assert len(results) == 3
+    for exec_id in results:
+        view = kitaru_cli("executions", "get", exec_id, "--json").json()
+        n = len(view["checkpoints"])
+        assert view["status"] == "completed" and n in (20, 25, 30)
+        assert view["result"] == sum(i * i for i in range(n))
+        assert [c["key"] for c in view["checkpoints"]][:2] == ["step", "step#2"]
 
 
 def test_changed_flow_is_refused_by_the_determinism_guard(tmp_path: Path) -> None:
