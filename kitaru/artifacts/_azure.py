@@ -29,7 +29,8 @@ from azure.storage.blob import ContainerClient
 
 from kitaru._config import Durability
 from kitaru._errors import ConfigurationError
-from kitaru.artifacts._object import Buffer, Location, MiB, ViewReader, env_int, unreachable
+from kitaru.artifacts._buffer import Buffer, OnData
+from kitaru.artifacts._object import Location, MiB, ViewReader, env_int, unreachable
 
 BLOCK_SIZE = 8 * MiB
 
@@ -120,7 +121,7 @@ class AzureArtifactStore:
         )
         return self._at.uri_of(key)
 
-    def read(self, key: str) -> bytes:
+    def read(self, key: str, on_data: OnData | None = None) -> bytes:
         try:
             download = self._container().download_blob(
                 self._at.name_of(key), max_concurrency=self.workers
@@ -129,7 +130,7 @@ class AzureArtifactStore:
             raise KeyError(key) from None
         # The first response fixes the blob's ETag; later ranges are requested against it,
         # so a concurrent overwrite cannot mix two values.
-        buffer = Buffer(int(download.size))
+        buffer = Buffer(int(download.size), on_data)
         try:
             download.readinto(buffer)  # type: ignore[arg-type]
         except BaseException:

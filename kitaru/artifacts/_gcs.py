@@ -26,7 +26,8 @@ from google.cloud import storage
 
 from kitaru._config import Durability
 from kitaru._errors import ConfigurationError
-from kitaru.artifacts._object import Buffer, Location, MiB, ViewReader, env_int, unreachable
+from kitaru.artifacts._buffer import Buffer, OnData
+from kitaru.artifacts._object import Location, MiB, ViewReader, env_int, unreachable
 
 # Resumable uploads send chunks one after the other, each a multiple of 256 KiB.
 CHUNK_SIZE = 16 * MiB
@@ -114,28 +115,35 @@ class GCSArtifactStore:
         )
         return self._at.uri_of(key)
 
-    def read(self, key: str) -> bytes:
-        blob = self._bucket().blob(self._at.name_of(key))
-        try:
-            blob.reload(timeout=_TIMEOUT)
-        except gexc.NotFound:
-            raise KeyError(key) from None
-        buffer = Buffer(int(blob.size or 0))
-        try:
-            # Pinning the generation keeps a concurrent overwrite from mixing two values.
-            blob.download_to_file(
-                buffer,
-                checksum=None,
-                timeout=_TIMEOUT,
-                if_generation_match=blob.generation,
-            )
-        except BaseException:
-            buffer.discard()
-            raise
-        if buffer.tell() != buffer.size:
-            buffer.discard()
-            raise OSError(f"{self.uri}: {blob.name} ended after {buffer.tell()} bytes")
-        return buffer.value()
+    def read(self, key: str, on_data: OnData | None = None) -> bytes:
+        name = self._at.name_of(key)
+        for attempt in range(3):
+            meta = self._bucket().blob(name)
+            try:
+                meta.reload(timeout=_TIMEOUT)
+            except gexc.NotFound:
+                raise KeyError(key) from None
+            buffer = Buffer(int(meta.size or 0), on_data)
+            # A fresh blob builds the download URL from the name (the metadata's media
+            # link is not always encoded right by emulators); pinning the generation
+            # keeps a concurrent overwrite from mixing two values.
+            try:
+                self._bucket().blob(name).download_to_file(
+                    buffer,
+                    checksum=None,
+                    timeout=_TIMEOUT,
+                    if_generation_match=meta.generation,
+                )
+            except gexc.PreconditionFailed:
+                buffer.discard()
+                if attempt == 2:
+                    raise
+                continue  # overwritten meanwhile: read the new value
+            except BaseException:
+                buffer.discard()
+                raise
+            return buffer.value()
+        raise AssertionError("unreachable")
 
     def exists(self, key: str) -> bool:
         return bool(self._bucket().blob(self._at.name_of(key)).exists(timeout=_TIMEOUT))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -128,62 +127,6 @@ class ViewReader(io.RawIOBase):
         return len(self._view)
 
 
-class Buffer:
-    """One pre-sized buffer that downloads fill and that ends as an immutable `bytes`.
-
-    A BytesIO resized to the final size exposes a writable view of its own bytes object;
-    once the view is released, `getvalue()` hands that same object over without copying
-    it, so the value exists once in memory from the first byte received.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._io = io.BytesIO()
-        if size:
-            self._io.seek(size - 1)
-            self._io.write(b"\0")
-        self.view = self._io.getbuffer()
-        self._lock = threading.Lock()
-        self._pos = 0
-
-    # A file-like face for SDKs that download into a (seekable) stream.
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
-        self._pos = base + offset
-        return self._pos
-
-    def write(self, data: bytes | memoryview) -> int:
-        n = len(data)
-        if self._pos + n > self.size:
-            raise OSError(
-                f"the object grew while it was read ({self._pos + n} > {self.size} bytes)"
-            )
-        self.view[self._pos : self._pos + n] = data
-        self._pos += n
-        return n
-
-    def flush(self) -> None:
-        pass
-
-    def discard(self) -> None:
-        self.view.release()
-
-    def value(self) -> bytes:
-        self.view.release()
-        data = self._io.getvalue()
-        self._io.close()
-        return data
-
-
 def part_ranges(size: int, part_size: int) -> list[tuple[int, int]]:
     """(start, end) of each part; the last one may be short."""
     return [(start, min(start + part_size, size)) for start in range(0, size, part_size)]
@@ -197,8 +140,8 @@ def run_parts(
     The first failure cancels the parts not started yet and is raised.
     """
     todo = list(parts)
-    if len(todo) == 1:
-        return [fn(1, *todo[0])]
+    if len(todo) <= 1:
+        return [fn(1, *part) for part in todo]
     with ThreadPoolExecutor(max_workers=min(workers, len(todo))) as pool:
         futures = [pool.submit(fn, i, start, end) for i, (start, end) in enumerate(todo, 1)]
         try:

@@ -25,8 +25,8 @@ from botocore.config import Config
 
 from kitaru._config import Durability
 from kitaru._errors import ConfigurationError
+from kitaru.artifacts._buffer import Buffer, OnData
 from kitaru.artifacts._object import (
-    Buffer,
     Location,
     MiB,
     ViewReader,
@@ -152,7 +152,17 @@ class S3ArtifactStore:
             raise
         return self._at.uri_of(key)
 
-    def read(self, key: str) -> bytes:
+    def read(self, key: str, on_data: OnData | None = None) -> bytes:
+        for attempt in range(3):
+            try:
+                return self._read_once(key, on_data)
+            except botocore.exceptions.ClientError as exc:
+                # Overwritten while we read (the ETag we pinned is gone): read the new value.
+                if _status(exc) != 412 or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _read_once(self, key: str, on_data: OnData | None) -> bytes:
         name = self._at.name_of(key)
         client = self._client()
         try:
@@ -164,7 +174,7 @@ class S3ArtifactStore:
         size = int(head["ContentLength"])
         # Pin the version read: a concurrent overwrite must not mix two values' parts.
         etag = head["ETag"]
-        buffer = Buffer(size)
+        buffer = Buffer(size, on_data)
 
         def fetch(_number: int, start: int, end: int) -> None:
             reply = client.get_object(
@@ -178,6 +188,7 @@ class S3ArtifactStore:
                         n = body.readinto(rest)
                     if not n:
                         raise OSError(f"{self.uri}: {name} ended after {start + got} bytes")
+                    buffer.filled(start + got, start + got + n)
                     got += n
             body.close()
 
