@@ -82,7 +82,8 @@ class AzureArtifactStore:
     def check(self) -> None:
         where = f"artifact store {self.uri} (endpoint {self.endpoint})"
         try:
-            self._container(retries=1).get_container_properties(timeout=10)
+            # No retries: the storage SDK's first retry waits 15 s.
+            self._container(retries=0).get_container_properties(timeout=10)
         except ConfigurationError:
             raise
         except azexc.ResourceNotFoundError:
@@ -99,6 +100,12 @@ class AzureArtifactStore:
         except azexc.ServiceRequestError as exc:
             raise unreachable(self.uri, self.endpoint, exc) from None
         except azexc.HttpResponseError as exc:
+            if exc.status_code in (401, 403):
+                raise ConfigurationError(
+                    f"{where}: access denied to container {self._at.bucket!r} ({_code(exc)}); "
+                    "check the account key, SAS token or Azure identity and that it may read "
+                    "and write the container"
+                ) from None
             raise ConfigurationError(
                 f"{where}: the service answered {getattr(exc, 'error_code', None) or exc.status_code}; check "
                 "the container, endpoint and credentials"

@@ -12,7 +12,7 @@ import pytest
 import kitaru.artifacts
 from kitaru.artifacts import ArtifactStore
 
-from .backends import Backend
+from .backends import OBJECT_BACKENDS, Backend
 
 MiB = 1 << 20
 
@@ -68,9 +68,8 @@ def test_listing_by_prefix(store: ArtifactStore) -> None:
     assert sorted(store.list()) == ["kx_a/1", "kx_a/2", "kx_a/deep/5", "kx_ab/3", "kx_b/4"]
 
 
+@pytest.mark.parametrize("backend", OBJECT_BACKENDS, indirect=True)
 def test_prefixes_of_one_bucket_do_not_see_each_other(backend: Backend) -> None:
-    if backend.name == "local":
-        pytest.skip("a local store's root is a directory; there is no shared bucket")
     a = kitaru.artifacts.open_store(backend.uri)
     b = kitaru.artifacts.open_store(backend.uri + "2")  # same bucket, prefix runs2
     a.write("k/1", b"a")
