@@ -3,6 +3,7 @@ from the CLI in another process, and its results are read back from the bucket."
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from .backends import OBJECT_BACKENDS, Backend
 
 FLOW = """
 import os
+import re
 from pathlib import Path
 from kitaru import checkpoint, flow
 
@@ -60,7 +62,9 @@ def test_crash_resume_and_read_back(backend: Backend, tmp_path: Path) -> None:
     assert view["result"] == {"size": 256 * 1024, "last": 255}
     assert (tmp_path / "app" / "fetch-runs").read_text() == "x"  # fetch ran once
 
-    artifacts = {a["name"]: a for a in kitaru_cli("artifacts", "list", exec_id, "--json", env=env).json()}
+    artifacts = {
+        a["name"]: a for a in kitaru_cli("artifacts", "list", exec_id, "--json", env=env).json()
+    }
     fetched = artifacts["fetch"]
     assert fetched["uri"].startswith(backend.uri + "/" + exec_id + "/")
     out = tmp_path / "fetched.bin"
@@ -71,3 +75,13 @@ def test_crash_resume_and_read_back(backend: Backend, tmp_path: Path) -> None:
     # The bytes are in the user's bucket, under the execution's prefix.
     store = kitaru.artifacts.open_store(backend.uri)
     assert fetched["uri"] in [f"{backend.uri}/{k}" for k in store.list(exec_id + "/")]
+
+
+@pytest.mark.parametrize("backend", ["s3-localstack"], indirect=True)
+def test_bucket_example(backend: Backend) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "bucket_artifacts.py"
+    env = {**backend.subprocess_env(), "KITARU_ARTIFACT_STORE": backend.uri}
+    proc = run_python(example, env=env)
+    assert proc.returncode == 0, proc
+    assert "fingerprint " in proc.stdout
+    assert re.search(rf"render_dataset +8000000 bytes +{re.escape(backend.uri)}/kx_", proc.stdout)

@@ -63,8 +63,14 @@ def test_large_output_holds_one_copy(backend: Backend, size: int, tmp_path: Path
     proc = run_python(script, str(size), env=env, timeout=600)
     assert proc.returncode == 0, proc
     base, after_write, final = map(int, proc.stdout.split())
-    print(f"peak over baseline: write {(after_write - base) / MiB:.0f} MiB, read {(final - base) / MiB:.0f} MiB")
+    print(
+        f"peak over baseline: write {(after_write - base) / MiB:.0f} MiB, read {(final - base) / MiB:.0f} MiB"
+    )
     # Parts in flight (up to 10 x 8 MiB, each briefly copied) and allocator slack.
     slack = 200 * MiB
-    assert after_write - base < size + slack, f"writing peaked at {(after_write - base) / MiB:.0f} MiB over the baseline"
-    assert final - base < size + slack, f"reading peaked at {(final - base) / MiB:.0f} MiB over the baseline"
+    assert after_write - base < size + slack, (
+        f"writing peaked at {(after_write - base) / MiB:.0f} MiB over the baseline"
+    )
+    assert final - base < size + slack, (
+        f"reading peaked at {(final - base) / MiB:.0f} MiB over the baseline"
+    )
