@@ -41,14 +41,20 @@ def build_artifact(
     """
     data = encoded.data
     artifact_id = artifact_id or new_id("ka")
-    digest = content_hash(data)
     size = data.nbytes if isinstance(data, memoryview) else len(data)
     inline: bytes | None = None
     uri: str | None = None
     if size <= INLINE_MAX:
+        digest = content_hash(data)
         inline = data if isinstance(data, bytes) else bytes(data)
     else:
-        uri = store.write(f"{exec_id}/{artifact_id}", data)
+        from concurrent.futures import ThreadPoolExecutor
+
+        # Hashing releases the GIL: hash on a helper thread while the bytes upload.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kitaru-hash") as pool:
+            hashing = pool.submit(content_hash, data)
+            uri = store.write(f"{exec_id}/{artifact_id}", data)
+            digest = hashing.result()
     return ArtifactRecord(
         artifact_id=artifact_id,
         exec_id=exec_id,
@@ -77,15 +83,19 @@ def read_bytes(artifact: ArtifactRecord, store_uri: str | None) -> bytes:
             "URI; the journal row is damaged"
         )
     where = f"artifact {artifact.artifact_id} ({artifact.producer} {artifact.name!r} of {artifact.exec_id})"
+    import hashlib
+
+    hasher = hashlib.blake2b(digest_size=16)  # the same digest as content_hash()
     try:
         store = open_store(store_uri or _root_of(artifact.uri, artifact.exec_id))
-        data = store.read(store.key_of(artifact.uri))
+        # The store feeds the hasher while it reads: one pass, overlapped with the transfer.
+        data = store.read(store.key_of(artifact.uri), on_data=hasher.update)
     except KeyError:
         raise ArtifactCorruptedError(
             f"{where} is missing from the artifact store: {artifact.uri} does not exist; "
             "restore the file or replay the execution to produce it again"
         ) from None
-    if len(data) != artifact.size or content_hash(data) != artifact.content_hash:
+    if len(data) != artifact.size or hasher.hexdigest() != artifact.content_hash:
         raise ArtifactCorruptedError(
             f"{where} is corrupted: {artifact.uri} does not match the content hash recorded "
             "in the journal; restore the file or replay the execution to produce it again"

@@ -22,6 +22,9 @@ __all__ = ["ArtifactStore", "open_store", "store_for_uri"]
 # scheme -> (module, class, extra that installs its client library)
 _STORES: dict[str, tuple[str, str, str | None]] = {
     "file": ("kitaru.artifacts._local", "LocalArtifactStore", None),
+    "s3": ("kitaru.artifacts._s3", "S3ArtifactStore", "aws"),
+    "gs": ("kitaru.artifacts._gcs", "GCSArtifactStore", "gcp"),
+    "az": ("kitaru.artifacts._azure", "AzureArtifactStore", "azure"),
 }
 
 _open: dict[str, ArtifactStore] = {}
@@ -29,11 +32,17 @@ _lock = threading.Lock()
 
 
 def open_store(uri: str) -> ArtifactStore:
-    """The store for a root URI, created once per process."""
+    """The store for a root URI, created and checked once per process.
+
+    The check runs before the store is handed out, so a missing bucket, wrong
+    credentials or an unreachable endpoint stop an execution before any checkpoint runs.
+    """
     with _lock:
         store = _open.get(uri)
         if store is None:
-            store = _open[uri] = _create(uri)
+            store = _create(uri)
+            store.check()
+            _open[uri] = store
         return store
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
+from kitaru.artifacts._buffer import OnData
+
 
 class ArtifactStore(Protocol):
     uri: str
@@ -21,8 +23,13 @@ class ArtifactStore(Protocol):
     def write(self, key: str, data: bytes | memoryview) -> str:
         """Store `data` under `key` atomically; return the URI of the stored object."""
 
-    def read(self, key: str) -> bytes:
-        """The bytes under `key`; raise KeyError if there are none."""
+    def read(self, key: str, on_data: OnData | None = None) -> bytes:
+        """The bytes under `key`; raise KeyError if there are none.
+
+        `on_data`, if given, is called from one helper thread with consecutive pieces of
+        the value, in order, while it is read (Kitaru hashes them to verify the value
+        without a second pass); what it raises, `read` raises.
+        """
 
     def exists(self, key: str) -> bool: ...
 

@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlparse
 
 from kitaru._config import Durability
 from kitaru._errors import ConfigurationError
+from kitaru.artifacts._buffer import Buffer, OnData
 
 _CHUNK = 8 << 20
 
@@ -73,12 +74,28 @@ class LocalArtifactStore:
                 os.close(dfd)
         return path.as_uri()
 
-    def read(self, key: str) -> bytes:
+    def read(self, key: str, on_data: OnData | None = None) -> bytes:
         try:
-            with open(self._path(key), "rb") as f:
-                return f.read()
+            f = open(self._path(key), "rb", buffering=0)  # noqa: SIM115
         except FileNotFoundError:
             raise KeyError(key) from None
+        with f:
+            if on_data is None:
+                return f.read()
+            buffer = Buffer(os.fstat(f.fileno()).st_size, on_data)
+            try:
+                pos = 0
+                while pos < buffer.size:
+                    with buffer.view[pos : pos + _CHUNK] as piece:
+                        n = f.readinto(piece)
+                    if not n:
+                        break
+                    buffer.filled(pos, pos + n)
+                    pos += n
+            except BaseException:
+                buffer.discard()
+                raise
+            return buffer.value()
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
