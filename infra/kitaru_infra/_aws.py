@@ -78,7 +78,9 @@ class AwsBatchInfra(pulumi.ComponentResource):
         ]
         if config.kms_key_arn:
             job_statements.append(_allow("ArtifactKey", perms.AWS_KMS_ACTIONS, config.kms_key_arn))
-        aws.iam.RolePolicy(f"{p}-job", role=job_role.id, policy=_policy(*job_statements), opts=child)
+        aws.iam.RolePolicy(
+            f"{p}-job", role=job_role.id, policy=_policy(*job_statements), opts=child
+        )
 
         execution_role = aws.iam.Role(
             f"{p}-execution",
@@ -143,7 +145,9 @@ class AwsBatchInfra(pulumi.ComponentResource):
                 _allow("Describe", perms.AWS_ORCHESTRATOR_DESCRIBE_ACTIONS, "*"),
                 _allow("Cancel", perms.AWS_ORCHESTRATOR_CANCEL_ACTIONS, jobs),
                 _allow("ReadLogs", perms.AWS_ORCHESTRATOR_LOG_ACTIONS, log_streams),
-                _allow("PassRoles", perms.AWS_PASS_ROLE_ACTIONS, [job_role.arn, execution_role.arn]),
+                _allow(
+                    "PassRoles", perms.AWS_PASS_ROLE_ACTIONS, [job_role.arn, execution_role.arn]
+                ),
             ),
             tags=tags,
             opts=child,
@@ -265,7 +269,9 @@ class AwsBatchInfra(pulumi.ComponentResource):
     ) -> tuple[pulumi.Input[list[str]], pulumi.Input[list[str]]]:
         vpc_id: pulumi.Input[str] | None = config.vpc_id
         if vpc_id is None and (not config.subnet_ids or not config.security_group_ids):
-            vpc_id = aws.ec2.get_vpc_output(default=True, opts=pulumi.InvokeOutputOptions(parent=self)).id
+            vpc_id = aws.ec2.get_vpc_output(
+                default=True, opts=pulumi.InvokeOutputOptions(parent=self)
+            ).id
         subnets: pulumi.Input[list[str]]
         if config.subnet_ids:
             subnets = list(config.subnet_ids)

@@ -50,7 +50,10 @@ class AzureContainerAppsInfra(pulumi.ComponentResource):
         p = config.name_prefix
         tags = config.tags()
         child = pulumi.ResourceOptions(parent=self)
-        subscription_id = authorization.get_client_config_output(
+        # Deleting a storage account deletes every blob in it, and an Azure registry
+        # deletes its images, whatever they hold: protect both unless asked.
+        keep = pulumi.ResourceOptions(parent=self, protect=not config.force_destroy)
+        subscription_id: pulumi.Output[str] = authorization.get_client_config_output(
             opts=pulumi.InvokeOutputOptions(parent=self)
         ).subscription_id
 
@@ -70,7 +73,7 @@ class AzureContainerAppsInfra(pulumi.ComponentResource):
                 "services": {"blob": {"enabled": True, "key_type": "Account"}},
             },
             tags=tags,
-            opts=child,
+            opts=keep,
         )
         storage.BlobServiceProperties(
             f"{p}-blob-service",
@@ -97,7 +100,7 @@ class AzureContainerAppsInfra(pulumi.ComponentResource):
             admin_user_enabled=False,
             anonymous_pull_enabled=False,
             tags=tags,
-            opts=child,
+            opts=keep,
         )
         workspace = operationalinsights.Workspace(
             f"{p}-logs",
@@ -128,13 +131,19 @@ class AzureContainerAppsInfra(pulumi.ComponentResource):
             opts=child,
         )
         identity = managedidentity.UserAssignedIdentity(
-            f"{p}-job", resource_group_name=group.name, location=config.location, tags=tags, opts=child
+            f"{p}-job",
+            resource_group_name=group.name,
+            location=config.location,
+            tags=tags,
+            opts=child,
         )
 
         def builtin_role(role_id: str) -> pulumi.Output[str]:
             return subscription_id.apply(
-                lambda sub: f"/subscriptions/{sub}/providers/Microsoft.Authorization/"
-                f"roleDefinitions/{role_id}"
+                lambda sub: (
+                    f"/subscriptions/{sub}/providers/Microsoft.Authorization/"
+                    f"roleDefinitions/{role_id}"
+                )
             )
 
         scopes = {"artifacts": container.id, "registry": registry.id}

@@ -38,6 +38,14 @@ class InfraConfig(BaseModel):
     labels: dict[str, str] = Field(
         default_factory=dict, description="Tags/labels added to every resource that has them."
     )
+
+    def tags(self) -> dict[str, str]:
+        return {"managed-by": "kitaru", "kitaru-prefix": self.name_prefix, **self.labels}
+
+
+class CloudInfraConfig(InfraConfig):
+    """Settings of the flavors that create an artifact store and a registry."""
+
     force_destroy: bool = Field(
         False,
         description="Let `destroy` delete a bucket that still holds artifacts and a "
@@ -45,14 +53,13 @@ class InfraConfig(BaseModel):
         "should not silently delete stored artifacts.",
     )
 
-    def tags(self) -> dict[str, str]:
-        return {"managed-by": "kitaru", "kitaru-prefix": self.name_prefix, **self.labels}
 
-
-class AwsBatchConfig(InfraConfig):
+class AwsBatchConfig(CloudInfraConfig):
     """AWS Batch on Fargate: S3 artifacts, ECR images, CloudWatch logs."""
 
-    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    region: str = Field(
+        "us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$", description="AWS region of every resource."
+    )
     vpc_id: str | None = Field(
         None, description="VPC for the jobs; the account's default VPC when not set."
     )
@@ -68,9 +75,11 @@ class AwsBatchConfig(InfraConfig):
         description="Give jobs a public IP (needed to pull images without a NAT gateway). "
         "Default: on for the default VPC, off for a VPC you name.",
     )
-    max_vcpus: int = Field(16, ge=1, le=10_000)
+    max_vcpus: int = Field(
+        16, ge=1, le=10_000, description="Most vCPUs all running jobs may use together."
+    )
     spot: bool = Field(False, description="Run on FARGATE_SPOT instead of FARGATE.")
-    log_retention_days: int = 30
+    log_retention_days: int = Field(30, description="Days CloudWatch keeps job logs.")
     kms_key_arn: str | None = Field(
         None, description="Encrypt artifacts with this KMS key instead of S3-managed keys."
     )
@@ -97,13 +106,17 @@ class AwsBatchConfig(InfraConfig):
         return self.vpc_id is None and not self.subnet_ids
 
 
-class GcpCloudRunConfig(InfraConfig):
+class GcpCloudRunConfig(CloudInfraConfig):
     """Cloud Run Jobs: GCS artifacts, Artifact Registry images."""
 
     project: str = Field(
         ..., pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", description="GCP project id."
     )
-    region: str = Field("us-central1", pattern=r"^[a-z]+-[a-z]+\d+$")
+    region: str = Field(
+        "us-central1",
+        pattern=r"^[a-z]+-[a-z]+\d+$",
+        description="Region of the jobs and the image repository.",
+    )
     bucket_location: str | None = Field(
         None, description="Location of the artifact bucket; the region when not set."
     )
@@ -120,12 +133,18 @@ class GcpCloudRunConfig(InfraConfig):
     )
 
 
-class AzureContainerAppsConfig(InfraConfig):
+class AzureContainerAppsConfig(CloudInfraConfig):
     """Azure Container Apps jobs: Blob Storage artifacts, ACR images, Log Analytics logs."""
 
-    location: str = Field("westeurope", pattern=r"^[a-z0-9]+$")
-    registry_sku: Literal["Basic", "Standard", "Premium"] = "Basic"
-    log_retention_days: int = Field(30, ge=30, le=730)
+    location: str = Field(
+        "westeurope", pattern=r"^[a-z0-9]+$", description="Azure region of every resource."
+    )
+    registry_sku: Literal["Basic", "Standard", "Premium"] = Field(
+        "Basic", description="Container registry tier."
+    )
+    log_retention_days: int = Field(
+        30, ge=30, le=730, description="Days Log Analytics keeps job logs."
+    )
     allow_shared_key_access: bool = Field(
         False,
         description="Allow account-key access to the storage account. Off: only Entra ID "
@@ -140,8 +159,14 @@ class KubernetesConfig(InfraConfig):
     this program only prepares the cluster.
     """
 
-    namespace: str = Field("kitaru", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-    create_namespace: bool = True
+    namespace: str = Field(
+        "kitaru",
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        description="Namespace the execution Jobs run in.",
+    )
+    create_namespace: bool = Field(
+        True, description="Create the namespace (off: it exists and is not managed here)."
+    )
     context: str | None = Field(None, description="kubeconfig context; the current one if unset.")
     journal_url: SecretStr | None = Field(
         None,
@@ -149,7 +174,9 @@ class KubernetesConfig(InfraConfig):
         "Pulumi state; when unset, create the secret yourself (see docs).",
     )
     journal_secret_name: str = Field(
-        "kitaru-journal", pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+        "kitaru-journal",
+        pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
+        description="Secret the execution pods read the journal URL from (key `url`).",
     )
 
 

@@ -41,14 +41,23 @@ K8S_JOURNAL_SECRET_KEY = "url"
 # -- AWS ------------------------------------------------------------------------------
 # Job role (the container's credentials): the artifact store contract is write, read,
 # exists, list and delete; a multipart upload killed halfway must be abortable.
-AWS_JOB_OBJECT_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
+AWS_JOB_OBJECT_ACTIONS = (
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+)
 AWS_JOB_BUCKET_ACTIONS = ("s3:ListBucket",)
 # With a customer KMS key, reading and writing objects needs the key too.
 AWS_KMS_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 # Execution role (used by Fargate before the container starts): pull the image, send the
 # container's output to the log group, fetch the journal secret into the environment.
 AWS_ECR_AUTH_ACTIONS = ("ecr:GetAuthorizationToken",)  # has no resource-level form
-AWS_PULL_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
+AWS_PULL_ACTIONS = (
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+)
 AWS_LOG_WRITE_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
 AWS_SECRET_READ_ACTIONS = ("secretsmanager:GetSecretValue",)
 # Orchestrator policy: register one job definition per image (named with the stack's

@@ -9,7 +9,7 @@ the program exports. Nothing here needs the Pulumi CLI or a cloud account.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ class Recorded:
     resources: list[Created]
     outputs: dict[str, Any]
     invokes: list[str] = field(default_factory=list)
+    protected: set[tuple[str, str]] = field(default_factory=set)
 
     def of_type(self, type_: str) -> list[Created]:
         return [r for r in self.resources if r.type == type_]
@@ -74,7 +75,10 @@ def _gcp(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, An
         return f"{name}-5e1d", {"name": f"{name}-5e1d"}
     if typ == "gcp:serviceaccount/account:Account":
         email = f"{inputs['accountId']}@{inputs['project']}.iam.gserviceaccount.com"
-        return email, {"email": email, "name": f"projects/{inputs['project']}/serviceAccounts/{email}"}
+        return email, {
+            "email": email,
+            "name": f"projects/{inputs['project']}/serviceAccounts/{email}",
+        }
     if typ == "gcp:projects/iAMCustomRole:IAMCustomRole":
         role = f"projects/{inputs['project']}/roles/{inputs['roleId']}"
         return role, {"name": role}
@@ -84,7 +88,7 @@ def _gcp(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, An
 def _azure(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     sub = f"/subscriptions/{SUBSCRIPTION}"
     group = f"{sub}/resourceGroups/kitaru-rg4f2e1a"
-    kind = typ.split(":")[-1]
+    kind = typ.rsplit(":", maxsplit=1)[-1]
     if kind == "ResourceGroup":
         return group, {"name": "kitaru-rg4f2e1a"}
     if kind == "StorageAccount":
@@ -168,17 +172,14 @@ def _make_mocks() -> Any:
     return RecordingMocks()
 
 
-def run_program(flavor: str, settings: Mapping[str, Any] | None = None) -> Recorded:
-    """Run the flavor's real inline program (the one `provision` runs) on mocks; return
-    every resource it registered and every output it exported."""
+def run_mocked(program: Callable[[], None]) -> Recorded:
+    """Run a Pulumi program on mocks; return every resource it registered and every output
+    it exported (resolved)."""
     import pulumi
-
-    from kitaru_infra import config_for, program_for
 
     mocks = _make_mocks()
     pulumi.runtime.set_mocks(mocks, project="kitaru", stack="test", preview=False)
     exported: dict[str, Any] = {}
-    program = program_for(flavor, config_for(flavor, settings or {}))
     real_export = pulumi.export
 
     def recording_export(name: str, value: Any) -> None:
@@ -186,9 +187,16 @@ def run_program(flavor: str, settings: Mapping[str, Any] | None = None) -> Recor
         real_export(name, value)
 
     outputs: dict[str, Any] = {}
+    protected: set[tuple[str, str]] = set()
+
+    def note_protected(args: pulumi.ResourceTransformationArgs) -> None:
+        # Resource options never reach the mocks; a transformation sees them.
+        if args.opts.protect:
+            protected.add((args.type_, args.name))
 
     @pulumi.runtime.test
     def run() -> Any:
+        pulumi.runtime.register_stack_transformation(note_protected)
         pulumi.export = recording_export
         try:
             program()
@@ -197,4 +205,11 @@ def run_program(flavor: str, settings: Mapping[str, Any] | None = None) -> Recor
         return pulumi.Output.all(**exported).apply(outputs.update)
 
     run()
-    return Recorded(mocks.resources, outputs, mocks.invokes)
+    return Recorded(mocks.resources, outputs, mocks.invokes, protected)
+
+
+def run_program(flavor: str, settings: Mapping[str, Any] | None = None) -> Recorded:
+    """Run the flavor's real inline program (the one `provision` runs) on mocks."""
+    from kitaru_infra import config_for, program_for
+
+    return run_mocked(program_for(flavor, config_for(flavor, settings or {})))

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from kitaru_infra import (
     InfraConfigError,
     MissingExtraError,
@@ -57,8 +56,18 @@ def test_cli_exits_non_zero_with_one_line_saying_how_to_install(
     no_pulumi_cli: Path, tmp_path: Path
 ) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "kitaru_infra", "preview", "aws_batch", "--name", "dev",
-         "--set", "region=eu-west-1", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "kitaru_infra",
+            "preview",
+            "aws_batch",
+            "--name",
+            "dev",
+            "--set",
+            "region=eu-west-1",
+            "--json",
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "KITARU_HOME": str(tmp_path / "kh")},
@@ -86,24 +95,57 @@ def test_a_cli_in_the_installers_directory_is_found_without_path(
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["preview", "aws-lambda", "-n", "dev"], "no infrastructure program for flavor 'aws-lambda'; use one of aws_batch, gcp_cloud_run, azure_container_apps, kubernetes"),
-        (["preview", "aws_batch", "-n", "dev", "--set", "regoin=eu-west-1"], "aws_batch: unknown setting 'regoin'; the settings are: name_prefix, labels, force_destroy, region,"),
-        (["preview", "aws_batch", "-n", "dev", "--set", "max_vcpus=0"], "aws_batch: setting 'max_vcpus': Input should be greater than or equal to 1"),
-        (["preview", "aws_batch", "-n", "dev", "--set", "log_retention_days=10"], "aws_batch: log_retention_days must be one of 1, 3, 5, 7, 14, 30,"),
-        (["preview", "aws_batch", "-n", "dev", "--set", "subnet_ids=[\"subnet-1\"]"], "aws_batch: subnet_ids without security_group_ids needs vpc_id"),
-        (["preview", "gcp_cloud_run", "-n", "dev"], "gcp_cloud_run: setting 'project' is required (set it with --set project=...)"),
-        (["preview", "kubernetes", "-n", "dev", "--set", "namespace=Agents"], "kubernetes: setting 'namespace': String should match pattern"),
-        (["preview", "kubernetes", "-n", "dev", "--set", "name_prefix=K"], "kubernetes: setting 'name_prefix': String should match pattern"),
-        (["preview", "kubernetes", "-n", "dev", "--set", "namespace"], "--set 'namespace' is not key=value"),
-        (["preview", "kubernetes", "-n", "dev/prod"], "stack name 'dev/prod' cannot name a Pulumi stack"),
+        (
+            ["preview", "aws-lambda", "-n", "dev"],
+            "no infrastructure program for flavor 'aws-lambda'; use one of aws_batch, gcp_cloud_run, azure_container_apps, kubernetes",
+        ),
+        (
+            ["preview", "aws_batch", "-n", "dev", "--set", "regoin=eu-west-1"],
+            "aws_batch: unknown setting 'regoin'; the settings are: name_prefix, labels, force_destroy, region,",
+        ),
+        (
+            ["preview", "aws_batch", "-n", "dev", "--set", "max_vcpus=0"],
+            "aws_batch: setting 'max_vcpus': Input should be greater than or equal to 1",
+        ),
+        (
+            ["preview", "aws_batch", "-n", "dev", "--set", "log_retention_days=10"],
+            "aws_batch: log_retention_days must be one of 1, 3, 5, 7, 14, 30,",
+        ),
+        (
+            ["preview", "aws_batch", "-n", "dev", "--set", 'subnet_ids=["subnet-1"]'],
+            "aws_batch: subnet_ids without security_group_ids needs vpc_id",
+        ),
+        (
+            ["preview", "gcp_cloud_run", "-n", "dev"],
+            "gcp_cloud_run: setting 'project' is required (set it with --set project=...)",
+        ),
+        (
+            ["preview", "kubernetes", "-n", "dev", "--set", "namespace=Agents"],
+            "kubernetes: setting 'namespace': String should match pattern",
+        ),
+        (
+            ["preview", "kubernetes", "-n", "dev", "--set", "name_prefix=K"],
+            "kubernetes: setting 'name_prefix': String should match pattern",
+        ),
+        (
+            ["preview", "kubernetes", "-n", "dev", "--set", "namespace"],
+            "--set 'namespace' is not key=value",
+        ),
+        (
+            ["preview", "kubernetes", "-n", "dev/prod"],
+            "stack name 'dev/prod' cannot name a Pulumi stack",
+        ),
         (["destroy", "kubernetes", "-n", "dev"], "destroying 'dev' needs confirmation; pass --yes"),
     ],
 )
 def test_bad_input_is_a_one_line_error_with_exit_2(
-    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str], kitaru_home: Path,
+    argv: list[str],
+    expected: str,
+    capsys: pytest.CaptureFixture[str],
+    kitaru_home: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(sys, "stdin", open(os.devnull))  # noqa: SIM115 - closed by pytest
+    monkeypatch.setattr(sys, "stdin", open(os.devnull))
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {expected}"), err
@@ -170,7 +212,9 @@ def test_preview_steps_come_from_the_engines_resource_events() -> None:
             {
                 "sequence": 3,
                 "timestamp": 1700000000,
-                "resourcePreEvent": {"metadata": {"op": op, "urn": urn, "type": typ, "provider": ""}},
+                "resourcePreEvent": {
+                    "metadata": {"op": op, "urn": urn, "type": typ, "provider": ""}
+                },
             }
         )
 
@@ -183,7 +227,14 @@ def test_preview_steps_come_from_the_engines_resource_events() -> None:
     # The stack and the component itself are not steps a reviewer acts on.
     assert step_of(event("create", "pulumi:pulumi:Stack", "kitaru-dev")) is None
     assert step_of(event("create", "kitaru:infra:Kubernetes", "kitaru")) is None
-    assert step_of(EngineEvent.from_json({"sequence": 1, "timestamp": 1, "stdoutEvent": {"message": "x", "color": "never"}})) is None
+    assert (
+        step_of(
+            EngineEvent.from_json(
+                {"sequence": 1, "timestamp": 1, "stdoutEvent": {"message": "x", "color": "never"}}
+            )
+        )
+        is None
+    )
 
 
 def test_default_state_lives_under_kitaru_home(kitaru_home: Path) -> None:

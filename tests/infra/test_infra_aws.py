@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from infra_mocks import ACCOUNT, REGION, Recorded, run_program
-
 from kitaru_infra import OUTPUTS, Flavor
 
 # The provider packages warn about their own deprecated classes when imported.
@@ -57,7 +56,12 @@ def test_creates_every_resource_the_orchestrator_needs(default: Recorded) -> Non
 def test_bucket_is_private_versioned_and_encrypted(default: Recorded) -> None:
     block = default.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
     assert block["bucket"] == default.outputs["bucket"]
-    for flag in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"):
+    for flag in (
+        "blockPublicAcls",
+        "blockPublicPolicy",
+        "ignorePublicAcls",
+        "restrictPublicBuckets",
+    ):
         assert block[flag] is True, flag
     ownership = default.one("aws:s3/bucketOwnershipControls:BucketOwnershipControls").inputs
     assert ownership["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
@@ -67,7 +71,10 @@ def test_bucket_is_private_versioned_and_encrypted(default: Recorded) -> None:
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
     ).inputs
     assert sse["rules"] == [
-        {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}, "bucketKeyEnabled": False}
+        {
+            "applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"},
+            "bucketKeyEnabled": False,
+        }
     ]
     lifecycle = default.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
     (rule,) = lifecycle.inputs["rules"]
@@ -106,7 +113,12 @@ def test_job_role_reaches_only_the_artifact_bucket(default: Recorded) -> None:
         "ArtifactObjects": {
             "Sid": "ArtifactObjects",
             "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+            "Action": [
+                "s3:GetObject",
+                "s3:PutObject",
+                "s3:DeleteObject",
+                "s3:AbortMultipartUpload",
+            ],
             "Resource": f"{bucket_arn}/*",
         },
         "ArtifactList": {
@@ -120,7 +132,9 @@ def test_job_role_reaches_only_the_artifact_bucket(default: Recorded) -> None:
 
 def test_execution_role_pulls_from_this_repo_and_logs_to_this_group(default: Recorded) -> None:
     statements = _statements(default.one("aws:iam/rolePolicy:RolePolicy", "kitaru-execution"))
-    log_streams = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{default.outputs['log_group']}:log-stream:*"
+    log_streams = (
+        f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{default.outputs['log_group']}:log-stream:*"
+    )
     assert {sid: (s["Action"], s["Resource"]) for sid, s in statements.items()} == {
         "RegistryLogin": (["ecr:GetAuthorizationToken"], "*"),
         "PullImage": (
@@ -150,7 +164,10 @@ def test_orchestrator_policy_allows_submit_status_logs_cancel_only(default: Reco
         ),
         "PassRoles": (
             ["iam:PassRole"],
-            [f"arn:aws:iam::{ACCOUNT}:role/kitaru-job", f"arn:aws:iam::{ACCOUNT}:role/kitaru-execution"],
+            [
+                f"arn:aws:iam::{ACCOUNT}:role/kitaru-job",
+                f"arn:aws:iam::{ACCOUNT}:role/kitaru-execution",
+            ],
         ),
     }
     builder = _statements(default.one("aws:iam/policy:Policy", "kitaru-builder"))
@@ -180,7 +197,10 @@ def test_fargate_compute_in_the_default_vpc_with_an_egress_only_group(default: R
     queue = default.one("aws:batch/jobQueue:JobQueue").inputs
     assert queue["state"] == "ENABLED"
     assert queue["computeEnvironmentOrders"] == [
-        {"order": 1, "computeEnvironment": f"arn:aws:batch:{REGION}:{ACCOUNT}:compute-environment/kitaru-compute"}
+        {
+            "order": 1,
+            "computeEnvironment": f"arn:aws:batch:{REGION}:{ACCOUNT}:compute-environment/kitaru-compute",
+        }
     ]
     assert default.one("aws:cloudwatch/logGroup:LogGroup").inputs["retentionInDays"] == 30
     assert default.invokes == ["aws:ec2/getVpc:getVpc", "aws:ec2/getSubnets:getSubnets"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from infra_mocks import SUBSCRIPTION, Recorded, run_program
-
 from kitaru_infra import OUTPUTS, Flavor
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -47,6 +46,11 @@ def test_storage_is_private_encrypted_https_only_and_keyless(default: Recorded) 
     }
     service = default.one("azure-native:storage:BlobServiceProperties").inputs
     assert service["isVersioningEnabled"] is True
+    # Deleting the account would delete every artifact: destroy refuses unless asked.
+    assert default.protected == {
+        ("azure-native:storage:StorageAccount", "kitaruart"),
+        ("azure-native:containerregistry:Registry", "kitaruimages"),
+    }
     container = default.one("azure-native:storage:BlobContainer").inputs
     assert container["publicAccess"] == "None"
     assert container["containerName"] == "artifacts"
@@ -111,9 +115,12 @@ def test_orchestrator_role_is_scoped_to_the_resource_group(default: Recorded) ->
         "Microsoft.OperationalInsights/workspaces/query/read",
     ]
     # Provisioning the same stack twice updates one role rather than adding another.
-    assert role["roleDefinitionId"] == run_program("azure_container_apps").one(
-        "azure-native:authorization:RoleDefinition"
-    ).inputs["roleDefinitionId"]
+    assert (
+        role["roleDefinitionId"]
+        == run_program("azure_container_apps")
+        .one("azure-native:authorization:RoleDefinition")
+        .inputs["roleDefinitionId"]
+    )
 
 
 def test_outputs_have_their_stable_names(default: Recorded) -> None:
@@ -135,8 +142,14 @@ def test_outputs_have_their_stable_names(default: Recorded) -> None:
 def test_names_fit_azure_rules_for_long_prefixes() -> None:
     recorded = run_program(
         "azure_container_apps",
-        {"name_prefix": "research-agents-prod", "location": "eastus2", "registry_sku": "Premium"},
+        {
+            "name_prefix": "research-agents-prod",
+            "location": "eastus2",
+            "registry_sku": "Premium",
+            "force_destroy": True,
+        },
     )
+    assert recorded.protected == set()
     # Storage accounts and registries take lowercase letters and digits only, and the
     # engine appends an 8-character suffix to a storage account's 24 allowed.
     account = recorded.one("azure-native:storage:StorageAccount")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from infra_mocks import Recorded, run_program
-
 from kitaru_infra import OUTPUTS, Flavor, InfraConfigError, config_for
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -115,7 +114,9 @@ def test_journal_secret_kms_key_and_region() -> None:
     (secret,) = recorded.of_type("gcp:secretmanager/secretIamMember:SecretIamMember")
     assert secret.inputs["secretId"] == "kitaru-journal-url"
     assert secret.inputs["role"] == "roles/secretmanager.secretAccessor"
-    assert secret.inputs["member"] == f"serviceAccount:agents-eu-job@{PROJECT}.iam.gserviceaccount.com"
+    assert (
+        secret.inputs["member"] == f"serviceAccount:agents-eu-job@{PROJECT}.iam.gserviceaccount.com"
+    )
     bucket = recorded.one("gcp:storage/bucket:Bucket").inputs
     assert bucket["encryption"] == {"defaultKmsKeyName": key}
     assert bucket["location"] == "EUROPE-WEST4"

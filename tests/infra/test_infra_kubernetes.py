@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from infra_mocks import Recorded, run_program
-
 from kitaru_infra import OUTPUTS, Flavor
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -26,7 +25,11 @@ def test_role_allows_exactly_the_job_operations(default: Recorded) -> None:
     role = default.one(ROLE).inputs
     assert role["metadata"]["namespace"] == "kitaru"
     assert role["rules"] == [
-        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch", "delete"]},
+        {
+            "apiGroups": ["batch"],
+            "resources": ["jobs"],
+            "verbs": ["create", "get", "list", "watch", "delete"],
+        },
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
         {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     ]

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from kitaru_infra import (
     OUTPUTS,
     AwsBatchConfig,
@@ -129,7 +128,9 @@ def test_gcp_azure_and_kubernetes_outputs_map_to_their_settings() -> None:
 
 def test_outputs_from_another_version_of_the_program_are_an_error() -> None:
     partial = {k: v for k, v in AWS_OUTPUTS.items() if k != "job_queue"}
-    with pytest.raises(InfraError, match="the aws_batch outputs lack job_queue; run `provision` again"):
+    with pytest.raises(
+        InfraError, match="the aws_batch outputs lack job_queue; run `provision` again"
+    ):
         stack_settings("aws_batch", partial)
 
 
