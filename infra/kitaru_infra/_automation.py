@@ -261,7 +261,7 @@ def _stack(
             "wait for it to finish (or run `pulumi cancel` if it crashed)"
         ) from None
     except auto.CommandError as exc:
-        raise InfraError(f"{action} of stack {stack_name!r} failed: {_tail(exc)}") from None
+        raise InfraError(f"{action} of stack {stack_name!r} failed: {_engine_said(exc)}") from None
 
 
 def _version(distribution: str) -> str:
@@ -271,6 +271,12 @@ def _version(distribution: str) -> str:
         raise MissingExtraError(f"{distribution} is not installed") from None
 
 
-def _tail(exc: Exception, lines: int = 15) -> str:
-    text = str(exc).strip().splitlines()
-    return "\n".join(text[-lines:])
+def _engine_said(exc: Exception, lines: int = 15) -> str:
+    # A CommandError's text is "code: N / stdout: ... / stderr: ..."; the engine's own
+    # diagnostics are at the end of stderr (or stdout when stderr is empty).
+    text = str(exc)
+    code = re.search(r"code: (-?\d+)", text)
+    out, _, err = text.partition(" stderr: ")
+    said = err.strip() or out.partition(" stdout: ")[2].strip() or text.strip()
+    tail = "\n".join(said.splitlines()[-lines:])
+    return f"pulumi exited {code.group(1) if code else '?'}:\n{tail}"

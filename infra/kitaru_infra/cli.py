@@ -18,6 +18,7 @@ import typer
 
 from kitaru._errors import KitaruError, KitaruUsageError, NotFoundError
 from kitaru.cli._output import emit_json, table
+from kitaru_infra._automation import PreviewResult, destroy, preview, provision
 from kitaru_infra._config import CONFIG_MODELS, config_for, config_from_settings
 from kitaru_infra._flavors import Flavor, parse_flavor
 from kitaru_infra._outputs import OUTPUTS, StackSettings, stack_settings
@@ -82,10 +83,8 @@ def run_preview(
     *,
     backend_url: str | None = None,
     as_json: bool = False,
-) -> Any:
+) -> PreviewResult:
     """`kitaru stack preview NAME`: print what provisioning would change."""
-    from kitaru_infra._automation import preview
-
     config = config_from_settings(flavor, settings)
     result = preview(
         flavor, stack_name, config, backend_url, on_output=None if as_json else _progress
@@ -110,8 +109,6 @@ def run_provision(
 ) -> StackSettings:
     """`kitaru stack provision NAME`: create or update the infrastructure and return the
     settings to write into the stack."""
-    from kitaru_infra._automation import provision
-
     config = config_from_settings(flavor, settings)
     outputs = provision(flavor, stack_name, config, backend_url, on_output=_progress)
     result = stack_settings(flavor, outputs)
@@ -132,8 +129,6 @@ def run_destroy(
     as_json: bool = False,
 ) -> None:
     """`kitaru stack destroy NAME`: delete what provisioning created. Ask before calling."""
-    from kitaru_infra._automation import destroy
-
     config = config_from_settings(flavor, settings)
     destroy(flavor, stack_name, config, backend_url, on_output=_progress)
     if as_json:

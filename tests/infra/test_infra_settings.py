@@ -165,3 +165,15 @@ def test_the_docs_list_every_permission_granted() -> None:
     for flavor in Flavor:
         for output in OUTPUTS[flavor]:
             assert f"`{output}`" in text, output
+
+
+def test_each_flavor_registers_its_program_as_an_entry_point() -> None:
+    from importlib.metadata import entry_points
+
+    from kitaru_infra._flavors import flavor_info
+
+    registered = {e.name: e.value for e in entry_points(group="kitaru.infra")}
+    assert registered == {
+        f.value: f"{flavor_info(f).component_module}:{flavor_info(f).component_class}"
+        for f in Flavor
+    }
