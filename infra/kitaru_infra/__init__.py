@@ -15,42 +15,42 @@ loaded on first use and need the flavor's extra (`pip install "kitaru[aws]"`).
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from kitaru_infra._automation import (
-    PreviewResult,
-    ResourceChange,
-    default_backend_url,
-    destroy,
-    preview,
-    provision,
-    pulumi_cli,
-)
-from kitaru_infra._config import (
-    AwsBatchConfig,
-    AzureContainerAppsConfig,
-    GcpCloudRunConfig,
-    InfraConfig,
-    KubernetesConfig,
-    config_for,
-    config_from_settings,
-    settings_fields,
-)
-from kitaru_infra._errors import (
-    InfraConfigError,
-    InfraError,
-    MissingExtraError,
-    PulumiCliMissingError,
-)
-from kitaru_infra._flavors import Flavor
-from kitaru_infra._outputs import OUTPUTS, StackSettings, stack_settings
-from kitaru_infra._program import program_for
-
 if TYPE_CHECKING:
+    from kitaru_infra._automation import (
+        PreviewResult,
+        ResourceChange,
+        default_backend_url,
+        destroy,
+        preview,
+        provision,
+        pulumi_cli,
+    )
     from kitaru_infra._aws import AwsBatchInfra
     from kitaru_infra._azure import AzureContainerAppsInfra
+    from kitaru_infra._config import (
+        AwsBatchConfig,
+        AzureContainerAppsConfig,
+        GcpCloudRunConfig,
+        InfraConfig,
+        KubernetesConfig,
+        config_for,
+        config_from_settings,
+        settings_fields,
+    )
+    from kitaru_infra._errors import (
+        InfraConfigError,
+        InfraError,
+        MissingExtraError,
+        PulumiCliMissingError,
+    )
+    from kitaru_infra._flavors import Flavor
     from kitaru_infra._gcp import GcpCloudRunInfra
     from kitaru_infra._kubernetes import KubernetesInfra
+    from kitaru_infra._outputs import OUTPUTS, StackSettings, stack_settings
+    from kitaru_infra._program import program_for
 
 __all__ = [
     "OUTPUTS",
@@ -83,19 +83,57 @@ __all__ = [
     "stack_settings",
 ]
 
+# name -> module. Everything loads on first use: `kitaru_infra.cli` is mounted into the
+# `kitaru` command line, whose start-up must not pay for pydantic models, and the
+# components import Pulumi and a provider SDK (seconds, hundreds of MB).
+_LAZY = {
+    **dict.fromkeys(
+        [
+            "PreviewResult",
+            "ResourceChange",
+            "default_backend_url",
+            "destroy",
+            "preview",
+            "provision",
+            "pulumi_cli",
+        ],
+        "kitaru_infra._automation",
+    ),
+    **dict.fromkeys(
+        [
+            "AwsBatchConfig",
+            "AzureContainerAppsConfig",
+            "GcpCloudRunConfig",
+            "InfraConfig",
+            "KubernetesConfig",
+            "config_for",
+            "config_from_settings",
+            "settings_fields",
+        ],
+        "kitaru_infra._config",
+    ),
+    **dict.fromkeys(
+        ["InfraConfigError", "InfraError", "MissingExtraError", "PulumiCliMissingError"],
+        "kitaru_infra._errors",
+    ),
+    "Flavor": "kitaru_infra._flavors",
+    **dict.fromkeys(["OUTPUTS", "StackSettings", "stack_settings"], "kitaru_infra._outputs"),
+    "program_for": "kitaru_infra._program",
+}
 _COMPONENTS = {
-    "AwsBatchInfra": Flavor.AWS_BATCH,
-    "GcpCloudRunInfra": Flavor.GCP_CLOUD_RUN,
-    "AzureContainerAppsInfra": Flavor.AZURE_CONTAINER_APPS,
-    "KubernetesInfra": Flavor.KUBERNETES,
+    "AwsBatchInfra": "aws_batch",
+    "GcpCloudRunInfra": "gcp_cloud_run",
+    "AzureContainerAppsInfra": "azure_container_apps",
+    "KubernetesInfra": "kubernetes",
 }
 
 
 def __getattr__(name: str) -> Any:
-    # Components import Pulumi and a provider SDK (seconds, hundreds of MB): only on use.
-    flavor = _COMPONENTS.get(name)
-    if flavor is None:
-        raise AttributeError(f"module 'kitaru_infra' has no attribute {name!r}")
-    from kitaru_infra._program import component_class
+    if name in _COMPONENTS:
+        from kitaru_infra._program import component_class
 
-    return component_class(flavor)
+        return component_class(_COMPONENTS[name])
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kitaru_infra' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

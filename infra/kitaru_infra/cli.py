@@ -4,7 +4,8 @@ The `run_*` functions take what a registered stack knows (its flavor, name and s
 so the `kitaru stack ...` commands only look the stack up and call them. The Typer app
 (`app`) drives the same functions from `--set key=value` options, without a registered
 stack; mount it with `root.add_typer(app, name="infra")` or run `python -m kitaru_infra`.
-Nothing here imports Pulumi until a command runs.
+Nothing here imports Pulumi (or builds a pydantic model) until a command runs, so
+mounting the app costs the `kitaru` command line no start-up time.
 """
 
 from __future__ import annotations
@@ -12,16 +13,17 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from kitaru._errors import KitaruError, KitaruUsageError, NotFoundError
 from kitaru.cli._output import emit_json, table
-from kitaru_infra._automation import PreviewResult, destroy, preview, provision
-from kitaru_infra._config import CONFIG_MODELS, config_for, config_from_settings
 from kitaru_infra._flavors import Flavor, parse_flavor
-from kitaru_infra._outputs import OUTPUTS, StackSettings, stack_settings
+
+if TYPE_CHECKING:
+    from kitaru_infra._automation import PreviewResult
+    from kitaru_infra._outputs import StackSettings
 
 app = typer.Typer(
     name="infra",
@@ -85,6 +87,9 @@ def run_preview(
     as_json: bool = False,
 ) -> PreviewResult:
     """`kitaru stack preview NAME`: print what provisioning would change."""
+    from kitaru_infra._automation import preview
+    from kitaru_infra._config import config_from_settings
+
     config = config_from_settings(flavor, settings)
     result = preview(
         flavor, stack_name, config, backend_url, on_output=None if as_json else _progress
@@ -109,6 +114,10 @@ def run_provision(
 ) -> StackSettings:
     """`kitaru stack provision NAME`: create or update the infrastructure and return the
     settings to write into the stack."""
+    from kitaru_infra._automation import provision
+    from kitaru_infra._config import config_from_settings
+    from kitaru_infra._outputs import stack_settings
+
     config = config_from_settings(flavor, settings)
     outputs = provision(flavor, stack_name, config, backend_url, on_output=_progress)
     result = stack_settings(flavor, outputs)
@@ -129,6 +138,9 @@ def run_destroy(
     as_json: bool = False,
 ) -> None:
     """`kitaru stack destroy NAME`: delete what provisioning created. Ask before calling."""
+    from kitaru_infra._automation import destroy
+    from kitaru_infra._config import config_from_settings
+
     config = config_from_settings(flavor, settings)
     destroy(flavor, stack_name, config, backend_url, on_output=_progress)
     if as_json:
@@ -142,6 +154,8 @@ def _show(value: Any) -> str:
 
 
 def _checked(flavor: str, sets: list[str] | None) -> tuple[Flavor, dict[str, Any]]:
+    from kitaru_infra._config import config_for
+
     parsed = parse_flavor(flavor)
     settings = parse_sets(sets)
     config_for(parsed, settings)  # unknown or bad settings fail here, naming the field
@@ -197,6 +211,9 @@ def destroy_cmd(
 def settings_cmd(flavor: str = FLAVOR_ARG, as_json: bool = JSON_OPT) -> None:
     """List the settings a flavor's infrastructure takes (with defaults) and the
     outputs it exports."""
+    from kitaru_infra._config import CONFIG_MODELS
+    from kitaru_infra._outputs import OUTPUTS
+
     parsed = parse_flavor(flavor)
     model = CONFIG_MODELS[parsed]
     fields = [
