@@ -1,0 +1,5 @@
+import sys
+
+from kitaru_infra.cli import main
+
+sys.exit(main())
