@@ -10,14 +10,19 @@ offline; give the agent `model="gpt-4o-mini"` to use OpenAI and nothing else cha
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
 from agents import Agent, RunConfig, function_tool
 from agents.items import ModelResponse
 from agents.models.interface import Model
-from agents.testing import assistant_message, function_call
 from agents.usage import Usage
+from openai.types.responses import (
+    ResponseFunctionToolCall,
+    ResponseOutputMessage,
+    ResponseOutputText,
+)
 
 import kitaru
 from kitaru.adapters import openai_agents
@@ -36,14 +41,26 @@ class WeatherModel(Model):
             if isinstance(i, dict) and i.get("type") == "function_call_output"
         ]
         cities = ["Lisbon", "Oslo"]
+        output: list[Any]
         if len(results) < len(cities):
+            call_id = f"call-{len(results)}"
+            args_json = json.dumps({"city": cities[len(results)]})
             output = [
-                function_call(
-                    "weather", {"city": cities[len(results)]}, call_id=f"call-{len(results)}"
+                ResponseFunctionToolCall(
+                    id=call_id,
+                    call_id=call_id,
+                    type="function_call",
+                    name="weather",
+                    arguments=args_json,
                 )
             ]
         else:
-            output = [assistant_message(" / ".join(results))]
+            text = ResponseOutputText(text=" / ".join(results), type="output_text", annotations=[])
+            output = [
+                ResponseOutputMessage(
+                    id="msg", type="message", role="assistant", status="completed", content=[text]
+                )
+            ]
         return ModelResponse(
             output=output,
             usage=Usage(requests=1, input_tokens=12, output_tokens=4),

@@ -24,16 +24,21 @@ model_calls: list[str] = []
 tool_calls: list[int] = []
 
 
-def _message(text: str) -> Any:
-    from agents.testing import assistant_message
+def assistant_message(text: str) -> Any:
+    from openai.types.responses import ResponseOutputMessage, ResponseOutputText
 
-    return assistant_message(text)
+    content = [ResponseOutputText(text=text, type="output_text", annotations=[])]
+    return ResponseOutputMessage(
+        id="msg", type="message", role="assistant", status="completed", content=content
+    )
 
 
-def _call(name: str, args: dict[str, Any], call_id: str) -> Any:
-    from agents.testing import function_call
+def function_call(name: str, args: dict[str, Any], call_id: str) -> Any:
+    from openai.types.responses import ResponseFunctionToolCall
 
-    return function_call(name, args, call_id=call_id)
+    return ResponseFunctionToolCall(
+        id=call_id, call_id=call_id, type="function_call", name=name, arguments=json.dumps(args)
+    )
 
 
 class PlannedModel(Model):
@@ -54,13 +59,13 @@ class PlannedModel(Model):
             if isinstance(i, dict) and i.get("type") == "function_call_output"
         ]
         if self.name == "triage":
-            output = [_call("transfer_to_billing", {}, "handoff-1")]
+            output = [function_call("transfer_to_billing", {}, "handoff-1")]
         elif len(outputs) < 4:  # the handoff's own output counts as one
-            output = [_call("lookup", {"n": len(outputs)}, f"call-{len(outputs)}")]
+            output = [function_call("lookup", {"n": len(outputs)}, f"call-{len(outputs)}")]
         elif self.final == "json":
-            output = [_message(json.dumps({"invoices": 3, "note": ",".join(outputs[1:])}))]
+            output = [assistant_message(json.dumps({"invoices": 3, "note": ",".join(outputs[1:])}))]
         else:
-            output = [_message("billing found " + ",".join(outputs[1:]))]
+            output = [assistant_message("billing found " + ",".join(outputs[1:]))]
         usage = Usage(requests=1, input_tokens=10 * len(items) + 1, output_tokens=3, total_tokens=0)
         return ModelResponse(output=output, usage=usage, response_id=None)
 
@@ -175,8 +180,8 @@ import kitaru
 from agents import Agent, RunConfig, function_tool
 from agents.items import ModelResponse
 from agents.models.interface import Model
-from agents.testing import assistant_message, function_call
 from agents.usage import Usage
+from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
 from kitaru.adapters import openai_agents
 
 def count(what):
@@ -188,9 +193,11 @@ class Planned(Model):
         count("model")
         outputs = [i for i in input if isinstance(i, dict) and i.get("type") == "function_call_output"]
         if len(outputs) < 3:
-            out = [function_call("fetch", {"n": len(outputs) + 1}, call_id=f"c{len(outputs)}")]
+            n = len(outputs) + 1
+            out = [ResponseFunctionToolCall(id=f"c{n}", call_id=f"c{n}", type="function_call", name="fetch", arguments=f'{{"n": {n}}}')]
         else:
-            out = [assistant_message(" ".join(o["output"] for o in outputs))]
+            text = ResponseOutputText(text=" ".join(o["output"] for o in outputs), type="output_text", annotations=[])
+            out = [ResponseOutputMessage(id="m", type="message", role="assistant", status="completed", content=[text])]
         return ModelResponse(output=out, usage=Usage(requests=1), response_id=None)
 
     def stream_response(self, *args, **kwargs):
