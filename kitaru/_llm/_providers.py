@@ -246,6 +246,20 @@ def _what_to_do(target: Target, status: int) -> str:
     return "fix the request (prompt, max_tokens, temperature) and resume the execution"
 
 
+_clients: dict[tuple[int, float], httpx.Client] = {}
+
+
+def _client(timeout: float) -> httpx.Client:
+    """One pooled client per process: building one costs tens of ms (TLS context)."""
+    import httpx
+
+    key = (os.getpid(), timeout)
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = httpx.Client(timeout=timeout)
+    return client
+
+
 def complete(
     target: Target,
     prompt: str,
@@ -261,52 +275,52 @@ def complete(
     retries = _retries()
     started = time.monotonic()
     attempt = 0
-    with httpx.Client(timeout=_timeout()) as client:
-        while True:
-            attempt += 1
-            try:
-                response = client.post(url, headers=headers, json=body)
-            except httpx.TransportError as exc:
-                if attempt > retries:
-                    raise ProviderError(
-                        f"cannot reach {target.provider} at {url} after {attempt} attempt(s): "
-                        f"{type(exc).__name__}: {exc}; check the base URL and that the server runs",
-                        status_code=None,
-                        provider=target.provider,
-                        provider_message=str(exc),
-                    ) from None
-                time.sleep(_backoff(attempt))
-                continue
-            status = response.status_code
-            if (status == 429 or status >= 500) and attempt <= retries:
-                wait = retry_after(response)
-                time.sleep(min(MAX_RETRY_WAIT, wait) if wait is not None else _backoff(attempt))
-                continue
-            if status >= 400:
-                message = _error_message(response)
+    client = _client(_timeout())
+    while True:
+        attempt += 1
+        try:
+            response = client.post(url, headers=headers, json=body)
+        except httpx.TransportError as exc:
+            if attempt > retries:
                 raise ProviderError(
-                    f"{target.provider} returned HTTP {status} for model {target.model_id!r}"
-                    f"{f' after {attempt} attempts' if attempt > 1 else ''}: {message}; "
-                    f"{_what_to_do(target, status)}",
-                    status_code=status,
+                    f"cannot reach {target.provider} at {url} after {attempt} attempt(s): "
+                    f"{type(exc).__name__}: {exc}; check the base URL and that the server runs",
+                    status_code=None,
                     provider=target.provider,
-                    provider_message=message,
-                )
-            try:
-                data = response.json()
-            except ValueError:
-                raise ProviderError(
-                    f"{target.provider} at {url} answered HTTP {status} with a body that is not "
-                    f"JSON: {response.text[:200]!r}; check the base URL",
-                    status_code=status,
-                    provider=target.provider,
-                    provider_message="response is not JSON",
+                    provider_message=str(exc),
                 ) from None
-            text, input_tokens, output_tokens = _parse(target, data)
-            return Completion(
-                text=text,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                attempts=attempt,
-                latency_s=round(time.monotonic() - started, 6),
+            time.sleep(_backoff(attempt))
+            continue
+        status = response.status_code
+        if (status == 429 or status >= 500) and attempt <= retries:
+            wait = retry_after(response)
+            time.sleep(min(MAX_RETRY_WAIT, wait) if wait is not None else _backoff(attempt))
+            continue
+        if status >= 400:
+            message = _error_message(response)
+            raise ProviderError(
+                f"{target.provider} returned HTTP {status} for model {target.model_id!r}"
+                f"{f' after {attempt} attempts' if attempt > 1 else ''}: {message}; "
+                f"{_what_to_do(target, status)}",
+                status_code=status,
+                provider=target.provider,
+                provider_message=message,
             )
+        try:
+            data = response.json()
+        except ValueError:
+            raise ProviderError(
+                f"{target.provider} at {url} answered HTTP {status} with a body that is not "
+                f"JSON: {response.text[:200]!r}; check the base URL",
+                status_code=status,
+                provider=target.provider,
+                provider_message="response is not JSON",
+            ) from None
+        text, input_tokens, output_tokens = _parse(target, data)
+        return Completion(
+            text=text,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            attempts=attempt,
+            latency_s=round(time.monotonic() - started, 6),
+        )
