@@ -100,11 +100,24 @@ def support(ticket: str) -> str:
     return str(result.final_output)
 
 
+fail_after_run: list[bool] = []
+
+
+@kitaru.checkpoint
+def after_run(note: str) -> str:
+    if fail_after_run:
+        fail_after_run.pop()
+        raise RuntimeError("the step after the run failed")
+    return note
+
+
 @flow
 def support_whole_run(ticket: str) -> dict[str, Any]:
     result = openai_agents.run_sync(
         triage_typed, ticket, strategy="runner_call", run_config=OFFLINE
     )
+    assert isinstance(result.final_output, Summary)  # typed again when read back
+    after_run(result.final_output.note)
     return {
         "output": result.final_output.model_dump(),
         "agent": result.last_agent_name,
@@ -143,14 +156,21 @@ def test_calls_strategy_checkpoints_each_model_and_tool_call_across_handoffs() -
 
 
 def test_runner_call_strategy_stores_the_whole_run_with_its_typed_output() -> None:
+    fail_after_run.append(True)
     handle = support_whole_run.run("invoices?")
+    assert handle.status == "failed" and len(model_calls) == 5
+    KitaruClient().executions.resume(handle.exec_id)
+    assert len(model_calls) == 5 and tool_calls == [1, 2, 3]  # the run was read back
     assert handle.result() == {
         "output": {"invoices": 3, "note": "inv1,inv2,inv3"},
         "agent": "billing",
         "items": 10,
     }
     checkpoints = KitaruClient().executions.get(handle.exec_id).checkpoints
-    assert [(c["key"], c["kind"]) for c in checkpoints] == [("triage.run", "agent_run")]
+    assert [(c["key"], c["kind"]) for c in checkpoints] == [
+        ("triage.run", "agent_run"),
+        ("after_run", "checkpoint"),
+    ]
 
     model_calls.clear()
     tool_calls.clear()

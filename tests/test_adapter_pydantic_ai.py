@@ -60,9 +60,22 @@ def answer(question: str) -> str:
     return support.run_sync(question).output
 
 
+fail_after_turn: list[bool] = []
+
+
+@kitaru.checkpoint
+def after_turn(text: str) -> str:
+    if fail_after_turn:
+        fail_after_turn.pop()
+        raise RuntimeError("the step after the agent failed")
+    return text.upper()
+
+
 @flow
 def answer_in_one_turn(question: str) -> str:
-    return support_turn.run_sync(question).output
+    result = support_turn.run_sync(question)
+    assert len(result.all_messages()) == 8  # read back with its messages on resume
+    return after_turn(result.output)
 
 
 @pytest.fixture(autouse=True)
@@ -99,16 +112,48 @@ def test_each_model_request_and_tool_call_is_a_checkpoint() -> None:
 
 
 def test_turn_mode_stores_the_whole_run_as_one_checkpoint() -> None:
+    fail_after_turn.append(True)
     handle = answer_in_one_turn.run("orders?")
-    assert handle.result() == "found order-1, order-2, order-3"
+    assert handle.status == "failed" and len(model_calls) == 4
+    KitaruClient().executions.resume(handle.exec_id)
+    assert handle.result() == "FOUND ORDER-1, ORDER-2, ORDER-3"
+    assert len(model_calls) == 4 and tool_calls == [1, 2, 3]  # the turn was read back
     checkpoints = KitaruClient().executions.get(handle.exec_id).checkpoints
-    assert [(c["key"], c["kind"]) for c in checkpoints] == [("support_turn.run", "agent_run")]
+    assert [(c["key"], c["kind"]) for c in checkpoints] == [
+        ("support_turn.run", "agent_run"),
+        ("after_turn", "checkpoint"),
+    ]
     stored = kitaru.load(handle.exec_id, "support_turn.run")
     assert stored["output"] == "found order-1, order-2, order-3"
 
     model_calls.clear()
     replayed = KitaruClient().executions.replay(handle.exec_id, from_="support_turn.run")
     assert replayed.status == "completed" and len(model_calls) == 4
+
+
+def test_async_runs_with_test_model() -> None:
+    from pydantic_ai.models.test import TestModel
+
+    quick = Agent(TestModel(), name="quick")
+    calls: list[str] = []
+
+    @quick.tool_plain
+    def ping(host: str) -> str:
+        calls.append(host)
+        return "pong"
+
+    durable_quick = adapter.durable(quick)
+
+    @flow
+    async def check() -> str:
+        result = await durable_quick.run("ping the host")
+        return str(result.output)
+
+    handle = check.run()
+    assert handle.result() == '{"ping":"pong"}'
+    keys = [c["key"] for c in KitaruClient().executions.get(handle.exec_id).checkpoints]
+    assert keys == ["quick.model", "quick.tool.ping", "quick.model#2"]
+    assert len(calls) == 1
 
 
 def test_outside_a_flow_the_agent_runs_as_usual() -> None:

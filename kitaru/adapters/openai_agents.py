@@ -225,18 +225,32 @@ def _check(agent: Any, strategy: str, kwargs: dict[str, Any]) -> None:
         )
 
 
+def _find_agent(start: Agent[Any], name: str) -> Agent[Any] | None:
+    """The agent called `name` among those reachable from `start` by handoff."""
+    seen: set[int] = set()
+    todo = [start]
+    while todo:
+        agent = todo.pop()
+        if id(agent) in seen:
+            continue
+        seen.add(id(agent))
+        if agent.name == name:
+            return agent
+        todo.extend(h for h in agent.handoffs if isinstance(h, Agent))
+    return None
+
+
 class _Loader:
+    """Reads a stored run back, typing its output as the agent that produced it."""
+
     def __init__(self, agent: Agent[Any]) -> None:
         self.agent = agent
 
     def __call__(self, stored: dict[str, Any]) -> DurableRunResult:
         output = stored["final_output"]
-        output_type = self.agent.output_type
-        if (
-            stored["last_agent_name"] == self.agent.name
-            and isinstance(output_type, type)
-            and output_type is not str
-        ):
+        last = _find_agent(self.agent, stored["last_agent_name"])
+        output_type = last.output_type if last is not None else None
+        if isinstance(output_type, type) and output_type is not str:
             output = TypeAdapter(output_type).validate_python(output)
         return DurableRunResult(output, stored["last_agent_name"], stored["input_list"])
 
