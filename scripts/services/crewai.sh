@@ -2,7 +2,8 @@
 # Not a server: a Python environment with CrewAI, for tests/test_examples_harnesses.py.
 # CrewAI cannot share the project venv (it pins openai<3 and mcp<2; see the `crewai`
 # dependency group in pyproject.toml), so its locked versions go into a cached venv of
-# their own. Tests run it with PYTHONPATH=<repo> so that it imports this checkout's kitaru.
+# their own, with the core dependencies of kitaru. Tests run it with PYTHONPATH=<repo>
+# so that it imports this checkout's kitaru.
 # Exports KITARU_CREWAI_PYTHON.
 source "$(dirname "$0")/lib.sh"
 
@@ -12,9 +13,9 @@ case "${1:-}" in
   up)
     req_tmp="$(mktemp)"
     if [ -n "$UV_BIN" ]; then
-      (cd "$REPO_ROOT" && "$UV_BIN" export --frozen --only-group crewai --no-hashes --no-emit-project --no-header -q) > "$req_tmp"
+      (cd "$REPO_ROOT" && "$UV_BIN" export --frozen --no-default-groups --group crewai --no-hashes --no-emit-workspace --no-header -q) > "$req_tmp"
     else
-      (cd "$REPO_ROOT" && python3 -m uv export --frozen --only-group crewai --no-hashes --no-emit-project --no-header -q) > "$req_tmp"
+      (cd "$REPO_ROOT" && python3 -m uv export --frozen --no-default-groups --group crewai --no-hashes --no-emit-workspace --no-header -q) > "$req_tmp"
     fi
     digest="$(sha256sum "$req_tmp" | cut -c1-12)"
     # Keyed by the locked versions, so every checkout (and CI's clone) shares one venv.
