@@ -30,6 +30,7 @@ from kitaru._errors import (
     WaitTimeoutError,
 )
 from kitaru._flow import ExecutionHandle, Flow, flow
+from kitaru._llm import LLMError, MissingAPIKeyError, ModelNotFoundError, ProviderError, llm
 from kitaru._version import __version__
 from kitaru._wait import wait
 
@@ -45,13 +46,18 @@ __all__ = [
     "KitaruClient",
     "KitaruError",
     "KitaruUsageError",
+    "LLMError",
+    "MissingAPIKeyError",
+    "ModelNotFoundError",
     "NonDeterminismError",
     "NotFoundError",
+    "ProviderError",
     "SerializationError",
     "WaitTimeoutError",
     "__version__",
     "checkpoint",
     "flow",
+    "llm",
     "load",
     "log",
     "save",

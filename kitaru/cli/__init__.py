@@ -9,6 +9,7 @@ import typer
 from kitaru._version import __version__
 from kitaru.cli._artifacts import app as artifacts_app
 from kitaru.cli._executions import app as executions_app
+from kitaru.cli._model import app as model_app
 
 app = typer.Typer(
     name="kitaru",
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(executions_app, name="executions")
 app.add_typer(artifacts_app, name="artifacts")
+app.add_typer(model_app, name="model")
 
 
 def _version(value: bool) -> None:

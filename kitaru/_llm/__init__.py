@@ -1,0 +1,82 @@
+"""`kitaru.llm()`: one model call, checkpointed like any other step.
+
+Inside a flow each call is a checkpoint call of kind `llm`, keyed `llm`, `llm#2`, ...
+(or `name`, `name#2`, ... when `name=` is given). The prompt is stored as the artifact
+`<key>.prompt` before the request goes out, the response text is the call's output,
+and the call's metadata records provider, model, token counts, latency and the
+estimated cost. A resumed or replayed execution reads completed calls back from the
+journal and sends nothing. Outside a flow (or inside a checkpoint, whose output
+already covers it) `llm()` is a plain call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kitaru import _calls
+from kitaru._checkpoint import _check_name
+from kitaru._errors import KitaruUsageError
+from kitaru._llm._errors import LLMError, MissingAPIKeyError, ModelNotFoundError, ProviderError
+
+__all__ = ["LLMError", "MissingAPIKeyError", "ModelNotFoundError", "ProviderError", "llm"]
+
+_FUNC_REF = "kitaru:llm"
+
+
+def llm(
+    prompt: str,
+    *,
+    model: str | None = None,
+    system: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    name: str | None = None,
+) -> str:
+    """Ask a model and return its text.
+
+    `model` is a registered alias (`kitaru model register fast openai/gpt-4o-mini`) or
+    `provider/model` (`openai/...`, `anthropic/...`, `ollama/...`, `openrouter/...`);
+    without it the alias `default` is used. `name` keys the checkpoint call
+    (`summarize`, `summarize#2`, ...) instead of `llm`.
+    """
+    if not isinstance(prompt, str):
+        raise KitaruUsageError(
+            f"kitaru.llm() needs the prompt as a str, not {type(prompt).__name__}"
+        )
+    if max_tokens is not None and max_tokens < 1:
+        raise KitaruUsageError(f"max_tokens must be 1 or more, not {max_tokens}")
+    call_name = _check_name(name, "llm name") if name is not None else "llm"
+    spec = _calls.CallSpec(name=call_name, func_ref=_FUNC_REF, kind="llm", hint=str)
+
+    def body() -> str:
+        from kitaru._llm import _prices, _providers
+
+        target = _providers.resolve(model)
+        key = _calls.current_key()
+        if key is not None:
+            request: dict[str, Any] = {
+                "prompt": prompt,
+                "system": system,
+                "model": target.requested,
+                "temperature": temperature,
+                "max_tokens": max_tokens,
+            }
+            _calls.save_artifact(f"{key}.prompt", request, producer="llm")
+        done = _providers.complete(
+            target, prompt, system=system, temperature=temperature, max_tokens=max_tokens
+        )
+        _calls.log(
+            provider=target.provider,
+            model=target.model_id,
+            alias=target.alias,
+            base_url=target.base_url,
+            input_tokens=done.input_tokens,
+            output_tokens=done.output_tokens,
+            latency_s=done.latency_s,
+            cost_usd=_prices.estimate(target.price, done.input_tokens, done.output_tokens),
+            cost_is_estimate=True,
+            http_attempts=done.attempts,
+        )
+        return done.text
+
+    return _calls.run_sync(spec, body)
