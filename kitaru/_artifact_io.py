@@ -16,10 +16,12 @@ INLINE_MAX = 16 * 1024
 
 
 def content_hash(data: bytes | memoryview) -> str:
-    # hashlib loads OpenSSL on import; BLAKE2 is built in, so import it on first use.
+    """SHA-256 in hex: with the CPU's SHA extensions it is about twice BLAKE2's speed here,
+    which matters when a 100 MB artifact is verified while it streams."""
+    # hashlib loads OpenSSL on import: import it on first use, not with kitaru.
     import hashlib
 
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    return hashlib.sha256(data).hexdigest()
 
 
 def build_artifact(
@@ -85,7 +87,7 @@ def read_bytes(artifact: ArtifactRecord, store_uri: str | None) -> bytes:
     where = f"artifact {artifact.artifact_id} ({artifact.producer} {artifact.name!r} of {artifact.exec_id})"
     import hashlib
 
-    hasher = hashlib.blake2b(digest_size=16)  # the same digest as content_hash()
+    hasher = hashlib.sha256()  # the same digest as content_hash()
     try:
         store = open_store(store_uri or _root_of(artifact.uri, artifact.exec_id))
         # The store feeds the hasher while it reads: one pass, overlapped with the transfer.

@@ -40,6 +40,7 @@ CREATE TABLE executions (
     metadata TEXT,
     argv TEXT
 );
+CREATE INDEX executions_created ON executions (created_at);
 CREATE INDEX executions_flow ON executions (flow, created_at);
 CREATE INDEX executions_status ON executions (status);
 CREATE INDEX executions_replayed_from ON executions (replayed_from);

@@ -303,7 +303,7 @@ class SqlJournal:
                 params.append(val)
         clause = ("WHERE " + " AND ".join(where)) if where else ""
         rows = self._x(
-            f"SELECT {EXEC_COLS} FROM executions {clause} ORDER BY exec_id DESC LIMIT ?",
+            f"SELECT {EXEC_COLS} FROM executions {clause} ORDER BY created_at DESC, exec_id DESC LIMIT ?",
             (*params, limit),
         ).fetchall()
         return [_execution(r) for r in rows]
