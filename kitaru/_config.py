@@ -6,6 +6,7 @@
 | `KITARU_JOURNAL_URL` | `sqlite:///path` or `postgresql://...` | `sqlite:///$KITARU_HOME/journal.db` |
 | `KITARU_ARTIFACT_STORE` | artifact store URI for executions started here | `file://$KITARU_HOME/artifacts` |
 | `KITARU_DURABILITY` | `process` (survives a killed process) or `fsync` (survives power loss) | `process` |
+| `KITARU_SERVER_URL` | a Kitaru server to use instead of a direct journal (with `KITARU_API_TOKEN`) | unset |
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ def durability() -> Durability:
 
 
 def journal_url() -> str:
+    # A configured server stands in for the journal: executions, checkpoint calls and
+    # waits go through its API, so this process needs no database credentials.
+    server = os.environ.get("KITARU_SERVER_URL")
+    if server:
+        return server.rstrip("/")
     url = os.environ.get("KITARU_JOURNAL_URL")
     if url:
         return url
@@ -70,4 +76,9 @@ def artifact_store_uri() -> str:
     uri = os.environ.get("KITARU_ARTIFACT_STORE")
     if uri:
         return uri
+    if os.environ.get("KITARU_SERVER_URL"):
+        # Artifacts go where the server keeps them, through its API.
+        from kitaru.remote import server_artifact_store
+
+        return server_artifact_store()
     return (home() / "artifacts").as_uri()

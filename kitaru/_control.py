@@ -109,11 +109,16 @@ def _owner_text(owner: str | None) -> str:
 
 def _spawn(record: ExecutionRecord, argv: list[str]) -> ExecutionRecord:
     """Run a kitaru command in a detached process with the execution's Python."""
+    _start(record, argv)
+    return record
+
+
+def _start(record: ExecutionRecord, argv: list[str]) -> subprocess.Popen[bytes]:
     python = record.python if record.python and os.path.exists(record.python) else sys.executable
     path = _log_path(argv[argv.index("--exec-id") + 1] if "--exec-id" in argv else record.exec_id)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "ab") as out:
-        subprocess.Popen(
+        return subprocess.Popen(
             [python, "-m", "kitaru", *argv],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -121,7 +126,6 @@ def _spawn(record: ExecutionRecord, argv: list[str]) -> ExecutionRecord:
             start_new_session=True,
             env=os.environ.copy(),
         )
-    return record
 
 
 def find_wait(journal: Journal, exec_id: str, name: str) -> WaitRecord:
@@ -158,8 +162,12 @@ def give_input(
     resume_after: bool = True,
     detach: bool = False,
     journal: Journal | None = None,
+    load_code: bool = True,
 ) -> ExecutionRecord:
-    """Answer a pending wait with a JSON value, then resume the execution."""
+    """Answer a pending wait with a JSON value, then resume the execution.
+
+    `load_code=False` (the server, which must not run user code) checks a model schema
+    against its stored JSON schema instead of importing the model class."""
     journal = journal or current_journal()
     record = get_execution(journal, exec_id)
     wait = find_wait(journal, exec_id, name)
@@ -173,7 +181,7 @@ def give_input(
             f"execution {exec_id} is {status}; its wait {wait.key!r} can no longer be answered"
         )
     model = None
-    if wait.schema.get("type") == "model":
+    if wait.schema.get("type") == "model" and load_code:
         model = _schema_model(record, wait.schema["type_ref"])
     checked = validate(wait.schema, value, model=model)
     encoded = _serialize.encode(checked, what=f"input for wait {wait.key!r}")
@@ -213,8 +221,12 @@ def replay(
     detach: bool = False,
     journal: Journal | None = None,
     new_exec_id: str | None = None,
+    load_code: bool = True,
 ) -> ExecutionRecord:
-    """Start a new execution that reuses the source's outputs above `from_`."""
+    """Start a new execution that reuses the source's outputs above `from_`.
+
+    `load_code=False` (the server) checks only what the journal knows and leaves the
+    flow's own checks (parameter names, override types) to the background process."""
     journal = journal or current_journal()
     source = get_execution(journal, exec_id)
     if status_of(source) == "running":
@@ -237,6 +249,8 @@ def replay(
                 f"cannot override {key!r}: execution {exec_id} has no such checkpoint; "
                 f"its checkpoints: {keys}"
             )
+    if not load_code:
+        return _spawn_replay(journal, source, from_, overrides, dict(inputs or {}))
     flow = _loader.load_flow(source)
     params = _execute.load_inputs(journal, source, flow.fn)
     if inputs:
@@ -294,14 +308,27 @@ def _spawn_replay(
         argv += ["--override", f"{key}={json.dumps(value)}"]
     for key, value in inputs.items():
         argv += ["--input", f"{key}={json.dumps(value)}"]
-    _spawn(source, argv)
+    proc = _start(source, argv)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         record = journal.get_execution(exec_id)
         if record is not None:
             return record
+        if proc.poll() is not None and journal.get_execution(exec_id) is None:
+            # It stopped before creating the execution: its own check refused the replay.
+            raise KitaruUsageError(_last_error(_log_path(exec_id)) or "the replay did not start")
         time.sleep(0.05)
     raise LeaseError(f"the background replay did not start within 30 s; see {_log_path(exec_id)}")
+
+
+def _last_error(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    errors = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
+    return errors[-1] if errors else (lines[-1] if lines else None)
 
 
 def _log_path(exec_id: str) -> str:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 
 from kitaru import _config
@@ -46,7 +47,33 @@ def open_store(uri: str) -> ArtifactStore:
         return store
 
 
+# Set by a server: the store roots it may open. Journal records come from clients, and
+# a record naming any other root must not make the server read outside its stores.
+_allowed_roots: frozenset[str] | None = None
+
+
+def restrict_to(roots: frozenset[str] | None) -> None:
+    """Only open these store roots in this process (None: any)."""
+    global _allowed_roots
+    with _lock:
+        _allowed_roots = roots
+        for uri in [u for u in _open if roots is not None and u not in roots]:
+            del _open[uri]
+
+
 def _create(uri: str) -> ArtifactStore:
+    if _allowed_roots is not None and uri not in _allowed_roots:
+        raise ConfigurationError(
+            f"artifact store {uri!r} is not one this server serves; start the server with "
+            "--artifact-store for it"
+        )
+    if os.environ.get("KITARU_SERVER_URL"):
+        # The server's own store is reached through its API (no bucket credentials here).
+        from kitaru.remote import proxied_store
+
+        proxied = proxied_store(uri)
+        if proxied is not None:
+            return proxied
     scheme = uri.partition("://")[0] if "://" in uri else ""
     entry = _STORES.get(scheme)
     if entry is None:

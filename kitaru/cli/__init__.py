@@ -10,6 +10,7 @@ from kitaru._version import __version__
 from kitaru.cli._artifacts import app as artifacts_app
 from kitaru.cli._executions import app as executions_app
 from kitaru.cli._model import app as model_app
+from kitaru.cli._server import app as server_app
 
 app = typer.Typer(
     name="kitaru",
@@ -23,6 +24,7 @@ app = typer.Typer(
 app.add_typer(executions_app, name="executions")
 app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(model_app, name="model")
+app.add_typer(server_app, name="server")
 
 
 def _version(value: bool) -> None:

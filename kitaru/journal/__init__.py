@@ -72,8 +72,14 @@ def _connect(url: str) -> Journal:
                 'install it with: pip install "kitaru[postgres]"'
             ) from None
         return PostgresJournal(url)
+    if scheme in ("http", "https"):
+        # A Kitaru server (KITARU_SERVER_URL): the journal over its API.
+        from kitaru.remote import HttpJournal
+
+        return HttpJournal(url)
     raise ConfigurationError(
-        f"journal URL scheme {scheme!r} is not supported; use sqlite:/// or postgresql://"
+        f"journal URL scheme {scheme!r} is not supported; use sqlite:///, postgresql:// "
+        "or a Kitaru server's http(s):// URL"
     )
 
 

@@ -121,6 +121,29 @@ CREATE TABLE logs (
 CREATE INDEX logs_exec ON logs (exec_id, ts);
 """,
     ),
+    (
+        2,
+        # The server's API tokens (only a hash of each is kept) and its secrets (the key
+        # that signs webhook URLs), in the journal so that every server replica sharing
+        # it accepts the same tokens and signatures.
+        """
+CREATE TABLE api_tokens (
+    token_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    token_hash TEXT NOT NULL,
+    created_at {real} NOT NULL,
+    revoked_at {real},
+    last_used_at {real}
+);
+
+CREATE TABLE server_secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    created_at {real} NOT NULL
+);
+""",
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -125,3 +125,17 @@ class LogRecord:
     ts: float
     stream: str  # stdout | stderr | log
     text: str
+
+
+@dataclass(slots=True)
+class TokenRecord:
+    """A server API token. Only a hash of the secret part is kept; `scope` is `read`
+    (GET requests) or `write` (everything)."""
+
+    token_id: str
+    name: str
+    scope: str
+    token_hash: str
+    created_at: float
+    revoked_at: float | None = None
+    last_used_at: float | None = None

@@ -22,6 +22,7 @@ from kitaru.journal._records import (
     WaitRecord,
     parse_call_output_id,
 )
+from kitaru.journal._tokens import TokenRows
 
 EXEC_COLS = (
     "exec_id, flow, status, created_at, updated_at, ended_at, flow_ref, flow_file, import_path, "
@@ -187,7 +188,7 @@ _INSERT_ARTIFACT = f"INSERT INTO artifacts ({ART_COLS}) VALUES ({_marks(ART_COLS
 _INSERT_LOG = f"INSERT INTO logs ({LOG_COLS}) VALUES ({_marks(LOG_COLS)})"
 
 
-class SqlJournal:
+class SqlJournal(TokenRows):
     """Everything but the connection; see `SqliteJournal` and `PostgresJournal`."""
 
     url: str

@@ -1,0 +1,191 @@
+"""The `Journal` protocol over a Kitaru server's API (`KITARU_SERVER_URL`).
+
+Each method is one `POST /api/v1/journal/<method>` with its arguments as JSON; the
+server runs the same method on its own journal, under the token's scope. Flows, the
+CLI and `KitaruClient` use this like any other journal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from kitaru.journal._records import (
+    ArtifactRecord,
+    CallRecord,
+    ExecutionRecord,
+    LogRecord,
+    WaitRecord,
+)
+from kitaru.remote._codec import decode, encode, signature
+from kitaru.remote._connection import Connection, connect
+
+
+class HttpJournal:
+    def __init__(self, url: str, connection: Connection | None = None) -> None:
+        self.url = url.rstrip("/")
+        self._conn = connection or connect(self.url)
+        # Fail on a wrong URL or token now, before a flow starts running.
+        self._conn.info()
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        response = self._conn.request(
+            "POST", f"/journal/{method}", json={k: encode(v) for k, v in kwargs.items()}
+        )
+        _params, returns = signature(method)
+        return decode(response.json()["result"], returns)
+
+    # executions
+    def create_execution(
+        self, execution: ExecutionRecord, inputs: Sequence[ArtifactRecord]
+    ) -> None:
+        self._call("create_execution", execution=execution, inputs=list(inputs))
+
+    def get_execution(self, exec_id: str) -> ExecutionRecord | None:
+        found: ExecutionRecord | None = self._call("get_execution", exec_id=exec_id)
+        return found
+
+    def list_executions(
+        self,
+        *,
+        flow: str | None = None,
+        status: str | None = None,
+        replayed_from: str | None = None,
+        limit: int = 100,
+    ) -> list[ExecutionRecord]:
+        found: list[ExecutionRecord] = self._call(
+            "list_executions", flow=flow, status=status, replayed_from=replayed_from, limit=limit
+        )
+        return found
+
+    def take_lease(
+        self,
+        exec_id: str,
+        *,
+        owner: str,
+        expected_owner: str | None,
+        statuses: Sequence[str],
+        now: float,
+        lease_until: float,
+    ) -> bool:
+        return bool(
+            self._call(
+                "take_lease",
+                exec_id=exec_id,
+                owner=owner,
+                expected_owner=expected_owner,
+                statuses=list(statuses),
+                now=now,
+                lease_until=lease_until,
+            )
+        )
+
+    def heartbeat(self, exec_id: str, *, owner: str, now: float, lease_until: float) -> bool | None:
+        found: bool | None = self._call(
+            "heartbeat", exec_id=exec_id, owner=owner, now=now, lease_until=lease_until
+        )
+        return found
+
+    def finish(
+        self,
+        exec_id: str,
+        *,
+        owner: str,
+        status: str,
+        now: float,
+        error: str | None = None,
+        result: ArtifactRecord | None = None,
+    ) -> bool:
+        return bool(
+            self._call(
+                "finish",
+                exec_id=exec_id,
+                owner=owner,
+                status=status,
+                now=now,
+                error=error,
+                result=result,
+            )
+        )
+
+    def request_cancel(self, exec_id: str, *, now: float) -> None:
+        self._call("request_cancel", exec_id=exec_id, now=now)
+
+    def cancel_idle(self, exec_id: str, *, expected_owner: str | None, now: float) -> bool:
+        return bool(
+            self._call("cancel_idle", exec_id=exec_id, expected_owner=expected_owner, now=now)
+        )
+
+    def set_metadata(self, exec_id: str, metadata: dict[str, object]) -> None:
+        self._call("set_metadata", exec_id=exec_id, metadata=metadata)
+
+    def set_run_id(self, exec_id: str, run_id: str, orchestrator: str) -> None:
+        self._call("set_run_id", exec_id=exec_id, run_id=run_id, orchestrator=orchestrator)
+
+    # checkpoint calls
+    def calls(self, exec_id: str) -> list[CallRecord]:
+        found: list[CallRecord] = self._call("calls", exec_id=exec_id)
+        return found
+
+    def commit_call(
+        self,
+        call: CallRecord,
+        output: ArtifactRecord | None,
+        logs: Sequence[LogRecord],
+        *,
+        owner: str,
+    ) -> bool:
+        # The output travels once, as `output`, not again inside the call.
+        bare = dataclasses.replace(call, output=None) if call.output is not None else call
+        return bool(
+            self._call("commit_call", call=bare, output=output, logs=list(logs), owner=owner)
+        )
+
+    def copy_calls(self, source: str, target: str, *, before_seq: int) -> int:
+        return int(self._call("copy_calls", source=source, target=target, before_seq=before_seq))
+
+    # artifacts
+    def put_artifact(self, artifact: ArtifactRecord) -> None:
+        self._call("put_artifact", artifact=artifact)
+
+    def get_artifact(self, artifact_id: str) -> ArtifactRecord | None:
+        found: ArtifactRecord | None = self._call("get_artifact", artifact_id=artifact_id)
+        return found
+
+    def list_artifacts(self, exec_id: str) -> list[ArtifactRecord]:
+        found: list[ArtifactRecord] = self._call("list_artifacts", exec_id=exec_id)
+        return found
+
+    def find_artifact(self, exec_id: str, name: str) -> ArtifactRecord | None:
+        found: ArtifactRecord | None = self._call("find_artifact", exec_id=exec_id, name=name)
+        return found
+
+    # waits
+    def create_wait(self, wait: WaitRecord, *, owner: str) -> bool:
+        return bool(self._call("create_wait", wait=wait, owner=owner))
+
+    def waits(self, exec_id: str) -> list[WaitRecord]:
+        found: list[WaitRecord] = self._call("waits", exec_id=exec_id)
+        return found
+
+    def pending_waits(self) -> list[WaitRecord]:
+        found: list[WaitRecord] = self._call("pending_waits")
+        return found
+
+    def answer_wait(self, exec_id: str, key: str, value: ArtifactRecord, *, now: float) -> bool:
+        return bool(self._call("answer_wait", exec_id=exec_id, key=key, value=value, now=now))
+
+    def copy_waits(self, source: str, target: str, *, before_seq: int) -> int:
+        return int(self._call("copy_waits", source=source, target=target, before_seq=before_seq))
+
+    # logs
+    def append_logs(self, logs: Sequence[LogRecord]) -> None:
+        self._call("append_logs", logs=list(logs))
+
+    def logs(self, exec_id: str) -> list[LogRecord]:
+        found: list[LogRecord] = self._call("logs", exec_id=exec_id)
+        return found
+
+    def close(self) -> None:
+        """The connection is shared by every journal on this server in the process."""

@@ -1,0 +1,90 @@
+"""The server application: the REST API under /api/v1, the web UI under /ui."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from kitaru import artifacts
+from kitaru._version import __version__
+from kitaru.server import _errors
+from kitaru.server._body import LimitBody
+from kitaru.server._state import ServerConfig, ServerState
+from kitaru.server._sweeper import Sweeper
+
+HERE = Path(__file__).resolve().parent
+
+DESCRIPTION = """The Kitaru server: executions, checkpoint calls, artifacts and waits of one
+journal, for people (the web UI at /ui), scripts, and clients that set
+`KITARU_SERVER_URL` and `KITARU_API_TOKEN`.
+
+Every endpoint but `/health` needs an API token (`Authorization: Bearer kt_...`);
+tokens are `read` (GET requests and reading journal methods) or `write` (everything).
+A wait can also be answered through a signed webhook URL that carries no token."""
+
+
+def prepare_process(config: ServerConfig) -> None:
+    """The server uses its journal and stores directly, never a server (itself), and
+    background resumes it starts inherit them."""
+    for var in ("KITARU_SERVER_URL", "KITARU_API_TOKEN"):
+        os.environ.pop(var, None)
+    os.environ["KITARU_JOURNAL_URL"] = config.journal_url
+    os.environ["KITARU_ARTIFACT_STORE"] = config.artifact_stores[0]
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    prepare_process(config)
+    state = ServerState(config)
+    artifacts.restrict_to(frozenset({*config.artifact_stores, *state.stores}))
+    sweeper = Sweeper(state.journal, config.sweep_interval)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sweeper.start()
+        yield
+        sweeper.stop()
+
+    app = FastAPI(
+        title="Kitaru server",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url=None,  # served behind a token by routes/_info.py
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.kitaru = state
+    app.state.sweeper = sweeper
+    _errors.install(app)
+    from kitaru.server.routes import ROUTERS
+
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/ui/executions")
+
+    app.add_middleware(LimitBody, max_bytes=config.max_upload_bytes)
+    return app
+
+
+def openapi_document() -> dict[str, object]:
+    """The OpenAPI document without a running server or journal."""
+    from fastapi.openapi.utils import get_openapi
+
+    from kitaru.server.routes import ROUTERS
+
+    app = FastAPI()
+    for router in ROUTERS:
+        app.include_router(router)
+    return get_openapi(
+        title="Kitaru server", version=__version__, description=DESCRIPTION, routes=app.routes
+    )

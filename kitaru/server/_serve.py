@@ -1,0 +1,49 @@
+"""`kitaru server start`: bind, say where, serve until interrupted."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+from kitaru.server._state import ServerConfig
+
+
+def serve(config: ServerConfig, *, host: str, port: int, log_level: str, access_log: bool) -> None:
+    import uvicorn
+
+    from kitaru.server._app import create_app
+
+    app = create_app(config)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        from kitaru._errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port "
+            "(0 picks a free one)"
+        ) from None
+    sock.listen(2048)
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    state = app.state.kitaru
+    # Tests and scripts read this line to learn the port (--port 0 picks a free one).
+    print(
+        f"kitaru server listening on http://{shown}:{bound} "
+        f"(journal {state.journal.url}, artifacts {state.default_store.uri})",
+        flush=True,
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level=log_level,
+            access_log=access_log,
+            proxy_headers=True,
+            timeout_graceful_shutdown=5,
+        )
+    )
+    server.run(sockets=[sock])
+    sys.stdout.flush()

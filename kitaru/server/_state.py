@@ -1,0 +1,67 @@
+"""What a running server holds: its journal, the artifact stores it serves, its secret."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+from kitaru._errors import ConfigurationError
+from kitaru.artifacts import ArtifactStore, open_store
+from kitaru.journal import Journal, open_journal
+from kitaru.journal._tokens import TokenRows
+from kitaru.server._tokens import Caller, token_store, verify
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    journal_url: str
+    # The first store is where clients without a store of their own keep artifacts;
+    # the others are stores of executions the server may read (and proxy) as well.
+    artifact_stores: tuple[str, ...]
+    max_upload_bytes: int = 256 * MiB
+    sweep_interval: float = 10.0
+    public_url: str | None = None
+    secret: str | None = field(default=None, repr=False)
+
+
+class ServerState:
+    def __init__(self, config: ServerConfig) -> None:
+        if config.journal_url.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                "a server needs a journal of its own (postgresql://... or sqlite:///...), "
+                f"not another server's URL ({config.journal_url})"
+            )
+        self.config = config
+        self.journal: Journal = open_journal(config.journal_url)
+        self.tokens: TokenRows = token_store(self.journal)
+        stores = [open_store(uri) for uri in config.artifact_stores]
+        for store in stores:
+            store.check()
+        self.default_store: ArtifactStore = stores[0]
+        self.stores: dict[str, ArtifactStore] = {s.uri.rstrip("/"): s for s in stores}
+        secret = config.secret or os.environ.get("KITARU_SERVER_SECRET")
+        self.secret = (secret or self.tokens.server_secret("signing")).encode()
+        self._used: dict[str, float] = {}
+        self._used_lock = threading.Lock()
+
+    def store(self, root: str) -> ArtifactStore | None:
+        return self.stores.get(root.rstrip("/"))
+
+    def authenticate(self, token: str) -> Caller | None:
+        caller = verify(self.tokens, token)
+        if caller is not None:
+            self._note_use(caller.token_id)
+        return caller
+
+    def _note_use(self, token_id: str) -> None:
+        # `token list` shows when a token was last used; a write per minute is plenty.
+        now = time.time()
+        with self._used_lock:
+            if now - self._used.get(token_id, 0.0) < 60:
+                return
+            self._used[token_id] = now
+        self.tokens.touch_token(token_id, now=now)

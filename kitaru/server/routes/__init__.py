@@ -1,0 +1,30 @@
+"""The server's routers, one per resource. A new resource is one module with an
+`APIRouter` named `router`, added to ROUTERS."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from kitaru.server.routes import (
+    _artifacts,
+    _checkpoints,
+    _executions,
+    _health,
+    _info,
+    _journal,
+    _store,
+    _ui,
+    _waits,
+)
+
+ROUTERS: list[APIRouter] = [
+    _health.router,
+    _info.router,
+    _executions.router,
+    _checkpoints.router,
+    _artifacts.router,
+    _waits.router,
+    _journal.router,
+    _store.router,
+    _ui.router,
+]

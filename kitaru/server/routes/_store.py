@@ -1,0 +1,85 @@
+"""The server's artifact stores over HTTP: what `HttpArtifactStore` calls, so a client or
+container keeps artifacts in the server's store without credentials of its own.
+
+Only the roots the server was started with are served, and keys are relative paths
+of plain segments: nothing can name an object outside a store.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from kitaru._errors import InvalidInputError, NotFoundError
+from kitaru.artifacts import ArtifactStore
+from kitaru.server._body import read_body
+from kitaru.server.routes._deps import Reader, State, Writer
+
+router = APIRouter(prefix="/api/v1/store", tags=["artifact store"])
+
+_SEGMENT = re.compile(r"^[\w#@+=,~-][\w.#@+=,~-]*$")
+
+
+def _store(state: State, root: str) -> ArtifactStore:
+    store = state.store(root)
+    if store is None:
+        raise NotFoundError(f"this server does not serve the artifact store {root!r}")
+    return store
+
+
+def _key(key: str) -> str:
+    parts = key.split("/")
+    if not key or len(key) > 1024 or not all(_SEGMENT.match(p) for p in parts):
+        raise InvalidInputError(
+            f"invalid artifact key {key!r}: use /-separated names of letters, digits and ._-"
+        )
+    return key
+
+
+@router.get("/check", summary="Check that a served store can be written to")
+def check(root: str, state: State, caller: Reader) -> dict[str, Any]:
+    _store(state, root).check()
+    return {"root": root, "ok": True}
+
+
+@router.get("/keys", summary="Keys in a served store that start with a prefix")
+def keys(root: str, state: State, caller: Reader, prefix: str = "") -> dict[str, Any]:
+    return {"keys": sorted(_store(state, root).list(prefix))}
+
+
+@router.put("/objects/{key:path}", summary="Write an object (the body is its bytes)")
+async def write(key: str, root: str, request: Request, state: State, caller: Writer) -> Any:
+    store = _store(state, root)
+    data = await read_body(request, state.config.max_upload_bytes)
+    uri = await run_in_threadpool(store.write, _key(key), data)
+    return {"uri": uri, "size": len(data)}
+
+
+@router.get(
+    "/objects/{key:path}",
+    summary="Read an object",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def read(key: str, root: str, state: State, caller: Reader) -> Response:
+    store = _store(state, root)
+    try:
+        data = store.read(_key(key))
+    except KeyError:
+        raise NotFoundError(f"no object {key!r} in {root}") from None
+    return Response(data, media_type="application/octet-stream")
+
+
+@router.head("/objects/{key:path}", summary="Whether an object exists", response_class=Response)
+def exists(key: str, root: str, state: State, caller: Reader) -> Response:
+    found = _store(state, root).exists(_key(key))
+    return Response(status_code=200 if found else 404)
+
+
+@router.delete("/objects/{key:path}", summary="Delete an object", status_code=204)
+def delete(key: str, root: str, state: State, caller: Writer) -> Response:
+    _store(state, root).delete(_key(key))
+    return Response(status_code=204)
