@@ -23,7 +23,14 @@ REPO = Path(__file__).resolve().parent.parent
 def kitaru_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     home = tmp_path / "kitaru-home"
     monkeypatch.setenv("KITARU_HOME", str(home))
-    for var in ("KITARU_JOURNAL_URL", "KITARU_ARTIFACT_STORE", "KITARU_DURABILITY", "KITARU_STACK"):
+    for var in (
+        "KITARU_JOURNAL_URL",
+        "KITARU_ARTIFACT_STORE",
+        "KITARU_DURABILITY",
+        "KITARU_STACK",
+        "KITARU_SERVER_URL",
+        "KITARU_API_TOKEN",
+    ):
         monkeypatch.delenv(var, raising=False)
     kitaru.journal.reset_for_tests()
     kitaru.artifacts.reset_for_tests()

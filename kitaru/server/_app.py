@@ -6,8 +6,9 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import quote
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -67,6 +68,12 @@ def create_app(config: ServerConfig) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    from kitaru.server.routes._ui import LoginRequired
+
+    @app.exception_handler(LoginRequired)
+    async def sign_in(request: Request, exc: LoginRequired) -> RedirectResponse:
+        return RedirectResponse(f"/ui/login?next={quote(exc.next_url, safe='')}", 303)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

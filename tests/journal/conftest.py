@@ -35,11 +35,30 @@ def fresh_postgres_url() -> str:
     return f"{head}/{name}"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+@pytest.fixture(params=["sqlite", "postgres", "http"])
+def journal_url(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'journal.db'}"
-    return fresh_postgres_url()
+        yield f"sqlite:///{tmp_path / 'journal.db'}"
+        return
+    if request.param == "postgres":
+        yield fresh_postgres_url()
+        return
+    # The HTTP journal: a real server process over its own PostgreSQL database.
+    from kitaru import remote
+    from kitaru.server import _tokens
+    from tests.server_process import ServerProcess
+
+    url = fresh_postgres_url()
+    token, _record = _tokens.create(open_journal(url), scope="write")
+    server = ServerProcess(url, tmp_path / "server", args=("--sweep-interval", "0"))
+    try:
+        monkeypatch.setenv("KITARU_API_TOKEN", token)
+        yield server.url
+    finally:
+        remote.reset_for_tests()
+        server.stop()
 
 
 @pytest.fixture

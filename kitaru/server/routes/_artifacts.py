@@ -46,6 +46,9 @@ def preview(journal: Journal, artifact: ArtifactRecord) -> dict[str, Any]:
         return {"kind": "binary", "reason": "pickled values are not opened by the server"}
     if artifact.size > PREVIEW_MAX:
         return {"kind": "none", "reason": f"larger than {PREVIEW_MAX // 1024} KB; download it"}
+    if artifact.inline is None and artifact.uri is None:
+        # Listings leave inline bytes out; fetch the full record.
+        artifact = journal.get_artifact(artifact.artifact_id) or artifact
     try:
         data = artifact_bytes(journal, artifact)
         ok, value = _serialize.to_jsonable(artifact.serializer, data)
