@@ -3,7 +3,8 @@
 With `KITARU_SERVER_URL` and `KITARU_API_TOKEN` set, `current_journal()` is an
 `HttpJournal` and the server's artifact store is reached through its API: flows, the
 CLI and `KitaruClient` work unchanged, and a container needs no database or bucket
-credentials. Needs `pip install "kitaru[server]"` (httpx).
+credentials. A client needs nothing beyond `pip install kitaru` (the standard
+library's HTTP client); the server itself needs `pip install "kitaru[server]"`.
 """
 
 from __future__ import annotations

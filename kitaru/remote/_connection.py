@@ -1,10 +1,19 @@
-"""One HTTP connection pool per server, with the API token, and errors in Kitaru's terms."""
+"""Requests to a Kitaru server with the API token, and its errors in Kitaru's terms.
+
+The standard library's http.client, not a third-party client: a CLI command or a
+container that talks to a server starts as fast as one that opens a journal.
+"""
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import threading
+import time
+from dataclasses import dataclass
 from typing import Any, NoReturn
+from urllib.parse import urlencode, urlsplit
 
 from kitaru._errors import (
     ArtifactCorruptedError,
@@ -18,37 +27,62 @@ from kitaru._errors import (
     SerializationError,
 )
 
+TIMEOUT = 120.0
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
 API = "/api/v1"
 
+# A keep-alive connection the server has closed fails on first use; that request never
+# reached the server and is sent again on a new connection. Failed connection attempts
+# are retried with a short backoff. Nothing else is ever sent twice.
+_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+_CONNECT_RETRIES = 4
 
-def _httpx() -> Any:
-    try:
-        import httpx
-    except ImportError:
-        raise ConfigurationError(
-            "talking to a Kitaru server (KITARU_SERVER_URL) needs httpx; install it with: "
-            'pip install "kitaru[server]"'
-        ) from None
-    return httpx
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status_code: int
+    content: bytes
+    headers: dict[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.content)
 
 
 class Connection:
-    """The server at `url`, reached with `token`."""
+    """The server at `url`, reached with `token`; one keep-alive connection per thread."""
 
     def __init__(self, url: str, token: str) -> None:
-        httpx = _httpx()
         from kitaru._version import __version__
 
         self.url = url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.url,
-            headers={"Authorization": f"Bearer {token}", "User-Agent": f"kitaru/{__version__}"},
-            timeout=httpx.Timeout(60.0, connect=10.0),
-            # Retries only failed connection attempts: a request that reached the server
-            # is never sent twice.
-            transport=httpx.HTTPTransport(retries=3),
-        )
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigurationError(
+                f"KITARU_SERVER_URL={url!r} is not an http(s):// URL of a Kitaru server"
+            )
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port
+        self._prefix = parts.path.rstrip("/")
+        self._headers = {
+            "Authorization": f"Bearer {token}",
+            "User-Agent": f"kitaru/{__version__}",
+            "Accept": "application/json",
+        }
+        self._local = threading.local()
         self._info: dict[str, Any] | None = None
+
+    def _new(self) -> http.client.HTTPConnection:
+        if self._https:
+            return http.client.HTTPSConnection(self._host, self._port, timeout=TIMEOUT)
+        return http.client.HTTPConnection(self._host, self._port, timeout=TIMEOUT)
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+        self._local.conn = None
 
     def request(
         self,
@@ -59,20 +93,59 @@ class Connection:
         content: bytes | None = None,
         params: dict[str, Any] | None = None,
         ok: tuple[int, ...] = (200,),
-    ) -> Any:
-        httpx = _httpx()
-        try:
-            response = self._http.request(
-                method, API + path, json=json, content=content, params=params
-            )
-        except httpx.TransportError as exc:
-            raise ConfigurationError(
-                f"cannot reach the Kitaru server at {self.url} ({type(exc).__name__}: {exc}); "
-                "check KITARU_SERVER_URL and that the server is running"
-            ) from None
+    ) -> Response:
+        target = self._prefix + API + path
+        if params:
+            target += "?" + urlencode({k: v for k, v in params.items() if v is not None})
+        headers = dict(self._headers)
+        body = content
+        if json is not None:
+            body = _dumps(json).encode()
+            headers["Content-Type"] = "application/json"
+        elif content is not None:
+            headers["Content-Type"] = "application/octet-stream"
+        response = self._send(method, target, body, headers)
         if response.status_code not in ok:
             fail(self.url, response.status_code, _detail(response))
         return response
+
+    def _send(
+        self, method: str, target: str, body: bytes | None, headers: dict[str, str]
+    ) -> Response:
+        last: BaseException | None = None
+        for attempt in range(_CONNECT_RETRIES):
+            conn = getattr(self._local, "conn", None)
+            reused = conn is not None
+            if conn is None:
+                conn = self._local.conn = self._new()
+                try:
+                    conn.connect()
+                except OSError as exc:
+                    self._drop()
+                    last = exc
+                    time.sleep(0.1 * 2**attempt)
+                    continue
+            try:
+                conn.request(method, target, body=body, headers=headers)
+                raw = conn.getresponse()
+                data = raw.read()
+            except _STALE as exc:
+                self._drop()
+                last = exc
+                if reused:
+                    continue
+                break
+            except OSError as exc:
+                self._drop()
+                last = exc
+                break
+            if raw.will_close:
+                self._drop()
+            return Response(raw.status, data, {k.lower(): v for k, v in raw.getheaders()})
+        raise ConfigurationError(
+            f"cannot reach the Kitaru server at {self.url} ({type(last).__name__}: {last}); "
+            "check KITARU_SERVER_URL and that the server is running"
+        )
 
     def info(self) -> dict[str, Any]:
         """What the server says about itself (checked once per process)."""
@@ -81,15 +154,15 @@ class Connection:
         return self._info
 
     def close(self) -> None:
-        self._http.close()
+        self._drop()
 
 
-def _detail(response: Any) -> tuple[str, str | None]:
+def _detail(response: Response) -> tuple[str, str | None]:
     """(message, Kitaru error class name if the server named one)."""
     try:
         body = response.json()
     except ValueError:
-        return response.text.strip()[:300], None
+        return response.content.decode(errors="replace").strip()[:300], None
     if not isinstance(body, dict):
         return str(body), None
     detail = body.get("detail")

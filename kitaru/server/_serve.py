@@ -43,6 +43,8 @@ def serve(config: ServerConfig, *, host: str, port: int, log_level: str, access_
             access_log=access_log,
             proxy_headers=True,
             timeout_graceful_shutdown=5,
+            # Clients keep one connection per thread; a flow's heartbeat comes every 10 s.
+            timeout_keep_alive=75,
         )
     )
     server.run(sockets=[sock])

@@ -1,0 +1,142 @@
+"""Scripts the server tests run as a client would: `python script.py ARG`."""
+
+from __future__ import annotations
+
+REVIEW = """
+import json, os, pathlib, sys
+import kitaru
+from kitaru import checkpoint, flow
+
+# Counts every body run, next to the script: the server resumes it in another process.
+COUNTS = pathlib.Path(__file__).with_name("counts")
+
+
+def mark(name: str) -> None:
+    COUNTS.mkdir(exist_ok=True)
+    with open(COUNTS / name, "a") as f:
+        f.write("x")
+
+
+@checkpoint
+def research(topic: str) -> str:
+    mark("research")
+    print("researching", topic)
+    # Larger than what the journal keeps inline: the bytes go to the server's store.
+    return f"notes on {topic}: " + "z" * 40_000
+
+
+@checkpoint
+def draft(notes: str) -> str:
+    mark("draft")
+    if os.environ.get("CRASH_IN_DRAFT") == "1":
+        os._exit(9)
+    return notes.split(":")[0].upper()
+
+
+@checkpoint
+def publish(text: str) -> str:
+    mark("publish")
+    return f"published: {text}"
+
+
+@flow
+def review(topic: str) -> str:
+    text = draft(research(topic))
+    if not kitaru.wait("approve", schema=bool, question="Publish this draft?"):
+        return "rejected"
+    return publish(text)
+
+
+if __name__ == "__main__":
+    handle = review.run(sys.argv[1])
+    print(json.dumps({"exec_id": handle.exec_id, "status": handle.status}))
+"""
+
+TIMEOUT = """
+import json, sys
+import kitaru
+from kitaru import checkpoint, flow
+
+
+@checkpoint
+def prepare() -> int:
+    return 1
+
+
+@flow
+def deadline() -> str:
+    prepare()
+    ok = kitaru.wait("approve", schema=bool, timeout=1.0, default=False)
+    return "approved" if ok else "timed out"
+
+
+if __name__ == "__main__":
+    handle = deadline.run()
+    print(json.dumps({"exec_id": handle.exec_id, "status": handle.status}))
+"""
+
+FORM = """
+import json, sys
+import kitaru
+from pydantic import BaseModel
+from kitaru import checkpoint, flow
+
+
+class Review(BaseModel):
+    approved: bool
+    score: int
+    comment: str = ""
+
+
+@checkpoint
+def summarize(text: str) -> dict:
+    return {"text": text, "words": len(text.split())}
+
+
+@checkpoint
+def decide(summary: dict, review: dict) -> str:
+    return f"{summary['words']} words, score {review['score']}"
+
+
+@flow
+def triage(text: str) -> str:
+    summary = summarize(text)
+    review = kitaru.wait("review", schema=Review, question="How good is it?")
+    count = kitaru.wait("copies", schema=int, question="How many copies?")
+    return decide(summary, review.model_dump()) + f", {count} copies"
+
+
+if __name__ == "__main__":
+    handle = triage.run(sys.argv[1])
+    print(json.dumps({"exec_id": handle.exec_id, "status": handle.status}))
+"""
+
+PICKLED = '''
+import json, os, sys
+from kitaru import checkpoint, flow
+
+
+class Trap:
+    """Unpickling this writes a marker file: the server must never do it."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@checkpoint(allow_pickle=True)
+def make(marker: str) -> Trap:
+    return Trap(marker)
+
+
+@flow(allow_pickle=True)
+def pickled(marker: str) -> Trap:
+    return make(marker)
+
+
+if __name__ == "__main__":
+    handle = pickled.run(sys.argv[1])
+    print(json.dumps({"exec_id": handle.exec_id, "status": handle.status}))
+'''

@@ -1,0 +1,135 @@
+"""The whole life of a flow through a real server on PostgreSQL: a client that knows only
+KITARU_SERVER_URL and a token runs it, it crashes, resumes, waits, is answered through a
+webhook URL and through the API, is replayed, and the two executions are diffed."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import write_script
+from tests.server import flows
+from tests.server.conftest import Client
+from tests.server_process import ServerProcess
+
+
+def _counts(script: Path) -> dict[str, int]:
+    folder = script.with_name("counts")
+    if not folder.is_dir():
+        return {}
+    return {p.name: len(p.read_text()) for p in folder.iterdir()}
+
+
+def test_crash_resume_webhook_replay_and_diff_through_the_server(
+    server: ServerProcess, client: Client, write_token: str, tmp_path: Path
+) -> None:
+    script = write_script(tmp_path / "project" / "review.py", flows.REVIEW)
+
+    crashed = client.python(script, "llamas", env={"CRASH_IN_DRAFT": "1"})
+    assert crashed.returncode == 9, crashed.stderr
+    [listed] = client.cli_json("executions", "list")
+    exec_id = listed["exec_id"]
+    assert listed["status"] == "crashed"
+    # The client keeps nothing: no journal, no artifact files.
+    assert not (client.home / "journal.db").exists()
+    assert not (client.home / "artifacts").exists()
+
+    # Resume through the server's API: the server starts it where it ran (here, its host).
+    with server.http(write_token) as http:
+        assert http.post(f"/api/v1/executions/{exec_id}/resume").status_code == 202
+    view = server.wait_for(write_token, exec_id, {"waiting", "failed"})
+    assert view["status"] == "waiting", view
+    assert _counts(script) == {"research": 1, "draft": 2}
+    origins = {c["key"]: c["origin"] for c in view["checkpoints"]}
+    assert origins == {"research": "journal", "draft": "ran"}
+
+    # The 40 KB research output went through the API into the server's own store.
+    research = view["checkpoints"][0]["output"]
+    assert research["uri"].startswith(server.store)
+    assert Path(research["uri"].removeprefix("file://")).is_file()
+    text = client.cli("artifacts", "get", research["artifact_id"])
+    assert text.returncode == 0 and text.stdout.startswith("notes on llamas: zzz")
+
+    # Answer the wait through a signed webhook URL: no token travels with it.
+    hook = client.cli_json("server", "webhook", exec_id, "approve", "--expires-in", "600")
+    assert "kt_" not in hook["url"]
+    answered = httpx.post(hook["url"], content=b"true", timeout=30)
+    assert answered.status_code == 202, answered.text
+    done = server.wait_for(write_token, exec_id, {"completed", "failed"})
+    assert done["status"] == "completed", done
+    assert done["result"] == "published: NOTES ON LLAMAS"
+    assert _counts(script) == {"research": 1, "draft": 2, "publish": 1}
+    # A webhook URL answers its wait once.
+    again = httpx.post(hook["url"], content=b"false", timeout=30)
+    assert again.status_code == 409 and "already answered" in again.json()["detail"]
+
+    # Replay from `draft` with an override, answer it through the API, then diff.
+    with server.http(write_token) as http:
+        started = http.post(
+            f"/api/v1/executions/{exec_id}/replay",
+            json={"from": "draft", "overrides": {"draft": "EDITED"}},
+        )
+        assert started.status_code == 202, started.text
+        replay_id = started.json()["exec_id"]
+        assert server.wait_for(write_token, replay_id, {"waiting"})["status"] == "waiting"
+        given = http.post(
+            f"/api/v1/executions/{replay_id}/input", json={"wait": "approve", "value": True}
+        )
+        assert given.status_code == 202, given.text
+        replayed = server.wait_for(write_token, replay_id, {"completed", "failed"})
+        assert replayed["result"] == "published: EDITED"
+        assert replayed["replayed_from"] == exec_id
+        lineage = http.get(f"/api/v1/executions/{exec_id}/lineage").json()
+        assert [r["exec_id"] for r in lineage["replays"]] == [replay_id]
+        ancestry = http.get(f"/api/v1/executions/{replay_id}/lineage").json()
+        assert [a["exec_id"] for a in ancestry["ancestors"]] == [exec_id]
+        diff = http.get("/api/v1/artifacts/diff", params={"a": exec_id, "b": replay_id}).json()
+    # research reused, draft overridden: only draft and publish changed.
+    assert _counts(script) == {"research": 1, "draft": 2, "publish": 2}
+    assert diff["changed"] == ["draft", "publish"]
+    assert {c["key"]: c["status"] for c in diff["checkpoints"]}["research"] == "same"
+    assert client.cli_json("artifacts", "diff", exec_id, replay_id)["changed"] == diff["changed"]
+
+
+def test_the_cli_does_through_the_server_what_it_does_locally(
+    client: Client, tmp_path: Path
+) -> None:
+    script = write_script(tmp_path / "project" / "review.py", flows.REVIEW)
+    crashed = client.python(script, "otters", env={"CRASH_IN_DRAFT": "1"})
+    assert crashed.returncode == 9
+    exec_id = client.cli_json("executions", "list", "--flow", "review")[0]["exec_id"]
+
+    # Resume runs in the client's own process, its journal being the server.
+    resumed = client.cli_json("executions", "resume", exec_id)
+    assert resumed["status"] == "waiting"
+    assert [w["key"] for w in client.cli_json("executions", "waits")] == ["approve"]
+    bad = client.cli("executions", "input", exec_id, "approve", '"yes"')
+    assert bad.returncode == 2 and "expected bool" in bad.stderr
+    done = client.cli_json("executions", "input", exec_id, "approve", "true")
+    assert done["status"] == "completed" and done["result"] == "published: NOTES ON OTTERS"
+    logs = client.cli_json("executions", "logs", exec_id)
+    assert any("researching otters" in g["text"] for g in logs)
+
+    replay = client.cli_json("executions", "replay", exec_id, "--from", "publish")
+    assert replay["status"] == "completed" and replay["replayed_from"] == exec_id
+    assert _counts(script)["publish"] == 2
+    missing = client.cli("executions", "get", "kx_nope")
+    assert missing.returncode == 2 and "not found" in missing.stderr
+
+    # A waiting execution is cancelled through the server too.
+    second = client.start(script, "bees")
+    cancelled = client.cli_json("executions", "cancel", second["exec_id"])
+    assert cancelled["status"] == "cancelled"
+
+
+def test_the_server_resumes_an_execution_whose_wait_timed_out(
+    server: ServerProcess, client: Client, write_token: str, tmp_path: Path
+) -> None:
+    script = write_script(tmp_path / "project" / "deadline.py", flows.TIMEOUT)
+    started = client.start(script)
+    assert started["status"] == "waiting"
+    time.sleep(1.0)  # the wait's timeout; nothing polls but the server's sweeper
+    view = server.wait_for(write_token, started["exec_id"], {"completed", "failed"}, timeout=30)
+    assert view["status"] == "completed" and view["result"] == "timed out"
