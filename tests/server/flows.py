@@ -78,13 +78,13 @@ if __name__ == "__main__":
 FORM = """
 import json, sys
 import kitaru
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from kitaru import checkpoint, flow
 
 
 class Review(BaseModel):
     approved: bool
-    score: int
+    score: int = Field(ge=1, le=5)
     comment: str = ""
 
 
@@ -140,3 +140,28 @@ if __name__ == "__main__":
     handle = pickled.run(sys.argv[1])
     print(json.dumps({"exec_id": handle.exec_id, "status": handle.status}))
 '''
+
+FAILING = """
+import json, sys
+from kitaru import checkpoint, flow
+
+
+@checkpoint
+def fetch() -> list:
+    return [1, 2, 3]
+
+
+@checkpoint
+def parse(rows: list) -> int:
+    raise ValueError("row 3 is not a record")
+
+
+@flow
+def ingest() -> int:
+    return parse(fetch())
+
+
+if __name__ == "__main__":
+    handle = ingest.run()
+    print(json.dumps({"exec_id": handle.exec_id, "status": handle.status}))
+"""

@@ -1,0 +1,237 @@
+"""The web UI in a real headless Chromium (Debian's, driven by Playwright) against a real
+server on PostgreSQL. Screenshots are kept under test-artifacts/ui/."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO, write_script
+from tests.server import flows
+from tests.server.conftest import Client
+from tests.server_process import ServerProcess
+
+SHOTS = REPO / "test-artifacts" / "ui"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    chromium = os.environ.get("KITARU_TEST_CHROMIUM")
+    if not chromium:
+        pytest.fail(
+            "KITARU_TEST_CHROMIUM is not set: run the tests with `make test` (or "
+            "`bash scripts/services/chromium.sh up` and source .test-services/chromium.env)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def sign_in(page: Any, server: ServerProcess, token: str, then: str = "/ui/executions") -> None:
+    page.goto(server.url + then)
+    assert "/ui/login" in page.url
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**{then}*")
+
+
+def expect(locator: Any) -> Any:
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def reload_until(page: Any, predicate: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "the page never showed the expected state"
+        time.sleep(0.3)
+        page.reload()
+
+
+def states(page: Any) -> dict[str, str]:
+    rows = page.locator("#timeline tbody tr[data-key]")
+    return {
+        rows.nth(i).get_attribute("data-key"): rows.nth(i).get_attribute("data-state")
+        for i in range(rows.count())
+    }
+
+
+@pytest.fixture(scope="module")
+def executions(
+    server: ServerProcess, write_token: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """A completed review, a replay of it waiting, a triage waiting for a form, a failure."""
+    folder = tmp_path_factory.mktemp("ui")
+    client = Client(server, write_token, folder / "home")
+    review = write_script(folder / "review.py", flows.REVIEW)
+    source = client.start(review, "llamas")["exec_id"]
+    client.cli_json("executions", "input", source, "approve", "true")
+    replay = client.cli_json(
+        "executions", "replay", source, "--from", "draft", "--override", 'draft="A NEW DRAFT"'
+    )["exec_id"]
+    triage = client.start(write_script(folder / "triage.py", flows.FORM), "one two three")
+    failing = client.start(write_script(folder / "ingest.py", flows.FAILING))
+    return {
+        "source": source,
+        "replay": replay,
+        "triage": triage["exec_id"],
+        "failed": failing["exec_id"],
+    }
+
+
+def test_sign_in_list_and_filter(
+    page: Any, server: ServerProcess, write_token: str, executions: dict[str, str]
+) -> None:
+    page.goto(server.url + "/ui/executions")
+    assert "/ui/login" in page.url
+    shot(page, "01-login")
+    page.fill("#token", "kt_0000_wrong")
+    page.click("button[type=submit]")
+    assert "not valid" in page.locator(".error").inner_text()
+    page.fill("#token", write_token)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/ui/executions")
+    listed = page.locator("#executions tbody tr")
+    assert listed.count() >= 4
+    shot(page, "02-executions")
+
+    page.select_option("select[name=status]", "waiting")
+    page.click(".filters button[type=submit]")
+    page.wait_for_url("**status=waiting*")
+    statuses = {listed.nth(i).get_attribute("data-status") for i in range(listed.count())}
+    assert statuses == {"waiting"}
+    page.select_option("select[name=status]", "")
+    page.select_option("select[name=flow]", "ingest")
+    page.click(".filters button[type=submit]")
+    assert page.locator("#executions tbody tr").count() == 1
+    assert page.locator("#executions tbody tr").get_attribute("data-status") == "failed"
+
+
+def test_execution_page_timeline_logs_artifacts_lineage_and_diff(
+    page: Any, server: ServerProcess, write_token: str, executions: dict[str, str]
+) -> None:
+    sign_in(page, server, write_token, f"/ui/executions/{executions['source']}")
+    assert page.locator("#status").inner_text() == "completed"
+    assert states(page) == {
+        "research": "reused",
+        "draft": "reused",
+        "approve": "answered",
+        "publish": "ran",
+    }
+    assert "ms" in page.locator("#timeline tr[data-key=publish] td.num").inner_text() or (
+        "µs" in page.locator("#timeline tr[data-key=publish] td.num").inner_text()
+    )
+    assert "researching llamas" in page.locator("pre.logs").first.inner_text()
+    assert "notes on llamas" in page.locator("#artifacts tr[data-name=research]").inner_text()
+    assert executions["replay"] in page.locator("#lineage").inner_text()
+    shot(page, "03-execution-completed")
+
+    page.click(f"#lineage a[href*='diff'][href*='{executions['replay']}']")
+    page.wait_for_url("**/ui/diff*")
+    rows = page.locator("#diff tbody tr[data-key]")
+    found = {
+        rows.nth(i).get_attribute("data-key"): rows.nth(i).get_attribute("data-status")
+        for i in range(rows.count())
+    }
+    assert found["research"] == "same" and found["draft"] == "changed"
+    assert "A NEW DRAFT" in page.locator("#diff pre").first.inner_text()
+    shot(page, "04-diff")
+
+    page.goto(f"{server.url}/ui/executions/{executions['failed']}")
+    assert states(page) == {"fetch": "ran", "parse": "failed"}
+    assert "row 3 is not a record" in page.locator("#timeline").inner_text()
+    shot(page, "05-execution-failed")
+
+
+def test_waits_are_answered_from_forms_checked_against_their_schema(
+    page: Any, server: ServerProcess, write_token: str, executions: dict[str, str]
+) -> None:
+    sign_in(page, server, write_token, f"/ui/executions/{executions['replay']}")
+    assert states(page) == {"research": "reused", "draft": "override", "approve": "waiting"}
+    shot(page, "06-replay-waiting")
+    form = page.locator("form.waitform")
+    form.locator("button[type=submit]").click()
+    assert "choose yes or no" in form.locator(".message").inner_text()
+    form.get_by_label("Yes").check()
+    form.locator("button[type=submit]").click()
+    reload_until(page, lambda: page.locator("#status").inner_text() == "completed")
+    assert page.locator("#result").inner_text() == '"published: A NEW DRAFT"'
+
+    page.goto(f"{server.url}/ui/executions/{executions['triage']}")
+    form = page.locator("form.waitform")
+    form.locator("[data-field=approved]").get_by_label("Yes").check()
+    form.locator("[data-field=score] input").fill("lots")
+    form.locator("button[type=submit]").click()
+    assert "is not a number" in form.locator(".message").inner_text()
+    form.locator("[data-field=score] input").fill("9")
+    form.locator("button[type=submit]").click()
+    # The schema's bounds are checked by the server, with the reason shown in the form.
+    expect(form.locator(".message")).to_contain_text("maximum", timeout=15_000)
+    shot(page, "07-form-refused")
+    form.locator("[data-field=score] input").fill("4")
+    form.locator("[data-field=comment] input").fill("solid")
+    form.locator("button[type=submit]").click()
+    reload_until(page, lambda: page.locator("form.waitform[data-wait=copies]").count() == 1)
+    form = page.locator("form.waitform[data-wait=copies]")
+    form.locator("input").fill("2.5")
+    form.locator("button[type=submit]").click()
+    assert "whole number" in form.locator(".message").inner_text()
+    form.locator("input").fill("3")
+    form.locator("button[type=submit]").click()
+    reload_until(page, lambda: page.locator("#status").inner_text() == "completed")
+    assert page.locator("#result").inner_text() == '"3 words, score 4, 3 copies"'
+    shot(page, "08-triage-completed")
+
+
+def test_a_read_only_token_sees_but_cannot_answer(
+    page: Any,
+    server: ServerProcess,
+    read_token: str,
+    write_token: str,
+    tmp_path: Path,
+) -> None:
+    client = Client(server, write_token, tmp_path / "home")
+    waiting = client.start(write_script(tmp_path / "review.py", flows.REVIEW), "moths")
+    sign_in(page, server, read_token, f"/ui/executions/{waiting['exec_id']}")
+    assert page.locator("form.waitform button[type=submit]").is_disabled()
+    page.goto(server.url + "/ui/waits")
+    assert waiting["exec_id"] in page.locator("#waits").inner_text()
+    shot(page, "09-waits-read-only")
+    page.click(".signout button")
+    page.wait_for_url("**/ui/login")
