@@ -108,7 +108,7 @@ def test_ingress_signing_secret_and_extra_env_render_valid_manifests() -> None:
 
 
 def test_a_missing_journal_secret_fails_the_render_with_the_setting_named() -> None:
-    with pytest.raises(TemplateError, match="journal.existingSecret is required"):
+    with pytest.raises(TemplateError, match=r"journal\.existingSecret is required"):
         Renderer(CHART, _values(journal={"existingSecret": "", "key": "url"})).render()
 
 
