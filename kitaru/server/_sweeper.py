@@ -50,20 +50,15 @@ class Sweeper:
         """Resume every waiting execution with an expired wait; return their ids."""
         now = time.time()
         resumed = []
-        for wait in self.journal.pending_waits():
-            if wait.timeout_at is None or wait.timeout_at > now:
+        for exec_id in _control.timed_out(self.journal, now=now):
+            if now - self._tried.get(exec_id, 0.0) < RETRY_AFTER:
                 continue
-            if now - self._tried.get(wait.exec_id, 0.0) < RETRY_AFTER:
-                continue
-            self._tried[wait.exec_id] = now
-            record = self.journal.get_execution(wait.exec_id)
-            if record is None or _control.status_of(record) != "waiting":
-                continue
+            self._tried[exec_id] = now
             try:
-                _control.resume(wait.exec_id, detach=True, journal=self.journal)
+                _control.resume(exec_id, detach=True, journal=self.journal)
             except KitaruError as exc:
-                log.warning("could not resume %s after its wait timed out: %s", wait.exec_id, exc)
+                log.warning("could not resume %s after its wait timed out: %s", exec_id, exc)
                 continue
-            log.info("resumed %s: wait %r timed out", wait.exec_id, wait.key)
-            resumed.append(wait.exec_id)
+            log.info("resumed %s: a wait timed out", exec_id)
+            resumed.append(exec_id)
         return resumed
