@@ -14,6 +14,7 @@ from kitaru.journal._tokens import TokenRows
 from kitaru.server._tokens import Caller, token_store, verify
 
 MiB = 1024 * 1024
+TOKEN_CACHE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,28 @@ class ServerState:
         self.secret = (secret or self.tokens.server_secret("signing")).encode()
         self._used: dict[str, float] = {}
         self._used_lock = threading.Lock()
+        self._verified: dict[str, tuple[float, Caller]] = {}
 
     def store(self, root: str) -> ArtifactStore | None:
         return self.stores.get(root.rstrip("/"))
 
+    def cached_caller(self, token: str) -> Caller | None:
+        """A token verified less than TOKEN_CACHE_SECONDS ago: no journal round trip on
+        every request. A revocation reaches every replica within that time."""
+        found = self._verified.get(token)
+        if found is not None and time.monotonic() - found[0] < TOKEN_CACHE_SECONDS:
+            return found[1]
+        return None
+
     def authenticate(self, token: str) -> Caller | None:
+        caller = self.cached_caller(token)
+        if caller is not None:
+            return caller
         caller = verify(self.tokens, token)
         if caller is not None:
+            if len(self._verified) > 10_000:
+                self._verified.clear()
+            self._verified[token] = (time.monotonic(), caller)
             self._note_use(caller.token_id)
         return caller
 

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from kitaru.server._state import ServerState
 from kitaru.server._tokens import Caller
@@ -27,7 +28,7 @@ UNAUTHENTICATED = "missing or invalid API token"
 READ_ONLY = "this API token is read-only; use a token created with --scope write"
 
 
-def server_state(request: Request) -> ServerState:
+async def server_state(request: Request) -> ServerState:
     state: ServerState = request.app.state.kitaru
     return state
 
@@ -35,16 +36,25 @@ def server_state(request: Request) -> ServerState:
 State = Annotated[ServerState, Depends(server_state)]
 
 
-def read_access(
+async def _authenticate(state: ServerState, token: str) -> Caller | None:
+    # Async, so a cached token costs no trip to the thread pool; a new one is checked
+    # against the journal there.
+    caller = state.cached_caller(token)
+    if caller is None:
+        caller = await run_in_threadpool(state.authenticate, token)
+    return caller
+
+
+async def read_access(
     request: Request,
     state: State,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     """Any valid token (401 otherwise)."""
     if credentials is not None:
-        caller = state.authenticate(credentials.credentials)
+        caller = await _authenticate(state, credentials.credentials)
     elif COOKIE in request.cookies:
-        caller = state.authenticate(request.cookies[COOKIE])
+        caller = await _authenticate(state, request.cookies[COOKIE])
         if caller is not None and request.method not in _SAFE:
             sent = request.headers.get(CSRF_HEADER, "")
             if not hmac.compare_digest(sent, csrf_token(state.secret, caller.token_id)):
@@ -56,7 +66,7 @@ def read_access(
     return caller
 
 
-def write_access(caller: Annotated[Caller, Depends(read_access)]) -> Caller:
+async def write_access(caller: Annotated[Caller, Depends(read_access)]) -> Caller:
     """A token with the write scope (403 for a read-only one)."""
     if not caller.can_write:
         raise HTTPException(403, READ_ONLY)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from kitaru import _control
@@ -72,8 +73,9 @@ def list_executions(
 
 
 @router.get("/{exec_id}", summary="An execution with its checkpoint calls, waits and result")
-def get_execution(exec_id: str, state: State, caller: Reader) -> dict[str, Any]:
-    return _view(state, exec_id)
+def get_execution(exec_id: str, state: State, caller: Reader) -> JSONResponse:
+    # The view is plain JSON already: skip response-model validation on the hot path.
+    return JSONResponse(_view(state, exec_id))
 
 
 @router.get("/{exec_id}/logs", summary="What the execution printed and logged, per call")

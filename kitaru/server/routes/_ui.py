@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from kitaru import _control, _views
 from kitaru._errors import KitaruError
@@ -37,9 +38,13 @@ class LoginRequired(Exception):
         self.next_url = next_url
 
 
-def ui_caller(request: Request, state: State) -> Caller:
+async def ui_caller(request: Request, state: State) -> Caller:
     token = request.cookies.get(COOKIE)
-    caller = state.authenticate(token) if token else None
+    caller = (
+        (state.cached_caller(token) or await run_in_threadpool(state.authenticate, token))
+        if token
+        else None
+    )
     if caller is None:
         raise LoginRequired(
             request.url.path + (f"?{request.url.query}" if request.url.query else "")
