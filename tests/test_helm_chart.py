@@ -120,3 +120,17 @@ def test_every_template_is_within_the_renderer_subset() -> None:
     assert {"kitaru-server.fullname", "kitaru-server.labels"} <= set(renderer.defines)
     notes = (CHART / "templates" / "NOTES.txt").read_text()
     assert "kitaru server token create" in notes
+
+
+def test_the_server_image_matches_the_chart() -> None:
+    dockerfile = (REPO / "infra" / "server-image" / "Dockerfile").read_text()
+    values = _values()
+    assert f"USER {values['podSecurityContext']['runAsUser']}" in dockerfile
+    assert f"EXPOSE {values['service']['targetPort']}" in dockerfile
+    assert '"kitaru", "server", "start"' in dockerfile and "EXTRAS=server,postgres" in dockerfile
+    docs = _render(values)
+    [container] = docs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    home = next(e["value"] for e in container["env"] if e["name"] == "KITARU_HOME")
+    assert home in mounts  # the only place the server writes
