@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+from typing import Any
 
 from kitaru import _config
 from kitaru._errors import ConfigurationError
@@ -63,10 +64,7 @@ def restrict_to(roots: frozenset[str] | None) -> None:
 
 def _create(uri: str) -> ArtifactStore:
     if _allowed_roots is not None and uri not in _allowed_roots:
-        raise ConfigurationError(
-            f"artifact store {uri!r} is not one this server serves; start the server with "
-            "--artifact-store for it"
-        )
+        return _Unserved(uri)
     if os.environ.get("KITARU_SERVER_URL"):
         # The server's own store is reached through its API (no bucket credentials here).
         from kitaru.remote import proxied_store
@@ -92,6 +90,22 @@ def _create(uri: str) -> ArtifactStore:
     cls = getattr(module, class_name)
     store: ArtifactStore = cls(uri, _config.durability())
     return store
+
+
+class _Unserved:
+    """A store this process may not open (see `restrict_to`). Small values live in the
+    journal and never touch it; anything that does gets the reason."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+    def _refuse(self, *_args: object) -> Any:
+        raise ConfigurationError(
+            f"artifact store {self.uri!r} is not one this server serves; start the server "
+            "with --artifact-store for it"
+        )
+
+    check = write = read = exists = list = delete = key_of = _refuse
 
 
 def store_for_uri(object_uri: str, root_hint: str | None = None) -> tuple[ArtifactStore, str]:
