@@ -90,7 +90,7 @@ class Connection:
         path: str,
         *,
         json: Any = None,
-        content: bytes | None = None,
+        content: bytes | memoryview | None = None,
         params: dict[str, Any] | None = None,
         ok: tuple[int, ...] = (200,),
     ) -> Response:
@@ -110,7 +110,7 @@ class Connection:
         return response
 
     def _send(
-        self, method: str, target: str, body: bytes | None, headers: dict[str, str]
+        self, method: str, target: str, body: bytes | memoryview | None, headers: dict[str, str]
     ) -> Response:
         last: BaseException | None = None
         for attempt in range(_CONNECT_RETRIES):

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from urllib.parse import quote
 
 from kitaru._errors import NotFoundError
+from kitaru.artifacts._buffer import OnData
 from kitaru.remote._connection import Connection
 
 
@@ -26,18 +27,20 @@ class HttpArtifactStore:
         self._conn.request("GET", "/store/check", params={"root": self.uri})
 
     def write(self, key: str, data: bytes | memoryview) -> str:
-        body = data if isinstance(data, bytes) else bytes(data)
+        # http.client sends a memoryview as it is: the value is not copied.
         response = self._conn.request(
-            "PUT", self._path(key), content=body, params={"root": self.uri}
+            "PUT", self._path(key), content=data, params={"root": self.uri}
         )
         return str(response.json()["uri"])
 
-    def read(self, key: str) -> bytes:
+    def read(self, key: str, on_data: OnData | None = None) -> bytes:
         try:
             response = self._conn.request("GET", self._path(key), params={"root": self.uri})
         except NotFoundError:
             raise KeyError(key) from None
-        return bytes(response.content)
+        if on_data is not None:
+            on_data(memoryview(response.content))
+        return response.content
 
     def exists(self, key: str) -> bool:
         response = self._conn.request(
