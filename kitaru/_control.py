@@ -64,6 +64,11 @@ def resume(
             f"execution {exec_id} is running ({_owner_text(record.owner)}); it cannot be "
             "resumed twice at once"
         )
+    if record.run_id is not None:
+        # It ran on an orchestrator: submit it again there, in the same image.
+        from kitaru.stacks._submit import resubmit
+
+        return resubmit(journal, record)
     if detach:
         return _spawn(record, ["executions", "resume", exec_id])
     owner = _lease.new_owner()
@@ -400,6 +405,8 @@ def cancel(exec_id: str, *, grace: float = 10.0, journal: Journal | None = None)
     if status != "running":
         if not journal.cancel_idle(exec_id, expected_owner=record.owner, now=time.time()):
             raise LeaseError(f"execution {exec_id} changed while cancelling; try again")
+        if status == "queued":
+            _stop_orchestrator_run(journal, record)
         return get_execution(journal, exec_id)
     journal.request_cancel(exec_id, now=time.time())
     pid = _lease.owner_pid_here(record.owner or "")
@@ -421,6 +428,8 @@ def cancel(exec_id: str, *, grace: float = 10.0, journal: Journal | None = None)
         except ProcessLookupError:
             pass
         time.sleep(0.1)
+    elif status_of(current) == "running":
+        _stop_orchestrator_run(journal, current)
     current = get_execution(journal, exec_id)
     if current.status != "cancelled":
         journal.cancel_idle(exec_id, expected_owner=current.owner, now=time.time())
@@ -459,3 +468,11 @@ def sweep(
         except KitaruError as exc:
             errors[exec_id] = str(exc)
     return done, errors
+
+
+def _stop_orchestrator_run(journal: Journal, record: ExecutionRecord) -> None:
+    """Stop the container or job of an execution an orchestrator runs."""
+    if record.run_id is not None:
+        from kitaru.stacks._submit import stop_run
+
+        stop_run(journal, record)

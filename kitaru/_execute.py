@@ -134,14 +134,22 @@ def new_record(
     )
 
 
-def start_local(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ExecutionRecord:
+def start_local(
+    flow: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    stack: str = "local",
+    store_uri: str | None = None,
+    journal: Journal | None = None,
+) -> ExecutionRecord:
     """Create an execution of `flow` owned by this process and run it to its end or a wait."""
-    journal = current_journal()
-    store_uri = _config.artifact_store_uri()
+    journal = journal or current_journal()
+    store_uri = store_uri or _config.artifact_store_uri()
     open_store(store_uri)  # fail on an unusable store before anything is recorded
     inputs = bind_inputs(flow.fn, args, kwargs)
     owner = _lease.new_owner()
-    record = new_record(flow, stack="local", artifact_store=store_uri, now=time.time(), owner=owner)
+    record = new_record(flow, stack=stack, artifact_store=store_uri, now=time.time(), owner=owner)
     journal.create_execution(record, input_artifacts(record.exec_id, store_uri, flow.fn, inputs))
     return drive(journal, record, owner, flow, args, kwargs)
 

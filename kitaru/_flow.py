@@ -41,18 +41,18 @@ class ExecutionHandle(Generic[R]):
 
     @property
     def status(self) -> str:
-        """running, waiting, completed, failed, crashed or cancelled."""
+        """queued, running, waiting, completed, failed, crashed or cancelled."""
         from kitaru._lease import effective_status
 
         r = self._record()
         return effective_status(r.status, r.owner, r.lease_until)
 
     def wait(self, timeout: float | None = None, poll: float = 0.2) -> str:
-        """Block until the execution is no longer running; return its status."""
+        """Block until the execution is no longer queued or running; return its status."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             status = self.status
-            if status != "running":
+            if status not in ("running", "queued"):
                 return status
             if deadline is not None and time.monotonic() > deadline:
                 return status
@@ -85,7 +85,7 @@ class ExecutionHandle(Generic[R]):
                 f"execution {self.exec_id} is waiting for input at wait {name!r}{question}; "
                 f"answer it with: kitaru executions input {self.exec_id} {name} <json>"
             )
-        if status == "running":
+        if status in ("running", "queued"):
             raise ExecutionFailedError(
                 f"execution {self.exec_id} is still running after {timeout} s"
             )
@@ -142,12 +142,16 @@ class Flow(Generic[P, R]):
         """Start an execution on the active stack and return its handle.
 
         On the local stack the flow runs in this process: the handle comes back when
-        the execution completed, failed, or paused at a wait.
+        the execution completed, failed, or paused at a wait. On a stack that runs
+        executions elsewhere (docker, kubernetes, ...) it comes back once the execution
+        is submitted; `handle.result()` waits for it.
         """
         if _loader.loading.get():
             raise _loader.StopImport
-        record = _execute.start_local(self, args, kwargs)
-        return ExecutionHandle(record.exec_id, hint=self.return_hint())
+        from kitaru.stacks._submit import run_flow
+
+        handle: ExecutionHandle[R] = run_flow(self, args, kwargs)
+        return handle
 
     def _call(self, args: Any, kwargs: Any) -> Any:
         if _runtime.current() is not None:

@@ -15,7 +15,9 @@ from collections.abc import Callable
 
 LEASE_SECONDS = float(os.environ.get("KITARU_LEASE_SECONDS", "30"))
 
-_HOST = os.uname().nodename
+# Orchestrators set KITARU_HOST for each run they start: a container may share the
+# machine's hostname while its pids mean nothing on the machine.
+_HOST = os.environ.get("KITARU_HOST") or os.uname().nodename
 
 
 def _start_time(pid: int) -> str:

@@ -11,6 +11,7 @@ from kitaru.cli._artifacts import app as artifacts_app
 from kitaru.cli._executions import app as executions_app
 from kitaru.cli._model import app as model_app
 from kitaru.cli._server import app as server_app
+from kitaru.cli._stack import app as stack_app
 
 app = typer.Typer(
     name="kitaru",
@@ -25,6 +26,15 @@ app.add_typer(executions_app, name="executions")
 app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(model_app, name="model")
 app.add_typer(server_app, name="server")
+app.add_typer(stack_app, name="stack")
+
+
+@app.command("run-execution", hidden=True)
+def _run_execution(exec_id: str = typer.Argument(..., help="Execution id (kx_...).")) -> None:
+    """What orchestrators run: take a queued execution's lease and drive it here."""
+    from kitaru.stacks._entrypoint import run_execution
+
+    raise typer.Exit(run_execution(exec_id))
 
 
 def _version(value: bool) -> None:

@@ -18,6 +18,7 @@ from kitaru.journal._records import (
     CallRecord,
     ExecutionRecord,
     LogRecord,
+    StackRecord,
     WaitRecord,
 )
 
@@ -28,6 +29,7 @@ __all__ = [
     "ExecutionRecord",
     "Journal",
     "LogRecord",
+    "StackRecord",
     "WaitRecord",
     "current_journal",
     "open_journal",

@@ -17,6 +17,7 @@ from kitaru.journal._records import (
     CallRecord,
     ExecutionRecord,
     LogRecord,
+    StackRecord,
     WaitRecord,
 )
 
@@ -77,6 +78,20 @@ class Journal(Protocol):
 
     def set_metadata(self, exec_id: str, metadata: dict[str, object]) -> None: ...
 
+    def transition(
+        self,
+        exec_id: str,
+        *,
+        to: str,
+        from_statuses: Sequence[str],
+        expected_owner: str | None,
+        now: float,
+        error: str | None = None,
+    ) -> bool:
+        """Move an execution nobody runs (owner `expected_owner`, status one of
+        `from_statuses`, no cancel requested) to `to`, atomically: `queued` before it is
+        submitted to a container, `failed` when its container never started it."""
+
     def set_run_id(self, exec_id: str, run_id: str, orchestrator: str) -> None: ...
 
     # checkpoint calls
@@ -123,5 +138,22 @@ class Journal(Protocol):
     def append_logs(self, logs: Sequence[LogRecord]) -> None: ...
 
     def logs(self, exec_id: str) -> list[LogRecord]: ...
+
+    # stacks and settings
+    def put_stack(self, stack: StackRecord, *, replace: bool = False) -> bool:
+        """Insert a stack; with `replace` overwrite one of the same name. False if it
+        exists and `replace` is not set."""
+
+    def get_stack(self, name: str) -> StackRecord | None: ...
+
+    def list_stacks(self) -> list[StackRecord]:
+        """By name."""
+
+    def delete_stack(self, name: str) -> bool: ...
+
+    def get_setting(self, key: str) -> str | None: ...
+
+    def set_setting(self, key: str, value: str | None) -> None:
+        """Store a setting (the active stack); None removes it."""
 
     def close(self) -> None: ...

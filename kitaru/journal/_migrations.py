@@ -144,6 +144,34 @@ CREATE TABLE server_secrets (
 );
 """,
     ),
+    (
+        3,
+        # Stacks (where executions run) live in the journal, so every process that shares
+        # the journal sees the same stacks; `settings` holds the active stack. An
+        # execution submitted to a container records the project root it was started
+        # from: inside the image the project sits elsewhere, and the flow's file and
+        # import path are found again relative to that root.
+        """
+CREATE TABLE stacks (
+    name TEXT PRIMARY KEY,
+    orchestrator TEXT NOT NULL,
+    artifact_store TEXT NOT NULL,
+    journal TEXT,
+    registry TEXT,
+    builder TEXT,
+    settings TEXT,
+    created_at {real} NOT NULL,
+    updated_at {real} NOT NULL
+);
+
+CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+ALTER TABLE executions ADD COLUMN project_root TEXT;
+""",
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

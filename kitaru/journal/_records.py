@@ -21,7 +21,9 @@ def parse_call_output_id(artifact_id: str) -> tuple[str, int] | None:
     return f"kx_{exec_part}", int(seq)
 
 
-ExecutionStatus = Literal["running", "waiting", "completed", "failed", "crashed", "cancelled"]
+ExecutionStatus = Literal[
+    "queued", "running", "waiting", "completed", "failed", "crashed", "cancelled"
+]
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 
 
@@ -56,6 +58,9 @@ class ExecutionRecord:
     # The command line of the process that started it: a script's top-level code sees
     # the same sys.argv when it is loaded again to resume.
     argv: list[str] = field(default_factory=list)
+    # Set when the execution runs in a container: the host directory its project (and
+    # so `flow_file` and `import_path`) was in when it was started.
+    project_root: str | None = None
 
 
 @dataclass(slots=True)
@@ -139,3 +144,20 @@ class TokenRecord:
     created_at: float
     revoked_at: float | None = None
     last_used_at: float | None = None
+
+
+@dataclass(slots=True)
+class StackRecord:
+    """A registered stack: the orchestrator flavor, where artifacts and the journal live,
+    the container registry and builder, and the flavor's validated settings (secrets
+    only as references such as `env:NAME` or `secret:NAME`)."""
+
+    name: str
+    orchestrator: str
+    artifact_store: str
+    journal: str | None = None
+    registry: str | None = None
+    builder: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0

@@ -19,6 +19,7 @@ from kitaru.journal._records import (
     CallRecord,
     ExecutionRecord,
     LogRecord,
+    StackRecord,
     WaitRecord,
     parse_call_output_id,
 )
@@ -27,7 +28,8 @@ from kitaru.journal._tokens import TokenRows
 EXEC_COLS = (
     "exec_id, flow, status, created_at, updated_at, ended_at, flow_ref, flow_file, import_path, "
     "python, stack, orchestrator, run_id, owner, heartbeat_at, lease_until, cancel_requested, "
-    "runs, replayed_from, replay_point, error, result_artifact, artifact_store, metadata, argv"
+    "runs, replayed_from, replay_point, error, result_artifact, artifact_store, metadata, argv, "
+    "project_root"
 )
 ART_COLS = (
     "artifact_id, exec_id, name, version, producer, producer_key, type_ref, serializer, "
@@ -46,6 +48,10 @@ WAIT_COLS = (
     "has_default, call_site, answered_at, value_artifact, metadata"
 )
 LOG_COLS = "exec_id, call_key, run, ts, stream, text"
+STACK_COLS = (
+    "name, orchestrator, artifact_store, journal, registry, builder, settings, created_at, "
+    "updated_at"
+)
 
 
 def _marks(cols: str) -> str:
@@ -274,6 +280,7 @@ class SqlJournal(TokenRows):
             e.artifact_store,
             _json(e.metadata),
             json.dumps(e.argv) if e.argv else None,
+            e.project_root,
         )
         with self._tx() as conn:
             conn.execute(
@@ -417,6 +424,30 @@ class SqlJournal(TokenRows):
                 self._sql("UPDATE executions SET metadata = ? WHERE exec_id = ?"),
                 (_json(merged), exec_id),
             )
+
+    def transition(
+        self,
+        exec_id: str,
+        *,
+        to: str,
+        from_statuses: Sequence[str],
+        expected_owner: str | None,
+        now: float,
+        error: str | None = None,
+    ) -> bool:
+        ended = now if to in ("completed", "failed", "cancelled") else None
+        marks = ", ".join("?" for _ in from_statuses)
+        with self._tx() as conn:
+            cur = conn.execute(
+                self._sql(
+                    "UPDATE executions SET status = ?, owner = NULL, lease_until = NULL, "
+                    "updated_at = ?, ended_at = ?, error = ? "
+                    f"WHERE exec_id = ? AND owner {self._null_eq()} ? AND status IN ({marks}) "
+                    "AND cancel_requested = 0"
+                ),
+                (to, now, ended, error, exec_id, expected_owner, *from_statuses),
+            )
+            return bool(cur.rowcount == 1)
 
     def set_run_id(self, exec_id: str, run_id: str, orchestrator: str) -> None:
         with self._tx() as conn:
@@ -612,6 +643,74 @@ class SqlJournal(TokenRows):
             f"SELECT {LOG_COLS} FROM logs WHERE exec_id = ? ORDER BY ts", (exec_id,)
         ).fetchall()
         return [LogRecord(*r) for r in rows]
+
+    # -- stacks and settings -------------------------------------------------------------
+    def put_stack(self, stack: StackRecord, *, replace: bool = False) -> bool:
+        s = stack
+        params = (
+            s.name,
+            s.orchestrator,
+            s.artifact_store,
+            s.journal,
+            s.registry,
+            s.builder,
+            json.dumps(s.settings),
+            s.created_at,
+            s.updated_at,
+        )
+        conflict = (
+            "DO UPDATE SET orchestrator = excluded.orchestrator, "
+            "artifact_store = excluded.artifact_store, journal = excluded.journal, "
+            "registry = excluded.registry, builder = excluded.builder, "
+            "settings = excluded.settings, updated_at = excluded.updated_at"
+            if replace
+            else "DO NOTHING"
+        )
+        with self._tx() as conn:
+            cur = conn.execute(
+                self._sql(
+                    f"INSERT INTO stacks ({STACK_COLS}) VALUES ({_marks(STACK_COLS)}) "
+                    f"ON CONFLICT (name) {conflict}"
+                ),
+                params,
+            )
+            return bool(cur.rowcount == 1)
+
+    def get_stack(self, name: str) -> StackRecord | None:
+        row = self._x(f"SELECT {STACK_COLS} FROM stacks WHERE name = ?", (name,)).fetchone()
+        return _stack(row) if row else None
+
+    def list_stacks(self) -> list[StackRecord]:
+        rows = self._x(f"SELECT {STACK_COLS} FROM stacks ORDER BY name").fetchall()
+        return [_stack(r) for r in rows]
+
+    def delete_stack(self, name: str) -> bool:
+        with self._tx() as conn:
+            cur = conn.execute(self._sql("DELETE FROM stacks WHERE name = ?"), (name,))
+            return bool(cur.rowcount == 1)
+
+    def get_setting(self, key: str) -> str | None:
+        row = self._x("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_setting(self, key: str, value: str | None) -> None:
+        with self._tx() as conn:
+            if value is None:
+                conn.execute(self._sql("DELETE FROM settings WHERE key = ?"), (key,))
+            else:
+                conn.execute(
+                    self._sql(
+                        "INSERT INTO settings (key, value) VALUES (?, ?) "
+                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                    ),
+                    (key, value),
+                )
+
+
+def _stack(row: Sequence[Any]) -> StackRecord:
+    r = list(row)
+    r[6] = json.loads(r[6]) if r[6] else {}
+    return StackRecord(*r)
 
 
 class _Rollback(Exception):

@@ -1,0 +1,264 @@
+"""`kitaru stack ...`"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from kitaru.cli._output import emit_json, table
+
+app = typer.Typer(
+    help="Register, choose and inspect stacks: where executions run (this machine, Docker, "
+    "Kubernetes, AWS Batch, GCP Cloud Run Jobs, Azure Container Apps). The built-in `local` "
+    "stack is the default.",
+    no_args_is_help=True,
+)
+
+JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts instead of text.")
+
+
+def _journal() -> Any:
+    from kitaru.journal import current_journal
+
+    return current_journal()
+
+
+@app.command()
+def register(
+    name: str = typer.Argument(..., help="Stack name: lowercase letters, digits, - and _."),
+    orchestrator: str = typer.Option(
+        ...,
+        "--orchestrator",
+        "-o",
+        help="Flavor: local, docker, kubernetes, aws_batch, gcp_cloud_run, "
+        "azure_container_apps (see `kitaru stack flavors`).",
+    ),
+    artifact_store: str = typer.Option(
+        ...,
+        "--artifact-store",
+        "-a",
+        help="Where artifact bytes go: s3://bucket/prefix, gs://..., az://..., file:///path.",
+    ),
+    journal: str | None = typer.Option(
+        None,
+        "--journal",
+        help="Journal URL for executions on this stack (postgresql://user@host/db, or "
+        "env:VAR holding it). Default: the journal the stack is registered in.",
+    ),
+    registry: str | None = typer.Option(
+        None,
+        "--registry",
+        help="Container registry the image is pushed to: host[:port]/path.",
+    ),
+    builder: str | None = typer.Option(
+        None, "--builder", help="Builder flavor (default: the flavor's own, docker)."
+    ),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        help="KEY=VALUE flavor setting, repeatable; maps as KEY.SUB=VALUE. Secrets only as "
+        "references: env:VAR_NAME or secret:NAME.",
+    ),
+    replace: bool = typer.Option(False, "--replace", help="Overwrite a stack of this name."),
+    no_check: bool = typer.Option(
+        False, "--no-check", help="Do not check that the journal, bucket and registry answer."
+    ),
+    use_it: bool = typer.Option(False, "--use", help="Make it the active stack too."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Register a stack. Its settings are validated against the flavor's schema, and the
+    journal, bucket, registry and platform it names are checked to answer."""
+    from kitaru import stacks
+
+    j = _journal()
+    record = stacks.register(
+        j,
+        name,
+        orchestrator=orchestrator,
+        artifact_store=artifact_store,
+        journal_url=journal,
+        registry=registry,
+        builder=builder,
+        settings=set_,
+        replace=replace,
+        check=not no_check,
+    )
+    if use_it:
+        stacks.use(j, name)
+    view = stacks.describe(record, active=stacks.active_name(j)[0])
+    if as_json:
+        emit_json(view)
+    else:
+        print(
+            f"registered stack {name!r} ({orchestrator})"
+            + (" and made it active" if use_it else "")
+        )
+        if not use_it:
+            print(f"use it with: kitaru stack use {name}  (or KITARU_STACK={name})")
+
+
+@app.command()
+def use(
+    name: str = typer.Argument(..., help="A registered stack, or local."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Make a stack the active one for new executions. Executions already started stay
+    where they are."""
+    import os
+
+    from kitaru import stacks
+
+    j = _journal()
+    record = stacks.use(j, name)
+    if as_json:
+        emit_json(stacks.describe(record, active=name))
+        return
+    print(f"active stack: {name} ({record.orchestrator})")
+    env = os.environ.get("KITARU_STACK")
+    if env and env != name:
+        print(f"note: KITARU_STACK={env} is set in this shell and takes precedence")
+
+
+@app.command("list")
+def list_(as_json: bool = JSON_OPT) -> None:
+    """List stacks; the active one is marked with *."""
+    from kitaru import stacks
+
+    j = _journal()
+    active, _source = stacks.active_name(j)
+    records = stacks.list_stacks(j)
+    if as_json:
+        emit_json([stacks.describe(r, active=active) for r in records])
+        return
+    table(
+        ["", "stack", "orchestrator", "artifact store", "registry"],
+        [
+            ["*" if r.name == active else "", r.name, r.orchestrator, r.artifact_store, r.registry]
+            for r in records
+        ],
+    )
+
+
+@app.command()
+def show(
+    name: str | None = typer.Argument(None, help="Stack name (default: the active stack)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Show a stack: its components and every setting of its flavor, defaults included."""
+    from kitaru import stacks
+
+    j = _journal()
+    active, source = stacks.active_name(j)
+    record = stacks.get_stack(j, name or active)
+    view = stacks.describe(record, active=active)
+    if as_json:
+        emit_json(view)
+        return
+    marker = f" (active, from {source})" if view["active"] else ""
+    print(f"stack          {view['name']}{marker}")
+    for key in ("orchestrator", "artifact_store", "journal", "registry", "builder"):
+        if view[key] is not None:
+            print(f"{key.replace('_', ' '):<14} {view[key]}")
+    if view["settings"]:
+        print()
+        rows = []
+        for key, value in view["settings"].items():
+            info = view["schema"].get(key, {})
+            rows.append([key, _text(value), "" if info.get("set") else "default"])
+        table(["setting", "value", ""], rows)
+
+
+def _text(value: Any) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@app.command()
+def delete(
+    name: str = typer.Argument(..., help="Stack name."),
+    force: bool = typer.Option(
+        False, "--force", help="Delete even if executions on it are not finished."
+    ),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Delete a registered stack (the built-in local stack cannot be deleted). Refused
+    while executions on it are queued, running or waiting, because resuming them needs it."""
+    from kitaru import stacks
+    from kitaru._errors import KitaruUsageError
+
+    j = _journal()
+    stacks.get_stack(j, name)
+    if not force and name != stacks.LOCAL:
+        busy = [
+            e.exec_id
+            for status in ("queued", "running", "waiting")
+            for e in j.list_executions(status=status, limit=10000)
+            if e.stack == name
+        ]
+        if busy:
+            raise KitaruUsageError(
+                f"stack {name!r} has executions that are not finished ({', '.join(busy[:5])}); "
+                "they resume on it, so cancel them or let them end first (or pass --force)"
+            )
+    stacks.delete(j, name)
+    if as_json:
+        emit_json({"deleted": name})
+    else:
+        print(f"deleted stack {name!r}")
+
+
+@app.command()
+def flavors(
+    name: str | None = typer.Argument(None, help="A flavor to show the settings of."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """List installed stack flavors, or the settings schema of one."""
+    from kitaru import stacks
+
+    names = [name] if name else stacks.installed_flavors()
+    out = []
+    for flavor_name in names:
+        flavor = stacks.load_flavor(flavor_name)
+        out.append(
+            {
+                "flavor": flavor.name,
+                "summary": flavor.summary,
+                "builder": flavor.default_builder,
+                "needs_registry": flavor.needs_registry,
+                "settings": {
+                    key: {
+                        "required": f.is_required(),
+                        "default": None if f.is_required() else _default(f),
+                        "description": f.description or "",
+                    }
+                    for key, f in flavor.settings_model.model_fields.items()
+                },
+            }
+        )
+    if as_json:
+        emit_json(out if name is None else out[0])
+        return
+    if name is None:
+        table(["flavor", "summary"], [[f["flavor"], f["summary"]] for f in out])
+        return
+    f = out[0]
+    print(f"{f['flavor']}: {f['summary']}")
+    table(
+        ["setting", "required", "default", "description"],
+        [
+            [
+                k,
+                "yes" if v["required"] else "",
+                "" if v["required"] else _text(v["default"]),
+                v["description"],
+            ]
+            for k, v in f["settings"].items()
+        ],
+    )
+
+
+def _default(field: Any) -> Any:
+    value = field.get_default(call_default_factory=True)
+    return value

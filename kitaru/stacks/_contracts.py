@@ -1,0 +1,108 @@
+"""The small contracts a stack's components fulfil.
+
+The core only talks to these protocols; implementations live in the member
+distributions (`kitaru_orchestrators`, `kitaru_builders`) and are found through
+entry points when a stack needs them. Settings are validated when a component is
+built, so a component never sees a setting its flavor's schema did not accept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+from kitaru.stacks._secrets import SecretRef
+
+RunState = Literal["pending", "running", "succeeded", "failed", "cancelled", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitRequest:
+    """One run of the execution entrypoint (`python -m kitaru run-execution ID`) in an image.
+
+    `environment` holds plain values; `secrets` maps variable names to references that
+    the orchestrator resolves where the run starts (env refs on the submitting machine,
+    platform secrets by the platform).
+    """
+
+    exec_id: str
+    flow: str
+    stack: str
+    image: str | None
+    command: tuple[str, ...]
+    environment: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, SecretRef] = field(default_factory=dict)
+    working_dir: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatus:
+    state: RunState
+    detail: str = ""
+    exit_code: int | None = None
+
+
+class Orchestrator(Protocol):
+    """Runs executions somewhere: submit, report, fetch logs, cancel."""
+
+    flavor: str
+
+    def check(self) -> None:
+        """Fail, naming the setting at fault and the fix, unless the platform answers."""
+
+    def submit(self, request: SubmitRequest) -> str:
+        """Start the run; return the orchestrator's id for it (container id, Job name, ARN)."""
+
+    def status(self, run_id: str) -> RunStatus: ...
+
+    def logs(self, run_id: str) -> str:
+        """What the run wrote to stdout and stderr, as far as the platform keeps it."""
+
+    def cancel(self, run_id: str) -> None:
+        """Stop the run; stopping one that already ended is not an error."""
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRequest:
+    """What goes into an image: the project (with its lock) and the runtime extras the
+    container needs to reach the stack's journal and artifact store."""
+
+    project_root: Path
+    repository: str
+    extras: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltImage:
+    """An image in the registry: `ref` pins it by digest (`repo@sha256:...`)."""
+
+    ref: str
+    digest: str
+    tag: str
+    content_hash: str
+    reused: bool
+
+
+class Builder(Protocol):
+    """Builds the image an orchestrator runs and pushes it to the stack's registry."""
+
+    flavor: str
+
+    def build(self, request: BuildRequest) -> BuiltImage:
+        """Build (or reuse, when the lock and source hash are unchanged) and push."""
+
+
+class ContainerRegistry(Protocol):
+    """Where images are pushed and pulled from (`host[:port]/path`)."""
+
+    uri: str
+
+    def check(self) -> None:
+        """Fail with the URI and what to check unless the registry answers."""
+
+    def credentials(self) -> dict[str, str] | None:
+        """Username and password for a push, or None to use the engine's own login."""
+
+    def digest(self, ref: str) -> str | None:
+        """The digest of a pushed `repo:tag`, or None if the registry does not have it."""

@@ -1,0 +1,286 @@
+"""Starting, re-submitting and cancelling executions on stacks whose orchestrator runs
+them elsewhere (a subprocess, a container, a cloud job).
+
+An execution on such a stack is created `queued`, with no lease. The orchestrator
+starts `python -m kitaru run-execution ID`, which takes the lease and drives the flow
+like a resume would. A wait answered later, or a crash followed by `resume`, moves the
+execution back to `queued` (atomically, so two resumers cannot both submit) and submits
+it again with the same image.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from kitaru import _config, _execute
+from kitaru._errors import ConfigurationError, KitaruError, LeaseError
+from kitaru._flow import ExecutionHandle
+from kitaru._ids import new_id
+from kitaru.artifacts import open_store
+from kitaru.journal import ExecutionRecord, Journal, StackRecord, current_journal, open_journal
+from kitaru.stacks import _plugins, _stacks
+from kitaru.stacks._contracts import Builder, BuildRequest, Orchestrator, SubmitRequest
+from kitaru.stacks._flavor import load_flavor, settings_of
+from kitaru.stacks._secrets import SecretRef, is_reference
+
+# Where the builder puts the project inside the image.
+IMAGE_PROJECT_ROOT = "/app"
+
+
+def runs_in_process(stack: StackRecord) -> bool:
+    return stack.orchestrator == "local" and stack.settings.get("mode", "in_process") == (
+        "in_process"
+    )
+
+
+def run_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ExecutionHandle[Any]:
+    """`Flow.run`: start an execution on the flow's stack (or the active one)."""
+    journal = current_journal()
+    stack = _stacks.resolve(journal, flow.stack)
+    if runs_in_process(stack):
+        target = journal if stack.journal is None else open_journal(_stacks.journal_url_for(stack))
+        record = _execute.start_local(
+            flow,
+            args,
+            kwargs,
+            stack=stack.name,
+            store_uri=stack.artifact_store,
+            journal=target,
+        )
+        return ExecutionHandle(record.exec_id, hint=flow.return_hint(), journal=target)
+    return submit_new(flow, args, kwargs, stack)
+
+
+def make_orchestrator(stack: StackRecord) -> Orchestrator:
+    cls = _plugins.load("kitaru.orchestrators", stack.orchestrator)
+    orchestrator: Orchestrator = cls(stack, settings_of(stack))
+    return orchestrator
+
+
+def make_builder(stack: StackRecord) -> Builder:
+    cls = _plugins.load("kitaru.builders", stack.builder or "docker")
+    builder: Builder = cls(stack, settings_of(stack))
+    return builder
+
+
+def find_project_root(flow: Any) -> Path:
+    """The nearest directory above the flow's file with a pyproject.toml."""
+    start = Path(flow.flow_file or flow.import_path or os.getcwd()).resolve()
+    for directory in [start, *start.parents]:
+        if (directory / "pyproject.toml").is_file():
+            return directory
+    raise KitaruError(
+        f"flow {flow.name!r} ({flow.flow_file}) is not inside a project: stacks that run "
+        "executions elsewhere build them from the project around the flow; add a "
+        "pyproject.toml next to it (`uv init`) listing what it imports"
+    )
+
+
+def runtime_extras(stack: StackRecord) -> tuple[str, ...]:
+    """The kitaru extras a container needs to open the stack's journal and store."""
+    from kitaru.artifacts import _STORES
+
+    extras: list[str] = []
+    journal = stack.journal or _config.journal_url()
+    if is_reference(journal) or journal.startswith(("postgresql:", "postgres:")):
+        extras.append("postgres")
+    store_extra = _STORES.get(stack.artifact_store.partition("://")[0], ("", "", None))[2]
+    if store_extra:
+        extras.append(store_extra)
+    return tuple(extras)
+
+
+def submit_new(
+    flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any], stack: StackRecord
+) -> ExecutionHandle[Any]:
+    journal = open_journal(_stacks.journal_url_for(stack))
+    flavor = load_flavor(stack.orchestrator)
+    open_store(stack.artifact_store)  # an unusable store fails before anything is recorded
+    inputs = _execute.bind_inputs(flow.fn, args, kwargs)
+    orchestrator = make_orchestrator(stack)
+    project = find_project_root(flow)
+    image: str | None = None
+    if flavor.default_builder is not None:
+        repository = _repository(stack, project)
+        built = make_builder(stack).build(
+            BuildRequest(project_root=project, repository=repository, extras=runtime_extras(stack))
+        )
+        image = built.ref
+    now = time.time()
+    record = _execute.new_record(
+        flow, stack=stack.name, artifact_store=stack.artifact_store, now=now, owner=None
+    )
+    record.status = "queued"
+    record.orchestrator = stack.orchestrator
+    record.project_root = str(project)
+    if image is not None:
+        record.metadata = {"image": image}
+    journal.create_execution(
+        record, _execute.input_artifacts(record.exec_id, stack.artifact_store, flow.fn, inputs)
+    )
+    _submit(journal, record, stack, orchestrator)
+    return StackExecutionHandle(record.exec_id, hint=flow.return_hint(), journal=journal)
+
+
+def _repository(stack: StackRecord, project: Path) -> str:
+    name = str(stack.settings.get("repository") or _slug(project.name))
+    return f"{stack.registry}/{name}" if stack.registry else f"kitaru/{name}"
+
+
+def _slug(text: str) -> str:
+    out = "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+    return out or "project"
+
+
+def _submit(
+    journal: Journal, record: ExecutionRecord, stack: StackRecord, orchestrator: Orchestrator
+) -> str:
+    settings = settings_of(stack)
+    environment = dict(getattr(settings, "environment", {}) or {})
+    secrets = {
+        name: SecretRef.parse(ref, what=f"secret_environment.{name}")
+        for name, ref in (getattr(settings, "secret_environment", {}) or {}).items()
+    }
+    environment.update(
+        {
+            "KITARU_ARTIFACT_STORE": stack.artifact_store,
+            # A distinct lease-owner host per run: containers may share the machine's
+            # hostname (host networking), and their pids mean nothing here.
+            "KITARU_HOST": f"{stack.orchestrator}-{record.exec_id}-{new_id('r')[-6:]}",
+        }
+    )
+    if stack.journal is not None and is_reference(stack.journal):
+        secrets["KITARU_JOURNAL_URL"] = SecretRef.parse(stack.journal, what="--journal")
+    else:
+        environment["KITARU_JOURNAL_URL"] = stack.journal or _config.journal_url()
+    image = record.metadata.get("image")
+    in_image = image is not None
+    if in_image:
+        environment.setdefault("KITARU_HOME", "/tmp/kitaru")
+        environment["KITARU_PROJECT_ROOT"] = IMAGE_PROJECT_ROOT
+        command: tuple[str, ...] = ("python", "-m", "kitaru", "run-execution", record.exec_id)
+    else:
+        environment.setdefault("KITARU_HOME", str(_config.home()))
+        command = (sys.executable, "-m", "kitaru", "run-execution", record.exec_id)
+    request = SubmitRequest(
+        exec_id=record.exec_id,
+        flow=record.flow,
+        stack=stack.name,
+        image=image,
+        command=command,
+        environment=environment,
+        secrets=secrets,
+        working_dir=IMAGE_PROJECT_ROOT if in_image else record.project_root,
+    )
+    try:
+        run_id = orchestrator.submit(request)
+    except BaseException as exc:
+        journal.transition(
+            record.exec_id,
+            to="failed",
+            from_statuses=("queued",),
+            expected_owner=None,
+            now=time.time(),
+            error=f"submitting to the {stack.orchestrator} orchestrator failed: {exc}",
+        )
+        if isinstance(exc, KitaruError):
+            raise
+        raise ConfigurationError(
+            f"stack {stack.name!r}: the {stack.orchestrator} orchestrator could not start "
+            f"execution {record.exec_id}: {exc}"
+        ) from exc
+    journal.set_run_id(record.exec_id, run_id, stack.orchestrator)
+    return run_id
+
+
+def was_submitted(record: ExecutionRecord) -> bool:
+    """Whether an orchestrator (not the starting process) runs this execution."""
+    return record.run_id is not None
+
+
+def resubmit(journal: Journal, record: ExecutionRecord) -> ExecutionRecord:
+    """Queue a waiting, crashed, failed or lost execution again on its stack."""
+    stack = _stacks.get_stack(journal, record.stack)
+    orchestrator = make_orchestrator(stack)
+    if not journal.transition(
+        record.exec_id,
+        to="queued",
+        from_statuses=(record.status,),
+        expected_owner=record.owner,
+        now=time.time(),
+    ):
+        raise LeaseError(
+            f"execution {record.exec_id} changed while it was being resumed (another process "
+            f"resumed or cancelled it); see `kitaru executions get {record.exec_id}`"
+        )
+    _submit(journal, record, stack, orchestrator)
+    final = journal.get_execution(record.exec_id)
+    assert final is not None
+    return final
+
+
+def stop_run(journal: Journal, record: ExecutionRecord) -> None:
+    """Cancel the execution's current run on its orchestrator (best effort)."""
+    if record.run_id is None:
+        return
+    try:
+        stack = _stacks.get_stack(journal, record.stack)
+        make_orchestrator(stack).cancel(record.run_id)
+    except KitaruError:
+        pass
+
+
+def orchestrator_logs(journal: Journal, record: ExecutionRecord) -> str:
+    if record.run_id is None:
+        return ""
+    stack = _stacks.get_stack(journal, record.stack)
+    return make_orchestrator(stack).logs(record.run_id)
+
+
+def reconcile(journal: Journal, record: ExecutionRecord) -> ExecutionRecord:
+    """A queued execution whose run ended without taking it is failed, with the reason."""
+    if record.status != "queued" or record.run_id is None:
+        return record
+    try:
+        stack = _stacks.get_stack(journal, record.stack)
+        orchestrator = make_orchestrator(stack)
+        status = orchestrator.status(record.run_id)
+    except KitaruError:
+        return record
+    if status.state not in ("succeeded", "failed", "cancelled"):
+        return record
+    current = journal.get_execution(record.exec_id)
+    if current is None or current.status != "queued":
+        return current or record
+    tail = "\n".join(orchestrator.logs(record.run_id).strip().splitlines()[-5:])
+    journal.transition(
+        record.exec_id,
+        to="failed",
+        from_statuses=("queued",),
+        expected_owner=None,
+        now=time.time(),
+        error=(
+            f"the {record.orchestrator} run {record.run_id} ended ({status.state}"
+            f"{', exit code ' + str(status.exit_code) if status.exit_code is not None else ''})"
+            f" without starting the execution" + (f": {tail}" if tail else "")
+        ),
+    )
+    return journal.get_execution(record.exec_id) or record
+
+
+class StackExecutionHandle(ExecutionHandle[Any]):
+    """A handle on an execution that runs elsewhere: polls the journal, and asks the
+    orchestrator when a queued execution seems to never start."""
+
+    @property
+    def status(self) -> str:
+        record = self._record()
+        if record.status == "queued":
+            record = reconcile(self._journal or current_journal(), record)
+        from kitaru._lease import effective_status
+
+        return effective_status(record.status, record.owner, record.lease_until)

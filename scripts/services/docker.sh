@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# A Docker engine, a container registry and a Python base image for the stack tests.
+#
+#   scripts/services/docker.sh up|down
+#
+# The engine is this checkout's own dockerd (socket and data under
+# $KITARU_SERVICES_DIR/docker): it never talks to, restarts or stops another daemon.
+# Sandboxes like CI's have no overlayfs, no iptables and no bridge, so the engine uses
+# the vfs storage driver and no bridge network: builds and containers use host networking.
+# Nothing can be pulled, so the base image is Debian bookworm made with debootstrap
+# (python3, venv, pip, and the host's extra CA certificates, which the TLS-intercepting
+# proxy here needs) and imported with `docker import`. The root filesystem is cached in
+# $KITARU_SERVICES_CACHE, so a second run only imports it, and the engine's data stays
+# between runs, so a third finds the image already there.
+#
+# Writes: DOCKER_HOST, KITARU_TEST_REGISTRY (host:port), KITARU_TEST_BASE_IMAGE.
+source "$(dirname "$0")/lib.sh"
+
+DIR="$(service_dir docker)"
+SOCK="$DIR/dockerd.sock"
+PIDFILE="$DIR/dockerd.pid"
+REG_DIR="$DIR/registry"
+BASE_IMAGE="kitaru-test/python:3.11-bookworm"
+CACHE="$KITARU_SERVICES_CACHE/base-image"
+export DOCKER_HOST="unix://$SOCK"
+
+engine_up() { docker version >/dev/null 2>&1; }
+
+need_packages() {
+  local missing=()
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v docker-registry >/dev/null || missing+=(docker-registry)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "docker: installing ${missing[*]}"
+    apt-get install -y -q -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null 2>&1 || {
+      apt-get update -q >/dev/null
+      apt-get install -y -q -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
+    }
+  fi
+}
+
+start_engine() {
+  if engine_up; then return 0; fi
+  rm -f "$SOCK" "$PIDFILE"
+  # setsid: its own process group, so `down` stops dockerd and its containerd together.
+  setsid dockerd --storage-driver=vfs --iptables=false --ip6tables=false --bridge=none \
+    --host="unix://$SOCK" --data-root="$DIR/data" --exec-root="$DIR/exec" \
+    --pidfile="$DIR/dockerd.daemon.pid" >"$DIR/dockerd.log" 2>&1 < /dev/null &
+  echo $! > "$PIDFILE"
+  wait_for 60 engine_up || { tail -30 "$DIR/dockerd.log" >&2; return 1; }
+}
+
+start_registry() {
+  mkdir -p "$REG_DIR/data"
+  if [ -f "$REG_DIR/port" ] && curl -fsS "http://127.0.0.1:$(cat "$REG_DIR/port")/v2/" >/dev/null 2>&1; then
+    return 0
+  fi
+  local port; port="$(free_port)"
+  # Not /etc/docker/registry/config.yml: it turns on htpasswd auth.
+  cat > "$REG_DIR/config.yml" <<YML
+version: 0.1
+log: {level: warn}
+storage:
+  filesystem: {rootdirectory: $REG_DIR/data}
+  delete: {enabled: true}
+http:
+  addr: 127.0.0.1:$port
+YML
+  setsid docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/registry.log" 2>&1 < /dev/null &
+  echo $! > "$REG_DIR/registry.pid"
+  echo "$port" > "$REG_DIR/port"
+  wait_for 30 curl -fsS "http://127.0.0.1:$port/v2/" || { cat "$REG_DIR/registry.log" >&2; return 1; }
+}
+
+# The cache key covers what goes into the root filesystem: the recipe and the CA certificates.
+rootfs_key() {
+  { echo "bookworm minbase python3 python3-venv python3-pip ca-certificates v1"
+    cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true
+  } | sha256sum | cut -c1-16
+}
+
+build_base_image() {
+  if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then return 0; fi
+  local key tarball
+  key="$(rootfs_key)"
+  tarball="$CACHE/rootfs-$key.tar"
+  mkdir -p "$CACHE"
+  if [ ! -f "$tarball" ]; then
+    local mirror rootfs
+    mirror="$(grep -h -m1 '^URIs:' /etc/apt/sources.list.d/debian.sources 2>/dev/null | awk '{print $2}' || true)"
+    [ -n "$mirror" ] || mirror="$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)"
+    mirror="${mirror:-http://deb.debian.org/debian}"
+    rootfs="$(mktemp -d "$CACHE/rootfs.XXXX")"
+    log "docker: debootstrap bookworm into $rootfs (about a minute, once)"
+    debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
+      bookworm "$rootfs" "$mirror" >"$DIR/debootstrap.log" 2>&1 || {
+      tail -30 "$DIR/debootstrap.log" >&2; rm -rf "$rootfs"; return 1; }
+    if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+      cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/"
+      chroot "$rootfs" update-ca-certificates >/dev/null 2>&1
+    fi
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+      "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/locale/*
+    tar -C "$rootfs" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+    rm -rf "$rootfs"
+  fi
+  local ca=/etc/ssl/certs/ca-certificates.crt
+  docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' \
+    --change "ENV SSL_CERT_FILE=$ca" \
+    --change "ENV PIP_CERT=$ca" \
+    --change "ENV REQUESTS_CA_BUNDLE=$ca" \
+    --change 'ENV PIP_DISABLE_PIP_VERSION_CHECK=1' \
+    --change 'CMD ["python3"]' \
+    "$tarball" "$BASE_IMAGE" >/dev/null
+}
+
+up() {
+  need_packages
+  start_engine
+  start_registry
+  build_base_image
+  write_env docker \
+    "export DOCKER_HOST=unix://$SOCK" \
+    "export KITARU_TEST_REGISTRY=127.0.0.1:$(cat "$REG_DIR/port")" \
+    "export KITARU_TEST_BASE_IMAGE=$BASE_IMAGE"
+  log "docker: engine $DOCKER_HOST, registry 127.0.0.1:$(cat "$REG_DIR/port"), base image $BASE_IMAGE"
+}
+
+down() {
+  stop_pidfile "$REG_DIR/registry.pid"
+  if engine_up; then
+    # Containers of earlier runs would otherwise hold their network and pids.
+    ids="$(docker ps -q --filter label=kitaru.exec_id 2>/dev/null || true)"
+    [ -z "$ids" ] || docker kill $ids >/dev/null 2>&1 || true
+  fi
+  stop_pidfile "$PIDFILE"
+  rm -f "$KITARU_SERVICES_DIR/docker.env"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac
