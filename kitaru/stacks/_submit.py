@@ -145,14 +145,7 @@ def _submit(
         name: SecretRef.parse(ref, what=f"secret_environment.{name}")
         for name, ref in (getattr(settings, "secret_environment", {}) or {}).items()
     }
-    environment.update(
-        {
-            "KITARU_ARTIFACT_STORE": stack.artifact_store,
-            # A distinct lease-owner host per run: containers may share the machine's
-            # hostname (host networking), and their pids mean nothing here.
-            "KITARU_HOST": f"{stack.orchestrator}-{record.exec_id}-{new_id('r')[-6:]}",
-        }
-    )
+    environment["KITARU_ARTIFACT_STORE"] = stack.artifact_store
     if stack.journal is not None and is_reference(stack.journal):
         secrets["KITARU_JOURNAL_URL"] = SecretRef.parse(stack.journal, what="--journal")
     else:
@@ -160,6 +153,9 @@ def _submit(
     image = record.metadata.get("image")
     in_image = image is not None
     if in_image:
+        # A distinct lease-owner host per run: containers may share the machine's
+        # hostname (host networking), and their pids mean nothing here.
+        environment["KITARU_HOST"] = f"{stack.orchestrator}-{record.exec_id}-{new_id('r')[-6:]}"
         environment.setdefault("KITARU_HOME", "/tmp/kitaru")
         environment["KITARU_PROJECT_ROOT"] = IMAGE_PROJECT_ROOT
         command: tuple[str, ...] = ("python", "-m", "kitaru", "run-execution", record.exec_id)

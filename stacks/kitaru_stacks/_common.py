@@ -21,9 +21,13 @@ class ContainerSettings(BaseModel):
         description="environment variables from references: env:NAME (read where the "
         "execution is submitted) or secret:NAME[#KEY] (the platform's secret store)",
     )
-    base_image: str = Field(
-        "python:3.11-slim",
-        description="image the build starts from; it needs python3 with venv and pip",
+    python_version: str = Field(
+        "3.11", description="Python version of the image (its minor version picks the wheels)"
+    )
+    base_image: str | None = Field(
+        None,
+        description="image the build starts from, with python3, venv and pip "
+        "(default: the official python:<python_version>-slim)",
     )
     ca_certificates: list[str] = Field(
         default_factory=list,

@@ -1,0 +1,66 @@
+"""Container registries the builder pushes to: any Docker registry (the engine's own
+login is used), and Amazon ECR, which gets a fresh token through boto3."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+from kitaru._errors import ConfigurationError
+from kitaru.stacks._registry_probe import probe_registry
+
+_ECR = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(/|$)")
+
+
+class DockerRegistry:
+    """A registry the Docker engine can already push to (loopback, or after docker login)."""
+
+    def __init__(self, uri: str, client: Any) -> None:
+        self.uri = uri
+        self._client = client
+
+    def check(self) -> None:
+        probe_registry(self.uri)
+
+    def credentials(self) -> dict[str, str] | None:
+        return None
+
+    def digest(self, ref: str) -> str | None:
+        import docker.errors
+
+        try:
+            data = self._client.images.get_registry_data(ref, auth_config=self.credentials())
+        except (docker.errors.NotFound, docker.errors.APIError):
+            return None
+        return str(data.id)
+
+
+class EcrRegistry(DockerRegistry):
+    """Amazon ECR: push credentials are a short-lived token from GetAuthorizationToken."""
+
+    def __init__(self, uri: str, client: Any, region: str) -> None:
+        super().__init__(uri, client)
+        self.region = region
+        self._creds: dict[str, str] | None = None
+
+    def credentials(self) -> dict[str, str] | None:
+        if self._creds is None:
+            try:
+                import boto3
+            except ImportError:
+                raise ConfigurationError(
+                    'pushing to Amazon ECR needs boto3; install it with: pip install "kitaru[aws]"'
+                ) from None
+            data = boto3.client("ecr", region_name=self.region).get_authorization_token()
+            token = data["authorizationData"][0]["authorizationToken"]
+            user, _, password = base64.b64decode(token).decode().partition(":")
+            self._creds = {"username": user, "password": password}
+        return self._creds
+
+
+def registry_for(uri: str, client: Any) -> DockerRegistry:
+    match = _ECR.match(uri)
+    if match:
+        return EcrRegistry(uri, client, match.group(2))
+    return DockerRegistry(uri, client)
