@@ -50,14 +50,16 @@ def list_(
         None, "--flow", help="Only executions of this flow (with their replays)."
     ),
     status: str | None = typer.Option(
-        None, "--status", help="running, waiting, completed, failed, crashed or cancelled."
+        None,
+        "--status",
+        help="queued, running, waiting, completed, failed, crashed or cancelled.",
     ),
     limit: int = typer.Option(50, "--limit", help="At most this many, newest first."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """List executions, newest first. A `running` execution whose process died shows as
     `crashed`."""
-    statuses = ("running", "waiting", "completed", "failed", "crashed", "cancelled")
+    statuses = ("queued", "running", "waiting", "completed", "failed", "crashed", "cancelled")
     if status is not None and status not in statuses:
         from kitaru._errors import KitaruUsageError
 
@@ -70,12 +72,13 @@ def list_(
         print("no executions" + (f" of flow {flow!r}" if flow else "") + " yet")
         return
     table(
-        ["execution", "flow", "status", "created", "runs", "replay of"],
+        ["execution", "flow", "status", "stack", "created", "runs", "replay of"],
         [
             [
                 e.exec_id,
                 e.flow,
                 e.status,
+                _stack_text(e.data),
                 short_time(e.created_at),
                 e.data.get("runs", 1),
                 f"{e.replayed_from} @ {e.replay_point}" if e.replayed_from else "",
@@ -83,6 +86,11 @@ def list_(
             for e in executions
         ],
     )
+
+
+def _stack_text(view: dict[str, Any]) -> str:
+    stack, orchestrator = view.get("stack", "local"), view.get("orchestrator", "local")
+    return stack if orchestrator == stack else f"{stack} ({orchestrator})"
 
 
 @app.command()
@@ -103,9 +111,18 @@ def get(
 def logs(
     exec_id: str = typer.Argument(..., help="Execution id (kx_...)."),
     checkpoint: str | None = typer.Option(None, "--checkpoint", help="Only this checkpoint key."),
+    orchestrator: bool = typer.Option(
+        False,
+        "--orchestrator",
+        help="The orchestrator's own logs of the latest run instead (docker logs, the Job's "
+        "pod, CloudWatch Logs): what happened before and around the flow.",
+    ),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Print what the execution wrote to stdout, stderr and logging, per checkpoint call."""
+    if orchestrator:
+        _orchestrator_logs(exec_id, as_json)
+        return
     lines = _client().executions.logs(exec_id)
     if checkpoint is not None:
         lines = [g for g in lines if g["checkpoint"] == checkpoint]
@@ -124,6 +141,39 @@ def logs(
         print(prefix + text, end="" if text.endswith("\n") else "\n")
     if not lines:
         print("no output captured")
+    record = _client().journal.get_execution(exec_id)
+    if record is not None and record.run_id is not None:
+        print(
+            f"(the {record.orchestrator} orchestrator's logs: kitaru executions logs {exec_id} --orchestrator)"
+        )
+
+
+def _orchestrator_logs(exec_id: str, as_json: bool) -> None:
+    from kitaru import _control
+    from kitaru.stacks._submit import orchestrator_logs
+
+    journal = _client().journal
+    record = _control.get_execution(journal, exec_id)
+    if record.run_id is None:
+        from kitaru._errors import KitaruUsageError
+
+        raise KitaruUsageError(
+            f"execution {exec_id} ran in the process that started it, not on an orchestrator; "
+            f"its output is in: kitaru executions logs {exec_id}"
+        )
+    text = orchestrator_logs(journal, record)
+    if as_json:
+        emit_json(
+            {
+                "exec_id": exec_id,
+                "orchestrator": record.orchestrator,
+                "run_id": record.run_id,
+                "logs": text,
+            }
+        )
+        return
+    print(f"── {record.orchestrator} run {record.run_id} ──")
+    print(text, end="" if text.endswith("\n") or not text else "\n")
 
 
 @app.command()

@@ -71,6 +71,8 @@ def print_execution(view: dict[str, Any]) -> None:
     print(f"status     {view['status']}")
     stack, orchestrator = view.get("stack", "local"), view.get("orchestrator", "local")
     print(f"stack      {stack}" + (f" ({orchestrator})" if orchestrator != stack else ""))
+    if view.get("run_id"):
+        print(f"run        {view['run_id']}")
     print(f"created    {short_time(view.get('created_at'))}")
     if view.get("ended_at"):
         print(f"ended      {short_time(view['ended_at'])}")

@@ -150,7 +150,7 @@ def show(
 
     j = _journal()
     active, source = stacks.active_name(j)
-    record = stacks.get_stack(j, name or active)
+    record = stacks.get_stack(j, name) if name else stacks.resolve(j)
     view = stacks.describe(record, active=active)
     if as_json:
         emit_json(view)

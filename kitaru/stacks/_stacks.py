@@ -133,12 +133,17 @@ def register(
         )
     flavor = load_flavor(orchestrator)
     values = validate_settings(flavor, settings or [])
+    if orchestrator != "local" or values.get("mode") == "subprocess":
+        from kitaru.stacks import _plugins
+
+        # The implementation and its SDK must be installed, or nothing could run on it.
+        _plugins.load("kitaru.orchestrators", orchestrator)
     _check_store_uri(artifact_store)
     if journal_url is not None:
         _check_journal_url(journal_url)
     effective_journal = journal_url or _config.journal_url()
     if flavor.needs_network_journal and _scheme(_plain_url(effective_journal)) == "sqlite":
-        raise ConfigurationError(
+        raise KitaruUsageError(
             f"--journal: the {orchestrator} orchestrator runs executions where the SQLite "
             f"journal {effective_journal} cannot be opened; pass a shared journal, e.g. "
             "--journal postgresql://user@host:5432/kitaru (keep the password out of it: "

@@ -1,0 +1,160 @@
+"""`gcp_cloud_run`: Cloud Run Jobs (`pip install "kitaru[gcp]"`).
+
+One Cloud Run job per image (created once, its template holds the image, resources,
+service account and Secret Manager references); each execution is a RunJob with
+per-execution overrides: the arguments (`run-execution ID`) and plain environment.
+Logs stay in Cloud Logging; `logs()` says how to read them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import run_v2
+from google.protobuf import duration_pb2
+
+from kitaru._errors import ConfigurationError
+from kitaru.journal import StackRecord
+from kitaru.stacks import RunStatus, SubmitRequest
+from kitaru_orchestrators._env import split_secrets
+
+CONTAINER = "execution"
+
+
+def cloud_run_job_id(prefix: str, image: str, secrets: dict[str, str]) -> str:
+    key = image + "".join(f"\n{k}={v}" for k, v in sorted(secrets.items()))
+    return f"{prefix}-{hashlib.sha256(key.encode()).hexdigest()[:20]}"[:63]
+
+
+def job_template(request: SubmitRequest, settings: Any) -> run_v2.Job:
+    """The Cloud Run job for the request's image: what is the same for every execution."""
+    _env, platform = split_secrets(request)
+    env = [
+        run_v2.EnvVar(
+            name=name,
+            value_source=run_v2.EnvVarSource(
+                secret_key_ref=run_v2.SecretKeySelector(
+                    secret=ref.name, version=ref.key or "latest"
+                )
+            ),
+        )
+        for name, ref in sorted(platform.items())
+    ]
+    container = run_v2.Container(
+        name=CONTAINER,
+        image=request.image,
+        command=list(request.command[:3]),
+        env=env,
+        resources=run_v2.ResourceRequirements(
+            limits={"cpu": settings.cpu, "memory": settings.memory}
+        ),
+    )
+    task = run_v2.TaskTemplate(
+        containers=[container],
+        max_retries=settings.max_retries,
+        timeout=duration_pb2.Duration(seconds=settings.timeout_seconds),
+    )
+    if settings.service_account:
+        task.service_account = settings.service_account
+    return run_v2.Job(
+        labels={"managed-by": "kitaru"},
+        template=run_v2.ExecutionTemplate(task_count=1, parallelism=1, template=task),
+    )
+
+
+def run_overrides(request: SubmitRequest) -> run_v2.RunJobRequest.Overrides:
+    env, _platform = split_secrets(request)
+    return run_v2.RunJobRequest.Overrides(
+        container_overrides=[
+            run_v2.RunJobRequest.Overrides.ContainerOverride(
+                name=CONTAINER,
+                args=list(request.command[3:]),
+                env=[run_v2.EnvVar(name=k, value=v) for k, v in sorted(env.items())],
+            )
+        ],
+        task_count=1,
+    )
+
+
+class CloudRunOrchestrator:
+    flavor = "gcp_cloud_run"
+
+    def __init__(self, stack: StackRecord, settings: Any) -> None:
+        self.stack = stack
+        self.settings = settings
+        self.parent = f"projects/{settings.project}/locations/{settings.region}"
+        options: dict[str, Any] = {"transport": "rest"}
+        if settings.api_endpoint:
+            options["client_options"] = {"api_endpoint": settings.api_endpoint}
+            if settings.api_endpoint.startswith("http://"):
+                # A local emulator: no Google credentials are sent over plain HTTP.
+                from google.auth.credentials import AnonymousCredentials
+
+                options["credentials"] = AnonymousCredentials()
+        self.jobs = run_v2.JobsClient(**options)
+        self.executions = run_v2.ExecutionsClient(**options)
+
+    def check(self) -> None:
+        try:
+            self.jobs.list_jobs(parent=self.parent, page_size=1)
+        except gexc.GoogleAPIError as exc:
+            raise ConfigurationError(
+                f"setting 'project'/'region': listing Cloud Run jobs in {self.parent} failed "
+                f"({exc}); check the project, the region, that the Cloud Run API is enabled "
+                "and the credentials (gcloud auth application-default login)"
+            ) from None
+
+    def _ensure_job(self, request: SubmitRequest) -> str:
+        _env, platform = split_secrets(request)
+        job_id = cloud_run_job_id(
+            self.settings.job_prefix, str(request.image), {k: str(v) for k, v in platform.items()}
+        )
+        name = f"{self.parent}/jobs/{job_id}"
+        try:
+            self.jobs.get_job(name=name)
+        except gexc.NotFound:
+            self.jobs.create_job(
+                parent=self.parent, job=job_template(request, self.settings), job_id=job_id
+            ).result()
+        return name
+
+    def submit(self, request: SubmitRequest) -> str:
+        if request.image is None:
+            raise ConfigurationError("the gcp_cloud_run orchestrator needs an image")
+        job = self._ensure_job(request)
+        operation = self.jobs.run_job(
+            request=run_v2.RunJobRequest(name=job, overrides=run_overrides(request))
+        )
+        return str(operation.metadata.name)
+
+    def status(self, run_id: str) -> RunStatus:
+        try:
+            execution = self.executions.get_execution(name=run_id)
+        except gexc.NotFound:
+            return RunStatus("unknown", "Cloud Run no longer knows the execution")
+        if execution.cancelled_count:
+            return RunStatus("cancelled")
+        if execution.failed_count:
+            return RunStatus("failed")
+        if execution.succeeded_count:
+            return RunStatus("succeeded")
+        if execution.running_count:
+            return RunStatus("running")
+        return RunStatus("pending")
+
+    def logs(self, run_id: str) -> str:
+        execution = run_id.rsplit("/", 1)[-1]
+        return (
+            "Cloud Run Jobs write their output to Cloud Logging; read it with:\n"
+            f'  gcloud logging read \'resource.type="cloud_run_job" AND '
+            f'labels."run.googleapis.com/execution_name"="{execution}"\' '
+            f"--project {self.settings.project}\n"
+        )
+
+    def cancel(self, run_id: str) -> None:
+        try:
+            self.executions.cancel_execution(name=run_id)
+        except (gexc.NotFound, gexc.FailedPrecondition):
+            pass

@@ -1,0 +1,187 @@
+"""`kubernetes`: a batch/v1 Job per execution (`pip install "kitaru[kubernetes]"`).
+
+`job_manifest` is a pure function so every manifest can be validated against the
+Kubernetes schemas; the orchestrator only sends it. `secret:NAME#KEY` references become
+`secretKeyRef`s the kubelet resolves; `env:` references are read where the execution is
+submitted. Logs come from the Job's pods.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes.client
+import kubernetes.config
+from kubernetes.client.rest import ApiException
+
+from kitaru._errors import ConfigurationError
+from kitaru.journal import StackRecord
+from kitaru.stacks import RunStatus, SubmitRequest
+from kitaru_orchestrators._env import short_id, split_secrets
+
+CONTAINER = "execution"
+
+
+def job_name(exec_id: str, attempt: str) -> str:
+    return f"kitaru-{short_id(exec_id)}-{attempt}"[:63].rstrip("-")
+
+
+def job_manifest(request: SubmitRequest, settings: Any, name: str) -> dict[str, Any]:
+    env, platform = split_secrets(request)
+    variables: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+    for var, ref in sorted(platform.items()):
+        variables.append(
+            {
+                "name": var,
+                "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key or var}},
+            }
+        )
+    labels = {
+        "app.kubernetes.io/managed-by": "kitaru",
+        "kitaru.dev/execution": short_id(request.exec_id),
+        "kitaru.dev/stack": request.stack,
+    }
+    resources = {"cpu": settings.cpu, "memory": settings.memory}
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": request.image,
+        "command": list(request.command),
+        "env": variables,
+        "resources": {"requests": resources, "limits": resources},
+    }
+    if request.working_dir:
+        container["workingDir"] = request.working_dir
+    pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+    if settings.service_account:
+        pod["serviceAccountName"] = settings.service_account
+    if settings.image_pull_secrets:
+        pod["imagePullSecrets"] = [{"name": s} for s in settings.image_pull_secrets]
+    if settings.node_selector:
+        pod["nodeSelector"] = dict(settings.node_selector)
+    spec: dict[str, Any] = {
+        # Retrying is kitaru's job (resume re-submits); a pod restart would run twice.
+        "backoffLimit": 0,
+        "ttlSecondsAfterFinished": settings.ttl_seconds_after_finished,
+        "template": {"metadata": {"labels": labels}, "spec": pod},
+    }
+    if settings.active_deadline_seconds:
+        spec["activeDeadlineSeconds"] = settings.active_deadline_seconds
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": settings.namespace, "labels": labels},
+        "spec": spec,
+    }
+
+
+class KubernetesOrchestrator:
+    flavor = "kubernetes"
+
+    def __init__(self, stack: StackRecord, settings: Any) -> None:
+        self.stack = stack
+        self.settings = settings
+        self._api: kubernetes.client.ApiClient | None = None
+
+    @property
+    def api(self) -> kubernetes.client.ApiClient:
+        if self._api is None:
+            config = kubernetes.client.Configuration()
+            try:
+                kubernetes.config.load_kube_config(
+                    config_file=self.settings.kubeconfig,
+                    context=self.settings.context,
+                    client_configuration=config,
+                )
+            except (kubernetes.config.ConfigException, OSError) as first:
+                try:
+                    kubernetes.config.load_incluster_config(client_configuration=config)
+                except kubernetes.config.ConfigException:
+                    raise ConfigurationError(
+                        f"setting 'kubeconfig': no usable Kubernetes configuration ({first}); "
+                        "--set kubeconfig=/path/to/kubeconfig (and context=...) or run inside "
+                        "the cluster"
+                    ) from None
+            self._api = kubernetes.client.ApiClient(config)
+        return self._api
+
+    @property
+    def batch(self) -> kubernetes.client.BatchV1Api:
+        return kubernetes.client.BatchV1Api(self.api)
+
+    @property
+    def core(self) -> kubernetes.client.CoreV1Api:
+        return kubernetes.client.CoreV1Api(self.api)
+
+    def check(self) -> None:
+        try:
+            self.batch.list_namespaced_job(self.settings.namespace, limit=1)
+        except (ApiException, OSError) as exc:
+            raise ConfigurationError(
+                f"setting 'namespace': listing Jobs in {self.settings.namespace!r} failed "
+                f"({_reason(exc)}); check the kubeconfig, the namespace and that the identity "
+                "may list, create and delete Jobs there"
+            ) from None
+
+    def submit(self, request: SubmitRequest) -> str:
+        import os
+
+        name = job_name(request.exec_id, os.urandom(3).hex())
+        manifest = job_manifest(request, self.settings, name)
+        self.batch.create_namespaced_job(self.settings.namespace, manifest)
+        return name
+
+    def status(self, run_id: str) -> RunStatus:
+        try:
+            job = self.batch.read_namespaced_job_status(run_id, self.settings.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return RunStatus("unknown", "the Job no longer exists")
+            raise
+        status = job.status
+        if status is None:
+            return RunStatus("pending")
+        if status.succeeded:
+            return RunStatus("succeeded")
+        if status.failed:
+            return RunStatus("failed", _condition(status))
+        if status.active:
+            return RunStatus("running")
+        return RunStatus("pending")
+
+    def logs(self, run_id: str) -> str:
+        pods = self.core.list_namespaced_pod(
+            self.settings.namespace, label_selector=f"job-name={run_id}"
+        ).items
+        out = []
+        for pod in pods:
+            try:
+                out.append(
+                    self.core.read_namespaced_pod_log(
+                        pod.metadata.name, self.settings.namespace, container=CONTAINER
+                    )
+                )
+            except ApiException:
+                continue
+        return "".join(out)
+
+    def cancel(self, run_id: str) -> None:
+        try:
+            self.batch.delete_namespaced_job(
+                run_id, self.settings.namespace, propagation_policy="Background"
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+def _condition(status: Any) -> str:
+    for cond in status.conditions or []:
+        if cond.type == "Failed":
+            return f"{cond.reason}: {cond.message}"
+    return ""
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ApiException):
+        return f"HTTP {exc.status} {exc.reason}"
+    return str(exc)
