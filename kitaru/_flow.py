@@ -7,7 +7,7 @@ import typing
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from kitaru import _execute, _loader, _runtime
+from kitaru import _loader, _runtime
 from kitaru._checkpoint import _check_name, is_coroutine_function
 from kitaru._errors import (
     ExecutionFailedError,

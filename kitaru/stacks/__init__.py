@@ -10,29 +10,71 @@ come from the member distributions through entry points (`kitaru.orchestrators`,
 
 from __future__ import annotations
 
-from kitaru.stacks._contracts import (
-    Builder,
-    BuildRequest,
-    BuiltImage,
-    ContainerRegistry,
-    Orchestrator,
-    RunState,
-    RunStatus,
-    SubmitRequest,
-)
-from kitaru.stacks._flavor import LocalSettings, StackFlavor, installed_flavors, load_flavor
-from kitaru.stacks._secrets import SecretRef, is_reference, looks_like_secret
-from kitaru.stacks._stacks import (
-    LOCAL,
-    active_name,
-    delete,
-    describe,
-    get_stack,
-    list_stacks,
-    register,
-    resolve,
-    use,
-)
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kitaru.stacks._contracts import (
+        Builder,
+        BuildRequest,
+        BuiltImage,
+        ContainerRegistry,
+        Orchestrator,
+        RunState,
+        RunStatus,
+        SubmitRequest,
+    )
+    from kitaru.stacks._flavor import LocalSettings, StackFlavor, installed_flavors, load_flavor
+    from kitaru.stacks._secrets import SecretRef, is_reference, looks_like_secret
+    from kitaru.stacks._stacks import (
+        LOCAL,
+        active_name,
+        delete,
+        describe,
+        get_stack,
+        list_stacks,
+        register,
+        resolve,
+        use,
+    )
+
+# Where each export lives; loaded on first use, so `flow.run()` on the local stack never
+# imports pydantic models or plugins.
+_EXPORTS = {
+    "Builder": "_contracts",
+    "BuildRequest": "_contracts",
+    "BuiltImage": "_contracts",
+    "ContainerRegistry": "_contracts",
+    "Orchestrator": "_contracts",
+    "RunState": "_contracts",
+    "RunStatus": "_contracts",
+    "SubmitRequest": "_contracts",
+    "LocalSettings": "_flavor",
+    "StackFlavor": "_flavor",
+    "installed_flavors": "_flavor",
+    "load_flavor": "_flavor",
+    "SecretRef": "_secrets",
+    "is_reference": "_secrets",
+    "looks_like_secret": "_secrets",
+    "LOCAL": "_resolve",
+    "active_name": "_resolve",
+    "get_stack": "_resolve",
+    "list_stacks": "_resolve",
+    "resolve": "_resolve",
+    "delete": "_stacks",
+    "describe": "_stacks",
+    "register": "_stacks",
+    "use": "_stacks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kitaru.stacks' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"kitaru.stacks.{module}"), name)
+
 
 __all__ = [
     "LOCAL",

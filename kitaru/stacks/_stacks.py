@@ -17,69 +17,40 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ValidationError
 
 from kitaru import _config
-from kitaru._errors import ConfigurationError, KitaruUsageError, NotFoundError
+from kitaru._errors import ConfigurationError, KitaruUsageError
 from kitaru.journal import Journal, StackRecord
 from kitaru.stacks import _secrets
 from kitaru.stacks._flavor import StackFlavor, installed_flavors, load_flavor
+from kitaru.stacks._resolve import (  # re-exported: the CLI and tests use them from here
+    ACTIVE_SETTING,
+    LOCAL,
+    active_name,
+    get_stack,
+    journal_url_for,
+    list_stacks,
+    local_stack,
+    names,
+    resolve,
+)
 
-LOCAL = "local"
-ACTIVE_SETTING = "active_stack"
+__all__ = [
+    "ACTIVE_SETTING",
+    "LOCAL",
+    "active_name",
+    "check_reachable",
+    "delete",
+    "describe",
+    "get_stack",
+    "journal_url_for",
+    "list_stacks",
+    "local_stack",
+    "names",
+    "register",
+    "resolve",
+    "use",
+]
+
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-
-
-def local_stack() -> StackRecord:
-    return StackRecord(
-        name=LOCAL,
-        orchestrator="local",
-        artifact_store=_config.artifact_store_uri(),
-        settings={},
-    )
-
-
-def names(journal: Journal) -> list[str]:
-    return [LOCAL, *(s.name for s in journal.list_stacks())]
-
-
-def get_stack(journal: Journal, name: str) -> StackRecord:
-    if name == LOCAL:
-        return local_stack()
-    stack = journal.get_stack(name)
-    if stack is None:
-        raise NotFoundError(
-            f"stack {name!r} does not exist; registered stacks: {', '.join(names(journal))}"
-        )
-    return stack
-
-
-def list_stacks(journal: Journal) -> list[StackRecord]:
-    return [local_stack(), *journal.list_stacks()]
-
-
-def active_name(journal: Journal) -> tuple[str, str]:
-    """(name, where it was chosen): env KITARU_STACK, `stack use`, or the default."""
-    env = os.environ.get("KITARU_STACK")
-    if env:
-        return env, "KITARU_STACK"
-    chosen = journal.get_setting(ACTIVE_SETTING)
-    if chosen:
-        return chosen, "kitaru stack use"
-    return LOCAL, "default"
-
-
-def resolve(journal: Journal, explicit: str | None = None) -> StackRecord:
-    """The stack a new execution runs on."""
-    if explicit:
-        return get_stack(journal, explicit)
-    name, source = active_name(journal)
-    try:
-        return get_stack(journal, name)
-    except NotFoundError:
-        if source == "KITARU_STACK":
-            raise NotFoundError(
-                f"KITARU_STACK={name} names a stack that does not exist; registered stacks: "
-                f"{', '.join(names(journal))}"
-            ) from None
-        raise
 
 
 def use(journal: Journal, name: str) -> StackRecord:
@@ -313,22 +284,6 @@ def _check_registry_uri(uri: str) -> None:
             "scheme, e.g. localhost:5000/kitaru or 123456789012.dkr.ecr.us-east-1."
             "amazonaws.com/kitaru"
         )
-
-
-def journal_url_for(stack: StackRecord) -> str:
-    """The journal URL executions on this stack use, as this machine can open it."""
-    if stack.journal is None:
-        return _config.journal_url()
-    if _secrets.is_reference(stack.journal):
-        ref = _secrets.SecretRef.parse(stack.journal, what="--journal")
-        if ref.kind != "env":
-            raise ConfigurationError(
-                f"stack {stack.name!r} keeps its journal URL in the platform secret "
-                f"{ref.name}, which this machine cannot read; set KITARU_JOURNAL_URL to the "
-                "same journal here"
-            )
-        return ref.resolve_env(what=f"the journal of stack {stack.name!r}")
-    return stack.journal
 
 
 def check_reachable(stack: StackRecord, flavor: StackFlavor) -> None:

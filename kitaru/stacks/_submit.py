@@ -14,27 +14,21 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kitaru import _config, _execute
 from kitaru._errors import ConfigurationError, KitaruError, LeaseError
 from kitaru._flow import ExecutionHandle
 from kitaru._ids import new_id
-from kitaru.artifacts import open_store
 from kitaru.journal import ExecutionRecord, Journal, StackRecord, current_journal, open_journal
-from kitaru.stacks import _plugins, _stacks
-from kitaru.stacks._contracts import Builder, BuildRequest, Orchestrator, SubmitRequest
-from kitaru.stacks._flavor import load_flavor, settings_of
-from kitaru.stacks._secrets import SecretRef, is_reference
+from kitaru.stacks import _resolve as _stacks
+from kitaru.stacks._resolve import runs_in_process
+
+if TYPE_CHECKING:
+    from kitaru.stacks._contracts import Builder, Orchestrator
 
 # Where the builder puts the project inside the image.
 IMAGE_PROJECT_ROOT = "/app"
-
-
-def runs_in_process(stack: StackRecord) -> bool:
-    return stack.orchestrator == "local" and stack.settings.get("mode", "in_process") == (
-        "in_process"
-    )
 
 
 def run_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ExecutionHandle[Any]:
@@ -56,12 +50,18 @@ def run_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Execut
 
 
 def make_orchestrator(stack: StackRecord) -> Orchestrator:
+    from kitaru.stacks import _plugins
+    from kitaru.stacks._flavor import settings_of
+
     cls = _plugins.load("kitaru.orchestrators", stack.orchestrator)
     orchestrator: Orchestrator = cls(stack, settings_of(stack))
     return orchestrator
 
 
 def make_builder(stack: StackRecord) -> Builder:
+    from kitaru.stacks import _plugins
+    from kitaru.stacks._flavor import settings_of
+
     cls = _plugins.load("kitaru.builders", stack.builder or "docker")
     builder: Builder = cls(stack, settings_of(stack))
     return builder
@@ -83,6 +83,7 @@ def find_project_root(flow: Any) -> Path:
 def runtime_extras(stack: StackRecord) -> tuple[str, ...]:
     """The kitaru extras a container needs to open the stack's journal and store."""
     from kitaru.artifacts import _STORES
+    from kitaru.stacks._secrets import is_reference
 
     extras: list[str] = []
     journal = stack.journal or _config.journal_url()
@@ -97,6 +98,10 @@ def runtime_extras(stack: StackRecord) -> tuple[str, ...]:
 def submit_new(
     flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any], stack: StackRecord
 ) -> ExecutionHandle[Any]:
+    from kitaru.artifacts import open_store
+    from kitaru.stacks._contracts import BuildRequest
+    from kitaru.stacks._flavor import load_flavor
+
     journal = open_journal(_stacks.journal_url_for(stack))
     flavor = load_flavor(stack.orchestrator)
     open_store(stack.artifact_store)  # an unusable store fails before anything is recorded
@@ -139,6 +144,10 @@ def _slug(text: str) -> str:
 def _submit(
     journal: Journal, record: ExecutionRecord, stack: StackRecord, orchestrator: Orchestrator
 ) -> str:
+    from kitaru.stacks._contracts import SubmitRequest
+    from kitaru.stacks._flavor import settings_of
+    from kitaru.stacks._secrets import SecretRef, is_reference
+
     settings = settings_of(stack)
     environment = dict(getattr(settings, "environment", {}) or {})
     secrets = {
