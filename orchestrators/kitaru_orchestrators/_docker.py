@@ -74,6 +74,9 @@ class DockerOrchestrator:
             network_mode=self.settings.network,
             working_dir=request.working_dir,
             detach=True,
+            # An init process as PID 1: Python as PID 1 would ignore SIGTERM and SIGKILL
+            # sent from inside the container, and nothing would reap its children.
+            init=True,
             auto_remove=self.settings.remove_containers,
             name=f"kitaru-{short_id(request.exec_id)}-{os.urandom(3).hex()}",
             labels={

@@ -68,11 +68,12 @@ def get(exec_id: str) -> dict[str, Any]:
 
 
 def until(exec_id: str, statuses: set[str], timeout: float = 240) -> dict[str, Any]:
-    final = statuses | {"completed", "failed", "cancelled"}
+    """Poll until the status is one of `statuses` or it stops changing by itself."""
     deadline = time.monotonic() + timeout
     while True:
         view = get(exec_id)
-        if view["status"] in final or time.monotonic() > deadline:
+        settled = view["status"] not in ("queued", "running")
+        if view["status"] in statuses or settled or time.monotonic() > deadline:
             return view
         time.sleep(0.5)
 
