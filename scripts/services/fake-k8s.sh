@@ -34,6 +34,9 @@ import kmock
 async def main() -> None:
     port = int(os.environ["FAKE_K8S_PORT"])
     async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator, host="127.0.0.1", port=port):
+        # Declared up front: a real API server lists an empty collection, not a 404.
+        for resource in ("batch/v1/jobs", "v1/pods", "v1/namespaces"):
+            emulator.resources[resource] = {}
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
