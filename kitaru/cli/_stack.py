@@ -218,7 +218,7 @@ def flavors(
     from kitaru import stacks
 
     names = [name] if name else stacks.installed_flavors()
-    out = []
+    out: list[dict[str, Any]] = []
     for flavor_name in names:
         flavor = stacks.load_flavor(flavor_name)
         out.append(

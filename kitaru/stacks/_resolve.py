@@ -69,7 +69,6 @@ def resolve(journal: Journal, explicit: str | None = None) -> StackRecord:
         raise
 
 
-
 def runs_in_process(stack: StackRecord) -> bool:
     """Whether executions on the stack run in the process that starts them."""
     return stack.orchestrator == "local" and (
@@ -93,5 +92,3 @@ def journal_url_for(stack: StackRecord) -> str:
             )
         return ref.resolve_env(what=f"the journal of stack {stack.name!r}")
     return stack.journal
-
-

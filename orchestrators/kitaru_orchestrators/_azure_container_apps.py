@@ -76,17 +76,19 @@ def job_resource(request: SubmitRequest, settings: Any, registry: str | None) ->
         )
         if identity
         else None,
-        environment_id=settings.environment_id,
-        configuration=configuration,
-        template=m.JobTemplate(
-            containers=[
-                m.Container(
-                    name=CONTAINER,
-                    image=request.image,
-                    command=list(request.command[:3]),
-                    resources=m.ContainerResources(cpu=settings.cpu, memory=settings.memory),
-                )
-            ]
+        properties=m.JobProperties(
+            environment_id=settings.environment_id,
+            configuration=configuration,
+            template=m.JobTemplate(
+                containers=[
+                    m.Container(
+                        name=CONTAINER,
+                        image=request.image,
+                        command=list(request.command[:3]),
+                        resources=m.ContainerResources(cpu=settings.cpu, memory=settings.memory),
+                    )
+                ]
+            ),
         ),
     )
 
@@ -171,7 +173,8 @@ class ContainerAppsOrchestrator:
             found = self.client.job_execution(self.settings.resource_group, job, execution)
         except ResourceNotFoundError:
             return RunStatus("unknown", "Container Apps no longer knows the execution")
-        return RunStatus(_STATES.get(str(found.status), "unknown"))  # type: ignore[arg-type]
+        state = str(getattr(found.status, "value", found.status))
+        return RunStatus(_STATES.get(state, "unknown"))  # type: ignore[arg-type]
 
     def logs(self, run_id: str) -> str:
         job, _, execution = run_id.partition("/")

@@ -92,13 +92,13 @@ class CloudRunOrchestrator:
                 # A local emulator: no Google credentials are sent over plain HTTP.
                 from google.auth.credentials import AnonymousCredentials
 
-                options["credentials"] = AnonymousCredentials()
+                options["credentials"] = AnonymousCredentials()  # type: ignore[no-untyped-call]
         self.jobs = run_v2.JobsClient(**options)
         self.executions = run_v2.ExecutionsClient(**options)
 
     def check(self) -> None:
         try:
-            self.jobs.list_jobs(parent=self.parent, page_size=1)
+            self.jobs.list_jobs(request=run_v2.ListJobsRequest(parent=self.parent, page_size=1))
         except gexc.GoogleAPIError as exc:
             raise ConfigurationError(
                 f"setting 'project'/'region': listing Cloud Run jobs in {self.parent} failed "
@@ -115,9 +115,10 @@ class CloudRunOrchestrator:
         try:
             self.jobs.get_job(name=name)
         except gexc.NotFound:
-            self.jobs.create_job(
+            operation = self.jobs.create_job(
                 parent=self.parent, job=job_template(request, self.settings), job_id=job_id
-            ).result()
+            )
+            operation.result()  # type: ignore[no-untyped-call]
         return name
 
     def submit(self, request: SubmitRequest) -> str:

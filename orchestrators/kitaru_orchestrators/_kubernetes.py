@@ -12,7 +12,7 @@ from typing import Any
 
 import kubernetes.client
 import kubernetes.config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from kitaru._errors import ConfigurationError
 from kitaru.journal import StackRecord
@@ -87,14 +87,16 @@ class KubernetesOrchestrator:
         if self._api is None:
             config = kubernetes.client.Configuration()
             try:
-                kubernetes.config.load_kube_config(
+                kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
                     config_file=self.settings.kubeconfig,
                     context=self.settings.context,
                     client_configuration=config,
                 )
             except (kubernetes.config.ConfigException, OSError) as first:
                 try:
-                    kubernetes.config.load_incluster_config(client_configuration=config)
+                    kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
+                        client_configuration=config
+                    )
                 except kubernetes.config.ConfigException:
                     raise ConfigurationError(
                         f"setting 'kubeconfig': no usable Kubernetes configuration ({first}); "
@@ -127,7 +129,8 @@ class KubernetesOrchestrator:
 
         name = job_name(request.exec_id, os.urandom(3).hex())
         manifest = job_manifest(request, self.settings, name)
-        self.batch.create_namespaced_job(self.settings.namespace, manifest)
+        # The client sends a plain dict as it is; the manifest is the validated one.
+        self.batch.create_namespaced_job(self.settings.namespace, manifest)  # type: ignore[arg-type]
         return name
 
     def status(self, run_id: str) -> RunStatus:
@@ -154,6 +157,8 @@ class KubernetesOrchestrator:
         ).items
         out = []
         for pod in pods:
+            if pod.metadata is None or pod.metadata.name is None:
+                continue
             try:
                 out.append(
                     self.core.read_namespaced_pod_log(

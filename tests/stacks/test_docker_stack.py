@@ -45,17 +45,29 @@ def docker_stack(monkeypatch: pytest.MonkeyPatch, project: Path) -> Iterator[dic
     }.items():
         monkeypatch.setenv(key, value)
     registered = kitaru_cli(
-        "stack", "register", "box",
-        "--orchestrator", "docker",
-        "--artifact-store", f"s3://{bucket}/runs",
-        "--registry", f"{env['KITARU_TEST_REGISTRY']}/kitaru",
-        "--set", f"base_image={env['KITARU_TEST_BASE_IMAGE']}",
-        "--set", f"environment.AWS_ENDPOINT_URL={moto}",
-        "--set", "environment.AWS_DEFAULT_REGION=us-east-1",
-        "--set", "environment.KITARU_LEASE_SECONDS=3",
-        "--set", "environment.CRASH_ON_FIRST_RUN=1",
-        "--set", "secret_environment.AWS_ACCESS_KEY_ID=env:AWS_ACCESS_KEY_ID",
-        "--set", "secret_environment.AWS_SECRET_ACCESS_KEY=env:AWS_SECRET_ACCESS_KEY",
+        "stack",
+        "register",
+        "box",
+        "--orchestrator",
+        "docker",
+        "--artifact-store",
+        f"s3://{bucket}/runs",
+        "--registry",
+        f"{env['KITARU_TEST_REGISTRY']}/kitaru",
+        "--set",
+        f"base_image={env['KITARU_TEST_BASE_IMAGE']}",
+        "--set",
+        f"environment.AWS_ENDPOINT_URL={moto}",
+        "--set",
+        "environment.AWS_DEFAULT_REGION=us-east-1",
+        "--set",
+        "environment.KITARU_LEASE_SECONDS=3",
+        "--set",
+        "environment.CRASH_ON_FIRST_RUN=1",
+        "--set",
+        "secret_environment.AWS_ACCESS_KEY_ID=env:AWS_ACCESS_KEY_ID",
+        "--set",
+        "secret_environment.AWS_SECRET_ACCESS_KEY=env:AWS_SECRET_ACCESS_KEY",
         "--use",
     )
     assert registered.returncode == 0, registered
@@ -196,8 +208,16 @@ def test_image_build_failure_shows_the_failing_step(
         container.commit(*broken.split(":"))
         container.remove()
     kitaru_cli(
-        "stack", "register", "broken", "-o", "docker", "-a",
-        f"s3://{docker_stack['bucket']}/broken", "--set", f"base_image={broken}", "--use",
+        "stack",
+        "register",
+        "broken",
+        "-o",
+        "docker",
+        "-a",
+        f"s3://{docker_stack['bucket']}/broken",
+        "--set",
+        f"base_image={broken}",
+        "--use",
     )
     project = write_project(tmp_path / "other")
     result = run_python(project / "agent.py", "x", cwd=project, timeout=1200)

@@ -16,11 +16,11 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+from kitaru_orchestrators._kubernetes import KubernetesOrchestrator, job_manifest
+from kitaru_stacks import KubernetesSettings
 
 from kitaru.journal import StackRecord
 from kitaru.stacks import SecretRef, SubmitRequest
-from kitaru_orchestrators._kubernetes import KubernetesOrchestrator, job_manifest
-from kitaru_stacks import KubernetesSettings
 from tests.conftest import kitaru_cli, run_python
 from tests.stacks._services import fresh_bucket, fresh_database, need, write_project
 
@@ -113,9 +113,7 @@ def test_client_calls_against_the_api_emulator() -> None:
     assert orch.status(name).state == "pending"
     orch.batch.patch_namespaced_job_status(name, "default", {"status": {"active": 1}})
     assert orch.status(name).state == "running"
-    orch.batch.patch_namespaced_job_status(
-        name, "default", {"status": {"active": 0, "failed": 1}}
-    )
+    orch.batch.patch_namespaced_job_status(name, "default", {"status": {"active": 0, "failed": 1}})
     assert orch.status(name).state == "failed"
     orch.cancel(name)
     assert orch.status(name).state == "unknown"
@@ -161,7 +159,9 @@ class FakeKubelet:
 
 
 @pytest.fixture
-def kube(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def kube(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
     env = need(
         "KITARU_TEST_KUBECONFIG",
         "DOCKER_HOST",
@@ -202,17 +202,29 @@ def test_execution_with_a_wait_through_the_kubernetes_api(
     project: Path = write_project(tmp_path_factory.mktemp("stack-project"))
     moto = kube["KITARU_TEST_MOTO_URL"]
     registered = kitaru_cli(
-        "stack", "register", "k8s",
-        "--orchestrator", "kubernetes",
-        "--artifact-store", f"s3://{kube['bucket']}/runs",
-        "--registry", f"{kube['KITARU_TEST_REGISTRY']}/kitaru",
-        "--set", f"kubeconfig={kube['KITARU_TEST_KUBECONFIG']}",
-        "--set", "service_account=kitaru-runner",
-        "--set", f"base_image={kube['KITARU_TEST_BASE_IMAGE']}",
-        "--set", f"environment.AWS_ENDPOINT_URL={moto}",
-        "--set", "environment.AWS_DEFAULT_REGION=us-east-1",
-        "--set", "secret_environment.AWS_ACCESS_KEY_ID=env:AWS_ACCESS_KEY_ID",
-        "--set", "secret_environment.AWS_SECRET_ACCESS_KEY=env:AWS_SECRET_ACCESS_KEY",
+        "stack",
+        "register",
+        "k8s",
+        "--orchestrator",
+        "kubernetes",
+        "--artifact-store",
+        f"s3://{kube['bucket']}/runs",
+        "--registry",
+        f"{kube['KITARU_TEST_REGISTRY']}/kitaru",
+        "--set",
+        f"kubeconfig={kube['KITARU_TEST_KUBECONFIG']}",
+        "--set",
+        "service_account=kitaru-runner",
+        "--set",
+        f"base_image={kube['KITARU_TEST_BASE_IMAGE']}",
+        "--set",
+        f"environment.AWS_ENDPOINT_URL={moto}",
+        "--set",
+        "environment.AWS_DEFAULT_REGION=us-east-1",
+        "--set",
+        "secret_environment.AWS_ACCESS_KEY_ID=env:AWS_ACCESS_KEY_ID",
+        "--set",
+        "secret_environment.AWS_SECRET_ACCESS_KEY=env:AWS_SECRET_ACCESS_KEY",
         "--use",
     )
     assert registered.returncode == 0, registered
