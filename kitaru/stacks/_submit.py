@@ -284,7 +284,8 @@ class StackExecutionHandle(ExecutionHandle[Any]):
     @property
     def status(self) -> str:
         record = self._record()
-        if record.status == "queued":
+        if record.status == "queued" and time.time() - record.updated_at > 5:
+            # Ask the platform (an API call) only once the execution has waited a while.
             record = reconcile(self._journal or current_journal(), record)
         from kitaru._lease import effective_status
 

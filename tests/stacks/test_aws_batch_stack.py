@@ -100,6 +100,42 @@ def test_wait_answered_later_runs_a_second_batch_job(
     queue = _queue(moto)
     project: Path = write_project(tmp_path_factory.mktemp("stack-project"))
 
+    no_bucket = kitaru_cli(
+        "stack",
+        "register",
+        "batch",
+        "-o",
+        "aws_batch",
+        "-a",
+        "s3://no-such-bucket-kitaru/x",
+        "--registry",
+        f"{env['KITARU_TEST_REGISTRY']}/kitaru",
+        "--set",
+        f"job_queue={queue}",
+        "--set",
+        "region=us-east-1",
+    )
+    assert no_bucket.returncode == 1
+    assert no_bucket.stderr.startswith("error: --artifact-store cannot be used"), no_bucket
+    bad_registry = kitaru_cli(
+        "stack",
+        "register",
+        "batch",
+        "-o",
+        "aws_batch",
+        "-a",
+        f"s3://{bucket}/runs",
+        "--registry",
+        "127.0.0.1:9/kitaru",
+        "--set",
+        f"job_queue={queue}",
+        "--set",
+        "region=us-east-1",
+    )
+    assert bad_registry.returncode == 1
+    assert "--registry 127.0.0.1:9/kitaru cannot be reached" in bad_registry.stderr
+    assert [s["name"] for s in kitaru_cli("stack", "list", "--json").json()] == ["local"]
+
     bad_queue = kitaru_cli(
         "stack",
         "register",

@@ -165,6 +165,20 @@ def test_bad_inputs_name_the_setting_and_the_fix(
             "--registry 'https://ghcr.io/me' is not a registry address",
         ),
         (["-o", "local", "-a", store, "--builder", "kaniko"], "--builder: the local orchestrator"),
+        (
+            [
+                "-o",
+                "docker",
+                "-a",
+                store,
+                "--journal",
+                "postgresql://db/x",
+                "--builder",
+                "kaniko",
+                "--no-check",
+            ],
+            "unknown builder flavor 'kaniko'; installed: docker",
+        ),
         (["-o", "local", "-a", store, "--set", "mode=subprocess", "--json", "x"], "Got unexpected"),
     ]
     for args, expected in cases:
