@@ -105,16 +105,30 @@ def project_pins(project: Path) -> list[str]:
     ]
 
 
+# What a container needs of each extra: the client of the journal or the artifact store.
+# The extras also bring orchestrator SDKs and Pulumi, which only the submitting side uses.
+RUNTIME_PACKAGES: dict[str, tuple[str, ...]] = {
+    "postgres": ("psycopg",),
+    "aws": ("boto3",),
+    "gcp": ("google-cloud-storage",),
+    "azure": ("azure-storage-blob", "azure-identity"),
+}
+
+
 def kitaru_requirements(extras: tuple[str, ...]) -> list[str]:
-    """kitaru's own third-party requirements for these extras (members excluded)."""
+    """kitaru's own requirements in a container: its base dependencies plus the journal and
+    store clients of `extras`, with the version ranges kitaru declares."""
+    wanted = {name for extra in extras for name in RUNTIME_PACKAGES.get(extra, ())}
     out = []
     for raw in importlib.metadata.requires("kitaru") or []:
         req = Requirement(raw)
-        if req.name.lower().startswith("kitaru"):
+        name = req.name.lower()
+        if name.startswith("kitaru"):
             continue
         marker = req.marker
-        wanted = marker is None or any(marker.evaluate({"extra": e}) for e in extras)
-        if wanted:
+        if marker is None or (
+            name in wanted and any(marker.evaluate({"extra": e}) for e in extras)
+        ):
             req.marker = None
             out.append(str(req))
     return out

@@ -22,7 +22,9 @@ from typing import Any
 import google.auth.exceptions
 import requests.exceptions
 from google.api_core import exceptions as gexc
-from google.cloud import storage
+
+# google-cloud-run (same namespace, typed) hides the untyped storage module from mypy.
+from google.cloud import storage  # type: ignore[attr-defined, unused-ignore]
 
 from kitaru._config import Durability
 from kitaru._errors import ConfigurationError

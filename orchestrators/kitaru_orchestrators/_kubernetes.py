@@ -87,16 +87,14 @@ class KubernetesOrchestrator:
         if self._api is None:
             config = kubernetes.client.Configuration()
             try:
-                kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                kubernetes.config.load_kube_config(
                     config_file=self.settings.kubeconfig,
                     context=self.settings.context,
                     client_configuration=config,
                 )
             except (kubernetes.config.ConfigException, OSError) as first:
                 try:
-                    kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
-                        client_configuration=config
-                    )
+                    kubernetes.config.load_incluster_config(client_configuration=config)
                 except kubernetes.config.ConfigException:
                     raise ConfigurationError(
                         f"setting 'kubeconfig': no usable Kubernetes configuration ({first}); "
@@ -130,7 +128,7 @@ class KubernetesOrchestrator:
         name = job_name(request.exec_id, os.urandom(3).hex())
         manifest = job_manifest(request, self.settings, name)
         # The client sends a plain dict as it is; the manifest is the validated one.
-        self.batch.create_namespaced_job(self.settings.namespace, manifest)  # type: ignore[arg-type]
+        self.batch.create_namespaced_job(self.settings.namespace, manifest)
         return name
 
     def status(self, run_id: str) -> RunStatus:
