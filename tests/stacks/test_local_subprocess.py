@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import kitaru_cli, run_python, write_script
 
 PROJECT_FLOW = """
@@ -167,3 +169,38 @@ def test_cancel_stops_the_background_process(tmp_path: Path) -> None:
         else "gone"
     )
     assert state in ("gone", "Z"), state
+
+
+def test_flow_stack_argument_and_kitaru_stack_pick_the_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kitaru import KitaruClient, checkpoint, flow, stacks
+    from kitaru.journal import current_journal
+
+    journal = current_journal()
+    for name in ("pinned", "from-env"):
+        stacks.register(
+            journal, name, orchestrator="local", artifact_store=(tmp_path / name).as_uri()
+        )
+
+    @checkpoint
+    def big(n: int) -> str:
+        return "x" * n  # above the inline limit: written to the stack's artifact store
+
+    @flow(stack="pinned")
+    def pinned(n: int) -> str:
+        return big(n)
+
+    @flow
+    def unpinned(n: int) -> str:
+        return big(n)
+
+    monkeypatch.setenv("KITARU_STACK", "from-env")
+    a = pinned.run(20_000)
+    b = unpinned.run(20_000)
+    client = KitaruClient()
+    views = {h.exec_id: client.executions.get(h.exec_id) for h in (a, b)}
+    assert views[a.exec_id].data["stack"] == "pinned"
+    assert views[b.exec_id].data["stack"] == "from-env"
+    assert list((tmp_path / "pinned").rglob("*")) and list((tmp_path / "from-env").rglob("*"))
+    assert a.result() == b.result() == "x" * 20_000
