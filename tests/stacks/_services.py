@@ -47,6 +47,18 @@ def fresh_bucket(endpoint: str) -> str:
     return name
 
 
+def extra_ca() -> str:
+    """A CA certificate file to pass as the builder's `ca_certificates` (the machine's own
+    extra CAs where it has them: these machines reach package indexes through a
+    TLS-intercepting proxy)."""
+    found = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt")) or sorted(
+        Path("/etc/ssl/certs").glob("*.pem")
+    )
+    if not found:
+        pytest.fail("no CA certificate file on this machine to test ca_certificates with")
+    return str(found[0])
+
+
 def write_project(root: Path) -> Path:
     """A copy of examples/stack_agent (the builder writes its uv.lock there)."""
     root.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import kitaru_cli, run_python
-from tests.stacks._services import fresh_bucket, fresh_database, need, write_project
+from tests.stacks._services import extra_ca, fresh_bucket, fresh_database, need, write_project
 
 SERVICES = (
     "DOCKER_HOST",
@@ -172,6 +172,8 @@ def test_wait_answered_later_runs_a_second_batch_job(
         f"endpoint_url={moto}",
         "--set",
         f"base_image={env['KITARU_TEST_BASE_IMAGE']}",
+        "--set",
+        f'ca_certificates=["{extra_ca()}"]',
         "--set",
         f"environment.AWS_ENDPOINT_URL={moto}",
         "--set",

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import kitaru_cli, run_python
-from tests.stacks._services import fresh_bucket, fresh_database, need, write_project
+from tests.stacks._services import extra_ca, fresh_bucket, fresh_database, need, write_project
 
 SERVICES = (
     "DOCKER_HOST",
@@ -56,6 +56,8 @@ def docker_stack(monkeypatch: pytest.MonkeyPatch, project: Path) -> Iterator[dic
         f"{env['KITARU_TEST_REGISTRY']}/kitaru",
         "--set",
         f"base_image={env['KITARU_TEST_BASE_IMAGE']}",
+        "--set",
+        f'ca_certificates=["{extra_ca()}"]',
         "--set",
         f"environment.AWS_ENDPOINT_URL={moto}",
         "--set",
@@ -150,6 +152,15 @@ def test_checkpoints_crash_resume_and_wait_each_in_a_new_container(
     assert sorted(c.id for c in containers) == sorted(runs)
     codes = sorted(c.attrs["State"]["ExitCode"] for c in containers)
     assert codes == [0, 0, 137]  # the killed one, then two that ran to a stop
+
+    # The extra CA certificate (ca_certificates) is trusted inside the image.
+    installed = client.containers.run(
+        view["metadata"]["image"],
+        ["cat", "/usr/local/share/ca-certificates/extra-0.crt"],
+        network_mode="host",
+        remove=True,
+    )
+    assert installed.decode().strip() == Path(extra_ca()).read_text().strip()
 
     logs = kitaru_cli("executions", "logs", exec_id, "--orchestrator")
     assert f"kitaru: execution {exec_id} completed" in logs.stdout, logs

@@ -22,7 +22,7 @@ from kitaru_stacks import KubernetesSettings
 from kitaru.journal import StackRecord
 from kitaru.stacks import SecretRef, SubmitRequest
 from tests.conftest import kitaru_cli, run_python
-from tests.stacks._services import fresh_bucket, fresh_database, need, write_project
+from tests.stacks._services import extra_ca, fresh_bucket, fresh_database, need, write_project
 
 K8S_VERSION = "1.37.0"
 
@@ -217,6 +217,8 @@ def test_execution_with_a_wait_through_the_kubernetes_api(
         "service_account=kitaru-runner",
         "--set",
         f"base_image={kube['KITARU_TEST_BASE_IMAGE']}",
+        "--set",
+        f'ca_certificates=["{extra_ca()}"]',
         "--set",
         f"environment.AWS_ENDPOINT_URL={moto}",
         "--set",
