@@ -116,6 +116,10 @@ def test_crash_resume_wait_and_switching_stacks(tmp_path: Path) -> None:
         ("slow", "ran"),
     ]
 
+    # Its stack cannot be deleted while it waits: answering it needs the stack.
+    refused = kitaru_cli("stack", "delete", "bg")
+    assert refused.returncode == 2 and exec_id in refused.stderr and "--force" in refused.stderr
+
     answered = kitaru_cli("executions", "input", exec_id, "approve", "true", "--json")
     assert answered.returncode == 0, answered
     view = _until(exec_id, {"completed"})
