@@ -16,6 +16,7 @@ from kitaru.journal._records import (
     CallRecord,
     ExecutionRecord,
     LogRecord,
+    StackRecord,
     WaitRecord,
 )
 from kitaru.remote._codec import decode, encode, signature
@@ -120,6 +121,27 @@ class HttpJournal:
     def set_metadata(self, exec_id: str, metadata: dict[str, object]) -> None:
         self._call("set_metadata", exec_id=exec_id, metadata=metadata)
 
+    def transition(
+        self,
+        exec_id: str,
+        *,
+        to: str,
+        from_statuses: Sequence[str],
+        expected_owner: str | None,
+        now: float,
+        error: str | None = None,
+    ) -> bool:
+        done: bool = self._call(
+            "transition",
+            exec_id=exec_id,
+            to=to,
+            from_statuses=list(from_statuses),
+            expected_owner=expected_owner,
+            now=now,
+            error=error,
+        )
+        return done
+
     def set_run_id(self, exec_id: str, run_id: str, orchestrator: str) -> None:
         self._call("set_run_id", exec_id=exec_id, run_id=run_id, orchestrator=orchestrator)
 
@@ -186,6 +208,30 @@ class HttpJournal:
     def logs(self, exec_id: str) -> list[LogRecord]:
         found: list[LogRecord] = self._call("logs", exec_id=exec_id)
         return found
+
+    # stacks and settings
+    def put_stack(self, stack: StackRecord, *, replace: bool = False) -> bool:
+        stored: bool = self._call("put_stack", stack=stack, replace=replace)
+        return stored
+
+    def get_stack(self, name: str) -> StackRecord | None:
+        found: StackRecord | None = self._call("get_stack", name=name)
+        return found
+
+    def list_stacks(self) -> list[StackRecord]:
+        found: list[StackRecord] = self._call("list_stacks")
+        return found
+
+    def delete_stack(self, name: str) -> bool:
+        deleted: bool = self._call("delete_stack", name=name)
+        return deleted
+
+    def get_setting(self, key: str) -> str | None:
+        value: str | None = self._call("get_setting", key=key)
+        return value
+
+    def set_setting(self, key: str, value: str | None) -> None:
+        self._call("set_setting", key=key, value=value)
 
     def close(self) -> None:
         """The connection is shared by every journal on this server in the process."""
