@@ -36,7 +36,34 @@ def _check_name(name: str, what: str) -> str:
     return name
 
 
-class Checkpoint(Generic[P, R]):
+class Durable:
+    """What `@checkpoint` and `@flow` share: the wrapped function, its name, retries, the
+    pickle permission and the return annotation outputs load back as."""
+
+    def __init__(
+        self, fn: Callable[..., Any], *, name: str | None, what: str, retries: int,
+        allow_pickle: bool,
+    ) -> None:  # fmt: skip
+        if retries < 0:
+            raise KitaruUsageError(f"retries must be 0 or more, not {retries}")
+        self.fn = fn
+        self.name = _check_name(name or fn.__name__, what)
+        self.retries = retries
+        self.allow_pickle = allow_pickle
+        self.is_async = is_coroutine_function(fn)
+        self._hint: Any = _NO_HINT
+
+    def return_hint(self) -> Any:
+        """The return annotation (the type outputs load back as), resolved on first use."""
+        if self._hint is _NO_HINT:
+            try:
+                self._hint = typing.get_type_hints(self.fn).get("return")
+            except Exception:
+                self._hint = None
+        return self._hint
+
+
+class Checkpoint(Durable, Generic[P, R]):
     """A checkpointed function. Call it like the function it wraps.
 
     Inside a flow, each call is a checkpoint call keyed by the checkpoint's name and
@@ -45,6 +72,7 @@ class Checkpoint(Generic[P, R]):
     """
 
     kind = "checkpoint"
+    fn: Callable[P, R]
 
     def __init__(
         self,
@@ -55,26 +83,12 @@ class Checkpoint(Generic[P, R]):
         retry_delay: float = 0.0,
         allow_pickle: bool = False,
     ) -> None:
-        if retries < 0:
-            raise KitaruUsageError(f"retries must be 0 or more, not {retries}")
-        self.fn = fn
-        self.name = _check_name(name or fn.__name__, "checkpoint name")
-        self.retries = retries
+        super().__init__(
+            fn, name=name, what="checkpoint name", retries=retries, allow_pickle=allow_pickle
+        )
         self.retry_delay = retry_delay
-        self.allow_pickle = allow_pickle
-        self.is_async = is_coroutine_function(fn)
         self.func_ref = f"{_loader.module_ref(fn.__module__)}:{fn.__qualname__}"
-        self._hint: Any = _NO_HINT
         functools.update_wrapper(self, fn)
-
-    def return_hint(self) -> Any:
-        """The return annotation (the type outputs load back as), resolved on first use."""
-        if self._hint is _NO_HINT:
-            try:
-                self._hint = typing.get_type_hints(self.fn).get("return")
-            except Exception:
-                self._hint = None
-        return self._hint
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self._invoke(None, args, kwargs)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-import typing
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from kitaru import _loader, _runtime
-from kitaru._checkpoint import _check_name, is_coroutine_function
+from kitaru._checkpoint import Durable, is_coroutine_function
 from kitaru._errors import (
     ExecutionFailedError,
     ExecutionWaitingError,
@@ -20,8 +19,6 @@ from kitaru.journal import TERMINAL_STATUSES, ExecutionRecord, Journal, current_
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
-
-_NO_HINT = object()
 
 
 class ExecutionHandle(Generic[R]):
@@ -102,7 +99,7 @@ class ExecutionHandle(Generic[R]):
         return f"<ExecutionHandle {self.exec_id}>"
 
 
-class Flow(Generic[P, R]):
+class Flow(Durable, Generic[P, R]):
     """A durable function. `run()` starts an execution; calling it runs one and returns
     its value."""
 
@@ -115,28 +112,15 @@ class Flow(Generic[P, R]):
         stack: str | None = None,
         allow_pickle: bool = False,
     ) -> None:
-        if retries < 0:
-            raise KitaruUsageError(f"retries must be 0 or more, not {retries}")
-        self.fn = fn
-        self.name = _check_name(name or fn.__name__, "flow name")
-        self.retries = retries
+        super().__init__(
+            fn, name=name, what="flow name", retries=retries, allow_pickle=allow_pickle
+        )
         self.stack = stack
-        self.allow_pickle = allow_pickle
-        self.is_async = is_coroutine_function(fn)
         self.flow_ref, self.flow_file, self.import_path = _loader.describe(fn)
-        self._hint: Any = _NO_HINT
         _loader.registry[_loader.registry_key(self.flow_ref, self.flow_file)] = self
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
         self.__wrapped__ = fn
-
-    def return_hint(self) -> Any:
-        if self._hint is _NO_HINT:
-            try:
-                self._hint = typing.get_type_hints(self.fn).get("return")
-            except Exception:
-                self._hint = None
-        return self._hint
 
     def run(self, *args: P.args, **kwargs: P.kwargs) -> ExecutionHandle[R]:
         """Start an execution on the active stack and return its handle.
