@@ -18,6 +18,7 @@ help:
 	@echo "make typecheck  mypy --strict"
 	@echo "make unit       pytest only (PYTEST_ARGS='-k name' to select)"
 	@echo "make bench      benchmarks side by side with the peers (slow; not part of make test)"
+	@echo "                QUICK=1 for a smoke run; BENCH_ARGS='--systems kitaru,dbos' to pick"
 
 uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -53,7 +54,7 @@ test: lint typecheck
 	bash scripts/test.sh $(PYTEST_ARGS)
 
 bench: .venv/.synced
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(if $(filter-out 0,$(QUICK)),--quick,) $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .demo-home .test-services

@@ -1,0 +1,1 @@
+"""Benchmarks of Kitaru against its peers: `python -m benchmarks` (see README.md here)."""

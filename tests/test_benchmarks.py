@@ -1,0 +1,76 @@
+"""The benchmark harness keeps working: its Kitaru side runs end to end in quick mode
+(no peers installed), and every workload produces the numbers the report is built from.
+This checks that the harness runs and counts correctly, not how fast anything is."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+
+def test_kitaru_side_of_the_benchmark_runs_in_quick_mode(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "--systems",
+            "kitaru",
+            "--rounds",
+            "1",
+            "--no-chart",
+            "--no-install",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        env={**_env(), "BENCH_WORK": str(tmp_path / "work")},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    results = json.loads((out / "results.json").read_text())
+    summary = results["summary"]
+
+    for key in ("kitaru", "kitaru-fsync"):
+        row = summary["overhead"][key]
+        assert row["errors"] == []
+        assert set(row["small"]) == {"10", "100"}
+        assert all(cell["median_us"] > 0 for cell in row["small"].values())
+        assert row["big"]["10"]["median_us"] > 0
+        # a 1 MB output is stored once, not copied around
+        assert 1_000_000 <= row["bytes_per_checkpoint"]["big"] < 1_100_000
+
+    for mode in ("kitaru:cli", "kitaru:client"):
+        recovery = summary["recovery"][mode]
+        assert recovery["steps_rerun"] == [11], recovery  # steps 90..100, nothing before
+        assert recovery["first_rerun"] == [90]
+        assert recovery["wall_s"] > 0
+
+    assert summary["replay"]["kitaru"]["ns"] == [10, 100]
+    assert "per_reused_step_us" in summary["replay"]["kitaru"]
+    assert summary["wait"]["kitaru:cli"]["whole_process_s"] > 0
+    assert summary["wait"]["kitaru:client"]["in_process_s"] > 0
+    assert summary["imports"]["kitaru"]["import_ms"] > 0
+    assert {t["target"].split(",")[0] for t in summary["targets"]} >= {
+        "per-checkpoint overhead",
+        "`import kitaru` (fresh process)",
+    }
+
+    report = (out / "report.md").read_text()
+    assert "#### Targets" in report
+    assert "Kitaru (this repo), fsync" in report
+    assert "#### Targets" in done.stdout  # the tables are printed too
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
