@@ -393,7 +393,7 @@ def other_tables(summary: dict[str, Any]) -> str:
             product, mode = key.split(":")
             if "unsupported" in v:
                 rows.append(
-                    [LABELS[product], mode, "unsupported: " + v["unsupported"][:120], "-", "-"]
+                    [LABELS[product], mode, "unsupported: " + v["unsupported"][:200], "-", "-"]
                 )
                 continue
             if "wall_s" not in v:

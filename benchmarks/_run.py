@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,27 +111,39 @@ class Finished:
 def run(
     argv: list[str], env: dict[str, str], *, timeout: float = 900, cwd: Path | None = None
 ) -> Finished:
-    """Run a process in its own group, time it from spawn to exit, reap its children."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        argv,
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    """Run a process in its own group, time it from spawn to exit, reap its children.
+
+    Output goes to files, not pipes: a helper process the worker started (Prefect's
+    API server) keeps a pipe open after the worker itself died, which would make a
+    reader wait for it.
+    """
+    if cwd is None and env.get("BENCH_DATA") and os.path.isdir(env["BENCH_DATA"]):
+        # Never the repository: `python -c "import kitaru"` would find this checkout's
+        # kitaru on sys.path[0] instead of the one installed in the peer's venv.
+        cwd = Path(env["BENCH_DATA"])
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.wait()
+            err.write(f"\n(killed after {timeout:.0f} s)")
+        wall = time.perf_counter() - t0
         _kill_group(proc)
-        out, err = proc.communicate()
-        err += f"\n(killed after {timeout:.0f} s)"
-    wall = time.perf_counter() - t0
-    _kill_group(proc)
-    return Finished(proc.returncode, out, err, wall)
+        out.seek(0)
+        err.seek(0)
+        return Finished(proc.returncode, out.read(), err.read(), wall)
 
 
 def worker_argv(product: str, task: str, spec: dict[str, Any]) -> list[str]:

@@ -67,6 +67,7 @@ class System:
     max_rounds: int | None = None
     inner: dict[str, int] = field(default_factory=lambda: {"small": 3, "big": 1})
     max_n: dict[str, int] = field(default_factory=dict)  # largest N run, by payload
+    budget_s: float | None = None  # longest predicted cell it may run; None = the default
 
     @property
     def is_kitaru(self) -> bool:
@@ -145,7 +146,7 @@ SYSTEMS: list[System] = [
         worker="w_prefect.py",
         spec={"variant": "persist"},
         slow=True,
-        max_rounds=3,
+        max_rounds=2,
         inner={"small": 1, "big": 1},
     ),
     System(
@@ -158,7 +159,7 @@ SYSTEMS: list[System] = [
         worker="w_prefect.py",
         spec={"variant": "default"},
         slow=True,
-        max_rounds=3,
+        max_rounds=2,
         inner={"small": 1, "big": 1},
     ),
     System(
@@ -170,10 +171,12 @@ SYSTEMS: list[System] = [
         default=True,
         worker="w_kitaru021.py",
         slow=True,
-        max_rounds=2,
+        max_rounds=1,
         inner={"small": 1, "big": 1},
-        # about half a second per checkpoint: N=1000 would take 10 minutes per run
+        # about half a second per checkpoint: N=1000 would take 10 minutes per run;
+        # N=100 takes a minute or two, and is worth one round
         max_n={"small": 100, "big": 10},
+        budget_s=300,
     ),
     System(
         "floor-wal-normal",

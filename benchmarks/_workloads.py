@@ -49,15 +49,15 @@ class Settings:
             )
         return cls(
             quick=False,
-            rounds=rounds or 5,
+            rounds=rounds or 4,
             ns={"small": [10, 100, 1000], "big": [10, 100, 1000]},
-            budget_s=60,
+            budget_s=45,
             import_reps=7,
-            recovery_reps=5,
-            replay_rounds=3,
+            recovery_reps=4,
+            replay_rounds=2,
             replay_ns={"default": [10, 1000], "kitaru021": [2, 10], "prefect": [10, 100]},
-            wait_reps=5,
-            slow_recovery_reps={"kitaru021": 1, "prefect": 3},
+            wait_reps=4,
+            slow_recovery_reps={"kitaru021": 1, "prefect": 2},
         )
 
 
@@ -71,7 +71,7 @@ def _spec(system: System, settings: Settings) -> dict[str, Any]:
         "payloads": ["small", "big"],
         "ns": ns,
         "inner": system.inner,
-        "budget_s": settings.budget_s,
+        "budget_s": system.budget_s or settings.budget_s,
     }
 
 
@@ -145,7 +145,7 @@ def _import_once(product: str, data: Path) -> dict[str, float]:
         f"import time; t = time.perf_counter(); {IMPORTS[product]}; print(time.perf_counter() - t)"
     )
     env = product_env(real, data)
-    done = run([python, "-c", code], env, timeout=120)
+    done = run([python, "-c", code], env, timeout=120, cwd=data)
     if done.returncode != 0:
         raise WorkerError(done.tail())
     return {"import_s": float(done.stdout.strip().splitlines()[-1]), "wall_s": done.wall_s}

@@ -20,7 +20,9 @@ def sqlite_runner(path: str, synchronous: str) -> Callable[[str, int, str], None
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute("CREATE TABLE steps (run TEXT, step INTEGER, output BLOB, PRIMARY KEY (run, step))")
+    conn.execute(
+        "CREATE TABLE steps (run TEXT, step INTEGER, output BLOB, PRIMARY KEY (run, step))"
+    )
 
     def run_one(kind: str, n: int, rid: str) -> None:
         for i in range(n):

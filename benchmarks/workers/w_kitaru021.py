@@ -14,6 +14,7 @@ T_START = time.perf_counter()
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _common  # noqa: E402
+
 from kitaru import KitaruClient, checkpoint, flow  # noqa: E402
 
 T_IMPORTED = time.perf_counter()

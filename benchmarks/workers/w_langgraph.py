@@ -93,7 +93,9 @@ def main() -> None:
         graph = steps_graph()
 
         def run_one(kind: str, n: int, rid: str) -> None:
-            out = graph.invoke({"kind": kind, "i": 0, "n": n}, config(rid, n), durability=durability)
+            out = graph.invoke(
+                {"kind": kind, "i": 0, "n": n}, config(rid, n), durability=durability
+            )
             assert out["i"] == n
 
         _common.result(_common.overhead(run_one, spec, os.environ["BENCH_DATA"]))
