@@ -93,7 +93,7 @@ SYSTEMS: list[System] = [
         default=True,
         worker="w_kitaru.py",
         env={"KITARU_DURABILITY": "process"},
-        inner={"small": 5, "big": 1},
+        inner={"small": 3, "big": 1},
     ),
     System(
         "kitaru-fsync",
@@ -105,7 +105,7 @@ SYSTEMS: list[System] = [
         default=False,
         worker="w_kitaru.py",
         env={"KITARU_DURABILITY": "fsync"},
-        inner={"small": 5, "big": 1},
+        inner={"small": 3, "big": 1},
     ),
     System(
         "dbos",
@@ -159,7 +159,7 @@ SYSTEMS: list[System] = [
         worker="w_prefect.py",
         spec={"variant": "default"},
         slow=True,
-        max_rounds=2,
+        max_rounds=1,
         inner={"small": 1, "big": 1},
     ),
     System(
@@ -187,7 +187,7 @@ SYSTEMS: list[System] = [
         default=True,
         worker="w_floor.py",
         spec={"variant": "sqlite_wal_normal"},
-        inner={"small": 5, "big": 1},
+        inner={"small": 3, "big": 1},
     ),
     System(
         "floor-wal-full",
@@ -198,7 +198,7 @@ SYSTEMS: list[System] = [
         default=True,
         worker="w_floor.py",
         spec={"variant": "sqlite_wal_full"},
-        inner={"small": 5, "big": 1},
+        inner={"small": 3, "big": 1},
     ),
     System(
         "floor-append-fsync",
@@ -209,7 +209,7 @@ SYSTEMS: list[System] = [
         default=True,
         worker="w_floor.py",
         spec={"variant": "append_fsync"},
-        inner={"small": 5, "big": 1},
+        inner={"small": 3, "big": 1},
     ),
 ]
 

@@ -23,6 +23,7 @@ RECOVERY_STEPS, CRASH_AT = 100, 90
 class Settings:
     quick: bool
     rounds: int
+    big_rounds: int  # rounds that also run the 1 MB payload (the slow half of a round)
     ns: dict[str, list[int]]
     budget_s: float
     import_reps: int
@@ -38,6 +39,7 @@ class Settings:
             return cls(
                 quick=True,
                 rounds=rounds or 2,
+                big_rounds=rounds or 2,
                 ns={"small": [10, 100], "big": [10]},
                 budget_s=20,
                 import_reps=3,
@@ -49,7 +51,8 @@ class Settings:
             )
         return cls(
             quick=False,
-            rounds=rounds or 4,
+            rounds=rounds or 3,
+            big_rounds=min(rounds or 2, 2),
             ns={"small": [10, 100, 1000], "big": [10, 100, 1000]},
             budget_s=45,
             import_reps=7,
@@ -61,14 +64,14 @@ class Settings:
         )
 
 
-def _spec(system: System, settings: Settings) -> dict[str, Any]:
+def _spec(system: System, settings: Settings, r: int) -> dict[str, Any]:
     ns = {
         kind: [n for n in values if n <= system.max_n.get(kind, n)]
         for kind, values in settings.ns.items()
     }
     return {
         **system.spec,
-        "payloads": ["small", "big"],
+        "payloads": ["small", "big"] if r < settings.big_rounds else ["small"],
         "ns": ns,
         "inner": system.inner,
         "budget_s": system.budget_s or settings.budget_s,
@@ -92,11 +95,12 @@ def overhead(
                 done = call(
                     system.product,
                     "overhead",
-                    _spec(system, settings),
+                    _spec(system, settings, r),
                     product_env(system.product, data, system.env),
                     timeout=1800,
                 )
                 sample = done.result()
+                sample["worker_wall_s"] = done.wall_s
                 sample["round"] = r
                 sample["load"] = _load()
             except WorkerError as exc:
