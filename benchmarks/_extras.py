@@ -5,8 +5,10 @@ A suite is a module `benchmarks.<name>` with
     def bench(quick: bool, workdir: pathlib.Path) -> dict[str, Any]
 
 returning at least `title` and `markdown` (a section of the report) and optionally `data`
-(anything JSON can hold, kept in the results file). A suite that is not there yet is
-skipped; one that fails is reported as failed and does not stop the rest.
+(anything JSON can hold, kept in the results file), or, like `storage_s3`, a
+`run(size_mb=..., rounds=...)` that returns `throughput_mb_s` and `ratios`, which is
+turned into a section here. A suite that is not there is skipped; one that fails is
+reported as failed and does not stop the rest.
 """
 
 from __future__ import annotations
@@ -35,7 +37,11 @@ def run(quick: bool, workdir: Path, only: list[str] | None = None) -> dict[str, 
             module = importlib.import_module(module_name)
             section = workdir / name
             section.mkdir(parents=True, exist_ok=True)
-            out[name] = dict(module.bench(quick, section))
+            if hasattr(module, "bench"):
+                out[name] = dict(module.bench(quick, section))
+            else:
+                data = module.run(size_mb=10 if quick else 100, rounds=1 if quick else 3)
+                out[name] = {"title": _title(name, data), "markdown": _markdown(data), "data": data}
         except Exception as exc:
             progress(f"  {name} failed: {exc}")
             out[name] = {
@@ -44,3 +50,23 @@ def run(quick: bool, workdir: Path, only: list[str] | None = None) -> dict[str, 
                 "traceback": traceback.format_exc(),
             }
     return out
+
+
+def _title(name: str, data: dict[str, Any]) -> str:
+    size = f", {data['size_mb']} MB" if "size_mb" in data else ""
+    rounds = f", median of {data['rounds']} rounds" if "rounds" in data else ""
+    server = f", {data['server']}" if "server" in data else ""
+    return f"{name}: throughput{size}{rounds}{server}"
+
+
+def _markdown(data: dict[str, Any]) -> str:
+    rows = [f"| {k} | {v:,.1f} |" for k, v in data.get("throughput_mb_s", {}).items()]
+    parts = ["| method | MB/s |", "|---|---|", *rows]
+    ratios = data.get("ratios", {})
+    if ratios:
+        parts += ["", "| ratio | value |", "|---|---|"]
+        parts += [f"| {k} | {v:.0%} |" for k, v in ratios.items()]
+    if "meets_target" in data:
+        verdict = "meets" if data["meets_target"] else "misses"
+        parts += ["", f"Kitaru's store vs boto3 {verdict} the {data.get('target', 0):.0%} target."]
+    return "\n".join(parts)

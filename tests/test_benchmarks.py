@@ -24,6 +24,8 @@ def test_kitaru_side_of_the_benchmark_runs_in_quick_mode(tmp_path: Path) -> None
             "kitaru",
             "--rounds",
             "1",
+            "--only",
+            "overhead,import,recovery,replay,wait",
             "--no-chart",
             "--no-install",
             "--out",
