@@ -24,7 +24,7 @@ from typing import Any
 
 from benchmarks import _envs, _extras, _report, _workloads
 from benchmarks._run import Workdir, progress
-from benchmarks._systems import CANNOT, PRODUCTS, System, select
+from benchmarks._systems import BY_KEY, CANNOT, PRODUCTS, System, select
 
 HERE = Path(__file__).resolve().parent
 WORKLOADS = ("overhead", "import", "recovery", "replay", "wait", "extras")
@@ -58,6 +58,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--no-install", action="store_true", help="fail instead of installing a missing peer"
     )
+    p.add_argument(
+        "--report-only",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="measure nothing: summarize a saved results.json again and rewrite its report",
+    )
     return p.parse_args(argv)
 
 
@@ -85,6 +91,8 @@ def machine() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    if args.report_only is not None:
+        return report_only(args.report_only, args.no_chart)
     started = time.time()
     settings = _workloads.Settings.make(args.quick, args.rounds)
     names = [n.strip() for n in args.systems.split(",") if n.strip()] or None
@@ -125,16 +133,6 @@ def main(argv: list[str] | None = None) -> int:
 
     overhead_loads = [s.get("load", -1) for v in raw.get("overhead", {}).values() for s in v]
     loads += [x for x in overhead_loads if x >= 0]
-    summary: dict[str, Any] = {
-        "products": products,
-        "overhead": _report.summarize_overhead(raw.get("overhead", {})),
-        "ratios": _report.paired_ratios(raw.get("overhead", {})),
-        "imports": _report.summarize_imports(raw.get("imports", {})),
-        "recovery": _report.summarize_recovery(raw.get("recovery", {})),
-        "replay": _report.summarize_replay(raw.get("replay", {})),
-        "wait": _report.summarize_wait(raw.get("wait", {})),
-    }
-    summary["targets"] = _report.targets(summary, systems)
     command = "python -m benchmarks " + shlex.join(argv if argv is not None else sys.argv[1:])
     results: dict[str, Any] = {
         "finished_at": time.strftime("%Y-%m-%d %H:%M", time.localtime()),
@@ -144,13 +142,37 @@ def main(argv: list[str] | None = None) -> int:
         "settings": asdict(settings),
         "versions": versions,
         "systems": [_system_dict(s) for s in systems],
-        "summary": summary,
+        "products": products,
         "extras": extras,
         "raw": raw,
     }
+    # The samples are on disk before anything is computed from them: a bug in the
+    # report costs a `--report-only`, not another half hour of measuring.
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
-    report = _report.markdown(results, systems)
-    (out_dir / "report.md").write_text(report)
+    report(results, systems, out_dir, chart_python)
+    progress(f"results in {out_dir} ({(time.time() - started) / 60:.1f} min)")
+    return 0
+
+
+def report(
+    results: dict[str, Any], systems: list[System], out_dir: Path, chart_python: str | None
+) -> None:
+    """Summarize the raw samples into results.json, write report.md and the chart, print."""
+    raw = results["raw"]
+    summary: dict[str, Any] = {
+        "products": results["products"],
+        "overhead": _report.summarize_overhead(raw.get("overhead", {})),
+        "ratios": _report.paired_ratios(raw.get("overhead", {})),
+        "imports": _report.summarize_imports(raw.get("imports", {})),
+        "recovery": _report.summarize_recovery(raw.get("recovery", {})),
+        "replay": _report.summarize_replay(raw.get("replay", {})),
+        "wait": _report.summarize_wait(raw.get("wait", {})),
+    }
+    summary["targets"] = _report.targets(summary, systems)
+    results["summary"] = summary
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+    text = _report.markdown(results, systems)
+    (out_dir / "report.md").write_text(text)
     if chart_python is not None and summary["overhead"]:
         done = subprocess.run(
             [
@@ -166,8 +188,15 @@ def main(argv: list[str] | None = None) -> int:
         if done.returncode != 0:
             progress(f"chart failed: {done.stderr.strip().splitlines()[-1:]}")
     print()
-    print(report)
-    progress(f"results in {out_dir} ({(time.time() - started) / 60:.1f} min)")
+    print(text)
+
+
+def report_only(path: Path, no_chart: bool) -> int:
+    results = json.loads(path.read_text())
+    systems = [BY_KEY[s["key"]] for s in results["systems"]]
+    results.setdefault("products", results.get("summary", {}).get("products", []))
+    chart_python = None if no_chart else _envs.ensure("chart")
+    report(results, systems, path.parent, chart_python)
     return 0
 
 

@@ -36,12 +36,12 @@ def summarize_overhead(raw: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
                 per = [
                     c["per_step_us"]
                     for s in good
-                    if "per_step_us" in (c := s["cells"][kind].get(str(n), {}))
+                    if "per_step_us" in (c := s["cells"].get(kind, {}).get(str(n), {}))
                 ]
                 skipped = [
                     c["skipped"]
                     for s in good
-                    if "skipped" in (c := s["cells"][kind].get(str(n), {}))
+                    if "skipped" in (c := s["cells"].get(kind, {}).get(str(n), {}))
                 ]
                 if per:
                     cells[str(n)] = {
