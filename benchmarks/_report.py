@@ -419,10 +419,16 @@ def other_tables(summary: dict[str, Any]) -> str:
             if "per_reused_step_us" not in v:
                 rows.append([LABELS[p], "failed", "-", "-"])
                 continue
+            per_step = (
+                f"{_us(v['per_reused_step_us'])} (min {_us(v['per_reused_step_us_min'])})"
+                if v["per_reused_step_us"] > 0
+                # a replay's fixed cost varies more than N reused steps cost in total
+                else f"not resolvable: fixed cost dominates ({_us(v['per_reused_step_us'])})"
+            )
             rows.append(
                 [
                     LABELS[p],
-                    f"{_us(v['per_reused_step_us'])} (min {_us(v['per_reused_step_us_min'])})",
+                    per_step,
                     f"{v['replay_total_s']:.3f}",
                     f"{v['ns'][0]} -> {v['ns'][-1]}",
                 ]
