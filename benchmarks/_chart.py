@@ -19,6 +19,8 @@ def main() -> None:
     overhead = results["summary"]["overhead"]
     labels = {s["key"]: s for s in results["systems"]}
     fig, axes = plt.subplots(1, 2, figsize=(14, 6), sharey=False)
+    # one colour per system, the same in both panels
+    colours = {key: plt.cm.tab20(i % 20) for i, key in enumerate(overhead)}
     for ax, (kind, title) in zip(axes, TITLES.items()):
         for key, row in overhead.items():
             pts = sorted(
@@ -39,6 +41,7 @@ def main() -> None:
                 style,
                 marker="o",
                 linewidth=width,
+                color=colours[key],
                 label=system["label"],
             )
         ax.set_xscale("log")

@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.profile checkpoints   # cProfile of N=1000 checkpoints
     .venv/bin/python -m benchmarks.profile import        # -X importtime of `import kitaru`
     .venv/bin/python -m benchmarks.profile resume        # CLI resume of a 100-step run killed at 90
-    .venv/bin/python -m benchmarks.profile journal       # one commit's SQL: schema variants vs floor
+    .venv/bin/python -m benchmarks.profile journal       # floor vs the journal's commit vs flow.run
 
 Each runs in a throwaway KITARU_HOME and prints its top entries.
 """
@@ -42,105 +42,82 @@ prof.disable()
 pstats.Stats(prof).sort_stats("tottime").print_stats({top})
 """
 
-_SCHEMA_VARIANTS = """
+_JOURNAL_SPLIT = """
 import json, os, sqlite3, statistics, sys, time
-from kitaru.journal._migrations import MIGRATIONS, statements
+from kitaru import checkpoint, flow
+from kitaru.journal import ArtifactRecord, CallRecord, current_journal
 
-TYPES = {{"blob": "BLOB", "real": "REAL", "bigint": "INTEGER"}}
 OUT = json.dumps({{"i": 0, "text": "x" * 100}}).encode()
-ART = ("INSERT INTO artifacts (artifact_id, exec_id, name, version, producer, producer_key, "
-       "type_ref, serializer, content_hash, size, uri, created_at, metadata, inline) "
-       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-CALL_COLS = ("exec_id, key, seq, name, func, status, started_at, ended_at, run, kind, attempts, "
-             "output_artifact, error, traceback, reused_from, metadata")
-CALL_GUARDED = (f"INSERT INTO calls ({{CALL_COLS}}) SELECT ?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,? "
-                "WHERE EXISTS (SELECT 1 FROM executions WHERE exec_id = ? AND owner = ?)")
-CALL_PLAIN = f"INSERT INTO calls ({{CALL_COLS}}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
-def schema(conn, variant):
-    sql = MIGRATIONS[0][1]
-    if variant in ("without-rowid", "one-row"):
-        sql = sql.replace("    PRIMARY KEY (exec_id, key)\\n);\\n\\nCREATE TABLE waits",
-                          "    PRIMARY KEY (exec_id, key)\\n) WITHOUT ROWID;\\n\\nCREATE TABLE waits")
-        sql = sql.replace("    metadata TEXT\\n);\\nCREATE INDEX artifacts_exec",
-                          "    metadata TEXT\\n) WITHOUT ROWID;\\nCREATE INDEX artifacts_exec")
-        assert sql.count("WITHOUT ROWID") == 2, "the schema changed: update this experiment"
-    if variant == "one-row":
-        sql = sql.replace("    reused_from TEXT,\\n    metadata TEXT,\\n    PRIMARY KEY (exec_id, key)",
-                          "    reused_from TEXT,\\n    metadata TEXT,\\n    output BLOB,\\n    PRIMARY KEY (exec_id, key)")
-        assert "output BLOB" in sql, "the schema changed: update this experiment"
-    for st in statements(sql, TYPES):
-        conn.execute(st)
-    conn.execute("INSERT INTO executions (exec_id, flow, status, created_at, updated_at, flow_ref, "
-                 "stack, orchestrator, owner) VALUES ('kx_1', 'f', 'running', 0, 0, 'm:f', 'local', "
-                 "'local', 'me')")
+@checkpoint
+def step(i: int) -> dict[str, object]:
+    return {{"i": i, "text": "x" * 100}}
 
 
-def commit(conn, variant, tag, i):
-    key, aid, now = f"step#{{tag}}-{{i}}", f"ka_{{tag}}_{{i:06d}}", time.time()
-    call = ("kx_1", key, i, "step", "m:step", "completed", now, now, 1, "checkpoint", 1, aid,
-            None, None, None, None)
-    conn.execute("BEGIN")
-    if variant == "one-row":
-        conn.execute(f"INSERT INTO calls ({{CALL_COLS}}, output) VALUES "
-                     "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", (*call, OUT))
-    else:
-        conn.execute(ART, (aid, "kx_1", key, 1, "checkpoint", key, "builtins:dict", "json",
-                           "h" * 32, len(OUT), None, now, None, OUT))
-        if variant == "no-lease-check":
-            conn.execute(CALL_PLAIN, call)
-        else:
-            conn.execute(CALL_GUARDED, (*call, "kx_1", "me"))
-    conn.execute("COMMIT")
+@flow
+def steps(n: int) -> int:
+    for i in range(n):
+        step(i)
+    return n
 
 
-def floor_commit(conn, tag, i):
-    conn.execute("BEGIN")
-    conn.execute("INSERT INTO steps VALUES (?, ?, ?)", (tag, i, OUT))
-    conn.execute("COMMIT")
+steps.run(5)
+journal = current_journal()
+conn = journal._conn
+exec_id, owner = conn.execute("SELECT exec_id, owner FROM executions").fetchone()
+conn.execute("UPDATE executions SET owner = 'bench', status = 'running' WHERE exec_id = ?", (exec_id,))
+floor = sqlite3.connect(os.path.join(os.environ["KITARU_HOME"], "floor.db"), isolation_level=None)
+floor.execute("PRAGMA journal_mode=WAL")
+floor.execute(f"PRAGMA synchronous={{sys.argv[1]}}")
+floor.execute("CREATE TABLE steps (run TEXT, step INTEGER, output BLOB, PRIMARY KEY (run, step))")
+seq = [1000]
 
 
-def bench(variant, home, sync):
-    path = os.path.join(home, f"{{variant}}-{{sync}}.db")
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={{sync}}")
-    if variant == "floor":
-        conn.execute("CREATE TABLE steps (run TEXT, step INTEGER, output BLOB, PRIMARY KEY (run, step))")
-        one = lambda tag, i: floor_commit(conn, tag, i)
-    else:
-        schema(conn, variant)
-        one = lambda tag, i: commit(conn, variant, tag, i)
-    if variant == "autocheckpoint-10000":
-        conn.execute("PRAGMA wal_autocheckpoint=10000")
-    for i in range(200):
-        one("warm", i)
-    # WAL frames (pages) written per commit, with automatic checkpoints off
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    auto = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-    conn.execute("PRAGMA wal_autocheckpoint=0")
-    for i in range(100):
-        one("frames", i)
-    frames = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1] / 100
-    conn.execute(f"PRAGMA wal_autocheckpoint={{auto}}")
+def floor_run(n):
+    for i in range(n):
+        floor.execute("BEGIN")
+        floor.execute("INSERT INTO steps VALUES (?, ?, ?)", (str(seq[0]), i, OUT))
+        floor.execute("COMMIT")
+    seq[0] += 1
+
+
+def commit_run(n):
+    # The journal's own commit of a checkpoint call, with records built up front.
+    for i in range(n):
+        seq[0] += 1
+        now = time.time()
+        out = ArtifactRecord(f"a{{seq[0]}}", exec_id, "s", 1, "checkpoint", "s",
+                             "builtins:dict", "json", "h" * 64, len(OUT), None, now, OUT)
+        call = CallRecord(exec_id, f"s#{{seq[0]}}", seq[0], "step", "m:step", "completed",
+                          now, now, 1, output_artifact=out.artifact_id)
+        assert journal.commit_call(call, out, [], owner="bench")
+
+
+def flow_run(n):
+    steps.run(n)
+
+
+def pages(fn):
+    c = journal._conn
+    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    auto = c.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    c.execute("PRAGMA wal_autocheckpoint=0")
+    fn(100)
+    frames = c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1] / 100
+    c.execute(f"PRAGMA wal_autocheckpoint={{auto}}")
+    return frames
+
+
+print(f"1000 steps, small output, WAL synchronous={{sys.argv[1]}}, µs per step (journal WAL pages per commit):")
+for label, fn in [("floor: one INSERT+COMMIT", floor_run), ("journal.commit_call only", commit_run),
+                  ("flow.run, whole path", flow_run)]:
+    fn(200)
     times = []
-    for r in range(5):
-        t = time.perf_counter()
-        for i in range(1000):
-            one(f"r{{r}}", i)
-        times.append((time.perf_counter() - t) * 1e3)
-    conn.close()
-    return statistics.median(times), min(times), frames
-
-
-home = os.environ["KITARU_HOME"]
-sync = sys.argv[1] if len(sys.argv) > 1 else "NORMAL"
-print(f"1000 commits of one checkpoint's rows, WAL synchronous={{sync}} (µs per commit):")
-for variant in ["floor", "current", "no-lease-check", "without-rowid", "one-row",
-                "autocheckpoint-10000"]:
-    med, low, frames = bench(variant, home, sync)
-    print(f"  {{variant:22s}} median {{med:7.1f}}  min {{low:7.1f}}  WAL pages/commit {{frames:4.1f}}")
+    for _ in range(5):
+        t = time.perf_counter(); fn(1000); times.append(time.perf_counter() - t)
+    extra = "" if fn is floor_run else f"  ({{pages(fn):.1f}} pages)"
+    print(f"  {{label:26s}} median {{statistics.median(times) * 1e3:6.1f}}  min {{min(times) * 1e3:6.1f}}{{extra}}")
 """
 
 
@@ -159,8 +136,10 @@ def checkpoints(top: int) -> None:
 
 def journal(sync: str) -> None:
     with tempfile.TemporaryDirectory() as home:
-        code = _SCHEMA_VARIANTS.format()
-        subprocess.run([sys.executable, "-c", code, sync], env=_env(home), check=True)
+        env = _env(home)
+        env["KITARU_DURABILITY"] = "fsync" if sync == "FULL" else "process"
+        code = _JOURNAL_SPLIT.format()
+        subprocess.run([sys.executable, "-c", code, sync], env=env, check=True)
 
 
 def imports(top: int, runs: int = 8) -> None:
