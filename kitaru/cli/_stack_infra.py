@@ -105,7 +105,7 @@ def provision(
     kitaru stack provision prod --flavor aws_batch --set region=eu-west-1 --journal env:PROD_JOURNAL_URL
 
     Everything is checked before the engine runs; nothing is stored unless it succeeds.
-    Needs the Pulumi CLI and the flavor's extra (pip install "kitaru[aws]")."""
+    Needs the Pulumi CLI and the flavor's extra (pip install "kitaru\\[aws]")."""
     from kitaru import stacks
     from kitaru.stacks import _provision
 

@@ -93,6 +93,8 @@ def plan(
     """
     if name == stacks.LOCAL:
         raise KitaruUsageError("the local stack is built in and has no infrastructure")
+    if flavor is not None:
+        flavor = flavor.strip().lower().replace("-", "_")
     existing = journal.get_stack(name)
     if existing is None:
         if flavor is None:
@@ -132,7 +134,8 @@ def plan(
     resolved = _resolve_inputs(inputs)
     program.check_inputs(resolved)
     given = stacks.parse_sets(setting_items)
-    _check_settings(stack_flavor, {**current, **given}, program.provides())
+    _check_secrets(given)
+    _check_settings(stack_flavor, _merged(current, given), program.provides())
 
     remembered = current.get("infra_backend")
     if backend is not None and remembered is not None and backend != remembered:
@@ -159,14 +162,10 @@ def save(journal: Journal, plan: Plan, provisioned: ProvisionedStack) -> StackRe
     """Write what provisioning made into the stack (creating it), validated by its flavor."""
     flavor = load_flavor(plan.flavor)
     existing = plan.existing
-    settings: dict[str, Any] = dict(existing.settings) if existing is not None else {}
-    settings.update(plan.settings)
-    for key, value in provisioned.settings.items():
-        before = settings.get(key)
-        # Maps (the container environment) gain the program's entries, keeping the user's.
-        settings[key] = (
-            {**before, **value} if isinstance(value, dict) and isinstance(before, dict) else value
-        )
+    # Maps (the container environment) gain the command's and the program's entries,
+    # keeping the ones the stack has.
+    settings = _merged(dict(existing.settings) if existing is not None else {}, plan.settings)
+    settings = _merged(settings, provisioned.settings)
     settings["infra_inputs"] = plan.inputs
     settings["infra_backend"] = plan.backend or plan.program.default_backend_url()
     settings["infra_outputs"] = provisioned.outputs
@@ -240,6 +239,33 @@ def command(plan: Plan, verb: str) -> str:
 # -- checks --------------------------------------------------------------------------------
 
 
+def _merged(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        before = out.get(key)
+        out[key] = (
+            {**before, **value} if isinstance(value, dict) and isinstance(before, dict) else value
+        )
+    return out
+
+
+def _check_secrets(given: Mapping[str, Any]) -> None:
+    """The rules `register` applies: container secrets only as references, no secret in
+    any other map."""
+    for key, value in given.items():
+        if not isinstance(value, dict):
+            continue
+        for sub, text in value.items():
+            if key == "secret_environment":
+                if not _secrets.is_reference(str(text)):
+                    raise KitaruUsageError(
+                        f"--set secret_environment.{sub}: {text!r} is not a reference; "
+                        f"{_secrets.HOW_TO_REFERENCE}"
+                    )
+            else:
+                _secrets.reject_plain_secret(f"{key}.{sub}", str(text))
+
+
 def _route(
     items: list[str], program: InfraProgram, flavor: StackFlavor
 ) -> tuple[list[str], list[str]]:
@@ -267,7 +293,10 @@ def _route(
             if top in stack_fields:
                 to_stack.append(item)
         elif top in stack_fields:
-            if top in provides:
+            # Maps (the container environment) take the user's entries beside the
+            # program's; any other setting the outputs fill in is the program's to set.
+            mergeable = flavor.settings_model.model_fields[top].default_factory is dict
+            if top in provides and not mergeable:
                 raise KitaruUsageError(
                     f"--set {top}: the {flavor.name} infrastructure sets {top} itself; leave "
                     "it out (or register the stack by hand to choose it)"

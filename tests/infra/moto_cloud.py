@@ -14,7 +14,9 @@ Where moto and AWS differ, the test stands in, and says so:
 - moto's ECR has no registry behind its API, so the repository URL is a path in the local
   registry (scripts/services/docker.sh) with the repository's name;
 - moto's Batch writes every job's output to the log group /aws/batch/job, so that is the
-  log group's name here.
+  log group's name here;
+- the bucket policy refuses plain HTTP and moto enforces it, but moto's server speaks
+  only HTTP: the test checks the refusal, then removes the policy.
 """
 
 from __future__ import annotations

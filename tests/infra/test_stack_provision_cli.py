@@ -215,11 +215,17 @@ def test_provision_completes_a_registered_kubernetes_stack(
     assert unset.returncode == 1
     assert "K8S_JOURNAL_URL, which is not set here" in unset.stderr
 
+    not_a_ref = engine.run("provision", "k8s", "--set", "secret_environment.DB=hunter2")
+    assert not_a_ref.returncode == 2
+    assert "--set secret_environment.DB: 'hunter2' is not a reference" in not_a_ref.stderr
+
     made = engine.run(
         "provision",
         "k8s",
         "--set",
         "journal_url=env:K8S_JOURNAL_URL",
+        "--set",
+        "environment.LEVEL=debug",
         "--json",
         K8S_JOURNAL_URL="postgresql://kitaru@db:5432/kitaru",
     )
@@ -232,7 +238,7 @@ def test_provision_completes_a_registered_kubernetes_stack(
     settings = view["settings"]
     assert settings["namespace"] == "agents"
     assert settings["service_account"] == k8s_program.outputs["service_account"]
-    assert settings["environment"] == {"MODE": "fast"}
+    assert settings["environment"] == {"MODE": "fast", "LEVEL": "debug"}
     # The reference is kept, never the URL it stands for.
     assert settings["infra_inputs"] == {
         "namespace": "agents",
@@ -356,3 +362,24 @@ def test_the_provision_example_runs_against_the_engine(
     assert done.returncode == 0, done
     assert "infrastructure provisioned, stack created (aws_batch)" in done.stdout
     assert "prod: infrastructure destroyed; stack deleted" in done.stdout
+
+
+def test_a_stack_whose_journal_is_a_platform_secret_uses_this_machines_journal_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What `provision` makes of a journal secret: the containers get the secret, the
+    machine that submits reaches the same journal through KITARU_JOURNAL_URL."""
+    from kitaru._errors import ConfigurationError
+    from kitaru.journal import StackRecord
+    from kitaru.stacks._resolve import journal_url_for
+
+    stack = StackRecord(
+        name="prod",
+        orchestrator="aws_batch",
+        artifact_store="s3://b",
+        journal="secret:arn:aws:secretsmanager:eu-west-1:123456789012:secret:journal-AbC",
+    )
+    with pytest.raises(ConfigurationError, match="set KITARU_JOURNAL_URL to the same journal"):
+        journal_url_for(stack)
+    monkeypatch.setenv("KITARU_JOURNAL_URL", "postgresql://kitaru@db:5432/kitaru")
+    assert journal_url_for(stack) == "postgresql://kitaru@db:5432/kitaru"
