@@ -180,6 +180,17 @@ def test_provision_creates_the_stack_from_the_outputs_and_destroy_removes_both(
     assert json.loads(state.read_text())["resources"] == []
     assert kitaru_cli("stack", "show", "--json").json()["name"] == "local"
 
+    # Without a stack record (a first provision that failed half-way), the same --flavor
+    # and --set find the state; a stack that was never provisioned has none.
+    cleanup = engine.run("destroy", "prod", *new, "--yes", "--json")
+    assert cleanup.returncode == 0, cleanup
+    assert (cleanup.json()["destroyed"], cleanup.json()["deleted"]) == (True, False)
+    ghost = engine.run("destroy", "ghost", *new, "--yes")
+    assert ghost.returncode == 1
+    assert ghost.stderr.startswith(
+        f"error: nothing was provisioned for stack 'ghost' in {(kitaru_home / 'pulumi').as_uri()}"
+    )
+
 
 def test_provision_completes_a_registered_kubernetes_stack(
     tmp_path: Path, k8s_program: Recorded, monkeypatch: pytest.MonkeyPatch
