@@ -81,6 +81,12 @@ def default_backend_url() -> str:
     return path.as_uri()
 
 
+def is_default_backend(backend_url: str | None) -> bool:
+    """Whether `backend_url` is this machine's default backend (a stack remembers the
+    URL it was provisioned with, so the default comes back spelled out)."""
+    return backend_url is None or backend_url == (home() / "pulumi").as_uri()
+
+
 def preview(
     flavor: str | Flavor,
     stack_name: str,
@@ -226,8 +232,9 @@ def _stack(
     cli = pulumi_cli()
     from pulumi import automation as auto
 
-    backend = backend_url or default_backend_url()
-    env = _secrets_env(backend, is_default=backend_url is None)
+    is_default = is_default_backend(backend_url)
+    backend = default_backend_url() if is_default else str(backend_url)
+    env = _secrets_env(backend, is_default=is_default)
     root = cli.parent.parent if cli.parent.name == "bin" else None
     try:
         command = auto.PulumiCommand(root=str(root)) if root else auto.PulumiCommand()

@@ -11,8 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kitaru_infra._config import (
+    AwsBatchConfig,
+    GcpCloudRunConfig,
+    InfraConfig,
+    KubernetesConfig,
+)
 from kitaru_infra._errors import InfraError
 from kitaru_infra._flavors import Flavor, parse_flavor
+from kitaru_infra._permissions import K8S_JOURNAL_SECRET_KEY
 
 OUTPUTS: dict[Flavor, tuple[str, ...]] = {
     Flavor.AWS_BATCH: (
@@ -67,52 +74,91 @@ OUTPUTS: dict[Flavor, tuple[str, ...]] = {
     ),
 }
 
-# Outputs that are not orchestrator settings: the stack-level artifact store and registry
-# (their own fields) and facts about the infrastructure that no component reads.
-_NOT_SETTINGS = frozenset(
-    {
-        "artifact_store",
-        "registry",
-        "bucket",
-        "orchestrator_policy_arn",
-        "builder_policy_arn",
-        "orchestrator_role",
-        "orchestrator_role_id",
-        "orchestrator_service_account",
-    }
-)
-
 
 @dataclass(frozen=True)
 class StackSettings:
     """What `kitaru stack provision` writes into a stack.
 
-    `artifact_store` and `registry` are the stack's own fields (None: keep what the stack
-    has); `settings` are the orchestrator settings (`--set key=value`).
+    `artifact_store`, `registry` and `journal` are the stack's own fields (None: keep
+    what the stack has); `settings` are flavor settings, valid for the flavor's schema in
+    kitaru_stacks (`kitaru stack flavors FLAVOR`).
     """
 
     orchestrator: str
     artifact_store: str | None
     registry: str | None
     settings: dict[str, Any] = field(default_factory=dict)
+    journal: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """One flat dict: every setting plus `artifact_store` and `registry` when known."""
+        """One flat dict: every setting plus `artifact_store`, `registry` and `journal`
+        when known."""
         flat: dict[str, Any] = {}
-        if self.artifact_store is not None:
-            flat["artifact_store"] = self.artifact_store
-        if self.registry is not None:
-            flat["registry"] = self.registry
+        for key in ("artifact_store", "registry", "journal"):
+            value = getattr(self, key)
+            if value is not None:
+                flat[key] = value
         flat.update(self.settings)
         return flat
 
 
-def stack_settings(flavor: str | Flavor, outputs: Mapping[str, Any]) -> StackSettings:
-    """Map a program's outputs to the settings of a stack of `flavor`.
+# The stack fields and flavor settings each flavor's outputs fill in. Everything else a
+# program exports (policy ARNs, roles, subnets) is a fact for the user, not a setting.
+PROVIDES: dict[Flavor, frozenset[str]] = {
+    Flavor.AWS_BATCH: frozenset(
+        {
+            "artifact_store",
+            "registry",
+            "repository",
+            "region",
+            "job_queue",
+            "job_definition_prefix",
+            "job_role_arn",
+            "execution_role_arn",
+            "log_group",
+            "assign_public_ip",
+        }
+    ),
+    Flavor.GCP_CLOUD_RUN: frozenset(
+        {"artifact_store", "registry", "project", "region", "service_account"}
+    ),
+    Flavor.AZURE_CONTAINER_APPS: frozenset(
+        {
+            "artifact_store",
+            "registry",
+            "subscription_id",
+            "resource_group",
+            "environment_id",
+            "location",
+            "identity",
+            "environment",
+        }
+    ),
+    Flavor.KUBERNETES: frozenset({"namespace", "service_account"}),
+}
 
-    Outputs whose value is None (an optional resource that was not created) are left out,
-    so they do not override a setting the user made. A missing output is an error: it
-    means the state comes from another version of the program.
+
+def journal_reference(flavor: str | Flavor, config: InfraConfig) -> str | None:
+    """The `secret:` reference the stack's journal becomes when the program wires a
+    secret holding the journal URL (None: the stack keeps its own journal)."""
+    if isinstance(config, AwsBatchConfig) and config.journal_secret_arn:
+        return f"secret:{config.journal_secret_arn}"
+    if isinstance(config, GcpCloudRunConfig) and config.journal_secret:
+        return f"secret:{config.journal_secret}"
+    if isinstance(config, KubernetesConfig) and config.journal_url is not None:
+        return f"secret:{config.journal_secret_name}#{K8S_JOURNAL_SECRET_KEY}"
+    return None
+
+
+def stack_settings(
+    flavor: str | Flavor, outputs: Mapping[str, Any], config: InfraConfig | None = None
+) -> StackSettings:
+    """Map a program's outputs to the fields and settings of a stack of `flavor`.
+
+    `config` is what the program ran with; it tells whether the program wired the
+    journal secret. A missing output is an error: it means the state comes from another
+    version of the program. Outputs whose value is None (an optional resource that was
+    not created) set nothing.
     """
     flavor = parse_flavor(flavor)
     missing = [name for name in OUTPUTS[flavor] if name not in outputs]
@@ -121,14 +167,53 @@ def stack_settings(flavor: str | Flavor, outputs: Mapping[str, Any]) -> StackSet
             f"the {flavor} outputs lack {', '.join(missing)}; run `provision` again to "
             "update the infrastructure to this version of Kitaru"
         )
-    settings = {
-        name: outputs[name]
-        for name in OUTPUTS[flavor]
-        if name not in _NOT_SETTINGS and outputs[name] is not None
-    }
+    journal = journal_reference(flavor, config) if config is not None else None
+    artifact_store = outputs.get("artifact_store")
+    registry = outputs.get("registry")
+    settings: dict[str, Any]
+    if flavor is Flavor.AWS_BATCH:
+        # An ECR repository URL is host/repository, and the builder pushes to
+        # registry/repository: the stack's images all go to the one repository the
+        # program made (and the builder policy allows), told apart by their tags.
+        host, _, repository = str(registry).partition("/")
+        registry = host
+        settings = {
+            "repository": repository or None,
+            **_pick(
+                outputs,
+                "region",
+                "job_queue",
+                "job_definition_prefix",
+                "job_role_arn",
+                "execution_role_arn",
+                "log_group",
+                "assign_public_ip",
+            ),
+        }
+    elif flavor is Flavor.GCP_CLOUD_RUN:
+        settings = _pick(outputs, "project", "region", "service_account")
+    elif flavor is Flavor.AZURE_CONTAINER_APPS:
+        account_url = outputs["storage_account_url"]
+        settings = {
+            **_pick(outputs, "subscription_id", "resource_group", "environment_id", "location"),
+            "identity": outputs["identity_id"],
+            # The container finds the storage account and signs in as the job identity
+            # (azure-identity's DefaultAzureCredential reads AZURE_CLIENT_ID).
+            "environment": {
+                "AZURE_STORAGE_ACCOUNT_URL": str(account_url).rstrip("/"),
+                "AZURE_CLIENT_ID": outputs["identity_client_id"],
+            },
+        }
+    else:
+        settings = _pick(outputs, "namespace", "service_account")
     return StackSettings(
         orchestrator=flavor.value,
-        artifact_store=outputs.get("artifact_store"),
-        registry=outputs.get("registry"),
-        settings=settings,
+        artifact_store=artifact_store,
+        registry=registry,
+        settings={k: v for k, v in settings.items() if v is not None},
+        journal=journal,
     )
+
+
+def _pick(outputs: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    return {name: outputs[name] for name in names}

@@ -120,7 +120,7 @@ def run_provision(
 
     config = config_from_settings(flavor, settings)
     outputs = provision(flavor, stack_name, config, backend_url, on_output=_progress)
-    result = stack_settings(flavor, outputs)
+    result = stack_settings(flavor, outputs, config)
     if as_json:
         emit_json({"stack": stack_name, **result.as_dict(), "outputs": outputs})
     else:

@@ -6,14 +6,19 @@ from typing import Any
 
 import typer
 
+from kitaru.cli import _stack_infra
 from kitaru.cli._output import emit_json, table
 
 app = typer.Typer(
     help="Register, choose and inspect stacks: where executions run (this machine, Docker, "
     "Kubernetes, AWS Batch, GCP Cloud Run Jobs, Azure Container Apps). The built-in `local` "
-    "stack is the default.",
+    "stack is the default. `provision` creates a cloud stack's infrastructure and the "
+    "stack in one command.",
     no_args_is_help=True,
 )
+app.command("preview")(_stack_infra.preview)
+app.command("provision")(_stack_infra.provision)
+app.command("destroy")(_stack_infra.destroy)
 
 JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts instead of text.")
 
@@ -160,6 +165,7 @@ def show(
     for key in ("orchestrator", "artifact_store", "journal", "registry", "builder"):
         if view[key] is not None:
             print(f"{key.replace('_', ' '):<14} {view[key]}")
+    infra = {k: view["settings"].pop(k) for k in _INFRA_KEYS if k in view["settings"]}
     if view["settings"]:
         print()
         rows = []
@@ -167,6 +173,21 @@ def show(
             info = view["schema"].get(key, {})
             rows.append([key, _text(value), "" if info.get("set") else "default"])
         table(["setting", "value", ""], rows)
+    if infra.get("infra_backend") or infra.get("infra_outputs"):
+        inputs = " ".join(f"{k}={_text(v)}" for k, v in (infra.get("infra_inputs") or {}).items())
+        print(f"\ninfrastructure  kitaru stack provision, state in {infra.get('infra_backend')}")
+        print(f"  settings      {inputs or '(defaults)'}")
+        # The outputs that are not settings already: facts such as the policy to grant.
+        facts = {
+            k: v
+            for k, v in (infra.get("infra_outputs") or {}).items()
+            if v is not None and k not in view["settings"] and k not in view
+        }
+        if facts:
+            table(["output", "value"], [[k, _text(v)] for k, v in facts.items()])
+
+
+_INFRA_KEYS = ("infra_inputs", "infra_backend", "infra_outputs")
 
 
 def _text(value: Any) -> str:
@@ -235,6 +256,7 @@ def flavors(
                     }
                     for key, f in flavor.settings_model.model_fields.items()
                 },
+                "infrastructure": _infra_fields(flavor_name) if name else None,
             }
         )
     if as_json:
@@ -257,6 +279,25 @@ def flavors(
             for k, v in f["settings"].items()
         ],
     )
+    if f["infrastructure"]:
+        print(
+            f"\ninfrastructure settings (kitaru stack provision NAME --flavor {f['flavor']} --set ...):"
+        )
+        table(["setting", "description"], list(f["infrastructure"].items()))
+
+
+def _infra_fields(flavor: str) -> dict[str, str] | None:
+    """The settings of the flavor's infrastructure program, if one is installed."""
+    from kitaru._errors import KitaruError
+    from kitaru.stacks import _plugins
+
+    if flavor not in _plugins.installed("kitaru.infra"):
+        return None
+    try:
+        fields: dict[str, str] = _plugins.load("kitaru.infra", flavor).input_fields()
+    except KitaruError:
+        return None
+    return fields
 
 
 def _default(field: Any) -> Any:

@@ -5,7 +5,8 @@ A stack names an orchestrator flavor (`local`, `docker`, `kubernetes`, `aws_batc
 container registry and a builder, plus the flavor's settings. The `local` stack is
 built in and is the default. Orchestrators, builders and flavors other than `local`
 come from the member distributions through entry points (`kitaru.orchestrators`,
-`kitaru.builders`, `kitaru.stacks`); this package holds only their contracts.
+`kitaru.builders`, `kitaru.stacks`, and `kitaru.infra` for the infrastructure programs
+that `kitaru stack provision` runs); this package holds only their contracts.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ if TYPE_CHECKING:
         BuildRequest,
         BuiltImage,
         ContainerRegistry,
+        InfraProgram,
         Orchestrator,
+        ProvisionedStack,
         RunState,
         RunStatus,
         SubmitRequest,
@@ -44,6 +47,8 @@ _EXPORTS = {
     "BuildRequest": "_contracts",
     "BuiltImage": "_contracts",
     "ContainerRegistry": "_contracts",
+    "InfraProgram": "_contracts",
+    "ProvisionedStack": "_contracts",
     "Orchestrator": "_contracts",
     "RunState": "_contracts",
     "RunStatus": "_contracts",
@@ -82,8 +87,10 @@ __all__ = [
     "Builder",
     "BuiltImage",
     "ContainerRegistry",
+    "InfraProgram",
     "LocalSettings",
     "Orchestrator",
+    "ProvisionedStack",
     "RunState",
     "RunStatus",
     "SecretRef",

@@ -1,16 +1,17 @@
 """The small contracts a stack's components fulfil.
 
 The core only talks to these protocols; implementations live in the member
-distributions (`kitaru_orchestrators`, `kitaru_builders`) and are found through
-entry points when a stack needs them. Settings are validated when a component is
+distributions (`kitaru_orchestrators`, `kitaru_builders`, `kitaru_infra`) and are found
+through entry points when a stack needs them. Settings are validated when a component is
 built, so a component never sees a setting its flavor's schema did not accept.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from kitaru.stacks._secrets import SecretRef
 
@@ -106,3 +107,75 @@ class ContainerRegistry(Protocol):
 
     def digest(self, ref: str) -> str | None:
         """The digest of a pushed `repo:tag`, or None if the registry does not have it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionedStack:
+    """What provisioning a stack's infrastructure gives the stack: its own fields (None:
+    keep what the stack has), flavor settings valid for the flavor's schema, and every
+    output the program exported (facts such as the policy to attach to people and CI)."""
+
+    artifact_store: str | None
+    registry: str | None
+    journal: str | None
+    settings: dict[str, Any]
+    outputs: dict[str, Any]
+
+
+class InfraProgram(Protocol):
+    """The infrastructure program of one stack flavor, registered under the `kitaru.infra`
+    entry points: what `kitaru stack preview / provision / destroy` drive.
+
+    `inputs` are the program's settings (`--set` on those commands), already resolved
+    (no `env:` references). Engine progress goes to `on_output`, one line at a time.
+    """
+
+    flavor: str
+
+    def input_fields(self) -> dict[str, str]:
+        """The settings the program takes, each with its description."""
+
+    def check_inputs(self, inputs: Mapping[str, Any]) -> None:
+        """Fail with a usage error naming the setting at fault unless `inputs` are valid."""
+
+    def provides(self) -> frozenset[str]:
+        """The flavor settings and stack fields (`artifact_store`, `registry`) that
+        provisioning fills in."""
+
+    def journal_reference(self, inputs: Mapping[str, Any]) -> str | None:
+        """The `secret:` reference the stack's journal becomes, if the program wires one."""
+
+    def default_backend_url(self) -> str:
+        """Where the state goes when the user names no backend."""
+
+    def preview(
+        self,
+        stack_name: str,
+        inputs: Mapping[str, Any],
+        backend_url: str | None,
+        on_output: Callable[[str], None] | None,
+    ) -> dict[str, Any]:
+        """What provisioning would change: `{"changes": {op: n}, "steps": [...]}`."""
+
+    def provision(
+        self,
+        stack_name: str,
+        inputs: Mapping[str, Any],
+        backend_url: str | None,
+        on_output: Callable[[str], None] | None,
+    ) -> ProvisionedStack:
+        """Create or update the infrastructure; what the stack gets from it."""
+
+    def stack_settings(
+        self, outputs: Mapping[str, Any], inputs: Mapping[str, Any]
+    ) -> ProvisionedStack:
+        """Map the program's outputs to the stack (what `provision` returns)."""
+
+    def destroy(
+        self,
+        stack_name: str,
+        inputs: Mapping[str, Any],
+        backend_url: str | None,
+        on_output: Callable[[str], None] | None,
+    ) -> None:
+        """Delete everything provisioning created."""

@@ -1,8 +1,8 @@
 """Finding stack flavors, orchestrators and builders through entry points, lazily.
 
 Member distributions register implementations under the entry point groups
-`kitaru.stacks` (flavor: settings schema and checks), `kitaru.orchestrators` and
-`kitaru.builders`. Nothing is imported until a stack needs it, so `import kitaru`
+`kitaru.stacks` (flavor: settings schema and checks), `kitaru.orchestrators`,
+`kitaru.builders` and `kitaru.infra` (what `kitaru stack provision` runs). Nothing is imported until a stack needs it, so `import kitaru`
 never pulls in a cloud SDK.
 """
 
@@ -28,6 +28,7 @@ _GROUP_NOUN = {
     "kitaru.stacks": "stack flavor",
     "kitaru.orchestrators": "orchestrator flavor",
     "kitaru.builders": "builder flavor",
+    "kitaru.infra": "infrastructure program",
 }
 
 

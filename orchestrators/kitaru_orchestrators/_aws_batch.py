@@ -32,9 +32,9 @@ _STATES = {
 }
 
 
-def job_definition_name(image: str, secrets: dict[str, str]) -> str:
+def job_definition_name(image: str, secrets: dict[str, str], prefix: str = "kitaru-") -> str:
     key = image + "".join(f"\n{k}={v}" for k, v in sorted(secrets.items()))
-    return "kitaru-" + hashlib.sha256(key.encode()).hexdigest()[:24]
+    return prefix + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 def job_definition(request: SubmitRequest, settings: Any) -> dict[str, Any]:
@@ -64,13 +64,17 @@ def job_definition(request: SubmitRequest, settings: Any) -> dict[str, Any]:
             "assignPublicIp": "ENABLED" if settings.assign_public_ip else "DISABLED"
         }
     return {
-        "jobDefinitionName": job_definition_name(str(request.image), secrets),
+        "jobDefinitionName": job_definition_name(
+            str(request.image), secrets, settings.job_definition_prefix
+        ),
         "type": "container",
         "platformCapabilities": [settings.platform],
         "containerProperties": props,
         # Retrying is kitaru's job (resume re-submits); a second attempt would run twice.
         "retryStrategy": {"attempts": 1},
-        "tags": {"managed-by": "kitaru"},
+        # No tags on job definitions or jobs: tagging at creation needs
+        # batch:TagResource, which the provisioned orchestrator policy does not grant.
+        # The job name and command carry the execution id instead.
     }
 
 
@@ -84,7 +88,6 @@ def submit_job(request: SubmitRequest, settings: Any, definition_arn: str) -> di
             "command": list(request.command),
             "environment": [{"name": k, "value": v} for k, v in sorted(env.items())],
         },
-        "tags": {"kitaru-execution": request.exec_id, "kitaru-stack": request.stack},
     }
 
 

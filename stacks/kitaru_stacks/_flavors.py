@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -25,7 +25,28 @@ class DockerSettings(ContainerSettings):
     )
 
 
-class KubernetesSettings(ContainerSettings):
+class ProvisionedSettings(ContainerSettings):
+    """Settings of the flavors that `kitaru stack provision` can create the
+    infrastructure of; it fills these in, and finds its state again through them."""
+
+    infra_inputs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="settings the infrastructure was provisioned with (`kitaru stack "
+        "provision --set`); secrets only as env: references",
+    )
+    infra_backend: str | None = Field(
+        None,
+        description="Pulumi state backend of the stack's infrastructure (file://, s3://, "
+        "gs://, azblob://, Pulumi Cloud)",
+    )
+    infra_outputs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="what the last `kitaru stack provision` exported, e.g. the policy or "
+        "role to grant the people and CI that run flows on the stack",
+    )
+
+
+class KubernetesSettings(ProvisionedSettings):
     namespace: str = Field("default", description="namespace the Jobs are created in")
     service_account: str | None = Field(None, description="service account the Job's pod runs as")
     kubeconfig: str | None = Field(
@@ -46,7 +67,7 @@ class KubernetesSettings(ContainerSettings):
     )
 
 
-class AwsBatchSettings(ContainerSettings):
+class AwsBatchSettings(ProvisionedSettings):
     job_queue: str = Field(..., description="AWS Batch job queue name or ARN")
     region: str = Field(..., description="AWS region, e.g. us-east-1")
     platform: Literal["FARGATE", "EC2"] = Field(
@@ -61,6 +82,12 @@ class AwsBatchSettings(ContainerSettings):
         None, description="IAM role that pulls the image and writes logs (Fargate)"
     )
     log_group: str = Field("/aws/batch/job", description="CloudWatch Logs group of the jobs")
+    job_definition_prefix: str = Field(
+        "kitaru-",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+        description="start of the job definition names (the orchestrator policy "
+        "`kitaru stack provision` makes allows only these)",
+    )
     assign_public_ip: bool = Field(
         False, description="Fargate: give tasks a public IP (subnets without NAT)"
     )
@@ -69,7 +96,7 @@ class AwsBatchSettings(ContainerSettings):
     )
 
 
-class GcpCloudRunSettings(ContainerSettings):
+class GcpCloudRunSettings(ProvisionedSettings):
     project: str = Field(..., description="GCP project id")
     region: str = Field(..., description="Cloud Run region, e.g. europe-west1")
     service_account: str | None = Field(None, description="service account email the job runs as")
@@ -83,7 +110,7 @@ class GcpCloudRunSettings(ContainerSettings):
     )
 
 
-class AzureContainerAppsSettings(ContainerSettings):
+class AzureContainerAppsSettings(ProvisionedSettings):
     subscription_id: str = Field(..., description="Azure subscription id")
     resource_group: str = Field(..., description="resource group of the jobs")
     environment_id: str = Field(

@@ -144,7 +144,7 @@ _INVOKES: dict[str, dict[str, Any]] = {
 }
 
 
-def _make_mocks() -> Any:
+def _make_mocks(cloud: Any = None) -> Any:
     import pulumi
 
     class RecordingMocks(pulumi.runtime.Mocks):
@@ -155,7 +155,9 @@ def _make_mocks() -> Any:
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
             inputs = dict(args.inputs)
             self.resources.append(Created(args.typ, args.name, inputs))
-            if args.typ.startswith("aws:"):
+            if cloud is not None:
+                rid, computed = cloud.resource(args.typ, args.name, inputs)
+            elif args.typ.startswith("aws:"):
                 rid, computed = _aws(args.typ, args.name, inputs)
             elif args.typ.startswith("gcp:"):
                 rid, computed = _gcp(args.typ, args.name, inputs)
@@ -167,17 +169,22 @@ def _make_mocks() -> Any:
 
         def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
             self.invokes.append(args.token)
+            if cloud is not None:
+                result: dict[str, Any] = cloud.invoke(args.token, dict(args.args))
+                return result
             return _INVOKES.get(args.token, {})
 
     return RecordingMocks()
 
 
-def run_mocked(program: Callable[[], None]) -> Recorded:
+def run_mocked(program: Callable[[], None], cloud: Any = None) -> Recorded:
     """Run a Pulumi program on mocks; return every resource it registered and every output
-    it exported (resolved)."""
+    it exported (resolved). `cloud` answers for the cloud instead of the canned values
+    here: an object with `resource(type, name, inputs) -> (id, attributes)` and
+    `invoke(token, args) -> result`."""
     import pulumi
 
-    mocks = _make_mocks()
+    mocks = _make_mocks(cloud)
     pulumi.runtime.set_mocks(mocks, project="kitaru", stack="test", preview=False)
     exported: dict[str, Any] = {}
     real_export = pulumi.export
