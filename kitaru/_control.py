@@ -292,10 +292,17 @@ def replay(
     )
     journal.copy_calls(exec_id, record.exec_id, before_seq=start.seq)
     journal.copy_waits(exec_id, record.exec_id, before_seq=start.seq)
+    # What the journal now holds for the new execution, without reading it back.
+    # (The source's records stand in for their copies: reuse reads key, position,
+    # function and output, which the copies share.)
+    reused = {c.seq: c for c in calls if c.seq < start.seq and c.status == "completed"}
     for key, value in overrides.items():
-        _commit_override(journal, record, owner, by_key[key], value)
+        override = _commit_override(journal, record, owner, by_key[key], value)
+        reused[override.seq] = override
     args, kwargs = _execute.call_args(flow.fn, params)
-    return _execute.drive(journal, record, owner, flow, args, kwargs)
+    return _execute.drive(
+        journal, record, owner, flow, args, kwargs, calls=[reused[k] for k in sorted(reused)]
+    )
 
 
 def _spawn_replay(
@@ -358,7 +365,7 @@ def _check_override(source: ExecutionRecord, call: CallRecord, value: Any) -> No
 
 def _commit_override(
     journal: Journal, record: ExecutionRecord, owner: str, call: CallRecord, value: Any
-) -> None:
+) -> CallRecord:
     out = call.output
     encoded = _serialize.Encoded(
         out.serializer if out is not None and out.serializer not in ("bytes", "pickle") else "json",
@@ -390,8 +397,10 @@ def _commit_override(
         kind=call.kind,
         output_artifact=artifact.artifact_id,
         metadata={"override": True},
+        output=artifact,
     )
     journal.commit_call(override, artifact, [], owner=owner)
+    return override
 
 
 def cancel(exec_id: str, *, grace: float = 10.0, journal: Journal | None = None) -> ExecutionRecord:

@@ -20,7 +20,7 @@ from kitaru._errors import (
 from kitaru._ids import new_id
 from kitaru._runtime import ExecutionContext
 from kitaru.artifacts import open_store
-from kitaru.journal import ArtifactRecord, ExecutionRecord, Journal, current_journal
+from kitaru.journal import ArtifactRecord, CallRecord, ExecutionRecord, Journal, current_journal
 
 
 def bind_inputs(
@@ -100,8 +100,8 @@ def load_inputs(
     hints = _param_hints(fn)
     return {
         a.name: load_value(full, record.artifact_store, hint=hints.get(a.name))
-        for a in journal.list_artifacts(record.exec_id)
-        if a.producer == "input" and (full := journal.get_artifact(a.artifact_id)) is not None
+        for a in journal.list_artifacts(record.exec_id, producer="input")
+        if (full := journal.get_artifact(a.artifact_id)) is not None
     }
 
 
@@ -161,11 +161,17 @@ def drive(
     flow: Any,
     args: Any,
     kwargs: dict[str, Any],
+    *,
+    calls: list[CallRecord] | None = None,
 ) -> ExecutionRecord:
-    """Run the flow function for an execution this process holds the lease of."""
+    """Run the flow function for an execution this process holds the lease of.
+
+    `calls` are the execution's journal calls when the caller has just written them
+    (a replay), so the first run does not read them back."""
     attempt = 0
     while True:
-        status, error, result = _run_once(journal, record, owner, flow, args, kwargs)
+        status, error, result = _run_once(journal, record, owner, flow, args, kwargs, calls)
+        calls = None  # a retry reads what the failed run committed
         if status == "failed" and attempt < flow.retries:
             attempt += 1
             continue
@@ -185,8 +191,9 @@ def _run_once(
     flow: Any,
     args: Any,
     kwargs: dict[str, Any],
+    calls: list[CallRecord] | None,
 ) -> tuple[str, str | None, ArtifactRecord | None]:
-    ctx = ExecutionContext(journal, record, owner)
+    ctx = ExecutionContext(journal, record, owner, calls)
     heartbeat = _lease.Heartbeat(
         lambda: journal.heartbeat(
             ctx.exec_id,

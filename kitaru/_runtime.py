@@ -79,7 +79,13 @@ def request_cancel_all() -> None:
 
 
 class ExecutionContext:
-    def __init__(self, journal: Journal, record: ExecutionRecord, owner: str) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        record: ExecutionRecord,
+        owner: str,
+        calls: list[CallRecord] | None = None,
+    ) -> None:
         self.journal = journal
         self.record = record
         self.exec_id = record.exec_id
@@ -89,7 +95,7 @@ class ExecutionContext:
         self.store = open_store(self.store_uri)
         self.completed: dict[str, CallRecord] = {}
         self.key_at: dict[int, str] = {}
-        for call in journal.calls(self.exec_id):
+        for call in journal.calls(self.exec_id) if calls is None else calls:
             if call.status == "completed":
                 self.completed[call.key] = call
                 self.key_at[call.seq] = call.key

@@ -84,6 +84,7 @@ def _is_plain(value: Any, depth: int = 0) -> bool:
 
 # One encoder for every value: json.dumps() with options builds a new one per call.
 _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_parse = json.JSONDecoder().decode
 
 _adapters: dict[Any, Any] = {}
 
@@ -155,7 +156,8 @@ def encode(
 def decode(serializer: str, ref: str, data: bytes, *, hint: Any = None) -> Any:
     """Deserialize bytes written by `encode`; `hint` is the producer's annotation if known."""
     if serializer == "json":
-        value = json.loads(data)
+        # Decoding to str first skips json.loads's byte-encoding detection (hot on replay).
+        value = _parse(data.decode() if isinstance(data, bytes) else bytes(data).decode())
         return tuple(value) if ref == "builtins:tuple" else value
     if serializer == "bytes":
         return bytes(data) if not isinstance(data, bytes) else data

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 from kitaru import _lease, _serialize
@@ -11,9 +11,13 @@ from kitaru.journal import ArtifactRecord, CallRecord, ExecutionRecord, Journal,
 
 
 def iso(ts: float | None) -> str | None:
+    """UTC ISO 8601 with milliseconds (`2026-11-27T09:53:56.123Z`)."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    whole = int(ts)
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((ts - whole) * 1000):03d}Z"
+    )
 
 
 def artifact_view(a: ArtifactRecord) -> dict[str, Any]:
@@ -98,8 +102,6 @@ def result_value(journal: Journal, e: ExecutionRecord) -> tuple[bool, Any]:
 
 
 def execution_view(journal: Journal, e: ExecutionRecord, *, detail: bool = True) -> dict[str, Any]:
-    import time
-
     status = _lease.effective_status(e.status, e.owner, e.lease_until)
     view: dict[str, Any] = {
         "exec_id": e.exec_id,

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,42 +11,82 @@ from kitaru._errors import NotFoundError
 from kitaru.journal import ArtifactRecord, Journal, current_journal, open_journal
 
 
-@dataclass
 class Execution:
-    """An execution as it was when read; `to_dict()` is what `--json` prints."""
+    """An execution as it was when read; `to_dict()` is what `--json` prints.
 
-    exec_id: str
-    flow: str
-    status: str
-    result: Any
-    error: str | None
-    created_at: str | None
-    ended_at: str | None
-    replayed_from: str | None
-    replay_point: str | None
-    checkpoints: list[dict[str, Any]] = field(default_factory=list)
-    waits: list[dict[str, Any]] = field(default_factory=list)
-    data: dict[str, Any] = field(default_factory=dict, repr=False)
+    The summary (status, times, lineage) is read at once; the checkpoint timeline, the
+    waits and the result are read on first access, so `replay(...)` or `input(...)` do
+    not pay for a 1000-row timeline nobody looks at.
+    """
 
-    @classmethod
-    def from_view(cls, view: dict[str, Any]) -> Execution:
-        return cls(
-            exec_id=view["exec_id"],
-            flow=view["flow"],
-            status=view["status"],
-            result=view.get("result"),
-            error=view.get("error"),
-            created_at=view.get("created_at"),
-            ended_at=view.get("ended_at"),
-            replayed_from=view.get("replayed_from"),
-            replay_point=view.get("replay_point"),
-            checkpoints=view.get("checkpoints", []),
-            waits=view.get("waits", []),
-            data=view,
-        )
+    def __init__(self, summary: dict[str, Any], detail: Callable[[], dict[str, Any]] | None = None):
+        self._summary = summary
+        self._detail_loader = detail
+        self._detail: dict[str, Any] | None = None if detail else summary
+
+    def _full(self) -> dict[str, Any]:
+        if self._detail is None:
+            assert self._detail_loader is not None
+            self._detail = self._detail_loader()
+        return self._detail
+
+    @property
+    def exec_id(self) -> str:
+        return str(self._summary["exec_id"])
+
+    @property
+    def flow(self) -> str:
+        return str(self._summary["flow"])
+
+    @property
+    def status(self) -> str:
+        """queued, running, waiting, completed, failed, crashed or cancelled."""
+        return str(self._summary["status"])
+
+    @property
+    def error(self) -> str | None:
+        return self._summary.get("error")
+
+    @property
+    def created_at(self) -> str | None:
+        return self._summary.get("created_at")
+
+    @property
+    def ended_at(self) -> str | None:
+        return self._summary.get("ended_at")
+
+    @property
+    def replayed_from(self) -> str | None:
+        return self._summary.get("replayed_from")
+
+    @property
+    def replay_point(self) -> str | None:
+        return self._summary.get("replay_point")
+
+    @property
+    def result(self) -> Any:
+        """The flow's return value as JSON (None until it completed)."""
+        return self._full().get("result")
+
+    @property
+    def checkpoints(self) -> builtins.list[dict[str, Any]]:
+        """Every checkpoint call in position order, as `kitaru executions get --json`."""
+        return list(self._full().get("checkpoints", []))
+
+    @property
+    def waits(self) -> builtins.list[dict[str, Any]]:
+        return list(self._full().get("waits", []))
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """Every field of the summary (stack, runs, metadata, ...)."""
+        return self._summary
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.data)
+        return dict(self._full())
+
+    def __repr__(self) -> str:
+        return f"<Execution {self.exec_id} {self.flow} {self.status}>"
 
 
 @dataclass
@@ -98,11 +138,12 @@ class Executions:
         views = [_views.execution_view(self._journal, r, detail=False) for r in records]
         if status is not None:
             views = [v for v in views if v["status"] == status][:limit]
-        return [Execution.from_view(v) for v in views]
+        return [Execution(v) for v in views]
 
     def get(self, exec_id: str) -> Execution:
         record = _control.get_execution(self._journal, exec_id)
-        return Execution.from_view(_views.execution_view(self._journal, record))
+        summary = _views.execution_view(self._journal, record, detail=False)
+        return Execution(summary, lambda: _views.execution_view(self._journal, record))
 
     def logs(self, exec_id: str) -> builtins.list[dict[str, Any]]:
         _control.get_execution(self._journal, exec_id)

@@ -116,8 +116,9 @@ class Journal(Protocol):
 
     def get_artifact(self, artifact_id: str) -> ArtifactRecord | None: ...
 
-    def list_artifacts(self, exec_id: str) -> list[ArtifactRecord]:
-        """Artifacts of the execution (inline bytes not loaded), oldest first."""
+    def list_artifacts(self, exec_id: str, *, producer: str | None = None) -> list[ArtifactRecord]:
+        """Artifacts the execution produced (inline bytes not loaded), oldest first;
+        `producer` keeps one kind (input, checkpoint, save, wait, result, ...)."""
 
     def find_artifact(self, exec_id: str, name: str) -> ArtifactRecord | None:
         """The newest version of a named artifact in an execution."""

@@ -190,6 +190,8 @@ _INSERT_CALL = (
         if c.strip() not in ("exec_id", "seq")
     )
 )
+# Producers whose artifacts are call outputs, stored in the calls table.
+_CALL_PRODUCERS = frozenset({"checkpoint", "llm", "override"})
 _INSERT_ARTIFACT = f"INSERT INTO artifacts ({ART_COLS}) VALUES ({_marks(ART_COLS)})"
 _INSERT_LOG = f"INSERT INTO logs ({LOG_COLS}) VALUES ({_marks(LOG_COLS)})"
 
@@ -527,17 +529,24 @@ class SqlJournal(TokenRows):
         ).fetchone()
         return _artifact(row) if row else None
 
-    def list_artifacts(self, exec_id: str) -> list[ArtifactRecord]:
+    def list_artifacts(self, exec_id: str, *, producer: str | None = None) -> list[ArtifactRecord]:
+        where, params = "exec_id = ?", [exec_id]
+        if producer is not None:
+            where, params = where + " AND producer = ?", [*params, producer]
         rows = self._x(
-            f"SELECT {ART_COLS_NO_INLINE} FROM artifacts WHERE exec_id = ? "
+            f"SELECT {ART_COLS_NO_INLINE} FROM artifacts WHERE {where} "
             "ORDER BY created_at, artifact_id",
-            (exec_id,),
+            params,
         ).fetchall()
         found = [_artifact(r, with_inline=False) for r in rows]
-        for call in self.calls(exec_id):
-            if call.output is not None and call.reused_from is None:
-                call.output.inline = None
-                found.append(call.output)
+        # Checkpoint outputs live in their call rows; only read those when they can match.
+        if producer is None or producer in _CALL_PRODUCERS:
+            for call in self.calls(exec_id):
+                out = call.output
+                mine = out is not None and call.reused_from is None
+                if out is not None and mine and producer in (None, out.producer):
+                    out.inline = None
+                    found.append(out)
         found.sort(key=lambda a: (a.created_at, a.artifact_id))
         return found
 

@@ -175,8 +175,10 @@ class HttpJournal:
         found: ArtifactRecord | None = self._call("get_artifact", artifact_id=artifact_id)
         return found
 
-    def list_artifacts(self, exec_id: str) -> list[ArtifactRecord]:
-        found: list[ArtifactRecord] = self._call("list_artifacts", exec_id=exec_id)
+    def list_artifacts(self, exec_id: str, *, producer: str | None = None) -> list[ArtifactRecord]:
+        found: list[ArtifactRecord] = self._call(
+            "list_artifacts", exec_id=exec_id, producer=producer
+        )
         return found
 
     def find_artifact(self, exec_id: str, name: str) -> ArtifactRecord | None:
