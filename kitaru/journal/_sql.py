@@ -96,27 +96,19 @@ def _artifact(row: Sequence[Any], with_inline: bool = True) -> ArtifactRecord:
 
 
 def _call(row: Sequence[Any]) -> CallRecord:
-    """A call and its output artifact from a CALL_ROW row."""
-    r = list(row[:16])
-    r[15] = _unjson(r[15])
-    call = CallRecord(*r)
-    type_ref, serializer, digest, size, uri, inline, producer = row[16:23]
-    if call.output_artifact is not None and serializer is not None:
+    """A call and its output artifact from a CALL_ROW row (hot: a replay reads every row)."""
+    (eid, key, seq, name, func, status, started, ended, run, kind, attempts, out_id, error,
+     tb, reused_from, meta, type_ref, serializer, digest, size, uri, inline, producer) = row  # fmt: skip
+    call = CallRecord(
+        eid, key, seq, name, func, status, started, ended, run, kind, attempts, out_id, error,
+        tb, reused_from, json.loads(meta) if meta else {},
+    )  # fmt: skip
+    if out_id is not None and serializer is not None:
         call.output = ArtifactRecord(
-            artifact_id=call.output_artifact,
-            exec_id=call.reused_from or call.exec_id,
-            name=call.key,
-            version=1,
-            producer=producer or call.kind,
-            producer_key=call.key,
-            type_ref=type_ref,
-            serializer=serializer,
-            content_hash=digest,
-            size=size,
-            uri=uri,
-            created_at=call.ended_at,
-            inline=bytes(inline) if inline is not None else None,
-        )
+            out_id, reused_from or eid, key, 1, producer or kind, key, type_ref, serializer,
+            digest, size, uri, ended,
+            inline if inline is None or type(inline) is bytes else bytes(inline), {},
+        )  # fmt: skip
     return call
 
 
