@@ -83,13 +83,14 @@ def signature_of(fn: Callable[..., Any]) -> list[dict[str, Any]]:
         hints = {}
     out: list[dict[str, Any]] = []
     for param in inspect.signature(fn).parameters.values():
-        hint = hints.get(param.name)
+        variadic = param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
+        # `*notes: str` annotates each value, not the tuple the flow receives.
+        hint = None if variadic else hints.get(param.name)
         out.append(
             {
                 "name": param.name,
                 "kind": param.kind.name,
-                "required": param.default is param.empty
-                and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD),
+                "required": param.default is param.empty and not variadic,
                 "annotation": None if param.annotation is param.empty else _text(hint or param.annotation),
                 "json_type": _JSON_TYPES.get(hint) if isinstance(hint, type) else None,
             }

@@ -121,7 +121,11 @@ def input_artifacts(
     from kitaru.artifacts import open_store
 
     store = open_store(store_uri)
-    annotations = {p["name"]: p.get("annotation") for p in deployment.signature}
+    annotations = {
+        p["name"]: p.get("annotation")
+        for p in deployment.signature
+        if p["kind"] not in ("VAR_POSITIONAL", "VAR_KEYWORD")
+    }
     out = []
     for name, value in inputs.items():
         encoded = _serialize.encode(value, what=f"argument {name!r}")

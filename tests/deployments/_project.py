@@ -72,6 +72,8 @@ def register_docker_stack(env: dict[str, str], name: str = "ship", *extra: str) 
         "stack", "register", name, "--orchestrator", "docker",
         "--artifact-store", f"s3://{env['BUCKET']}/{name}-{uuid.uuid4().hex[:6]}",
         "--registry", f"{env['KITARU_TEST_REGISTRY']}/kitaru",
+        # Each container is a full copy of the image on the engine's vfs storage.
+        "--set", "remove_containers=true",
         *container_settings(env), *extra,
         env=env,
     )  # fmt: skip

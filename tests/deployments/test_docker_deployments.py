@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,20 @@ from tests.server_process import ServerProcess
 
 
 @pytest.fixture(scope="module")
-def shipped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def shipped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     env = services_env()
     register_docker_stack(env, "ship", "--use")
     project = write_project(tmp_path_factory.mktemp("deploy-agent"))
-    return {"env": env, "project": project, "style": "session-" + uuid.uuid4().hex[:8]}
+    state: dict[str, Any] = {"env": env, "project": project, "built": []}
+    state["style"] = "session-" + uuid.uuid4().hex[:8]
+    yield state
+    # The image of this session's code change is never asked for again: drop it from the
+    # engine (the registry keeps it), so that test runs do not fill the disk.
+    import docker
+
+    client = docker.DockerClient(base_url=env["DOCKER_HOST"])
+    for tag in state["built"]:
+        client.images.remove(tag)
 
 
 def cli(shipped: dict[str, Any], *args: str, timeout: float = 900) -> Any:
@@ -66,6 +76,7 @@ def test_versions_reuse_concurrency_canary_rollback_run_the_deployed_code(
     restyle(project, shipped["style"])
     second = cli_json(shipped, "deploy", f"{project}/agent.py:support")
     assert (second["version"], second["reused"]) == (2, False)
+    shipped["built"].append(second["metadata"]["image_tag"])
     one = cli_json(shipped, "deployments", "show", "support", "1")
     assert second["digest"] != one["digest"]
     assert second["image"].startswith(f"{env['KITARU_TEST_REGISTRY']}/kitaru/deploy-agent@sha256:")
