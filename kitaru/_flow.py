@@ -14,7 +14,13 @@ from kitaru._errors import (
     KitaruUsageError,
     NotFoundError,
 )
-from kitaru.journal import TERMINAL_STATUSES, ExecutionRecord, Journal, current_journal
+from kitaru.journal import (
+    TERMINAL_STATUSES,
+    DeploymentRecord,
+    ExecutionRecord,
+    Journal,
+    current_journal,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -135,6 +141,39 @@ class Flow(Durable, Generic[P, R]):
         from kitaru.stacks._submit import run_flow
 
         handle: ExecutionHandle[R] = run_flow(self, args, kwargs)
+        return handle
+
+    def deploy(self, tag: str | None = "default", stack: str | None = None) -> DeploymentRecord:
+        """Build (or reuse) the locked image of this flow's project on `stack` (default:
+        the flow's or the active stack), push it, record the next immutable version and
+        point `tag` at it (None: leave the tags as they are). Returns the version."""
+        from kitaru.deployments import deploy
+
+        return deploy(self, tag=tag, stack=stack)
+
+    def invoke(
+        self,
+        *args: Any,
+        tag: str | None = None,
+        version: int | None = None,
+        invocation_id: str | None = None,
+        **kwargs: Any,
+    ) -> ExecutionHandle[R]:
+        """Run a deployed version of this flow, not the code here: the one `tag` points at
+        (default `default`; a canary tag splits invocations by weight, the same
+        `invocation_id` always landing on the same version) or `version`, in its image
+        on its stack. Returns the handle at once; `handle.result()` waits."""
+        from kitaru.deployments import invoke
+
+        handle: ExecutionHandle[R] = invoke(
+            self.name,
+            args=args,
+            kwargs=kwargs,
+            tag=tag,
+            version=version,
+            invocation_id=invocation_id,
+            hint=self.return_hint(),
+        )
         return handle
 
     def _call(self, args: Any, kwargs: Any) -> Any:

@@ -118,6 +118,8 @@ def execution_view(journal: Journal, e: ExecutionRecord, *, detail: bool = True)
         "replay_point": e.replay_point,
         "error": e.error,
         "metadata": e.metadata,
+        "deployment_version": e.deployment_version,
+        "invocation_id": e.invocation_id,
     }
     if status == "running" and e.owner:
         view["owner"] = e.owner

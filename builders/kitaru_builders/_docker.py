@@ -24,7 +24,7 @@ from kitaru_builders import _lock
 from kitaru_builders._lock import BuildError
 from kitaru_builders._registry import registry_for
 
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
 PROJECT_DIR = "/app"
 VENV = "/opt/kitaru/venv"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -37,8 +37,15 @@ def dockerfile(base_image: str, with_certs: bool) -> str:
         if with_certs
         else ""
     )
-    # Few layers on purpose: each layer is a full copy on some storage drivers (vfs).
+    # Few layers on purpose: each layer is a full copy on some storage drivers (vfs). The
+    # settings come first and the project last, so a new version of the project's code
+    # (a redeploy) reuses every cached layer but one.
     return f"""FROM {base_image}
+ENV PATH={VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
+    KITARU_PROJECT_ROOT={PROJECT_DIR} PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \\
+    SSL_CERT_FILE={CA_BUNDLE} REQUESTS_CA_BUNDLE={CA_BUNDLE}
+WORKDIR {PROJECT_DIR}
+CMD ["python", "-m", "kitaru", "--help"]
 COPY kitaru-build/ /opt/kitaru-build/
 RUN set -e; {certs}python3 -m venv {VENV} && \\
     PIP_CERT={CA_BUNDLE} {VENV}/bin/pip install --no-cache-dir --disable-pip-version-check \\
@@ -46,12 +53,7 @@ RUN set -e; {certs}python3 -m venv {VENV} && \\
     {VENV}/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps \\
       /opt/kitaru-build/wheels/*.whl && \\
     rm -rf /opt/kitaru-build
-ENV PATH={VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
-    KITARU_PROJECT_ROOT={PROJECT_DIR} PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \\
-    SSL_CERT_FILE={CA_BUNDLE} REQUESTS_CA_BUNDLE={CA_BUNDLE}
 COPY project/ {PROJECT_DIR}/
-WORKDIR {PROJECT_DIR}
-CMD ["python", "-m", "kitaru", "--help"]
 """
 
 
@@ -109,10 +111,11 @@ class DockerBuilder:
             registry = (
                 registry_for(self.stack.registry, self.client) if self.stack.registry else None
             )
+            lock_hash = hashlib.sha256(requirements.encode()).hexdigest()
             existing = registry.digest(tag) if registry else self._local_digest(tag)
             if existing is not None:
                 ref = f"{request.repository}@{existing}" if registry else tag
-                return BuiltImage(ref, existing, tag, content_hash, reused=True)
+                return BuiltImage(ref, existing, tag, content_hash, True, lock_hash)
             wheels = work / "wheels"
             wheels.mkdir()
             if root is not None:
@@ -121,11 +124,14 @@ class DockerBuilder:
             self._build(context, tag)
             if registry is None:
                 digest = str(self.client.images.get(tag).id)
-                return BuiltImage(tag, digest, tag, content_hash, reused=False)
+                return BuiltImage(tag, digest, tag, content_hash, False, lock_hash)
             digest = self._push(tag, registry.credentials())
             return BuiltImage(
-                f"{request.repository}@{digest}", digest, tag, content_hash, reused=False
+                f"{request.repository}@{digest}", digest, tag, content_hash, False, lock_hash
             )
+
+    def project_files(self, project_root: Path) -> list[Path]:
+        return _lock.project_files(project_root)
 
     def _hash(
         self,

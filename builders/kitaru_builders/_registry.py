@@ -27,13 +27,36 @@ class DockerRegistry:
         return None
 
     def digest(self, ref: str) -> str | None:
+        """None when the registry does not have `ref`. A registry that refuses this
+        machine fails here, before anything is built."""
         import docker.errors
 
+        credentials = self.credentials()
         try:
-            data = self._client.images.get_registry_data(ref, auth_config=self.credentials())
-        except (docker.errors.NotFound, docker.errors.APIError):
+            data = self._client.images.get_registry_data(ref, auth_config=credentials)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as exc:
+            refused(self.uri, str(exc.explanation or exc), logged_in=credentials is not None)
             return None
         return str(data.id)
+
+
+_REFUSED = ("no basic auth credentials", "unauthorized", "authentication required", "denied")
+
+
+def refused(uri: str, reason: str, *, logged_in: bool) -> None:
+    """Raise if the registry's answer means it will not take a push from this machine."""
+    # The engine quotes the request it made (`Head "http://.../manifests/...": ...`).
+    reason = re.sub(r'^[A-Za-z]+ "[^"]*": ', "", reason.strip())
+    text = reason.lower()
+    if any(marker in text for marker in _REFUSED):
+        who = "the credentials it was given" if logged_in else "this machine"
+        host = uri.split("/", 1)[0]
+        raise ConfigurationError(
+            f"the registry {uri} refused {who} ({reason}); log the Docker engine in "
+            f"with `docker login {host}` (for ECR, check the AWS credentials) and try again"
+        )
 
 
 class EcrRegistry(DockerRegistry):

@@ -8,6 +8,8 @@ import typer
 
 from kitaru._version import __version__
 from kitaru.cli._artifacts import app as artifacts_app
+from kitaru.cli._deployments import app as deployments_app
+from kitaru.cli._deployments import deploy_command
 from kitaru.cli._executions import app as executions_app
 from kitaru.cli._model import app as model_app
 from kitaru.cli._server import app as server_app
@@ -27,6 +29,8 @@ app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(model_app, name="model")
 app.add_typer(server_app, name="server")
 app.add_typer(stack_app, name="stack")
+app.add_typer(deployments_app, name="deployments")
+app.command("deploy")(deploy_command)
 
 
 @app.command("run-execution", hidden=True)

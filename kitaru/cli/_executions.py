@@ -71,21 +71,25 @@ def list_(
     if not executions:
         print("no executions" + (f" of flow {flow!r}" if flow else "") + " yet")
         return
+    # The deployed version an execution ran, when any did (`kitaru deployments invoke`).
+    deployed = any(e.data.get("deployment_version") for e in executions)
     table(
-        ["execution", "flow", "status", "stack", "created", "runs", "replay of"],
+        ["execution", "flow", "status", "stack", *(["version"] if deployed else []), "created",
+         "runs", "replay of"],
         [
             [
                 e.exec_id,
                 e.flow,
                 e.status,
                 _stack_text(e.data),
+                *([e.data.get("deployment_version") or ""] if deployed else []),
                 short_time(e.created_at),
                 e.data.get("runs", 1),
                 f"{e.replayed_from} @ {e.replay_point}" if e.replayed_from else "",
             ]
             for e in executions
         ],
-    )
+    )  # fmt: skip
 
 
 def _stack_text(view: dict[str, Any]) -> str:

@@ -73,6 +73,11 @@ def print_execution(view: dict[str, Any]) -> None:
     print(f"stack      {stack}" + (f" ({orchestrator})" if orchestrator != stack else ""))
     if view.get("run_id"):
         print(f"run        {view['run_id']}")
+    if view.get("deployment_version"):
+        print(
+            f"deployed   version {view['deployment_version']} "
+            f"(invocation {view.get('invocation_id')})"
+        )
     print(f"created    {short_time(view.get('created_at'))}")
     if view.get("ended_at"):
         print(f"ended      {short_time(view['ended_at'])}")

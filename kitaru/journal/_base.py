@@ -15,9 +15,12 @@ from typing import Protocol
 from kitaru.journal._records import (
     ArtifactRecord,
     CallRecord,
+    DeploymentRecord,
     ExecutionRecord,
     LogRecord,
     StackRecord,
+    TagEvent,
+    TagRecord,
     WaitRecord,
 )
 
@@ -156,5 +159,50 @@ class Journal(Protocol):
 
     def set_setting(self, key: str, value: str | None) -> None:
         """Store a setting (the active stack); None removes it."""
+
+    # deployments and tags
+    def create_deployment(
+        self, deployment: DeploymentRecord, *, tag: str | None = None
+    ) -> DeploymentRecord:
+        """Record a deployment under the flow's next version number (1, 2, 3, ...; never
+        reused), allocated atomically, and point `tag` at it in the same transaction.
+        Returns the record with its version."""
+
+    def get_deployment(self, flow: str, version: int) -> DeploymentRecord | None:
+        """The version, deleted or not (`deleted_at`), with its manifest."""
+
+    def list_deployments(self, flow: str | None = None) -> list[DeploymentRecord]:
+        """Versions not deleted, by flow, newest first, without their manifests."""
+
+    def delete_deployment(self, flow: str, version: int, *, now: float) -> bool:
+        """Mark the version deleted; False if it is missing, deleted already, or a tag
+        points at it (as its version or as the rest of a canary)."""
+
+    def set_tag(
+        self,
+        flow: str,
+        tag: str,
+        version: int,
+        *,
+        weight: int | None = None,
+        by: str,
+        now: float,
+    ) -> TagRecord:
+        """Point `tag` at `version` atomically and append the change to the tag history.
+        With `weight` (1-99) the version becomes a canary taking that percent of the
+        invocations; the rest go to the version the tag served. Raises NotFoundError for
+        a version that does not exist, InvalidInputError for a weight outside 1-99 and
+        KitaruUsageError for a canary with nothing to share the invocations with."""
+
+    def remove_tag(self, flow: str, tag: str, *, by: str, now: float) -> bool:
+        """Remove the tag (recorded in the history); False if it did not exist."""
+
+    def get_tag(self, flow: str, tag: str) -> TagRecord | None: ...
+
+    def list_tags(self, flow: str) -> list[TagRecord]:
+        """By tag name."""
+
+    def tag_history(self, flow: str) -> list[TagEvent]:
+        """Every change of the flow's tags, oldest first."""
 
     def close(self) -> None: ...

@@ -172,6 +172,71 @@ CREATE TABLE settings (
 ALTER TABLE executions ADD COLUMN project_root TEXT;
 """,
     ),
+    (
+        4,
+        # Deployments: immutable, numbered snapshots of a flow (its image by digest) and
+        # the tags that route invocations to them, with every tag change kept in a
+        # history. A deleted version keeps its row (`deleted_at`) so that its number is
+        # never given out again. An execution records the deployment version it ran.
+        """
+CREATE TABLE deployments (
+    flow TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    image TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    lock_hash TEXT NOT NULL,
+    source_hash TEXT NOT NULL,
+    kitaru_version TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    flow_ref TEXT NOT NULL,
+    flow_file TEXT,
+    import_path TEXT,
+    project_root TEXT NOT NULL,
+    stack TEXT NOT NULL,
+    orchestrator TEXT NOT NULL,
+    builder TEXT NOT NULL,
+    reused INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at {real} NOT NULL,
+    deleted_at {real},
+    manifest TEXT,
+    metadata TEXT,
+    PRIMARY KEY (flow, version)
+);
+
+CREATE TABLE deployment_tags (
+    flow TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    weight INTEGER NOT NULL,
+    previous_version INTEGER,
+    updated_by TEXT NOT NULL,
+    updated_at {real} NOT NULL,
+    PRIMARY KEY (flow, tag)
+);
+
+CREATE TABLE deployment_tag_history (
+    flow TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    tag TEXT NOT NULL,
+    action TEXT NOT NULL,
+    version INTEGER,
+    weight INTEGER,
+    previous_version INTEGER,
+    from_version INTEGER,
+    from_weight INTEGER,
+    from_previous INTEGER,
+    by TEXT NOT NULL,
+    at {real} NOT NULL,
+    PRIMARY KEY (flow, seq)
+);
+
+ALTER TABLE executions ADD COLUMN deployment_version INTEGER;
+ALTER TABLE executions ADD COLUMN invocation_id TEXT;
+CREATE INDEX executions_invocation ON executions (invocation_id);
+""",
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

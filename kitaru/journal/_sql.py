@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
 from kitaru._errors import ConfigurationError
+from kitaru.journal._deployments import DeploymentRows
 from kitaru.journal._migrations import LATEST, MIGRATIONS, statements
 from kitaru.journal._records import (
     ArtifactRecord,
@@ -29,7 +30,7 @@ EXEC_COLS = (
     "exec_id, flow, status, created_at, updated_at, ended_at, flow_ref, flow_file, import_path, "
     "python, stack, orchestrator, run_id, owner, heartbeat_at, lease_until, cancel_requested, "
     "runs, replayed_from, replay_point, error, result_artifact, artifact_store, metadata, argv, "
-    "project_root"
+    "project_root, deployment_version, invocation_id"
 )
 ART_COLS = (
     "artifact_id, exec_id, name, version, producer, producer_key, type_ref, serializer, "
@@ -188,7 +189,7 @@ _INSERT_ARTIFACT = f"INSERT INTO artifacts ({ART_COLS}) VALUES ({_marks(ART_COLS
 _INSERT_LOG = f"INSERT INTO logs ({LOG_COLS}) VALUES ({_marks(LOG_COLS)})"
 
 
-class SqlJournal(TokenRows):
+class SqlJournal(TokenRows, DeploymentRows):
     """Everything but the connection; see `SqliteJournal` and `PostgresJournal`."""
 
     url: str
@@ -275,6 +276,8 @@ class SqlJournal(TokenRows):
             _json(e.metadata),
             json.dumps(e.argv) if e.argv else None,
             e.project_root,
+            e.deployment_version,
+            e.invocation_id,
         )
         with self._tx() as conn:
             conn.execute(

@@ -14,9 +14,12 @@ from typing import Any
 from kitaru.journal._records import (
     ArtifactRecord,
     CallRecord,
+    DeploymentRecord,
     ExecutionRecord,
     LogRecord,
     StackRecord,
+    TagEvent,
+    TagRecord,
     WaitRecord,
 )
 from kitaru.remote._codec import decode, encode, signature
@@ -234,6 +237,54 @@ class HttpJournal:
 
     def set_setting(self, key: str, value: str | None) -> None:
         self._call("set_setting", key=key, value=value)
+
+    # deployments and tags
+    def create_deployment(
+        self, deployment: DeploymentRecord, *, tag: str | None = None
+    ) -> DeploymentRecord:
+        created: DeploymentRecord = self._call("create_deployment", deployment=deployment, tag=tag)
+        return created
+
+    def get_deployment(self, flow: str, version: int) -> DeploymentRecord | None:
+        found: DeploymentRecord | None = self._call("get_deployment", flow=flow, version=version)
+        return found
+
+    def list_deployments(self, flow: str | None = None) -> list[DeploymentRecord]:
+        found: list[DeploymentRecord] = self._call("list_deployments", flow=flow)
+        return found
+
+    def delete_deployment(self, flow: str, version: int, *, now: float) -> bool:
+        return bool(self._call("delete_deployment", flow=flow, version=version, now=now))
+
+    def set_tag(
+        self,
+        flow: str,
+        tag: str,
+        version: int,
+        *,
+        weight: int | None = None,
+        by: str,
+        now: float,
+    ) -> TagRecord:
+        moved: TagRecord = self._call(
+            "set_tag", flow=flow, tag=tag, version=version, weight=weight, by=by, now=now
+        )
+        return moved
+
+    def remove_tag(self, flow: str, tag: str, *, by: str, now: float) -> bool:
+        return bool(self._call("remove_tag", flow=flow, tag=tag, by=by, now=now))
+
+    def get_tag(self, flow: str, tag: str) -> TagRecord | None:
+        found: TagRecord | None = self._call("get_tag", flow=flow, tag=tag)
+        return found
+
+    def list_tags(self, flow: str) -> list[TagRecord]:
+        found: list[TagRecord] = self._call("list_tags", flow=flow)
+        return found
+
+    def tag_history(self, flow: str) -> list[TagEvent]:
+        found: list[TagEvent] = self._call("tag_history", flow=flow)
+        return found
 
     def close(self) -> None:
         """The connection is shared by every journal on this server in the process."""

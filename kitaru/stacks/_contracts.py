@@ -83,6 +83,8 @@ class BuiltImage:
     tag: str
     content_hash: str
     reused: bool
+    # A hash of the locked requirements installed in the image (what `uv lock` pinned).
+    lock_hash: str = ""
 
 
 class Builder(Protocol):
@@ -92,6 +94,10 @@ class Builder(Protocol):
 
     def build(self, request: BuildRequest) -> BuiltImage:
         """Build (or reuse, when the lock and source hash are unchanged) and push."""
+
+    def project_files(self, project_root: Path) -> list[Path]:
+        """The project's files that go into the image, in a stable order (a deployment
+        records their hashes to tell later whether the local code still matches)."""
 
 
 class ContainerRegistry(Protocol):

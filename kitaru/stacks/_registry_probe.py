@@ -19,7 +19,15 @@ def insecure(uri: str) -> bool:
     return registry_host(uri).startswith(_PLAIN_HTTP)
 
 
-def probe_registry(uri: str, timeout: float = 5.0) -> None:
+NO_CHECK_FIX = (
+    "check the address and that the registry is running (or pass --no-check to register anyway)"
+)
+
+
+def probe_registry(
+    uri: str, timeout: float = 5.0, *, what: str = "--registry", fix: str = NO_CHECK_FIX
+) -> None:
+    """Fail unless the registry answers; `what` names it and `fix` says what to do."""
     host = registry_host(uri)
     scheme = "http" if insecure(uri) else "https"
     url = f"{scheme}://{host}/v2/"
@@ -32,7 +40,4 @@ def probe_registry(uri: str, timeout: float = 5.0) -> None:
         reason = f"HTTP {exc.code}"
     except (urllib.error.URLError, OSError) as exc:
         reason = str(getattr(exc, "reason", exc))
-    raise ConfigurationError(
-        f"--registry {uri} cannot be reached ({url}: {reason}); check the address and that "
-        "the registry is running (or pass --no-check to register anyway)"
-    )
+    raise ConfigurationError(f"{what} {uri} cannot be reached ({url}: {reason}); {fix}")

@@ -13,7 +13,8 @@
 # $KITARU_SERVICES_CACHE, so a second run only imports it, and the engine's data stays
 # between runs, so a third finds the image already there.
 #
-# Writes: DOCKER_HOST, KITARU_TEST_REGISTRY (host:port), KITARU_TEST_BASE_IMAGE.
+# Writes: DOCKER_HOST, KITARU_TEST_REGISTRY (host:port), KITARU_TEST_AUTH_REGISTRY (one that
+# demands a login), KITARU_TEST_BASE_IMAGE.
 source "$(dirname "$0")/lib.sh"
 
 DIR="$(service_dir docker)"
@@ -73,6 +74,33 @@ YML
   wait_for 30 curl -fsS "http://127.0.0.1:$port/v2/" || { cat "$REG_DIR/registry.log" >&2; return 1; }
 }
 
+# A second registry that demands a login (htpasswd: user kitaru, password kitaru-test),
+# for the tests of a registry refusing this machine. Only its bcrypt hash is here.
+start_auth_registry() {
+  local dir="$DIR/auth-registry"
+  mkdir -p "$dir/data"
+  if [ -f "$dir/port" ] && curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$(cat "$dir/port")/v2/" 2>/dev/null | grep -q 401; then
+    return 0
+  fi
+  local port; port="$(free_port)"
+  echo 'kitaru:$2b$05$pUk6LRgu6ZD2HLFvccKqtuTS5.tHplvfxUBMz59jxxYOQXbc2B0VK' > "$dir/htpasswd"
+  cat > "$dir/config.yml" <<YML
+version: 0.1
+log: {level: warn}
+storage:
+  filesystem: {rootdirectory: $dir/data}
+http:
+  addr: 127.0.0.1:$port
+auth:
+  htpasswd: {realm: kitaru-test, path: $dir/htpasswd}
+YML
+  setsid docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 < /dev/null &
+  echo $! > "$dir/registry.pid"
+  echo "$port" > "$dir/port"
+  wait_for 30 sh -c "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$port/v2/ | grep -q 401" || {
+    cat "$dir/registry.log" >&2; return 1; }
+}
+
 # The cache key covers what goes into the root filesystem: the recipe and the CA certificates.
 rootfs_key() {
   { echo "bookworm minbase python3 python3-venv python3-pip ca-certificates v1"
@@ -121,16 +149,19 @@ up() {
   need_packages
   start_engine
   start_registry
+  start_auth_registry
   build_base_image
   write_env docker \
     "export DOCKER_HOST=unix://$SOCK" \
     "export KITARU_TEST_REGISTRY=127.0.0.1:$(cat "$REG_DIR/port")" \
+    "export KITARU_TEST_AUTH_REGISTRY=127.0.0.1:$(cat "$DIR/auth-registry/port")" \
     "export KITARU_TEST_BASE_IMAGE=$BASE_IMAGE"
   log "docker: engine $DOCKER_HOST, registry 127.0.0.1:$(cat "$REG_DIR/port"), base image $BASE_IMAGE"
 }
 
 down() {
   stop_pidfile "$REG_DIR/registry.pid"
+  stop_pidfile "$DIR/auth-registry/registry.pid"
   if engine_up; then
     # Containers of earlier runs would otherwise hold their network and pids.
     ids="$(docker ps -q --filter label=kitaru.exec_id 2>/dev/null || true)"

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from kitaru.server.routes import (
     _artifacts,
     _checkpoints,
+    _deployments,
     _executions,
     _health,
     _info,
@@ -24,6 +25,7 @@ ROUTERS: list[APIRouter] = [
     _checkpoints.router,
     _artifacts.router,
     _waits.router,
+    _deployments.router,
     _journal.router,
     _store.router,
     _ui.router,

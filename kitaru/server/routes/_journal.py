@@ -36,6 +36,11 @@ READ_METHODS = frozenset(
         "get_stack",
         "list_stacks",
         "get_setting",
+        "get_deployment",
+        "list_deployments",
+        "get_tag",
+        "list_tags",
+        "tag_history",
     }
 )
 

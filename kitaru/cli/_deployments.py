@@ -1,0 +1,345 @@
+"""`kitaru deploy TARGET` and `kitaru deployments ...`"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import typer
+
+from kitaru.cli._output import emit_json, print_execution, short_time, table
+
+app = typer.Typer(
+    help="Deployed versions of flows and the tags that route invocations to them: list, "
+    "show, tag (with --weight for a canary), untag, delete, history and invoke. Rolling "
+    "back is tagging the earlier version again.",
+    no_args_is_help=True,
+)
+
+JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts instead of text.")
+
+
+def _journal() -> Any:
+    from kitaru.journal import current_journal
+
+    return current_journal()
+
+
+def deploy_command(
+    target: str = typer.Argument(
+        ..., help="The flow: path/to/module.py:flow_name (or package.module:flow_name)."
+    ),
+    tag: str = typer.Option("default", "--tag", help="Tag to point at the new version."),
+    no_tag: bool = typer.Option(False, "--no-tag", help="Record the version, move no tag."),
+    stack: str | None = typer.Option(
+        None, "--stack", help="Stack to build for and run on (default: the flow's, the active)."
+    ),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Deploy a flow: build (or reuse) the locked image of its project on the stack, push
+    it, and record the next immutable version, which the tag then points at. An unchanged
+    project reuses the image already in the registry."""
+    from kitaru import deployments
+
+    flow = deployments.load_target(target)
+    record = deployments.deploy(
+        flow,
+        tag=None if no_tag else tag,
+        stack=stack,
+        journal=_journal(),
+        progress=lambda message: print(message, file=sys.stderr),
+    )
+    view = deployments.deployment_view(record, _journal().list_tags(record.flow), detail=True)
+    if as_json:
+        emit_json(view)
+        return
+    how = (
+        "reused: the project's lock and source are unchanged, nothing was rebuilt"
+        if record.reused
+        else "built and pushed"
+    )
+    print(f"deployed {record.flow} version {record.version}" + ("" if no_tag else f" (tag {tag})"))
+    print(f"image    {record.image}")
+    print(f"         {how}")
+    print(f"stack    {record.stack} ({record.orchestrator})")
+    print(f"invoke:  kitaru deployments invoke {record.flow} --args '{{...}}'")
+
+
+def _tags_text(view: dict[str, Any]) -> str:
+    return ", ".join(
+        t["tag"] + ("" if t["weight"] >= 100 else f" {t['weight']}%") for t in view["tags"]
+    )
+
+
+@app.command("list")
+def list_(
+    flow: str | None = typer.Argument(None, help="Flow name (default: every deployed flow)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """List deployed versions, newest first, with the tags that serve each."""
+    from kitaru import deployments
+
+    j = _journal()
+    records = j.list_deployments(flow)
+    tags = {f: j.list_tags(f) for f in {d.flow for d in records}}
+    views = [deployments.deployment_view(d, tags[d.flow]) for d in records]
+    if as_json:
+        emit_json(views)
+        return
+    if not views:
+        print(
+            "no deployments"
+            + (f" of flow {flow!r}" if flow else "")
+            + "; deploy with: kitaru deploy path/to/module.py:flow"
+        )
+        return
+    table(
+        ["flow", "version", "image", "stack", "tags", "created", "by"],
+        [
+            [
+                v["flow"],
+                v["version"],
+                v["image"].rsplit("@", 1)[-1][:19] if "@" in v["image"] else v["image"],
+                v["stack"],
+                _tags_text(v),
+                short_time(v["created_at"]),
+                v["created_by"],
+            ]
+            for v in views
+        ],
+    )
+
+
+@app.command()
+def show(
+    flow: str = typer.Argument(..., help="Flow name."),
+    version: int = typer.Argument(..., help="Version number."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Show a version: its image, hashes, stack, signature, tags, and whether the project
+    on this machine still matches the snapshot."""
+    from kitaru import deployments
+
+    j = _journal()
+    record = deployments.live_deployment(j, flow, version)
+    view = deployments.deployment_view(record, j.list_tags(flow), detail=True)
+    view["local"] = deployments.local_changes(record, j)
+    if as_json:
+        emit_json(view)
+        return
+    print(f"deployment  {flow} version {version}")
+    for key in ("image", "stack", "created_by"):
+        print(f"{key.replace('_', ' '):<11} {view[key]}")
+    print(f"created     {short_time(view['created_at'])}")
+    print(f"tags        {_tags_text(view) or '-'}")
+    print(f"built       {'reused an existing image' if view['reused'] else 'built and pushed'}")
+    print(f"lock hash   {view['lock_hash'][:16]}")
+    print(f"source hash {view['source_hash'][:16]} ({view['files']} files)")
+    print(f"kitaru      {view['kitaru_version']}")
+    params = ", ".join(
+        p["name"] + (f": {p['annotation']}" if p.get("annotation") else "") + ("" if p["required"] else " = ...")
+        for p in view["signature"]
+    )  # fmt: skip
+    print(f"signature   {flow}({params})")
+    local = view["local"]
+    if local["differs"] is None:
+        print(f"local code  cannot compare: {local.get('reason')}")
+    elif not local["differs"]:
+        print(f"local code  same as the snapshot ({local['project_root']})")
+    else:
+        print(f"local code  differs from the snapshot ({local['project_root']}):")
+        for what in ("changed", "added", "removed"):
+            for path in local[what]:
+                print(f"              {what:<8} {path}")
+
+
+@app.command()
+def tag(
+    flow: str = typer.Argument(..., help="Flow name."),
+    version: int = typer.Argument(..., help="Version the tag points at."),
+    tag_name: str = typer.Argument(..., metavar="TAG", help="Tag name, e.g. default or canary."),
+    weight: int | None = typer.Option(
+        None,
+        "--weight",
+        help="Canary: percent of the tag's invocations (1-99) this version takes; the rest "
+        "stay on the version the tag served. Leave out to send it everything.",
+    ),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Point a tag at a version, atomically (rolling back is tagging an earlier version).
+    With --weight the version becomes a canary of the tag."""
+    from kitaru import deployments
+    from kitaru._errors import InvalidInputError
+
+    if weight is not None and not 1 <= weight <= 99:
+        raise InvalidInputError(
+            f"--weight {weight} is outside 1-99: a canary takes part of the invocations "
+            "(leave --weight out to send them all to the version)"
+        )
+    deployments.check_tag(tag_name)
+    j = _journal()
+    before = j.get_tag(flow, tag_name)
+    moved = j.set_tag(flow, tag_name, version, weight=weight, by=deployments.who(), now=time.time())
+    if as_json:
+        emit_json(deployments.tag_view(moved))
+        return
+    was = (
+        f" (was {deployments.pointing(before.version, before.weight, before.previous_version)})"
+        if before
+        else ""
+    )
+    now = deployments.pointing(moved.version, moved.weight, moved.previous_version)
+    print(f"tag {tag_name} of {flow} -> {now}{was}")
+
+
+@app.command()
+def untag(
+    flow: str = typer.Argument(..., help="Flow name."),
+    tag_name: str = typer.Argument(..., metavar="TAG", help="Tag to remove."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Remove a tag (recorded in the history); invocations by it then fail."""
+    from kitaru import deployments
+    from kitaru._errors import NotFoundError
+
+    j = _journal()
+    before = j.get_tag(flow, tag_name)
+    if before is None or not j.remove_tag(flow, tag_name, by=deployments.who(), now=time.time()):
+        tags = [t.tag for t in j.list_tags(flow)]
+        raise NotFoundError(
+            f"flow {flow!r} has no tag {tag_name!r}; tags: {', '.join(tags) or 'none'}"
+        )
+    if as_json:
+        emit_json({"flow": flow, "removed": deployments.tag_view(before)})
+        return
+    was = deployments.pointing(before.version, before.weight, before.previous_version)
+    print(f"removed tag {tag_name} of {flow} (was {was})")
+
+
+@app.command()
+def delete(
+    flow: str = typer.Argument(..., help="Flow name."),
+    version: int = typer.Argument(..., help="Version to delete."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Delete a version (refused while a tag points at it). Its number is never reused;
+    its image stays in the registry."""
+    from kitaru import deployments
+    from kitaru._errors import KitaruUsageError
+
+    j = _journal()
+    deployments.live_deployment(j, flow, version)
+    if not j.delete_deployment(flow, version, now=time.time()):
+        serving = deployments.deployment_view(
+            deployments.live_deployment(j, flow, version), j.list_tags(flow)
+        )["tags"]
+        names = ", ".join(t["tag"] for t in serving)
+        raise KitaruUsageError(
+            f"version {version} of {flow} is served by tag {names}; point the tag at another "
+            f"version or remove it first (kitaru deployments untag {flow} TAG)"
+        )
+    if as_json:
+        emit_json({"flow": flow, "deleted": version})
+    else:
+        print(f"deleted {flow} version {version}")
+
+
+@app.command()
+def history(
+    flow: str = typer.Argument(..., help="Flow name."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Every tag change of the flow, oldest first: deploys, moves, canaries, rollbacks,
+    removals, who made them and when."""
+    from kitaru import deployments
+
+    events = _journal().tag_history(flow)
+    if as_json:
+        emit_json([deployments.event_view(e) for e in events])
+        return
+    if not events:
+        print(f"no tag changes for flow {flow!r}")
+        return
+    table(
+        ["#", "when", "tag", "now", "before", "by"],
+        [
+            [
+                e.seq,
+                short_time(deployments.event_view(e)["at"]),
+                e.tag,
+                "removed"
+                if e.action == "untag"
+                else deployments.pointing(e.version, e.weight, e.previous_version),
+                deployments.pointing(e.from_version, e.from_weight, e.from_previous),
+                e.by,
+            ]
+            for e in events
+        ],
+    )
+
+
+@app.command()
+def invoke(
+    flow: str = typer.Argument(..., help="Flow name."),
+    tag_name: str | None = typer.Option(
+        None, "--tag", help="Run the version this tag picks (default: default)."
+    ),
+    version: int | None = typer.Option(None, "--version", help="Run this version instead."),
+    args: str = typer.Option(
+        "{}",
+        "--args",
+        help='Arguments as JSON: an object of keyword arguments ({"topic": "x"}) or an '
+        'array of positional ones (["x"]).',
+    ),
+    invocation_id: str | None = typer.Option(
+        None,
+        "--invocation-id",
+        help="Your id for this invocation (a request id); a retry with the same id picks the "
+        "same version of a canary. Default: a new one.",
+    ),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the execution and show it."),
+    timeout: float = typer.Option(600, "--timeout", help="Seconds --wait waits at most."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Run a deployed version in its own image on its stack (not the code on this
+    machine). Prints the execution id; follow it with `kitaru executions get`."""
+    from kitaru import deployments
+    from kitaru._control import parse_json
+    from kitaru._errors import InvalidInputError
+
+    parsed = parse_json(args, "--args")
+    if isinstance(parsed, dict):
+        positional, keywords = [], parsed
+    elif isinstance(parsed, list):
+        positional, keywords = parsed, {}
+    else:
+        raise InvalidInputError(
+            "--args must be a JSON object of keyword arguments or an array of positional ones"
+        )
+    handle = deployments.invoke(
+        flow,
+        args=positional,
+        kwargs=keywords,
+        tag=tag_name,
+        version=version,
+        invocation_id=invocation_id,
+        journal=_journal(),
+    )
+    if wait:
+        handle.wait(timeout)
+    from kitaru.client import Executions
+
+    view = Executions(handle._journal or _journal()).get(handle.exec_id).to_dict()
+    if as_json:
+        emit_json(view)
+    elif wait:
+        print_execution(view)
+    else:
+        print(
+            f"invoked {flow} version {view['deployment_version']} "
+            f"(invocation {view['invocation_id']}) as {handle.exec_id}"
+        )
+        print(f"follow it with: kitaru executions get {handle.exec_id}")
+    if wait and view["status"] in ("failed", "crashed"):
+        raise typer.Exit(1)
