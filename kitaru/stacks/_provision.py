@@ -133,7 +133,9 @@ def plan(
     inputs = {**shared, **stored, **_parse_inputs(infra_items)}
     resolved = _resolve_inputs(inputs)
     program.check_inputs(resolved)
-    given = stacks.parse_sets(setting_items)
+    given = stacks.parse_sets(
+        setting_items, secret_names=stacks.secret_name_fields(stack_flavor.settings_model)
+    )
     _check_secrets(given)
     _check_settings(stack_flavor, _merged(current, given), program.provides())
 

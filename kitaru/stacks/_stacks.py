@@ -11,6 +11,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlparse
 
@@ -161,8 +162,13 @@ def register(
 # -- settings --------------------------------------------------------------------------
 
 
-def parse_sets(items: list[str]) -> dict[str, Any]:
-    """`--set key=value` (and `--set map.key=value`) into a dict of raw values."""
+def parse_sets(items: list[str], *, secret_names: Collection[str] = ()) -> dict[str, Any]:
+    """`--set key=value` (and `--set map.key=value`) into a dict of raw values.
+
+    A value that looks like a secret is refused; keys in `secret_names` hold names of
+    secrets in a platform's store (e.g. `image_pull_secrets`), so only their values are
+    checked, not their key.
+    """
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -176,7 +182,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
                 raise KitaruUsageError(f"--set {head} is given both as a value and as a map")
             bucket[sub] = value
         else:
-            _secrets.reject_plain_secret(key, value)
+            _secrets.reject_plain_secret("" if key in secret_names else key, value)
             out[key] = _value(value)
     return out
 
@@ -191,9 +197,9 @@ def _value(raw: str) -> Any:
 
 
 def validate_settings(flavor: StackFlavor, items: list[str]) -> dict[str, Any]:
-    raw = parse_sets(items)
     model = flavor.settings_model
     fields = model.model_fields
+    raw = parse_sets(items, secret_names=secret_name_fields(model))
     for key in raw:
         if key not in fields:
             raise KitaruUsageError(
@@ -216,6 +222,14 @@ def validate_settings(flavor: StackFlavor, items: list[str]) -> dict[str, Any]:
     except ValidationError as exc:
         raise KitaruUsageError(_explain(flavor, exc)) from None
     return validated.model_dump(mode="json", exclude_unset=True)
+
+
+def secret_name_fields(model: type[BaseModel]) -> set[str]:
+    return {
+        name
+        for name, field in model.model_fields.items()
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("secret_names")
+    }
 
 
 def _explain(flavor: StackFlavor, exc: ValidationError) -> str:
