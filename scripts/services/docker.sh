@@ -21,7 +21,6 @@ DIR="$(service_dir docker)"
 SOCK="$DIR/dockerd.sock"
 PIDFILE="$DIR/dockerd.pid"
 REG_DIR="$DIR/registry"
-BASE_IMAGE="kitaru-test/python:3.11-bookworm"
 CACHE="$KITARU_SERVICES_CACHE/base-image"
 export DOCKER_HOST="unix://$SOCK"
 
@@ -102,11 +101,15 @@ YML
 }
 
 # The cache key covers what goes into the root filesystem: the recipe and the CA certificates.
+# The image is named by it too, so an engine that kept an image of an older recipe
+# imports the new one instead of reusing the old.
 rootfs_key() {
-  { echo "bookworm minbase python3 python3-venv python3-pip ca-certificates v1"
+  { echo "bookworm minbase python3 python3-venv python3-pip ca-certificates v2 (/ is 0755)"
     cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true
   } | sha256sum | cut -c1-16
 }
+
+BASE_IMAGE="kitaru-test/python:3.11-bookworm-$(rootfs_key)"
 
 build_base_image() {
   if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then return 0; fi
@@ -120,6 +123,9 @@ build_base_image() {
     [ -n "$mirror" ] || mirror="$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)"
     mirror="${mirror:-http://deb.debian.org/debian}"
     rootfs="$(mktemp -d "$CACHE/rootfs.XXXX")"
+    # mktemp makes the directory 0700; as the image's / it would lock out every user
+    # but root (images that run as an unprivileged user could not find python3).
+    chmod 0755 "$rootfs"
     log "docker: debootstrap bookworm into $rootfs (about a minute, once)"
     debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
       bookworm "$rootfs" "$mirror" >"$DIR/debootstrap.log" 2>&1 || {
@@ -130,7 +136,8 @@ build_base_image() {
     fi
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
       "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/locale/*
-    tar -C "$rootfs" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+    # A temporary name per process: two checkouts may build the same key at once.
+    tar -C "$rootfs" -cf "$tarball.$$.tmp" . && mv "$tarball.$$.tmp" "$tarball"
     rm -rf "$rootfs"
   fi
   local ca=/etc/ssl/certs/ca-certificates.crt

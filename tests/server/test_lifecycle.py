@@ -1,18 +1,40 @@
-"""The whole life of a flow through a real server on PostgreSQL: a client that knows only
-KITARU_SERVER_URL and a token runs it, it crashes, resumes, waits, is answered through a
-webhook URL and through the API, is replayed, and the two executions are diffed."""
+"""The whole life of a flow through a real server, on PostgreSQL (for teams) and on SQLite
+(one machine): a client that knows only KITARU_SERVER_URL and a token runs it, it crashes,
+resumes, waits, is answered through a webhook URL and through the API, is replayed, and
+the two executions are diffed."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import write_script
 from tests.server import flows
 from tests.server.conftest import Client
+from tests.journal.conftest import fresh_postgres_url
 from tests.server_process import ServerProcess
+
+
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """This module's server: the conftest's on PostgreSQL, and the same on a SQLite file."""
+    workdir = tmp_path_factory.mktemp(f"server-{request.param}")
+    journal = (
+        fresh_postgres_url()
+        if request.param == "postgresql"
+        else f"sqlite:///{workdir / 'journal.db'}"
+    )
+    proc = ServerProcess(journal, workdir, args=("--sweep-interval", "0.5", "--max-upload-mb", "1"))
+    try:
+        yield proc
+    finally:
+        proc.stop()
 
 
 def _counts(script: Path) -> dict[str, int]:
