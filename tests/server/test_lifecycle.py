@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from tests.conftest import write_script
+from tests.journal.conftest import fresh_postgres_url
 from tests.server import flows
 from tests.server.conftest import Client
-from tests.journal.conftest import fresh_postgres_url
 from tests.server_process import ServerProcess
 
 
