@@ -284,3 +284,20 @@ def test_flavors_show_their_settings_schema() -> None:
     assert batch["needs_registry"] is True
     text = kitaru_cli("stack", "flavors", "kubernetes").stdout
     assert "service_account" in text and "ttl_seconds_after_finished" in text
+
+
+def test_list_settings_are_judged_by_their_items(tmp_path: Path) -> None:
+    # image_pull_secrets names Kubernetes Secrets; the name of the setting is no reason
+    # to refuse it, but an item that is a secret is refused.
+    common = ["-o", "kubernetes", "-a", tmp_path.as_uri(), "--journal", "postgresql://db/x"]
+    common += ["--registry", "localhost:5000/k", "--no-check"]
+    named = kitaru_cli(
+        "stack", "register", "k8s", *common, "--set", 'image_pull_secrets=["regcred"]', "--json"
+    )
+    assert named.returncode == 0, named
+    assert named.json()["settings"]["image_pull_secrets"] == ["regcred"]
+    leaked = kitaru_cli(
+        "stack", "register", "k8s2", *common, "--set", 'ca_certificates=["ghp_' + "x1Y2" * 9 + '"]'
+    )
+    assert leaked.returncode == 2 and "looks like a secret" in leaked.stderr
+    assert _names() == ["local", "k8s"]
