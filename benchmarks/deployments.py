@@ -107,11 +107,11 @@ def bench_docker(runs: int) -> dict[str, Any] | None:
         orchestrator="docker",
         artifact_store="file:///tmp/kitaru-bench-unused",  # inputs and outputs stay inline
         registry=f"{os.environ['KITARU_TEST_REGISTRY']}/kitaru",
-        settings=[
-            f"base_image={os.environ['KITARU_TEST_BASE_IMAGE']}",
-            "repository=deploy-agent-bench",
-            "remove_containers=true",
-        ],
+        settings={
+            "base_image": os.environ["KITARU_TEST_BASE_IMAGE"],
+            "repository": "deploy-agent-bench",
+            "remove_containers": True,
+        },
         check=False,
     )
     sys.path.insert(0, str(project))

@@ -103,7 +103,7 @@ def bench_docker(runs: int) -> dict[str, Any] | None:
         orchestrator="docker",
         artifact_store="file:///tmp/kitaru-bench-unused",  # the agent's outputs stay inline
         registry=f"{os.environ['KITARU_TEST_REGISTRY']}/kitaru",
-        settings=[f"base_image={os.environ['KITARU_TEST_BASE_IMAGE']}"],
+        settings={"base_image": os.environ["KITARU_TEST_BASE_IMAGE"]},
         check=False,
     )
     request = BuildRequest(project, f"{stack.registry}/stack-agent", runtime_extras(stack))

@@ -85,7 +85,7 @@ def register(
         journal_url=journal,
         registry=registry,
         builder=builder,
-        settings=set_,
+        settings=stacks.parse_sets(set_),
         replace=replace,
         check=not no_check,
     )
@@ -207,23 +207,8 @@ def delete(
     """Delete a registered stack (the built-in local stack cannot be deleted). Refused
     while executions on it are queued, running or waiting, because resuming them needs it."""
     from kitaru import stacks
-    from kitaru._errors import KitaruUsageError
 
-    j = _journal()
-    stacks.get_stack(j, name)
-    if not force and name != stacks.LOCAL:
-        busy = [
-            e.exec_id
-            for status in ("queued", "running", "waiting")
-            for e in j.list_executions(status=status, limit=10000)
-            if e.stack == name
-        ]
-        if busy:
-            raise KitaruUsageError(
-                f"stack {name!r} has executions that are not finished ({', '.join(busy[:5])}); "
-                "they resume on it, so cancel them or let them end first (or pass --force)"
-            )
-    stacks.delete(j, name)
+    stacks.delete(_journal(), name, force=force)
     if as_json:
         emit_json({"deleted": name})
     else:
@@ -239,26 +224,7 @@ def flavors(
     from kitaru import stacks
 
     names = [name] if name else stacks.installed_flavors()
-    out: list[dict[str, Any]] = []
-    for flavor_name in names:
-        flavor = stacks.load_flavor(flavor_name)
-        out.append(
-            {
-                "flavor": flavor.name,
-                "summary": flavor.summary,
-                "builder": flavor.default_builder,
-                "needs_registry": flavor.needs_registry,
-                "settings": {
-                    key: {
-                        "required": f.is_required(),
-                        "default": None if f.is_required() else _default(f),
-                        "description": f.description or "",
-                    }
-                    for key, f in flavor.settings_model.model_fields.items()
-                },
-                "infrastructure": _infra_fields(flavor_name) if name else None,
-            }
-        )
+    out = [stacks.describe_flavor(n, infrastructure=name is not None) for n in names]
     if as_json:
         emit_json(out if name is None else out[0])
         return
@@ -284,22 +250,3 @@ def flavors(
             f"\ninfrastructure settings (kitaru stack provision NAME --flavor {f['flavor']} --set ...):"
         )
         table(["setting", "description"], list(f["infrastructure"].items()))
-
-
-def _infra_fields(flavor: str) -> dict[str, str] | None:
-    """The settings of the flavor's infrastructure program, if one is installed."""
-    from kitaru._errors import KitaruError
-    from kitaru.stacks import _plugins
-
-    if flavor not in _plugins.installed("kitaru.infra"):
-        return None
-    try:
-        fields: dict[str, str] = _plugins.load("kitaru.infra", flavor).input_fields()
-    except KitaruError:
-        return None
-    return fields
-
-
-def _default(field: Any) -> Any:
-    value = field.get_default(call_default_factory=True)
-    return value

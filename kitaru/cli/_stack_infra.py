@@ -169,18 +169,14 @@ def destroy(
     registry that still holds images stop it unless provisioned with
     force_destroy=true. For a stack whose first provision failed half-way, pass the same
     --flavor and --set as that provision."""
+    from kitaru import stacks
     from kitaru._errors import KitaruUsageError
     from kitaru.stacks import _provision
 
     j = _journal()
     plan = _provision.plan(j, name, flavor=flavor, sets=set_, backend=backend)
     if plan.existing is not None and not force:
-        busy = _provision.unfinished(j, name)
-        if busy:
-            raise KitaruUsageError(
-                f"stack {name!r} has executions that are not finished ({', '.join(busy[:5])}); "
-                "they resume on it, so cancel them or let them end first (or pass --force)"
-            )
+        stacks.refuse_unfinished(j, name)
     if not yes:
         if not sys.stdin.isatty():
             raise KitaruUsageError(f"destroying stack {name!r} needs confirmation; pass --yes")

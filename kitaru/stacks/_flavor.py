@@ -10,6 +10,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kitaru._errors import KitaruError, NotFoundError
 from kitaru.journal import StackRecord
 from kitaru.stacks import _plugins
 
@@ -73,6 +74,55 @@ def load_flavor(name: str) -> StackFlavor:
 
 def installed_flavors() -> list[str]:
     return sorted({"local", *_plugins.installed("kitaru.stacks")})
+
+
+def find_flavor(name: str) -> StackFlavor:
+    """An installed flavor; a well-known one whose extra is missing names the pip install
+    (ConfigurationError), any other unknown name lists the installed ones (NotFoundError)."""
+    if name not in installed_flavors():
+        if name in _plugins.KNOWN_EXTRAS:
+            load_flavor(name)
+        raise NotFoundError(
+            f"unknown orchestrator flavor {name!r}; installed: {', '.join(installed_flavors())}"
+        )
+    return load_flavor(name)
+
+
+def describe_flavor(name: str, *, infrastructure: bool = False) -> dict[str, Any]:
+    """What `kitaru stack flavors --json` prints and the server's /api/v1/flavors answers:
+    each setting (required, default, description), its JSON schema, and the components a
+    stack of the flavor needs. `infrastructure` adds the settings of the flavor's
+    `kitaru stack provision` program (loading it imports Pulumi)."""
+    flavor = find_flavor(name)
+    model = flavor.settings_model
+    return {
+        "flavor": flavor.name,
+        "summary": flavor.summary,
+        "builder": flavor.default_builder,
+        "needs_registry": flavor.needs_registry,
+        "needs_network_journal": flavor.needs_network_journal,
+        "settings": {
+            key: {
+                "required": f.is_required(),
+                "default": None if f.is_required() else f.get_default(call_default_factory=True),
+                "description": f.description or "",
+            }
+            for key, f in model.model_fields.items()
+        },
+        "settings_schema": model.model_json_schema(),
+        "infrastructure": _infra_fields(name) if infrastructure else None,
+    }
+
+
+def _infra_fields(flavor: str) -> dict[str, str] | None:
+    """The settings of the flavor's infrastructure program, if one is installed."""
+    if flavor not in _plugins.installed("kitaru.infra"):
+        return None
+    try:
+        fields: dict[str, str] = _plugins.load("kitaru.infra", flavor).input_fields()
+    except KitaruError:
+        return None
+    return fields
 
 
 def settings_of(stack: StackRecord) -> Any:

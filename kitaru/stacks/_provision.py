@@ -39,7 +39,6 @@ INFRA_EXTRAS = {
 }
 # Settings that provisioning itself keeps in the stack.
 INFRA_KEYS = ("infra_inputs", "infra_backend", "infra_outputs")
-_UNFINISHED = ("queued", "running", "waiting")
 
 
 @dataclass
@@ -133,10 +132,8 @@ def plan(
     inputs = {**shared, **stored, **_parse_inputs(infra_items)}
     resolved = _resolve_inputs(inputs)
     program.check_inputs(resolved)
-    given = stacks.parse_sets(
-        setting_items, secret_names=stacks.secret_name_fields(stack_flavor.settings_model)
-    )
-    _check_secrets(given)
+    given = stacks.parse_sets(setting_items)
+    _secrets.check_settings(given)
     _check_settings(stack_flavor, _merged(current, given), program.provides())
 
     remembered = current.get("infra_backend")
@@ -206,21 +203,11 @@ def save(journal: Journal, plan: Plan, provisioned: ProvisionedStack) -> StackRe
     return record
 
 
-def unfinished(journal: Journal, name: str) -> list[str]:
-    """Executions on the stack that would need it to resume."""
-    return [
-        e.exec_id
-        for status in _UNFINISHED
-        for e in journal.list_executions(status=status, limit=10000)
-        if e.stack == name
-    ]
-
-
 def forget(journal: Journal, plan: Plan) -> bool:
     """Delete the stack after its infrastructure was destroyed; whether there was one."""
     if plan.existing is None:
         return False
-    stacks.delete(journal, plan.name)
+    stacks.delete(journal, plan.name, force=True)  # destroy checked unfinished executions
     return True
 
 
@@ -249,23 +236,6 @@ def _merged(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
             {**before, **value} if isinstance(value, dict) and isinstance(before, dict) else value
         )
     return out
-
-
-def _check_secrets(given: Mapping[str, Any]) -> None:
-    """The rules `register` applies: container secrets only as references, no secret in
-    any other map."""
-    for key, value in given.items():
-        if not isinstance(value, dict):
-            continue
-        for sub, text in value.items():
-            if key == "secret_environment":
-                if not _secrets.is_reference(str(text)):
-                    raise KitaruUsageError(
-                        f"--set secret_environment.{sub}: {text!r} is not a reference; "
-                        f"{_secrets.HOW_TO_REFERENCE}"
-                    )
-            else:
-                _secrets.reject_plain_secret(f"{key}.{sub}", str(text))
 
 
 def _route(

@@ -47,10 +47,14 @@ def active_name(journal: Journal) -> tuple[str, str]:
     env = os.environ.get("KITARU_STACK")
     if env:
         return env, "KITARU_STACK"
-    chosen = journal.get_setting(ACTIVE_SETTING)
-    if chosen:
-        return chosen, "kitaru stack use"
-    return LOCAL, "default"
+    chosen = chosen_name(journal)
+    return chosen, "default" if chosen == LOCAL else "kitaru stack use"
+
+
+def chosen_name(journal: Journal) -> str:
+    """The stack `kitaru stack use` made active for everyone who shares the journal (a
+    process's KITARU_STACK aside): what the server reports as active."""
+    return journal.get_setting(ACTIVE_SETTING) or LOCAL
 
 
 def resolve(journal: Journal, explicit: str | None = None) -> StackRecord:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from kitaru._errors import ConfigurationError, KitaruUsageError
+from kitaru._errors import ConfigurationError, InvalidInputError
 
 HOW_TO_REFERENCE = (
     "store a reference instead: env:VAR_NAME (an environment variable on the machine that "
@@ -51,7 +52,7 @@ class SecretRef:
     def parse(cls, text: str, *, what: str = "value") -> SecretRef:
         kind, sep, rest = text.partition(":")
         if not sep or kind not in ("env", "secret") or not rest:
-            raise KitaruUsageError(
+            raise InvalidInputError(
                 f"{what} {text!r} is not a secret reference; use env:VAR_NAME or secret:NAME"
             )
         name, _, key = rest.partition("#")
@@ -88,12 +89,36 @@ def looks_like_secret(key: str, value: str) -> bool:
     return bool(_TOKENISH.match(value) and has_mixed and re.search(r"[0-9]", value))
 
 
-def reject_plain_secret(key: str, value: str) -> None:
-    if looks_like_secret(key, value):
-        raise KitaruUsageError(
+def reject_plain_secret(key: str, value: str, *, by_name: bool = True) -> None:
+    """Refuse a value that looks like a secret; `by_name=False` judges the value alone
+    (the items of a list such as `image_pull_secrets` name secrets, they are none)."""
+    if looks_like_secret(key if by_name else "", value):
+        raise InvalidInputError(
             f"setting {key!r} looks like a secret and secrets are never stored in plain "
             f"text; {HOW_TO_REFERENCE}, e.g. --set {key}=env:{_env_name(key)}"
         )
+
+
+def check_settings(raw: Mapping[str, Any]) -> None:
+    """The rules every stack's settings follow, whoever registers it: a container's
+    `secret_environment` holds only references, and no other setting, map entry or list
+    item holds what looks like a secret."""
+    for key, value in raw.items():
+        if key == "secret_environment" and isinstance(value, dict):
+            for var, ref in value.items():
+                if not is_reference(str(ref)):
+                    raise InvalidInputError(
+                        f"--set secret_environment.{var}: {ref!r} is not a reference; "
+                        f"{HOW_TO_REFERENCE}"
+                    )
+        elif isinstance(value, dict):
+            for sub, text in value.items():
+                reject_plain_secret(f"{key}.{sub}", str(text))
+        elif isinstance(value, list):
+            for item in value:
+                reject_plain_secret(key, str(item), by_name=False)
+        elif isinstance(value, str):
+            reject_plain_secret(key, value)
 
 
 def _env_name(key: str) -> str:

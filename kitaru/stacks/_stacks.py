@@ -11,21 +11,22 @@ import json
 import os
 import re
 import time
-from collections.abc import Collection
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ValidationError
 
 from kitaru import _config
-from kitaru._errors import ConfigurationError, KitaruUsageError
+from kitaru._errors import ConfigurationError, InvalidInputError, KitaruUsageError, NotFoundError
 from kitaru.journal import Journal, StackRecord
 from kitaru.stacks import _secrets
-from kitaru.stacks._flavor import StackFlavor, installed_flavors, load_flavor
+from kitaru.stacks._flavor import StackFlavor, find_flavor, load_flavor
 from kitaru.stacks._resolve import (  # re-exported: the CLI and tests use them from here
     ACTIVE_SETTING,
     LOCAL,
     active_name,
+    chosen_name,
     get_stack,
     journal_url_for,
     list_stacks,
@@ -39,6 +40,7 @@ __all__ = [
     "LOCAL",
     "active_name",
     "check_reachable",
+    "chosen_name",
     "delete",
     "describe",
     "get_stack",
@@ -46,6 +48,7 @@ __all__ = [
     "list_stacks",
     "local_stack",
     "names",
+    "refuse_unfinished",
     "register",
     "resolve",
     "use",
@@ -60,10 +63,30 @@ def use(journal: Journal, name: str) -> StackRecord:
     return stack
 
 
-def delete(journal: Journal, name: str) -> None:
+def refuse_unfinished(journal: Journal, name: str) -> None:
+    """Refuse to take away a stack that executions still need to resume on."""
+    busy = [
+        e.exec_id
+        for status in ("queued", "running", "waiting")
+        for e in journal.list_executions(status=status, limit=10000)
+        if e.stack == name
+    ]
+    if busy:
+        raise KitaruUsageError(
+            f"stack {name!r} has executions that are not finished ({', '.join(busy[:5])}); "
+            "they resume on it, so cancel them or let them end first (or pass --force)"
+        )
+
+
+def delete(journal: Journal, name: str, *, force: bool = False) -> None:
+    """Delete a registered stack. Refused while executions on it are unfinished (unless
+    `force`), since resuming them needs it. Deleting the active stack makes `local`
+    active again."""
     if name == LOCAL:
         raise KitaruUsageError("the local stack is built in and cannot be deleted")
     get_stack(journal, name)
+    if not force:
+        refuse_unfinished(journal, name)
     journal.delete_stack(name)
     if journal.get_setting(ACTIVE_SETTING) == name:
         journal.set_setting(ACTIVE_SETTING, None)
@@ -78,15 +101,21 @@ def register(
     journal_url: str | None = None,
     registry: str | None = None,
     builder: str | None = None,
-    settings: list[str] | None = None,
+    settings: Mapping[str, Any] | None = None,
     replace: bool = False,
     check: bool = True,
 ) -> StackRecord:
-    """Validate everything a stack names and store it; nothing is stored on an error."""
+    """Validate everything a stack names and store it; nothing is stored on an error.
+
+    `settings` are the flavor's settings as given (`--set` values through `parse_sets`,
+    or JSON from the server's API). Input that cannot work raises InvalidInputError;
+    a name that is taken raises KitaruUsageError; with `check`, a journal, bucket,
+    registry or platform that does not answer raises ConfigurationError.
+    """
     if name == LOCAL:
         raise KitaruUsageError("the name 'local' belongs to the built-in stack; pick another")
     if not _NAME.match(name):
-        raise KitaruUsageError(
+        raise InvalidInputError(
             f"stack name {name!r} is not valid; use lowercase letters, digits, '-' and '_'"
         )
     if not replace and journal.get_stack(name) is not None:
@@ -94,17 +123,11 @@ def register(
             f"stack {name!r} already exists; pass --replace to overwrite it, or delete it "
             f"first: kitaru stack delete {name}"
         )
-    if orchestrator not in installed_flavors():
-        from kitaru.stacks._plugins import KNOWN_EXTRAS
-
-        if orchestrator in KNOWN_EXTRAS:
-            load_flavor(orchestrator)  # raises with the pip install that adds it
-        raise KitaruUsageError(
-            f"unknown orchestrator flavor {orchestrator!r}; installed: "
-            f"{', '.join(installed_flavors())}"
-        )
-    flavor = load_flavor(orchestrator)
-    values = validate_settings(flavor, settings or [])
+    try:
+        flavor = find_flavor(orchestrator)
+    except NotFoundError as exc:
+        raise InvalidInputError(str(exc)) from None
+    values = validate_settings(flavor, settings or {})
     if orchestrator != "local" or values.get("mode") == "subprocess":
         from kitaru.stacks import _plugins
 
@@ -115,7 +138,7 @@ def register(
         _check_journal_url(journal_url)
     effective_journal = journal_url or _config.journal_url()
     if flavor.needs_network_journal and _scheme(_plain_url(effective_journal)) == "sqlite":
-        raise KitaruUsageError(
+        raise InvalidInputError(
             f"--journal: the {orchestrator} orchestrator runs executions where the SQLite "
             f"journal {effective_journal} cannot be opened; pass a shared journal, e.g. "
             "--journal postgresql://user@host:5432/kitaru (keep the password out of it: "
@@ -124,15 +147,18 @@ def register(
     chosen_builder = builder or flavor.default_builder
     if builder is not None:
         if flavor.default_builder is None:
-            raise KitaruUsageError(
+            raise InvalidInputError(
                 f"--builder: the {orchestrator} orchestrator runs the project as it is and "
                 "builds no image; leave --builder out"
             )
         from kitaru.stacks import _plugins
 
-        _plugins.load("kitaru.builders", builder)
+        try:
+            _plugins.load("kitaru.builders", builder)
+        except KitaruUsageError as exc:  # an unknown name: bad input, like the flavor's
+            raise InvalidInputError(f"--builder: {exc}") from None
     if flavor.needs_registry and not registry:
-        raise KitaruUsageError(
+        raise InvalidInputError(
             f"--registry is required for a {orchestrator} stack: the image is pushed there "
             "for the platform to pull, e.g. --registry 123456789012.dkr.ecr.us-east-1."
             "amazonaws.com/kitaru or --registry localhost:5000/kitaru"
@@ -162,27 +188,21 @@ def register(
 # -- settings --------------------------------------------------------------------------
 
 
-def parse_sets(items: list[str], *, secret_names: Collection[str] = ()) -> dict[str, Any]:
-    """`--set key=value` (and `--set map.key=value`) into a dict of raw values.
-
-    A value that looks like a secret is refused; keys in `secret_names` hold names of
-    secrets in a platform's store (e.g. `image_pull_secrets`), so only their values are
-    checked, not their key.
-    """
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """`--set key=value` (and `--set map.key=value`) into a dict of raw values."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise KitaruUsageError(f"--set expects KEY=VALUE, got {item!r}")
+            raise InvalidInputError(f"--set expects KEY=VALUE, got {item!r}")
         head, dot, sub = key.partition(".")
         if dot:
             bucket = out.setdefault(head, {})
             if not isinstance(bucket, dict):
-                raise KitaruUsageError(f"--set {head} is given both as a value and as a map")
+                raise InvalidInputError(f"--set {head} is given both as a value and as a map")
             bucket[sub] = value
         else:
-            _secrets.reject_plain_secret("" if key in secret_names else key, value)
             out[key] = _value(value)
     return out
 
@@ -192,44 +212,26 @@ def _value(raw: str) -> Any:
         try:
             return json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise KitaruUsageError(f"--set value {raw!r} is not valid JSON: {exc.msg}") from None
+            raise InvalidInputError(f"--set value {raw!r} is not valid JSON: {exc.msg}") from None
     return raw
 
 
-def validate_settings(flavor: StackFlavor, items: list[str]) -> dict[str, Any]:
-    model = flavor.settings_model
-    fields = model.model_fields
-    raw = parse_sets(items, secret_names=secret_name_fields(model))
+def validate_settings(flavor: StackFlavor, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings as stored: checked against the flavor's schema and the secret rules;
+    only the ones given are kept (the rest are the flavor's defaults)."""
+    fields = flavor.settings_model.model_fields
     for key in raw:
         if key not in fields:
-            raise KitaruUsageError(
+            raise InvalidInputError(
                 f"--set {key}: the {flavor.name} stack has no setting {key!r}; its settings: "
                 f"{', '.join(fields)} (see: kitaru stack flavors {flavor.name})"
             )
-    for key, value in raw.items():
-        if key == "secret_environment" and isinstance(value, dict):
-            for var, ref in value.items():
-                if not _secrets.is_reference(str(ref)):
-                    raise KitaruUsageError(
-                        f"--set secret_environment.{var}: {ref!r} is not a reference; "
-                        f"{_secrets.HOW_TO_REFERENCE}"
-                    )
-        elif isinstance(value, dict):
-            for sub, text in value.items():
-                _secrets.reject_plain_secret(f"{key}.{sub}", str(text))
+    _secrets.check_settings(raw)
     try:
-        validated: BaseModel = model.model_validate(raw)
+        validated: BaseModel = flavor.settings_model.model_validate(dict(raw))
     except ValidationError as exc:
-        raise KitaruUsageError(_explain(flavor, exc)) from None
+        raise InvalidInputError(_explain(flavor, exc)) from None
     return validated.model_dump(mode="json", exclude_unset=True)
-
-
-def secret_name_fields(model: type[BaseModel]) -> set[str]:
-    return {
-        name
-        for name, field in model.model_fields.items()
-        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("secret_names")
-    }
 
 
 def _explain(flavor: StackFlavor, exc: ValidationError) -> str:
@@ -265,7 +267,7 @@ def _check_store_uri(uri: str) -> None:
     scheme = _scheme(uri)
     if scheme not in _STORES or (not urlparse(uri).netloc and scheme != "file"):
         known = ", ".join(f"{s}://" for s in _STORES)
-        raise KitaruUsageError(
+        raise InvalidInputError(
             f"--artifact-store {uri!r} is not a valid artifact store URI; use one of "
             f"{known} (e.g. s3://bucket/prefix or file:///path)"
         )
@@ -276,15 +278,15 @@ def _check_journal_url(url: str) -> None:
     if _secrets.is_reference(url):
         ref = _secrets.SecretRef.parse(url, what="--journal")
         if ref.key is not None and ref.kind == "env":
-            raise KitaruUsageError(f"--journal {url!r}: env references take no #key")
+            raise InvalidInputError(f"--journal {url!r}: env references take no #key")
         return
     if _scheme(url) not in ("sqlite", "postgresql", "postgres"):
-        raise KitaruUsageError(
+        raise InvalidInputError(
             f"--journal {url!r} is not a journal URL; use postgresql://user@host:5432/db, "
             "sqlite:///path/journal.db, or env:VAR_NAME holding the URL"
         )
     if urlparse(url).password:
-        raise KitaruUsageError(
+        raise InvalidInputError(
             "--journal contains a password, and secrets are never stored in plain text; "
             "put the URL in an environment variable and pass --journal env:VAR_NAME, or "
             "leave the password out and --set secret_environment.PGPASSWORD=env:PGPASSWORD"
@@ -293,7 +295,7 @@ def _check_journal_url(url: str) -> None:
 
 def _check_registry_uri(uri: str) -> None:
     if "://" in uri or not uri or uri.startswith("/") or " " in uri:
-        raise KitaruUsageError(
+        raise InvalidInputError(
             f"--registry {uri!r} is not a registry address; use host[:port]/path without a "
             "scheme, e.g. localhost:5000/kitaru or 123456789012.dkr.ecr.us-east-1."
             "amazonaws.com/kitaru"

@@ -58,8 +58,6 @@ class KubernetesSettings(ProvisionedSettings):
     image_pull_secrets: list[str] = Field(
         default_factory=list,
         description="names of Secrets for pulling from a private registry",
-        # Names of Kubernetes Secrets, not secret values: stored as given.
-        json_schema_extra={"secret_names": True},
     )
     node_selector: dict[str, str] = Field(default_factory=dict, description="node labels")
     ttl_seconds_after_finished: int = Field(

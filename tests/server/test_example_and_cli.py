@@ -50,13 +50,24 @@ def test_openapi_document_covers_the_api(tmp_path: Path) -> None:
         "/api/v1/executions/{exec_id}/waits/{key}/webhook",
         "/api/v1/hooks/waits/{exec_id}/{key}",
         "/api/v1/journal/{method}",
+        "/api/v1/stacks",
+        "/api/v1/stacks/{name}",
+        "/api/v1/stacks/{name}/activate",
+        "/api/v1/flavors",
+        "/api/v1/flavors/{name}",
         "/health",
     ]:
         assert path in paths, path
+    assert set(paths["/api/v1/stacks"]) == {"get", "post"}
+    assert set(paths["/api/v1/stacks/{name}"]) == {"get", "delete"}
     replay = paths["/api/v1/executions/{exec_id}/replay"]["post"]
     schema_ref = replay["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     body = document["components"]["schemas"][schema_ref.rsplit("/", 1)[-1]]
     assert body["required"] == ["from"]
+    register = paths["/api/v1/stacks"]["post"]["requestBody"]["content"]["application/json"]
+    stack_body = document["components"]["schemas"][register["schema"]["$ref"].rsplit("/", 1)[-1]]
+    assert stack_body["required"] == ["name", "orchestrator", "artifact_store"]
+    assert "settings" in stack_body["properties"] and "replace" in stack_body["properties"]
     assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
 
 

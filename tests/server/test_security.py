@@ -26,7 +26,7 @@ def _routes(server: ServerProcess, token: str) -> list[tuple[str, str]]:
     filled = []
     for path, item in document["paths"].items():
         concrete = path.replace("{key:path}", "k/x")
-        for name in ("exec_id", "key", "artifact_id", "method"):
+        for name in ("exec_id", "key", "artifact_id", "method", "name"):
             concrete = concrete.replace("{" + name + "}", "x")
         filled += [(m.upper(), concrete) for m in item if m in ("get", "post", "put", "delete")]
     return filled
@@ -67,6 +67,9 @@ def test_a_read_token_reads_and_is_refused_every_change(
             ("POST", "/api/v1/journal/commit_call"),
             ("PUT", "/api/v1/store/objects/kx_1/ka_1"),
             ("DELETE", "/api/v1/store/objects/kx_1/ka_1"),
+            ("POST", "/api/v1/stacks"),
+            ("POST", "/api/v1/stacks/local/activate"),
+            ("DELETE", "/api/v1/stacks/local"),
         ]:
             answer = http.request(method, path, params={"root": server.store}, json={})
             assert answer.status_code == 403, (method, path, answer.text)

@@ -235,3 +235,43 @@ def test_a_read_only_token_sees_but_cannot_answer(
     shot(page, "09-waits-read-only")
     page.click(".signout button")
     page.wait_for_url("**/ui/login")
+
+
+def test_stacks_page_lists_stacks_and_marks_the_active_one(
+    page: Any, server: ServerProcess, read_token: str, write_token: str, tmp_path: Path
+) -> None:
+    with server.http(write_token) as writer:
+        made = writer.post(
+            "/api/v1/stacks",
+            json={
+                "name": "gpu-box",
+                "orchestrator": "docker",
+                "artifact_store": (tmp_path / "store").as_uri(),
+                "registry": "127.0.0.1:5000/kitaru",
+                "settings": {"cpus": 4, "environment": {"AGENT_MODE": "fast"}},
+            },
+        )
+        assert made.status_code == 201, made.text
+        assert writer.post("/api/v1/stacks/gpu-box/activate").status_code == 200
+        try:
+            sign_in(page, server, read_token, "/ui/stacks")
+            rows = page.locator("#stacks tbody tr")
+            assert [rows.nth(i).get_attribute("data-stack") for i in range(rows.count())] == [
+                "local",
+                "gpu-box",
+            ]
+            box = page.locator('#stacks tr[data-stack="gpu-box"]')
+            assert box.get_attribute("data-active") == "yes"
+            expect(box.locator(".badge.active")).to_have_text("active")
+            text = box.inner_text()
+            assert "docker" in text and "127.0.0.1:5000/kitaru" in text
+            assert "AGENT_MODE" in text and "cpus" in text
+            assert "network" not in text  # defaults stay out of the way
+            local = page.locator('#stacks tr[data-stack="local"]')
+            assert local.get_attribute("data-active") == "no"
+            assert "built in" in local.inner_text()
+            expect(page.locator("nav a.here")).to_have_text("Stacks")
+            shot(page, "10-stacks")
+        finally:
+            # Later tests run flows on the active stack: give them local back.
+            assert writer.delete("/api/v1/stacks/gpu-box").status_code == 200

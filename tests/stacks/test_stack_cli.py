@@ -86,23 +86,6 @@ def test_register_use_show_list_delete(tmp_path: Path) -> None:
     assert kitaru_cli("stack", "show", "--json").json()["name"] == "local"
 
 
-def test_names_of_platform_secrets_are_settings_not_secrets(tmp_path: Path) -> None:
-    # image_pull_secrets names Kubernetes Secrets; its key says "secret" but it holds
-    # no secret value, so it is stored as given. A real secret value is still refused.
-    args = ["stack", "register", "k8s", "-o", "kubernetes", "-a", tmp_path.as_uri()]
-    args += ["--registry", "registry.example/agents", "--journal", "env:KITARU_JOURNAL_URL"]
-    args += ["--no-check"]
-    reg = kitaru_cli(*args, "--set", 'image_pull_secrets=["regcred"]', "--json")
-    assert reg.returncode == 0, reg
-    assert reg.json()["settings"]["image_pull_secrets"] == ["regcred"]
-    leaked = kitaru_cli(
-        *args, "--replace", "--set", 'image_pull_secrets=["ghp_' + "a1B2" * 9 + '"]'
-    )
-    assert leaked.returncode == 2 and "looks like a secret" in leaked.stderr
-    shown = kitaru_cli("stack", "show", "k8s", "--json").json()
-    assert shown["settings"]["image_pull_secrets"] == ["regcred"]
-
-
 def test_use_of_missing_stack_lists_the_ones_that_exist(tmp_path: Path) -> None:
     kitaru_cli("stack", "register", "dev", "-o", "local", "-a", tmp_path.as_uri())
     missing = kitaru_cli("stack", "use", "prod")
@@ -301,3 +284,20 @@ def test_flavors_show_their_settings_schema() -> None:
     assert batch["needs_registry"] is True
     text = kitaru_cli("stack", "flavors", "kubernetes").stdout
     assert "service_account" in text and "ttl_seconds_after_finished" in text
+
+
+def test_list_settings_are_judged_by_their_items(tmp_path: Path) -> None:
+    # image_pull_secrets names Kubernetes Secrets; the name of the setting is no reason
+    # to refuse it, but an item that is a secret is refused.
+    common = ["-o", "kubernetes", "-a", tmp_path.as_uri(), "--journal", "postgresql://db/x"]
+    common += ["--registry", "localhost:5000/k", "--no-check"]
+    named = kitaru_cli(
+        "stack", "register", "k8s", *common, "--set", 'image_pull_secrets=["regcred"]', "--json"
+    )
+    assert named.returncode == 0, named
+    assert named.json()["settings"]["image_pull_secrets"] == ["regcred"]
+    leaked = kitaru_cli(
+        "stack", "register", "k8s2", *common, "--set", 'ca_certificates=["ghp_' + "x1Y2" * 9 + '"]'
+    )
+    assert leaked.returncode == 2 and "looks like a secret" in leaked.stderr
+    assert _names() == ["local", "k8s"]

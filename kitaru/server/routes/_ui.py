@@ -153,6 +153,15 @@ def waits(request: Request, state: State, caller: Viewer) -> HTMLResponse:
     return _page(request, state, caller, "waits.html", waits=pending)
 
 
+@router.get("/stacks")
+def stacks_page(request: Request, state: State, caller: Viewer) -> HTMLResponse:
+    from kitaru import stacks
+
+    active = stacks.chosen_name(state.journal)
+    views = [stacks.describe(s, active=active) for s in stacks.list_stacks(state.journal)]
+    return _page(request, state, caller, "stacks.html", stacks=views)
+
+
 @router.get("/executions/{exec_id}")
 def execution(exec_id: str, request: Request, state: State, caller: Viewer) -> HTMLResponse:
     journal = state.journal
