@@ -9,9 +9,10 @@ import typer
 
 from kitaru.cli._output import emit_json, short_time, table
 
+# Escaped: Rich would read "[server]" as markup and print `pip install "kitaru"`.
 app = typer.Typer(
     help="Run the Kitaru server (REST API + web UI) and manage its API tokens. "
-    'Needs pip install "kitaru[server]".',
+    'Needs pip install "kitaru\\[server]".',
     no_args_is_help=True,
 )
 token_app = typer.Typer(
