@@ -38,6 +38,14 @@ def test_version_and_help_teach() -> None:
     assert sub.returncode == 0 and "--override" in sub.stdout and "--from" in sub.stdout
 
 
+def test_help_shows_the_extras_to_install() -> None:
+    # Rich reads "[server]" as markup unless escaped; the help must show it as typed.
+    server = kitaru_cli("server", "--help", env={"COLUMNS": "200"})
+    assert server.returncode == 0 and 'pip install "kitaru[server]"' in server.stdout
+    provision = kitaru_cli("stack", "provision", "--help", env={"COLUMNS": "200"})
+    assert provision.returncode == 0 and 'pip install "kitaru[aws]"' in provision.stdout
+
+
 @pytest.mark.parametrize(
     "argv",
     [

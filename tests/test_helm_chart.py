@@ -122,15 +122,38 @@ def test_every_template_is_within_the_renderer_subset() -> None:
     assert "kitaru server token create" in notes
 
 
-def test_the_server_image_matches_the_chart() -> None:
-    dockerfile = (REPO / "infra" / "server-image" / "Dockerfile").read_text()
+def test_an_image_digest_pins_the_image_and_wins_over_the_tag() -> None:
+    digest = "sha256:" + "ab12" * 16
+    docs = _render(
+        _values(image={"repository": "registry.acme.dev/kitaru-server", "digest": digest,
+                       "tag": "ignored"})
+    )  # fmt: skip
+    [container] = docs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"registry.acme.dev/kitaru-server@{digest}"
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    for wrong in ("ab12", "sha256:short", "@sha256:" + "ab12" * 16):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(_values(image={"digest": wrong}), schema)
+
+
+def test_the_server_image_recipe_matches_the_chart() -> None:
+    from kitaru_builders import dockerfile
+    from kitaru_builders._recipes import SERVER_ARGS, SERVER_ENTRYPOINT
+
+    text = dockerfile("python:3.11-slim", False, "server")
     values = _values()
-    assert f"USER {values['podSecurityContext']['runAsUser']}" in dockerfile
-    assert f"EXPOSE {values['service']['targetPort']}" in dockerfile
-    assert '"kitaru", "server", "start"' in dockerfile and "EXTRAS=server,postgres" in dockerfile
+    uid = values["podSecurityContext"]["runAsUser"]
+    assert f"USER {uid}:{uid}" in text
+    assert f"EXPOSE {values['service']['targetPort']}" in text
     docs = _render(values)
     [container] = docs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    # The chart replaces the image's arguments, never its command.
+    assert container["command"] == list(SERVER_ENTRYPOINT)
+    assert f"ENTRYPOINT {json.dumps(list(SERVER_ENTRYPOINT))}" in text
+    assert f"--port={values['service']['targetPort']}" in container["args"]
+    assert SERVER_ARGS[-1] == str(values["service"]["targetPort"])
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     home = next(e["value"] for e in container["env"] if e["name"] == "KITARU_HOME")
     assert home in mounts  # the only place the server writes
+    assert f"KITARU_HOME={home}" in text

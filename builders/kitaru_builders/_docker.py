@@ -2,8 +2,9 @@
 
 The image holds: the base image (python:<version>-slim by default), optional extra CA
 certificates, one virtualenv with the project's locked requirements and kitaru's
-(installed with --require-hashes), kitaru's wheels, and the project's source at /app.
-It is tagged with a hash of all of that: the same lock and source give the same tag,
+(installed with --require-hashes), kitaru's wheels, the project's source at /app, and
+what the image runs (its recipe: a flow's runs, or the Kitaru server). It is tagged
+with a hash of all of that, the Dockerfile included: the same inputs give the same tag,
 and a tag the registry (or, without one, the engine) already has is reused as it is.
 """
 
@@ -14,6 +15,7 @@ import io
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +24,17 @@ from kitaru.journal import StackRecord
 from kitaru.stacks import BuildRequest, BuiltImage
 from kitaru_builders import _lock
 from kitaru_builders._lock import BuildError
-from kitaru_builders._registry import registry_for
+from kitaru_builders._recipes import recipe_lines
+from kitaru_builders._registry import DockerRegistry, registry_for
 
-RECIPE_VERSION = "2"
+# The layout of the build context; the Dockerfile's text is hashed as well.
+RECIPE_VERSION = "3"
 PROJECT_DIR = "/app"
 VENV = "/opt/kitaru/venv"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
-def dockerfile(base_image: str, with_certs: bool) -> str:
+def dockerfile(base_image: str, with_certs: bool, recipe: str = "flow") -> str:
     certs = (
         "cp /opt/kitaru-build/certs/*.crt /usr/local/share/ca-certificates/ && "
         "update-ca-certificates >/dev/null && "
@@ -39,13 +43,12 @@ def dockerfile(base_image: str, with_certs: bool) -> str:
     )
     # Few layers on purpose: each layer is a full copy on some storage drivers (vfs). The
     # settings come first and the project last, so a new version of the project's code
-    # (a redeploy) reuses every cached layer but one.
+    # (a redeploy) reuses every cached layer but the last ones.
     return f"""FROM {base_image}
 ENV PATH={VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
     KITARU_PROJECT_ROOT={PROJECT_DIR} PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \\
     SSL_CERT_FILE={CA_BUNDLE} REQUESTS_CA_BUNDLE={CA_BUNDLE}
 WORKDIR {PROJECT_DIR}
-CMD ["python", "-m", "kitaru", "--help"]
 COPY kitaru-build/ /opt/kitaru-build/
 RUN set -e; {certs}python3 -m venv {VENV} && \\
     PIP_CERT={CA_BUNDLE} {VENV}/bin/pip install --no-cache-dir --disable-pip-version-check \\
@@ -54,7 +57,7 @@ RUN set -e; {certs}python3 -m venv {VENV} && \\
       /opt/kitaru-build/wheels/*.whl && \\
     rm -rf /opt/kitaru-build
 COPY project/ {PROJECT_DIR}/
-"""
+{recipe_lines(recipe)}"""
 
 
 class DockerBuilder:
@@ -77,7 +80,10 @@ class DockerBuilder:
     def base_image(self) -> str:
         return str(self.settings.base_image or f"python:{self.settings.python_version}-slim")
 
-    def build(self, request: BuildRequest) -> BuiltImage:
+    def build(
+        self, request: BuildRequest, progress: Callable[[str], None] | None = None
+    ) -> BuiltImage:
+        say = progress or (lambda _message: None)
         project = request.project_root
         if not (project / "pyproject.toml").is_file():
             raise BuildError(
@@ -91,9 +97,13 @@ class DockerBuilder:
                     f"setting 'ca_certificates': {cert} does not exist; give PEM files, "
                     "e.g. --set ca_certificates='[\"/usr/local/share/ca-certificates/proxy.crt\"]'"
                 )
+        text = dockerfile(self.base_image, bool(certs), request.recipe)
+        # Reach the engine before the slow resolving: a missing engine is told at once.
+        client = self.client
         with tempfile.TemporaryDirectory(prefix="kitaru-build-") as tmp:
             work = Path(tmp)
             root = _lock.workspace_root()
+            say("locking and resolving the image's requirements (uv)")
             wanted = _lock.project_pins(project) + _lock.kitaru_requirements(request.extras)
             if root is None:
                 from kitaru import __version__
@@ -106,35 +116,67 @@ class DockerBuilder:
                 workdir=work,
             )
             files = _lock.project_files(project)
-            content_hash = self._hash(requirements, root, project, files, certs)
+            content_hash = self._hash(text, requirements, root, project, files, certs)
             tag = f"{request.repository}:{content_hash[:24]}"
-            registry = (
-                registry_for(self.stack.registry, self.client) if self.stack.registry else None
-            )
+            registry = registry_for(self.stack.registry, client) if self.stack.registry else None
             lock_hash = hashlib.sha256(requirements.encode()).hexdigest()
             existing = registry.digest(tag) if registry else self._local_digest(tag)
             if existing is not None:
+                say(f"{tag} is already there (same inputs): reusing it, nothing to build")
+                self._add_tags(request, tag, existing, registry, say)
                 ref = f"{request.repository}@{existing}" if registry else tag
                 return BuiltImage(ref, existing, tag, content_hash, True, lock_hash)
             wheels = work / "wheels"
             wheels.mkdir()
             if root is not None:
+                say(f"building kitaru's wheels from {root}")
                 _lock.build_wheels(root, wheels)
-            context = self._context(requirements, wheels, project, files, certs)
-            self._build(context, tag)
+            context = self._context(text, requirements, wheels, project, files, certs)
+            say(f"building {tag}")
+            self._build(context, tag, say)
             if registry is None:
-                digest = str(self.client.images.get(tag).id)
+                digest = str(client.images.get(tag).id)
+                self._add_tags(request, tag, digest, None, say)
                 return BuiltImage(tag, digest, tag, content_hash, False, lock_hash)
+            say(f"pushing {tag}")
             digest = self._push(tag, registry.credentials())
+            self._add_tags(request, tag, digest, registry, say)
             return BuiltImage(
                 f"{request.repository}@{digest}", digest, tag, content_hash, False, lock_hash
             )
+
+    def _add_tags(
+        self,
+        request: BuildRequest,
+        tag: str,
+        digest: str,
+        registry: DockerRegistry | None,
+        say: Callable[[str], None],
+    ) -> None:
+        """Give the image its extra names, and push them; an image reused from the
+        registry and not on this engine is pulled first."""
+        if not request.tags:
+            return
+        import docker.errors
+
+        credentials = registry.credentials() if registry else None
+        try:
+            image = self.client.images.get(tag)
+        except docker.errors.ImageNotFound:
+            say(f"pulling {request.repository}@{digest} to tag it")
+            image = self.client.images.pull(request.repository, tag=digest, auth_config=credentials)
+        for extra in request.tags:
+            image.tag(request.repository, extra)
+            if registry is not None:
+                say(f"pushing {request.repository}:{extra}")
+                self._push(f"{request.repository}:{extra}", credentials)
 
     def project_files(self, project_root: Path) -> list[Path]:
         return _lock.project_files(project_root)
 
     def _hash(
         self,
+        dockerfile_text: str,
         requirements: str,
         root: Path | None,
         project: Path,
@@ -142,7 +184,8 @@ class DockerBuilder:
         certs: list[Path],
     ) -> str:
         digest = hashlib.sha256()
-        digest.update(f"recipe {RECIPE_VERSION}\nbase {self.base_image}\n".encode())
+        digest.update(f"recipe {RECIPE_VERSION}\n".encode())
+        digest.update(dockerfile_text.encode())
         digest.update(requirements.encode())
         if root is not None:
             digest.update(
@@ -166,6 +209,7 @@ class DockerBuilder:
 
     def _context(
         self,
+        dockerfile_text: str,
         requirements: str,
         wheels: Path,
         project: Path,
@@ -174,7 +218,7 @@ class DockerBuilder:
     ) -> io.BytesIO:
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
-            _add_bytes(tar, "Dockerfile", dockerfile(self.base_image, bool(certs)).encode())
+            _add_bytes(tar, "Dockerfile", dockerfile_text.encode())
             _add_bytes(tar, "kitaru-build/requirements.txt", requirements.encode())
             for wheel in sorted(wheels.glob("*.whl")):
                 tar.add(wheel, f"kitaru-build/wheels/{wheel.name}")
@@ -187,7 +231,7 @@ class DockerBuilder:
         buf.seek(0)
         return buf
 
-    def _build(self, context: io.BytesIO, tag: str) -> None:
+    def _build(self, context: io.BytesIO, tag: str, say: Callable[[str], None]) -> None:
         step: list[str] = []
         for chunk in self.client.api.build(
             fileobj=context,
@@ -203,6 +247,7 @@ class DockerBuilder:
             if text:
                 if text.startswith("Step "):
                     step = [text.rstrip()]
+                    say("  " + _shorten(text.strip()))
                 else:
                     step.append(text.rstrip())
             if "error" in chunk:
@@ -233,6 +278,11 @@ class DockerBuilder:
                 return digest
             time.sleep(1 + attempt)
         raise BuildError(f"pushing {tag} returned no digest")
+
+
+def _shorten(line: str, width: int = 100) -> str:
+    line = " ".join(line.split())
+    return line if len(line) <= width else line[: width - 3] + "..."
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:

@@ -9,8 +9,13 @@ from kitaru._errors import ConfigurationError
 
 
 def engine(docker_host: str | None) -> Any:
-    import docker
-    import docker.errors
+    try:
+        import docker
+        import docker.errors
+    except ImportError:
+        raise ConfigurationError(
+            'building images needs the Docker SDK; install it with: pip install "kitaru[docker]"'
+        ) from None
 
     address = docker_host or os.environ.get("DOCKER_HOST")
     try:

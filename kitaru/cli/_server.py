@@ -9,9 +9,10 @@ import typer
 
 from kitaru.cli._output import emit_json, short_time, table
 
+# Escaped: Rich would read "[server]" as markup and print `pip install "kitaru"`.
 app = typer.Typer(
-    help="Run the Kitaru server (REST API + web UI) and manage its API tokens. "
-    'Needs pip install "kitaru[server]".',
+    help="Run the Kitaru server (REST API + web UI), manage its API tokens, and build its "
+    'container image. Needs pip install "kitaru\\[server]".',
     no_args_is_help=True,
 )
 token_app = typer.Typer(
@@ -213,6 +214,70 @@ def webhook(
         return
     print(view["url"])
     print(f"valid until {short_time(view['expires_at'])} for wait {view['wait']}", file=sys.stderr)
+
+
+@app.command("build-image")
+def build_image(
+    stack: str | None = typer.Option(
+        None, "--stack", help="Stack whose builder and registry to use (default: the active)."
+    ),
+    extras: str | None = typer.Option(
+        None,
+        "--extras",
+        help="Comma-separated kitaru extras in the image: server (always), postgres, aws, "
+        "gcp, azure. Default: server, postgres and the client of the stack's artifact store.",
+    ),
+    repository: str = typer.Option(
+        "kitaru-server", "--repository", help="Image repository under the stack's registry."
+    ),
+    tag: list[str] = typer.Option(
+        [],
+        "--tag",
+        help="Another tag for the image, such as a release number (repeatable); it is "
+        "always tagged with a hash of what went into it.",
+    ),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Build the server's container image through the stack's builder, push it to the
+    stack's registry, and print it by digest with the Helm values that run it. The same
+    kitaru, extras, base image and recipe reuse the image already pushed."""
+    from kitaru.journal import current_journal
+    from kitaru.stacks._server_image import build_server_image
+
+    image = build_server_image(
+        current_journal(),
+        stack=stack,
+        extras=None if extras is None else extras.split(","),
+        repository=repository,
+        tags=tag,
+        progress=lambda message: print(message, file=sys.stderr),
+    )
+    if as_json:
+        emit_json(
+            {
+                "image": image.ref,
+                "repository": image.repository,
+                "digest": image.digest,
+                "content_tag": image.tag,
+                "tags": list(image.tags),
+                "extras": list(image.extras),
+                "stack": image.stack,
+                "reused": image.reused,
+                "helm_values": image.helm_values(),
+                "helm_set": image.helm_set(),
+            }
+        )
+        return
+    how = (
+        "reused: kitaru, the extras, the base image and the recipe are unchanged"
+        if image.reused
+        else "built and pushed"
+    )
+    print(f"image   {image.ref}")
+    print(f"        {how}")
+    print(f"tags    {', '.join([image.tag, *image.tags])}")
+    print(f"extras  {', '.join(image.extras)}")
+    print(f"helm    {image.helm_set()}")
 
 
 @app.command()

@@ -188,9 +188,10 @@ def deploy(
     check_registry(target)
     builder = make_builder(target)
     repository = _repository(target, project)
-    say(f"locking {project} and building its image for stack {target.name!r} ({repository})")
+    say(f"building the image of {project} for stack {target.name!r} ({repository})")
     built = builder.build(
-        BuildRequest(project_root=project, repository=repository, extras=runtime_extras(target))
+        BuildRequest(project_root=project, repository=repository, extras=runtime_extras(target)),
+        say,
     )
     # After the build: locking may have written the project's uv.lock.
     manifest = manifest_of(project, builder.project_files(project))

@@ -67,11 +67,18 @@ class Orchestrator(Protocol):
 @dataclass(frozen=True, slots=True)
 class BuildRequest:
     """What goes into an image: the project (with its lock) and the runtime extras the
-    container needs to reach the stack's journal and artifact store."""
+    container needs to reach the stack's journal and artifact store.
+
+    `recipe` says what the image runs: `flow` (orchestrators give the command of each
+    run) or `server` (`kitaru server start`, as an unprivileged user). `tags` are more
+    names for the image in `repository` (a release number), pushed with it.
+    """
 
     project_root: Path
     repository: str
     extras: tuple[str, ...] = ()
+    recipe: Literal["flow", "server"] = "flow"
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +99,11 @@ class Builder(Protocol):
 
     flavor: str
 
-    def build(self, request: BuildRequest) -> BuiltImage:
-        """Build (or reuse, when the lock and source hash are unchanged) and push."""
+    def build(
+        self, request: BuildRequest, progress: Callable[[str], None] | None = None
+    ) -> BuiltImage:
+        """Build (or reuse, when the lock and source hash are unchanged) and push; what
+        takes a while (resolving, each build step, the push) is told to `progress`."""
 
     def project_files(self, project_root: Path) -> list[Path]:
         """The project's files that go into the image, in a stable order (a deployment
