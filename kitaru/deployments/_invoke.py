@@ -165,8 +165,12 @@ def invoke(
     invocation_id: str | None = None,
     journal: Journal | None = None,
     hint: Any = None,
+    server_url: str | None = None,
 ) -> Any:
-    """Start an execution of a deployed version; returns its handle."""
+    """Start an execution of a deployed version; returns its handle.
+
+    `server_url`: set by a server that starts the invocation itself, so that the
+    container reports to the server rather than to its database."""
     from kitaru.stacks import _resolve
     from kitaru.stacks._submit import StackExecutionHandle, _submit, make_orchestrator
 
@@ -201,6 +205,7 @@ def invoke(
         metadata={
             "image": deployment.image,
             "deployment": {"version": deployment.version, "tag": chosen_by},
+            **({"server_url": server_url} if server_url else {}),
         },
         deployment_version=deployment.version,
         invocation_id=invocation_id,

@@ -54,6 +54,17 @@ class TokenRows:
         rows = self._x(f"SELECT {TOKEN_COLS} FROM api_tokens ORDER BY created_at").fetchall()
         return [TokenRecord(*r) for r in rows]
 
+    def live_tokens(self, name_prefix: str) -> list[TokenRecord]:
+        """Tokens not revoked whose name starts with `name_prefix`."""
+        pattern = "".join("!" + c if c in "!%_" else c for c in name_prefix) + "%"
+        rows = self._x(
+            f"SELECT {TOKEN_COLS} FROM api_tokens WHERE revoked_at IS NULL "
+            "AND name LIKE ? ESCAPE '!' ORDER BY created_at",
+            (pattern,),
+        ).fetchall()
+        # SQLite's LIKE ignores ASCII case; the prefix is meant exactly.
+        return [TokenRecord(*r) for r in rows if r[1].startswith(name_prefix)]
+
     def revoke_token(self, token_id: str, *, now: float) -> bool:
         with self._tx() as conn:
             cur = conn.execute(

@@ -1,10 +1,14 @@
-"""Resuming executions whose waits timed out.
+"""Resuming executions whose waits timed out, and revoking the tokens of ended runs.
 
 A wait past its timeout takes its default (or fails the execution) only when the flow
 runs again, and a waiting execution holds no process: the server is what notices. It
 looks at pending waits every few seconds and resumes each execution whose wait has
 expired, where it runs; the resume takes the lease, so server replicas that sweep
 the same journal resume it once.
+
+The same pass revokes the `run-<exec_id>` tokens the server gave containers it started
+(kitaru/stacks/_reporting.py) once their execution has completed, failed or been
+cancelled.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 from kitaru import _control
 from kitaru._errors import KitaruError
 from kitaru.journal import Journal
+from kitaru.server._tokens import revoke_finished_runs
 
 log = logging.getLogger("kitaru.server")
 
@@ -44,10 +49,18 @@ class Sweeper:
             try:
                 self.sweep()
             except Exception:
-                log.exception("sweeping timed-out waits failed; retrying")
+                log.exception("sweeping (timed-out waits, ended runs' tokens) failed; retrying")
 
     def sweep(self) -> list[str]:
-        """Resume every waiting execution with an expired wait; return their ids."""
+        """Resume every waiting execution with an expired wait, return their ids; revoke
+        the run tokens of executions that have ended."""
+        resumed = self.resume_timed_out()
+        revoked = revoke_finished_runs(self.journal)
+        if revoked:
+            log.info("revoked %d run token(s) of ended executions", len(revoked))
+        return resumed
+
+    def resume_timed_out(self) -> list[str]:
         now = time.time()
         resumed = []
         for exec_id in _control.timed_out(self.journal, now=now):

@@ -14,11 +14,14 @@ import time
 from dataclasses import dataclass
 
 from kitaru._errors import ConfigurationError, KitaruUsageError
+from kitaru.journal import TERMINAL_STATUSES, Journal
 from kitaru.journal._records import TokenRecord
 from kitaru.journal._tokens import TokenRows
 
 SCOPES = ("read", "write")
 PREFIX = "kt_"
+# Names of the tokens the server mints for the containers it starts: `run-<exec_id>`.
+RUN_PREFIX = "run-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +54,16 @@ def create(journal: object, *, scope: str, name: str | None = None) -> tuple[str
     """A new token: (the token to hand out, shown once; its stored record)."""
     if scope not in SCOPES:
         raise KitaruUsageError(f"unknown scope {scope!r}; use read or write")
-    store = token_store(journal)
+    if name is not None and name.startswith(RUN_PREFIX):
+        raise KitaruUsageError(
+            f"token name {name!r}: names starting with {RUN_PREFIX!r} are kept for the "
+            "tokens the server gives the containers it starts (it revokes them when their "
+            "execution ends); choose another name"
+        )
+    return _insert(token_store(journal), scope=scope, name=name)
+
+
+def _insert(store: TokenRows, *, scope: str, name: str | None) -> tuple[str, TokenRecord]:
     token_id = secrets.token_hex(6)
     token = f"{PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
     record = TokenRecord(
@@ -63,6 +75,46 @@ def create(journal: object, *, scope: str, name: str | None = None) -> tuple[str
     )
     store.create_token(record)
     return token, record
+
+
+def mint_run_token(journal: object, exec_id: str) -> str:
+    """A write token for the run of `exec_id` about to start, named `run-<exec_id>`;
+    earlier run tokens of the execution are revoked, so only the newest run can write.
+
+    Mint it only once the execution is `queued`: the sweeper revokes the run tokens of
+    executions it finds finished, and must not take this one for the previous run's."""
+    store = token_store(journal)
+    name = RUN_PREFIX + exec_id
+    token, record = _insert(store, scope="write", name=name)
+    now = time.time()
+    for older in store.live_tokens(name):
+        if older.name == name and older.token_id != record.token_id:
+            store.revoke_token(older.token_id, now=now)
+    return token
+
+
+def revoke_finished_runs(journal: Journal) -> list[str]:
+    """Revoke the run tokens of executions that have ended; return their ids.
+
+    Tokens are read before executions: a token minted after this read is left for the
+    next pass, and one read here belongs to an execution that was already `queued`, so
+    a terminal status read afterwards means that very run ended. A token whose
+    execution is not in the journal is left alone: nothing mints one without its
+    execution, and absence is no proof that a run has ended."""
+    store = token_store(journal)
+    now = time.time()
+    by_exec: dict[str, list[TokenRecord]] = {}
+    for record in store.live_tokens(RUN_PREFIX):
+        by_exec.setdefault(record.name[len(RUN_PREFIX) :], []).append(record)
+    revoked: list[str] = []
+    for exec_id, records in by_exec.items():
+        execution = journal.get_execution(exec_id)
+        if execution is None or execution.status not in TERMINAL_STATUSES:
+            continue
+        for record in records:
+            if store.revoke_token(record.token_id, now=now):
+                revoked.append(record.token_id)
+    return revoked
 
 
 def verify(store: TokenRows, token: str) -> Caller | None:

@@ -146,7 +146,8 @@ def _submit(
 ) -> str:
     from kitaru.stacks._contracts import SubmitRequest
     from kitaru.stacks._flavor import settings_of
-    from kitaru.stacks._secrets import SecretRef, is_reference
+    from kitaru.stacks._reporting import reporting
+    from kitaru.stacks._secrets import SecretRef
 
     settings = settings_of(stack)
     environment = dict(getattr(settings, "environment", {}) or {})
@@ -155,10 +156,14 @@ def _submit(
         for name, ref in (getattr(settings, "secret_environment", {}) or {}).items()
     }
     environment["KITARU_ARTIFACT_STORE"] = stack.artifact_store
-    if stack.journal is not None and is_reference(stack.journal):
-        secrets["KITARU_JOURNAL_URL"] = SecretRef.parse(stack.journal, what="--journal")
-    else:
-        environment["KITARU_JOURNAL_URL"] = stack.journal or _config.journal_url()
+    route = reporting(journal, record, stack, secrets)
+    environment.update(route.environment)
+    secrets.update(route.secrets)
+    if route.server_url is not None and record.metadata.get("server_url") != route.server_url:
+        # Whoever re-submits the execution later (the server answering a wait) sends
+        # the next container to this server as well.
+        journal.set_metadata(record.exec_id, {"server_url": route.server_url})
+        record.metadata = {**record.metadata, "server_url": route.server_url}
     image = record.metadata.get("image")
     in_image = image is not None
     if in_image:

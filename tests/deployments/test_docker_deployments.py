@@ -228,5 +228,14 @@ def test_the_server_invokes_a_retried_invocation_on_the_same_version(
         done = server.wait_for(token, view["exec_id"], {"completed", "failed"}, timeout=300)
         assert done["status"] == "completed", done
         assert done["result"]["style"] == "brief"
+        # The container the server started reported to the server with a token minted
+        # for its run, not to the database.
+        import docker
+
+        container = docker.DockerClient(base_url=env["DOCKER_HOST"]).containers.get(done["run_id"])
+        container_env = dict(e.partition("=")[::2] for e in container.attrs["Config"]["Env"])
+        assert "KITARU_JOURNAL_URL" not in container_env
+        assert container_env["KITARU_SERVER_URL"] == server.url == done["metadata"]["server_url"]
+        assert container_env["KITARU_API_TOKEN"] != token
     finally:
         server.stop()

@@ -53,3 +53,20 @@ def test_the_server_secret_is_created_once(sql_journal: Journal) -> None:
     first = store.server_secret("signing")
     assert len(first) == 64 and store.server_secret("signing") == first
     assert store.server_secret("other") != first
+
+
+def test_live_tokens_by_exact_name_prefix(sql_journal: Journal) -> None:
+    """What the sweeper finds run tokens by: exact prefixes, `_` and `%` taken literally,
+    case kept (SQLite's LIKE alone would ignore it), revoked tokens left out."""
+    store = _tokens.token_store(sql_journal)
+    for name in ("run-kx_1", "run-kxA", "RUN-kx_2", "run-kx_%", "ci"):
+        _tokens._insert(store, scope="write", name=name)
+    revoked = _tokens.mint_run_token(sql_journal, "kx_3")
+    _tokens.mint_run_token(sql_journal, "kx_3")  # revokes the first: one live run-kx_3
+    assert _tokens.verify(store, revoked) is None
+    assert sorted(t.name for t in store.live_tokens("run-kx_")) == [
+        "run-kx_%",
+        "run-kx_1",
+        "run-kx_3",
+    ]
+    assert [t.name for t in store.live_tokens("run-kx_%")] == ["run-kx_%"]

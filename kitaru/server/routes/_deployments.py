@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from kitaru import deployments
@@ -102,7 +102,9 @@ def untag(flow: str, tag: str, state: State, caller: Writer) -> dict[str, Any]:
     status_code=202,
     summary="Run the version a tag picks (or a given version) in its image on its stack",
 )
-def invoke(flow: str, body: InvokeRequest, state: State, caller: Writer) -> dict[str, Any]:
+def invoke(
+    flow: str, body: InvokeRequest, request: Request, state: State, caller: Writer
+) -> dict[str, Any]:
     handle = deployments.invoke(
         flow,
         args=body.args,
@@ -111,5 +113,8 @@ def invoke(flow: str, body: InvokeRequest, state: State, caller: Writer) -> dict
         version=body.version,
         invocation_id=body.invocation_id,
         journal=state.journal,
+        # The container reports to this server (with a token minted for its run), at
+        # the address the caller reached it by, as a client's containers do.
+        server_url=(state.config.public_url or str(request.base_url)).rstrip("/"),
     )
     return Executions(handle._journal or state.journal).get(handle.exec_id).to_dict()
