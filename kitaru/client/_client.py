@@ -8,7 +8,7 @@ from typing import Any
 from kitaru import _control, _views
 from kitaru._artifact_io import load_value, read_bytes
 from kitaru._errors import NotFoundError
-from kitaru.journal import ArtifactRecord, Journal, current_journal, open_journal
+from kitaru.journal import ArtifactRecord, ExecutionRecord, Journal, current_journal, open_journal
 
 
 class Execution:
@@ -118,6 +118,16 @@ class Artifact:
         return _views.artifact_view(self._record)
 
 
+def _checked(journal: Journal, record: ExecutionRecord) -> ExecutionRecord:
+    """The record, or `failed` if it has been queued a while and its container (or job)
+    ended without taking it: otherwise nobody but the starting process would notice."""
+    if record.status != "queued":
+        return record
+    from kitaru.stacks._submit import reconcile_if_stale
+
+    return reconcile_if_stale(journal, record)
+
+
 class Executions:
     def __init__(self, journal: Journal) -> None:
         self._journal = journal
@@ -135,13 +145,14 @@ class Executions:
             status=None if status in (None, "crashed", "running") else status,
             limit=limit if status in (None,) else max(limit, 1000),
         )
+        records = [_checked(self._journal, r) for r in records]
         views = [_views.execution_view(self._journal, r, detail=False) for r in records]
         if status is not None:
             views = [v for v in views if v["status"] == status][:limit]
         return [Execution(v) for v in views]
 
     def get(self, exec_id: str) -> Execution:
-        record = _control.get_execution(self._journal, exec_id)
+        record = _checked(self._journal, _control.get_execution(self._journal, exec_id))
         summary = _views.execution_view(self._journal, record, detail=False)
         return Execution(summary, lambda: _views.execution_view(self._journal, record))
 

@@ -6,7 +6,12 @@ looks at pending waits every few seconds and resumes each execution whose wait h
 expired, where it runs; the resume takes the lease, so server replicas that sweep
 the same journal resume it once.
 
-The same pass revokes the `run-<exec_id>` tokens the server gave containers it started
+The same pass fails executions queued for over a minute whose run ended without taking
+them (a container that could not start, or could not reach the journal): the server
+re-submits executions itself (a wait answered through it), and no process holds a
+handle on those to notice.
+
+The same pass also revokes the `run-<exec_id>` tokens the server gave containers it started
 (kitaru/stacks/_reporting.py) once their execution has completed, failed or been
 cancelled.
 """
@@ -28,6 +33,10 @@ log = logging.getLogger("kitaru.server")
 # needs time to take the lease, and a resume that keeps failing must not spin.
 RETRY_AFTER = 60.0
 
+# A queued execution is checked with its orchestrator (a platform API call) once it has
+# been queued this long; a healthy run takes the lease well before.
+QUEUED_CHECK_AFTER = 60.0
+
 
 class Sweeper:
     def __init__(self, journal: Journal, interval: float) -> None:
@@ -35,6 +44,7 @@ class Sweeper:
         self.interval = interval
         self._stop = threading.Event()
         self._tried: dict[str, float] = {}
+        self._checked: dict[str, float] = {}
         self._thread = threading.Thread(target=self._run, name="kitaru-sweeper", daemon=True)
 
     def start(self) -> None:
@@ -49,19 +59,23 @@ class Sweeper:
             try:
                 self.sweep()
             except Exception:
-                log.exception("sweeping (timed-out waits, ended runs' tokens) failed; retrying")
+                log.exception(
+                    "sweeping (timed-out waits, queued runs that ended, ended runs' tokens) failed; retrying"
+                )
 
-    def sweep(self) -> list[str]:
-        """Resume every waiting execution with an expired wait, return their ids; revoke
-        the run tokens of executions that have ended."""
-        resumed = self.resume_timed_out()
+    def sweep(self, now: float | None = None) -> list[str]:
+        """Resume every waiting execution with an expired wait, return their ids; fail
+        those queued whose run ended; revoke the run tokens of executions that have
+        ended. `now` is the time the sweep takes as current (tests pass a later one)."""
+        now = time.time() if now is None else now
+        resumed = self.resume_timed_out(now)
+        self.fail_never_started(now)
         revoked = revoke_finished_runs(self.journal)
         if revoked:
             log.info("revoked %d run token(s) of ended executions", len(revoked))
         return resumed
 
-    def resume_timed_out(self) -> list[str]:
-        now = time.time()
+    def resume_timed_out(self, now: float) -> list[str]:
         resumed = []
         for exec_id in _control.timed_out(self.journal, now=now):
             if now - self._tried.get(exec_id, 0.0) < RETRY_AFTER:
@@ -75,3 +89,25 @@ class Sweeper:
             log.info("resumed %s: a wait timed out", exec_id)
             resumed.append(exec_id)
         return resumed
+
+    def fail_never_started(self, now: float) -> list[str]:
+        """Fail the executions queued over QUEUED_CHECK_AFTER whose run ended; their ids."""
+        from kitaru.stacks._submit import reconcile_if_stale
+
+        queued = self.journal.list_executions(status="queued", limit=1000)
+        # Forget executions that left the queue, so the dict stays as small as the queue.
+        self._checked = {
+            r.exec_id: self._checked[r.exec_id] for r in queued if r.exec_id in self._checked
+        }
+        failed = []
+        for record in queued:
+            if record.run_id is None or now - record.updated_at <= QUEUED_CHECK_AFTER:
+                continue
+            if now - self._checked.get(record.exec_id, 0.0) < RETRY_AFTER:
+                continue
+            self._checked[record.exec_id] = now
+            after = reconcile_if_stale(self.journal, record, after=QUEUED_CHECK_AFTER, now=now)
+            if after.status == "failed":
+                log.warning("failed %s: %s", record.exec_id, after.error)
+                failed.append(record.exec_id)
+        return failed

@@ -10,6 +10,7 @@ it again with the same image.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -26,6 +27,8 @@ from kitaru.stacks._resolve import runs_in_process
 
 if TYPE_CHECKING:
     from kitaru.stacks._contracts import Builder, Orchestrator
+
+log = logging.getLogger("kitaru.stacks")
 
 # Where the builder puts the project inside the image.
 IMAGE_PROJECT_ROOT = "/app"
@@ -251,34 +254,61 @@ def orchestrator_logs(journal: Journal, record: ExecutionRecord) -> str:
     return make_orchestrator(stack).logs(record.run_id)
 
 
+# How long an execution may stay queued before a reader asks its orchestrator whether
+# the run behind it is still alive: asking is a platform API call, and a healthy
+# container takes the lease within seconds of starting.
+QUEUED_CHECK_AFTER = 5.0
+
+
+def reconcile_if_stale(
+    journal: Journal,
+    record: ExecutionRecord,
+    *,
+    after: float = QUEUED_CHECK_AFTER,
+    now: float | None = None,
+) -> ExecutionRecord:
+    """`reconcile` for an execution queued longer than `after` seconds, else `record`."""
+    if record.status != "queued" or record.run_id is None:
+        return record
+    if (time.time() if now is None else now) - record.updated_at <= after:
+        return record
+    return reconcile(journal, record)
+
+
 def reconcile(journal: Journal, record: ExecutionRecord) -> ExecutionRecord:
-    """A queued execution whose run ended without taking it is failed, with the reason."""
+    """A queued execution whose run ended without taking it is failed, with the reason.
+
+    Best effort, for readers: a stack or platform that cannot answer leaves the
+    execution as it is rather than failing the read that asked."""
     if record.status != "queued" or record.run_id is None:
         return record
     try:
         stack = _stacks.get_stack(journal, record.stack)
         orchestrator = make_orchestrator(stack)
         status = orchestrator.status(record.run_id)
+        if status.state not in ("succeeded", "failed", "cancelled"):
+            return record
+        current = journal.get_execution(record.exec_id)
+        if current is None or current.status != "queued" or current.run_id != record.run_id:
+            return current or record
+        tail = "\n".join(orchestrator.logs(record.run_id).strip().splitlines()[-5:])
+        journal.transition(
+            record.exec_id,
+            to="failed",
+            from_statuses=("queued",),
+            expected_owner=None,
+            now=time.time(),
+            error=(
+                f"the {record.orchestrator} run {record.run_id} ended ({status.state}"
+                f"{', exit code ' + str(status.exit_code) if status.exit_code is not None else ''})"
+                f" without starting the execution" + (f": {tail}" if tail else "")
+            ),
+        )
     except KitaruError:
         return record
-    if status.state not in ("succeeded", "failed", "cancelled"):
+    except Exception as exc:  # a platform SDK raises its own error types
+        log.debug("could not ask the orchestrator about %s: %s", record.exec_id, exc)
         return record
-    current = journal.get_execution(record.exec_id)
-    if current is None or current.status != "queued":
-        return current or record
-    tail = "\n".join(orchestrator.logs(record.run_id).strip().splitlines()[-5:])
-    journal.transition(
-        record.exec_id,
-        to="failed",
-        from_statuses=("queued",),
-        expected_owner=None,
-        now=time.time(),
-        error=(
-            f"the {record.orchestrator} run {record.run_id} ended ({status.state}"
-            f"{', exit code ' + str(status.exit_code) if status.exit_code is not None else ''})"
-            f" without starting the execution" + (f": {tail}" if tail else "")
-        ),
-    )
     return journal.get_execution(record.exec_id) or record
 
 
@@ -289,9 +319,7 @@ class StackExecutionHandle(ExecutionHandle[Any]):
     @property
     def status(self) -> str:
         record = self._record()
-        if record.status == "queued" and time.time() - record.updated_at > 5:
-            # Ask the platform (an API call) only once the execution has waited a while.
-            record = reconcile(self._journal or current_journal(), record)
+        record = reconcile_if_stale(self._journal or current_journal(), record)
         from kitaru._lease import effective_status
 
         return effective_status(record.status, record.owner, record.lease_until)
