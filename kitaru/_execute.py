@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kitaru import _config, _lease, _logs, _runtime
 from kitaru._errors import (
@@ -19,8 +19,11 @@ from kitaru._errors import (
 )
 from kitaru._ids import new_id
 from kitaru._runtime import ExecutionContext
-from kitaru.artifacts import open_store
+from kitaru.artifacts import ArtifactStore, open_store
 from kitaru.journal import ArtifactRecord, CallRecord, ExecutionRecord, Journal, current_journal
+
+if TYPE_CHECKING:
+    from kitaru._serialize import Encoded
 
 
 def bind_inputs(
@@ -61,7 +64,6 @@ def input_artifacts(
     exec_id: str, store_uri: str, fn: Callable[..., Any], inputs: dict[str, Any]
 ) -> list[ArtifactRecord]:
     from kitaru import _serialize
-    from kitaru._artifact_io import build_artifact
 
     hints = _param_hints(fn)
     store = open_store(store_uri)
@@ -70,17 +72,24 @@ def input_artifacts(
         encoded = _serialize.encode(
             value, what=f"flow input {name!r}", hint=hints.get(name), allow_pickle=True
         )
-        out.append(
-            build_artifact(
-                exec_id=exec_id,
-                store=store,
-                name=name,
-                producer="input",
-                producer_key=name,
-                encoded=encoded,
-            )
-        )
+        out.append(input_artifact(exec_id, store, name, encoded))
     return out
+
+
+def input_artifact(
+    exec_id: str, store: ArtifactStore, name: str, encoded: Encoded
+) -> ArtifactRecord:
+    """The artifact of one flow input, `name`, already encoded."""
+    from kitaru._artifact_io import build_artifact
+
+    return build_artifact(
+        exec_id=exec_id,
+        store=store,
+        name=name,
+        producer="input",
+        producer_key=name,
+        encoded=encoded,
+    )
 
 
 def _param_hints(fn: Callable[..., Any]) -> dict[str, Any]:

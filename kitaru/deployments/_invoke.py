@@ -117,7 +117,7 @@ def input_artifacts(
     JSON, so the flow in the image reads it back as that type (a pydantic model, a
     dataclass) with its own annotation."""
     from kitaru import _serialize
-    from kitaru._artifact_io import build_artifact
+    from kitaru._execute import input_artifact
     from kitaru.artifacts import open_store
 
     store = open_store(store_uri)
@@ -133,16 +133,7 @@ def input_artifacts(
             encoded = _serialize.Encoded(
                 "typed-json", f"annotation:{annotations[name]}", encoded.data
             )
-        out.append(
-            build_artifact(
-                exec_id=exec_id,
-                store=store,
-                name=name,
-                producer="input",
-                producer_key=name,
-                encoded=encoded,
-            )
-        )
+        out.append(input_artifact(exec_id, store, name, encoded))
     return out
 
 

@@ -59,9 +59,7 @@ class Sweeper:
             try:
                 self.sweep()
             except Exception:
-                log.exception(
-                    "sweeping (timed-out waits, queued runs that ended, ended runs' tokens) failed; retrying"
-                )
+                log.exception("sweeping failed; retrying at the next interval")
 
     def sweep(self, now: float | None = None) -> list[str]:
         """Resume every waiting execution with an expired wait, return their ids; fail
@@ -92,7 +90,7 @@ class Sweeper:
 
     def fail_never_started(self, now: float) -> list[str]:
         """Fail the executions queued over QUEUED_CHECK_AFTER whose run ended; their ids."""
-        from kitaru.stacks._submit import reconcile_if_stale
+        from kitaru.stacks._submit import reconcile
 
         queued = self.journal.list_executions(status="queued", limit=1000)
         # Forget executions that left the queue, so the dict stays as small as the queue.
@@ -106,7 +104,7 @@ class Sweeper:
             if now - self._checked.get(record.exec_id, 0.0) < RETRY_AFTER:
                 continue
             self._checked[record.exec_id] = now
-            after = reconcile_if_stale(self.journal, record, after=QUEUED_CHECK_AFTER, now=now)
+            after = reconcile(self.journal, record)
             if after.status == "failed":
                 log.warning("failed %s: %s", record.exec_id, after.error)
                 failed.append(record.exec_id)

@@ -192,13 +192,10 @@ def _submit(
     try:
         run_id = orchestrator.submit(request)
     except BaseException as exc:
-        journal.transition(
+        _fail_queued(
+            journal,
             record.exec_id,
-            to="failed",
-            from_statuses=("queued",),
-            expected_owner=None,
-            now=time.time(),
-            error=f"submitting to the {stack.orchestrator} orchestrator failed: {exc}",
+            f"submitting to the {stack.orchestrator} orchestrator failed: {exc}",
         )
         if isinstance(exc, KitaruError):
             raise
@@ -208,6 +205,18 @@ def _submit(
         ) from exc
     journal.set_run_id(record.exec_id, run_id, stack.orchestrator)
     return run_id
+
+
+def _fail_queued(journal: Journal, exec_id: str, error: str) -> None:
+    """Fail an execution no run has taken yet (a no-op once one has)."""
+    journal.transition(
+        exec_id,
+        to="failed",
+        from_statuses=("queued",),
+        expected_owner=None,
+        now=time.time(),
+        error=error,
+    )
 
 
 def was_submitted(record: ExecutionRecord) -> bool:
@@ -292,17 +301,12 @@ def reconcile(journal: Journal, record: ExecutionRecord) -> ExecutionRecord:
         if current is None or current.status != "queued" or current.run_id != record.run_id:
             return current or record
         tail = "\n".join(orchestrator.logs(record.run_id).strip().splitlines()[-5:])
-        journal.transition(
+        _fail_queued(
+            journal,
             record.exec_id,
-            to="failed",
-            from_statuses=("queued",),
-            expected_owner=None,
-            now=time.time(),
-            error=(
-                f"the {record.orchestrator} run {record.run_id} ended ({status.state}"
-                f"{', exit code ' + str(status.exit_code) if status.exit_code is not None else ''})"
-                f" without starting the execution" + (f": {tail}" if tail else "")
-            ),
+            f"the {record.orchestrator} run {record.run_id} ended ({status.state}"
+            f"{', exit code ' + str(status.exit_code) if status.exit_code is not None else ''})"
+            f" without starting the execution" + (f": {tail}" if tail else ""),
         )
     except KitaruError:
         return record
