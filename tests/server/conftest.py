@@ -16,17 +16,18 @@ from tests.journal.conftest import fresh_postgres_url
 from tests.server_process import ServerProcess
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(
-        fresh_postgres_url(),
-        tmp_path_factory.mktemp("server"),
-        args=("--sweep-interval", "0.5", "--max-upload-mb", "1"),
-    )
+def running_server(tmp_path_factory: pytest.TempPathFactory, *args: str) -> Iterator[ServerProcess]:
+    """A server on a fresh PostgreSQL database for a module's tests, stopped after them."""
+    proc = ServerProcess(fresh_postgres_url(), tmp_path_factory.mktemp("server"), args=args)
     try:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    yield from running_server(tmp_path_factory, "--sweep-interval", "0.5", "--max-upload-mb", "1")
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from kitaru.journal import open_journal
 from kitaru.journal._tokens import TokenRows
 from kitaru.server._sweeper import Sweeper
 from tests.conftest import kitaru_cli, run_python
-from tests.journal.conftest import fresh_postgres_url
+from tests.server.conftest import running_server
 from tests.server_process import ServerProcess
 from tests.stacks._services import extra_ca, need, write_project
 
@@ -35,13 +35,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     need(*SERVICES, "KITARU_TEST_POSTGRES_URL")
     # No sweeper thread: the test sweeps when it means to (a run token must not be
     # revoked between two of its checks).
-    proc = ServerProcess(
-        fresh_postgres_url(), tmp_path_factory.mktemp("server"), args=("--sweep-interval", "0")
-    )
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from running_server(tmp_path_factory, "--sweep-interval", "0")
 
 
 def container_env(run_id: str) -> dict[str, str]:

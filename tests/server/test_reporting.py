@@ -23,7 +23,7 @@ from kitaru.server import _tokens
 from kitaru.server._sweeper import Sweeper
 from kitaru.stacks._reporting import reporting
 from kitaru.stacks._secrets import SecretRef
-from tests.journal.conftest import fresh_postgres_url
+from tests.server.conftest import running_server
 from tests.server_process import ServerProcess
 
 STACK = StackRecord(name="box", orchestrator="docker", artifact_store="s3://b/runs", settings={})
@@ -31,13 +31,7 @@ STACK = StackRecord(name="box", orchestrator="docker", artifact_store="s3://b/ru
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(
-        fresh_postgres_url(), tmp_path_factory.mktemp("server"), args=("--sweep-interval", "0")
-    )
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from running_server(tmp_path_factory, "--sweep-interval", "0")
 
 
 @pytest.fixture
