@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from kitaru._api import load, log, save
 from kitaru._checkpoint import Checkpoint, checkpoint
 from kitaru._errors import (
+    CheckpointTimeoutError,
     ExecutionFailedError,
     ExecutionWaitingError,
     KitaruError,
@@ -31,6 +32,8 @@ from kitaru._errors import (
 )
 from kitaru._flow import ExecutionHandle, Flow, flow
 from kitaru._llm import LLMError, MissingAPIKeyError, ModelNotFoundError, ProviderError, llm
+from kitaru._parallel import map, submit
+from kitaru._retry import RetryPolicy
 from kitaru._version import __version__
 from kitaru._wait import wait
 
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Checkpoint",
+    "CheckpointTimeoutError",
     "ExecutionFailedError",
     "ExecutionHandle",
     "ExecutionWaitingError",
@@ -52,6 +56,7 @@ __all__ = [
     "NonDeterminismError",
     "NotFoundError",
     "ProviderError",
+    "RetryPolicy",
     "SerializationError",
     "WaitTimeoutError",
     "__version__",
@@ -60,7 +65,9 @@ __all__ = [
     "llm",
     "load",
     "log",
+    "map",
     "save",
+    "submit",
     "wait",
 ]
 

@@ -12,11 +12,12 @@ back into what the caller expects. The first run returns the fresh value itself.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from kitaru import _runtime
+from kitaru import _branches, _runtime
 
 T = TypeVar("T")
 
@@ -59,12 +60,16 @@ def run_sync(
     explicit_id: str | None = None,
     dump: Callable[[T], Any] = _identity,
     load: Callable[[Any], T] = _identity,
+    fingerprint: str | None = None,
 ) -> T:
-    """Run `body` as one checkpoint call, or return its stored value if it completed."""
+    """Run `body` as one checkpoint call, or return its stored value if it completed.
+
+    `fingerprint` (`_fingerprint.fingerprint` of the request) lets a resume check that
+    the stored value answers the same request."""
     ctx = _runtime.current()
     if ctx is None or _runtime.current_frame.get() is not None:
         return body()
-    call = _runtime.CheckpointRun(ctx, spec, explicit_id)
+    call = _runtime.CheckpointRun(ctx, spec, explicit_id, fingerprint)
     hit, stored = call.reused()
     if hit:
         return load(stored)
@@ -88,12 +93,13 @@ async def run_async(
     explicit_id: str | None = None,
     dump: Callable[[T], Any] = _identity,
     load: Callable[[Any], T] = _identity,
+    fingerprint: str | None = None,
 ) -> T:
     """`run_sync` for a coroutine body."""
     ctx = _runtime.current()
     if ctx is None or _runtime.current_frame.get() is not None:
         return await body()
-    call = _runtime.CheckpointRun(ctx, spec, explicit_id)
+    call = _runtime.CheckpointRun(ctx, spec, explicit_id, fingerprint)
     hit, stored = call.reused()
     if hit:
         return load(stored)
@@ -108,6 +114,28 @@ async def run_async(
     finally:
         call.exit()
     return value
+
+
+@contextlib.contextmanager
+def harness_run() -> Iterator[None]:
+    """Around a harness's whole run: the tasks and threads it starts for itself take no
+    branches of their own, so its calls are keyed by what the adapter gives them (model
+    calls in order, tool calls by the tool-call id of the stored model response), not by
+    the harness's internal task tree."""
+    token = _branches.flat.set(True)
+    try:
+        yield
+    finally:
+        _branches.flat.reset(token)
+
+
+def call_id(base: str) -> str | None:
+    """An id for a call keyed by something the harness gives (a tool-call id): `base`,
+    or `base#2`, ... if this run used it already. None outside a checkpointed flow."""
+    ctx = _runtime.current()
+    if ctx is None or _runtime.current_frame.get() is not None:
+        return None
+    return ctx.unique_id(base)
 
 
 def current_key() -> str | None:

@@ -5,14 +5,21 @@ from __future__ import annotations
 import functools
 import time
 import typing
-from collections.abc import Awaitable, Callable
-from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from kitaru import _loader, _runtime
-from kitaru._errors import KitaruUsageError
+from kitaru._errors import CheckpointTimeoutError, KitaruUsageError
+from kitaru._fingerprint import fingerprint
+from kitaru._retry import RetryPolicy
+
+if TYPE_CHECKING:
+    import asyncio
+    from concurrent.futures import Future
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 _NO_HINT = object()
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect at startup
@@ -28,12 +35,18 @@ def is_coroutine_function(fn: Callable[..., Any]) -> bool:
 
 
 def _check_name(name: str, what: str) -> str:
-    if not name or "#" in name or name != name.strip():
+    if not name or "#" in name or name != name.strip() or _looks_branched(name):
         raise KitaruUsageError(
             f"{what} {name!r} is not a valid name; use a non-empty name without '#' or "
-            "surrounding spaces"
+            "surrounding spaces that does not start with digits and '/' (keys of calls in "
+            "parallel branches look like that: 3/search)"
         )
     return name
+
+
+def _looks_branched(name: str) -> bool:
+    head, sep, _ = name.partition("/")
+    return bool(sep) and all(part.isdigit() for part in head.split("."))
 
 
 class Durable:
@@ -67,8 +80,8 @@ class Checkpoint(Durable, Generic[P, R]):
     """A checkpointed function. Call it like the function it wraps.
 
     Inside a flow, each call is a checkpoint call keyed by the checkpoint's name and
-    its occurrence (`draft`, `draft#2`, ...) or by `with_id(...)`. Outside a flow it
-    is a plain call.
+    its occurrence in its branch (`draft`, `draft#2`, `3/draft`, ...) or by
+    `with_id(...)`. Outside a flow it is a plain call.
     """
 
     kind = "checkpoint"
@@ -81,12 +94,23 @@ class Checkpoint(Durable, Generic[P, R]):
         name: str | None = None,
         retries: int = 0,
         retry_delay: float = 0.0,
+        retry_policy: RetryPolicy | None = None,
+        timeout: float | None = None,
         allow_pickle: bool = False,
     ) -> None:
+        policy = RetryPolicy.of(retries, retry_delay, retry_policy)
         super().__init__(
-            fn, name=name, what="checkpoint name", retries=retries, allow_pickle=allow_pickle
+            fn,
+            name=name,
+            what="checkpoint name",
+            retries=policy.max_attempts - 1,
+            allow_pickle=allow_pickle,
         )
+        if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
+            raise KitaruUsageError(f"timeout must be a number of seconds above 0, not {timeout!r}")
+        self.retry_policy = policy
         self.retry_delay = retry_delay
+        self.timeout = timeout
         self.func_ref = f"{_loader.module_ref(fn.__module__)}:{fn.__qualname__}"
         functools.update_wrapper(self, fn)
 
@@ -96,8 +120,8 @@ class Checkpoint(Durable, Generic[P, R]):
     def with_id(self, checkpoint_id: str) -> Callable[P, R]:
         """This checkpoint, keyed by `checkpoint_id` instead of its occurrence number.
 
-        Use it for calls whose order is not fixed (threads, `asyncio.gather` of
-        work that is started conditionally): `fetch.with_id(f"fetch-{url}")(url)`.
+        A call with an id is found again by its id alone, wherever and whenever it is
+        made: `fetch.with_id(f"fetch-{url}")(url)`. Ids are unique in an execution.
         """
         _check_name(checkpoint_id, "checkpoint id")
 
@@ -106,12 +130,54 @@ class Checkpoint(Durable, Generic[P, R]):
 
         return call
 
+    @overload
+    def map(  # type: ignore[overload-overlap]
+        self: Checkpoint[..., Coroutine[Any, Any, T]],
+        *iterables: Iterable[Any],
+        concurrency: int | None = None,
+    ) -> Coroutine[Any, Any, list[T]]: ...
+
+    @overload
+    def map(
+        self: Checkpoint[..., T], *iterables: Iterable[Any], concurrency: int | None = None
+    ) -> list[T]: ...
+
+    def map(self, *iterables: Iterable[Any], concurrency: int | None = None) -> Any:
+        """Call this checkpoint on each item in parallel; the results in input order.
+
+        Each item is its own branch (`1/name`, `2/name`, ... in the flow body), so a
+        resume hands every item its own output whatever order they finish in. A sync
+        checkpoint runs on up to `concurrency` threads and returns the list; an async
+        one runs as tasks and returns an awaitable (`await search.map(queries)`). If an
+        item fails, running items finish, items not started are not started, and the
+        first failure in input order is raised.
+        """
+        from kitaru import _parallel
+
+        return _parallel.map(self, *iterables, concurrency=concurrency)
+
+    @overload
+    def submit(  # type: ignore[overload-overlap]
+        self: Checkpoint[P, Coroutine[Any, Any, T]], *args: P.args, **kwargs: P.kwargs
+    ) -> asyncio.Task[T]: ...
+
+    @overload
+    def submit(self: Checkpoint[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]: ...
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        """Start one call in a branch of its own and return at once: a
+        `concurrent.futures.Future` for a sync checkpoint, an `asyncio.Task` for an
+        async one (`.result()` either way once it is done)."""
+        from kitaru import _parallel
+
+        return _parallel.submit(self, *args, **kwargs)
+
     def _invoke(self, explicit_id: str | None, args: Any, kwargs: Any) -> R:
         ctx = _runtime.current()
         if ctx is None or _runtime.current_frame.get() is not None:
             # Outside a flow, or nested in another checkpoint (whose output covers this).
             return self.fn(*args, **kwargs)
-        call = _runtime.CheckpointRun(ctx, self, explicit_id)
+        call = _runtime.CheckpointRun(ctx, self, explicit_id, fingerprint(args, kwargs))
         if self.is_async:
             return cast(R, self._run_async(call, args, kwargs))
         hit, value = call.reused()
@@ -123,14 +189,17 @@ class Checkpoint(Durable, Generic[P, R]):
             while True:
                 attempts += 1
                 try:
-                    value = self.fn(*args, **kwargs)
+                    if self.timeout is None:
+                        value = self.fn(*args, **kwargs)
+                    else:
+                        value = _run_with_timeout(self, args, kwargs)
                     break
                 except Exception as exc:
-                    if attempts > self.retries:
+                    wait = self.retry_policy.wait_before_next(attempts, exc)
+                    if wait is None:
                         call.failed(exc, attempts)
                         raise
-                    if self.retry_delay:
-                        time.sleep(self.retry_delay * 2 ** (attempts - 1))
+                    time.sleep(wait)
             call.succeeded(value, attempts)
         finally:
             call.exit()
@@ -150,21 +219,58 @@ class Checkpoint(Durable, Generic[P, R]):
             while True:
                 attempts += 1
                 try:
-                    value = await fn(*args, **kwargs)
+                    if self.timeout is None:
+                        value = await fn(*args, **kwargs)
+                    else:
+                        try:
+                            value = await asyncio.wait_for(fn(*args, **kwargs), self.timeout)
+                        except TimeoutError:
+                            raise self._timed_out() from None
                     break
                 except Exception as exc:
-                    if attempts > self.retries:
+                    wait = self.retry_policy.wait_before_next(attempts, exc)
+                    if wait is None:
                         call.failed(exc, attempts)
                         raise
-                    if self.retry_delay:
-                        await asyncio.sleep(self.retry_delay * 2 ** (attempts - 1))
+                    await asyncio.sleep(wait)
             call.succeeded(value, attempts)
         finally:
             call.exit()
         return value
 
+    def _timed_out(self) -> CheckpointTimeoutError:
+        return CheckpointTimeoutError(
+            f"checkpoint {self.name!r} ran longer than its timeout of {self.timeout:g} s"
+        )
+
     def __repr__(self) -> str:
         return f"<checkpoint {self.name} ({self.func_ref})>"
+
+
+def _run_with_timeout(cp: Checkpoint[Any, Any], args: Any, kwargs: Any) -> Any:
+    """Run a sync body on a thread of its own and stop waiting for it after the timeout.
+
+    Python cannot stop a thread: a body past its timeout is abandoned and runs on in the
+    background, but whatever it returns is thrown away (the attempt already failed)."""
+    import contextvars
+    import threading
+    from concurrent.futures import Future
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    outcome: Future[Any] = Future()
+    context = contextvars.copy_context()
+
+    def body() -> None:
+        try:
+            outcome.set_result(context.run(cp.fn, *args, **kwargs))
+        except BaseException as exc:
+            outcome.set_exception(exc)
+
+    threading.Thread(target=body, name=f"kitaru-{cp.name}", daemon=True).start()
+    try:
+        return outcome.result(timeout=cp.timeout)
+    except FutureTimeout:
+        raise cp._timed_out() from None
 
 
 @overload
@@ -177,6 +283,8 @@ def checkpoint(
     name: str | None = None,
     retries: int = 0,
     retry_delay: float = 0.0,
+    retry_policy: RetryPolicy | None = None,
+    timeout: float | None = None,
     allow_pickle: bool = False,
 ) -> Callable[[Callable[P, R]], Checkpoint[P, R]]: ...
 
@@ -188,20 +296,32 @@ def checkpoint(
     name: str | None = None,
     retries: int = 0,
     retry_delay: float = 0.0,
+    retry_policy: RetryPolicy | None = None,
+    timeout: float | None = None,
     allow_pickle: bool = False,
 ) -> Checkpoint[P, R] | Callable[[Callable[P, R]], Checkpoint[P, R]]:
     """Make a function a checkpoint: inside a flow, a completed call is never run again.
 
     `retries` re-runs a call that raised, waiting `retry_delay` seconds before the
-    first retry and doubling each time. `allow_pickle` lets outputs that JSON cannot
-    represent be pickled (pickled artifacts only load where their classes import).
+    first retry and doubling each time; `retry_policy` (a `RetryPolicy`) says the same
+    with a cap, jitter and exceptions never retried. `timeout` fails an attempt that runs
+    longer than that many seconds with `CheckpointTimeoutError` (an async body is
+    cancelled; a sync body is abandoned on its thread and its result thrown away).
+    `allow_pickle` lets outputs that JSON cannot represent be pickled (pickled artifacts
+    only load where their classes import).
     """
     if fn is not None:
         return Checkpoint(fn)
 
     def decorate(f: Callable[P, R]) -> Checkpoint[P, R]:
         return Checkpoint(
-            f, name=name, retries=retries, retry_delay=retry_delay, allow_pickle=allow_pickle
+            f,
+            name=name,
+            retries=retries,
+            retry_delay=retry_delay,
+            retry_policy=retry_policy,
+            timeout=timeout,
+            allow_pickle=allow_pickle,
         )
 
     return decorate

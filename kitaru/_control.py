@@ -398,6 +398,9 @@ def _commit_override(
         output_artifact=artifact.artifact_id,
         metadata={"override": True},
         output=artifact,
+        branch=call.branch,
+        pos=call.pos,
+        fingerprint=call.fingerprint,
     )
     journal.commit_call(override, artifact, [], owner=owner)
     return override

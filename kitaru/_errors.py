@@ -58,6 +58,10 @@ class InvalidInputError(KitaruUsageError):
     """Input for a wait does not match the wait's schema."""
 
 
+class CheckpointTimeoutError(KitaruError, TimeoutError):
+    """A checkpoint call ran longer than its `timeout`; it counts as a failed attempt."""
+
+
 class CheckpointError(KitaruError):
     """A checkpoint body raised; the original exception is the `__cause__`."""
 

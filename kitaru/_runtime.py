@@ -1,9 +1,12 @@
 """The state of one execution while it runs in this process, and the checkpoint protocol.
 
-A checkpoint call, in order: take the next key (`name`, `name#2`, ... or an explicit
-id) and position; if the journal has the key completed, check it is the same call
-at the same position and return the stored output; otherwise run the body, write
-the output's bytes, then commit the call to the journal in one transaction.
+A checkpoint call, in order: find the branch it is made in (the flow body, or a task or
+thread the flow started: `_branches`); take the branch's next position and key (`name`,
+`name#2`, ... prefixed by the branch, or an explicit id) and a row number (`seq`, unique
+in the execution); if the journal has the key completed, check it is the same function,
+at the same position of the same branch (explicit ids: by id alone), with the same input
+fingerprint, and return the stored output; otherwise run the body, write the output's
+bytes, then commit the call to the journal in one transaction.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kitaru import _serialize
+from kitaru import _branches, _serialize
 from kitaru._artifact_io import build_artifact, load_value
+from kitaru._branches import Branch, current_branch
 from kitaru._errors import (
     ExecutionCancelled,
     KitaruUsageError,
@@ -24,10 +28,14 @@ from kitaru._errors import (
     NonDeterminismError,
     SerializationError,
 )
+from kitaru._fingerprint import differences
 from kitaru._logs import LogBuffer, current_buffer
 from kitaru.artifacts import open_store
 from kitaru.journal import ArtifactRecord, CallRecord, ExecutionRecord, Journal, WaitRecord
 from kitaru.journal._records import call_output_id
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 
 @dataclass(slots=True)
@@ -57,16 +65,33 @@ def current() -> ExecutionContext | None:
     return ctx
 
 
+def next_child() -> Branch | None:
+    """The branch of a task or thread started here: the next child of the branch running
+    here, when here is a flow body (not outside a flow, not inside a checkpoint call)."""
+    parent = current_branch.get()
+    if parent is None or current_frame.get() is not None or _branches.flat.get():
+        return None
+    ctx = _current.get()
+    if ctx is None or parent.owner is not ctx or ctx.legacy:
+        return None
+    with ctx._lock:
+        return parent.child()
+
+
 def activate(ctx: ExecutionContext) -> Callable[[], None]:
+    _branches.install(next_child)
     token = _current.set(ctx)
+    branch_token = current_branch.set(ctx.root)
     buf_token = current_buffer.set(ctx.flow_buffer)
     with _active_lock:
         _active.append(ctx)
 
     def deactivate() -> None:
+        ctx.close_pool()
         with _active_lock:
             _active.remove(ctx)
         current_buffer.reset(buf_token)
+        current_branch.reset(branch_token)
         _current.reset(token)
 
     return deactivate
@@ -93,26 +118,89 @@ class ExecutionContext:
         self.run = record.runs
         self.store_uri = record.artifact_store or ""
         self.store = open_store(self.store_uri)
+        self.root = Branch("", self)
         self.completed: dict[str, CallRecord] = {}
-        self.key_at: dict[int, str] = {}
+        # (branch, position) -> key of the completed call the journal has there.
+        self.key_at: dict[tuple[str, int], str] = {}
+        # Row numbers the journal already uses, by key and by number (calls and waits).
+        self.seq_of: dict[str, int] = {}
+        self.key_of_seq: dict[int, str] = {}
+        # An execution recorded before branches existed keeps its keys: every call in the
+        # flow body's numbering, as the release that started it made them.
+        self.legacy = False
         for call in journal.calls(self.exec_id) if calls is None else calls:
+            self.legacy = self.legacy or call.pos is None
+            self._known_row(call.key, call.seq)
             if call.status == "completed":
                 self.completed[call.key] = call
-                self.key_at[call.seq] = call.key
+                self.key_at[(call.branch, call.pos or call.seq)] = call.key
         self.waits: dict[str, WaitRecord] = {w.key: w for w in journal.waits(self.exec_id)}
+        for w in self.waits.values():
+            self._known_row(w.key, w.seq)
+        self.last_seq = max(self.key_of_seq, default=0)
         self.wait_sites: dict[str, str] = {}
         self.explicit_ids: set[str] = set()
-        self.occurrences: dict[str, int] = {}
-        self.wait_occurrences: dict[str, int] = {}
-        self.seq = 0
+        self.id_uses: dict[str, int] = {}
+        self.started = 0  # calls and waits reached in this run, in any branch
         self.cancel = threading.Event()
         if record.cancel_requested:
             self.cancel.set()
         self.flow_buffer = LogBuffer(self.exec_id, None, self.run)
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def pool(self) -> ThreadPoolExecutor:
+        """The threads `submit` runs sync calls on, made on first use."""
+        with self._lock:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                from kitaru._parallel import DEFAULT_THREADS
+
+                self._pool = ThreadPoolExecutor(DEFAULT_THREADS, thread_name_prefix="kitaru-submit")
+            return self._pool
+
+    def close_pool(self) -> None:
+        """Wait for submitted calls still running; drop the ones not started."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _known_row(self, key: str, seq: int) -> None:
+        self.seq_of.setdefault(key, seq)
+        self.key_of_seq.setdefault(seq, key)
 
     # -- positions -----------------------------------------------------------------------
-    def next_call(self, name: str, explicit_id: str | None) -> tuple[str, int]:
+    def branch_here(self) -> Branch:
+        """The branch of the code running here; the flow body for a thread the flow
+        started in a way `_branches` cannot see."""
+        branch = current_branch.get()
+        # (A legacy execution never gets branches: `next_child` gives it none.)
+        if branch is None or branch.owner is not self:
+            return self.root
+        return branch
+
+    def _seq(self, key: str) -> int:
+        """The row number of `key` (call with the lock held).
+
+        A new key takes the number of calls and waits reached so far in this run, as it
+        always did, so a flow without branches numbers its rows the same on every run.
+        A key the journal has at another number keeps that row; a number the journal
+        gave another key (a branch's call in an earlier run) is skipped for the next
+        free one. Numbers given this run need no record: they only grow."""
+        self.started += 1
+        seq = self.started
+        if self.seq_of.get(key, seq) == seq and self.key_of_seq.get(seq, key) == key:
+            return seq
+        known = self.seq_of.get(key)
+        if known is not None:
+            return known
+        seq = self.last_seq = max(self.last_seq, seq) + 1
+        self.key_of_seq[seq] = key
+        return seq
+
+    def next_call(self, name: str, explicit_id: str | None, branch: Branch) -> tuple[str, int, int]:
+        """(key, row number, position in the branch) of the next call of `name`."""
         with self._lock:
             if explicit_id is not None:
                 if explicit_id in self.explicit_ids:
@@ -123,41 +211,84 @@ class ExecutionContext:
                 self.explicit_ids.add(explicit_id)
                 key = explicit_id
             else:
-                n = self.occurrences.get(name, 0) + 1
-                self.occurrences[name] = n
+                n = branch.occurrences.get(name, 0) + 1
+                branch.occurrences[name] = n
                 key = name if n == 1 else f"{name}#{n}"
-            self.seq += 1
-            return key, self.seq
+                if branch.path:
+                    key = f"{branch.path}/{key}"
+            branch.pos += 1
+            return key, self._seq(key), branch.pos
+
+    def unique_id(self, base: str) -> str:
+        """`base`, or `base#2`, `base#3`, ... when this run already used it as an id."""
+        with self._lock:
+            n = self.id_uses.get(base, 0) + 1
+            self.id_uses[base] = n
+        return base if n == 1 else f"{base}#{n}"
 
     def next_wait(self, name: str) -> tuple[str, int]:
+        branch = self.branch_here()
         with self._lock:
-            n = self.wait_occurrences.get(name, 0) + 1
-            self.wait_occurrences[name] = n
-            self.seq += 1
-            return (name if n == 1 else f"{name}#{n}"), self.seq
+            n = branch.wait_occurrences.get(name, 0) + 1
+            branch.wait_occurrences[name] = n
+            key = branch.key(name, n)
+            branch.pos += 1
+            return key, self._seq(key)
 
     def check_cancel(self) -> None:
         if self.cancel.is_set():
             raise ExecutionCancelled(self.exec_id)
 
-    def check_reuse(self, done: CallRecord, seq: int, func: str) -> None:
-        if done.seq != seq or done.func != func:
+    def _not_same(self, branch: str, pos: int, expected: str, key: str, func: str) -> str:
+        where = f"branch {branch}" if branch else "the flow body"
+        done = self.completed.get(expected)
+        return (
+            f"execution {self.exec_id} is not replaying the same way: at position {pos} of "
+            f"{where} the journal has checkpoint {expected!r} ({done.func if done else '?'}) "
+            f"but the flow called {key!r} ({func}); restore the code the execution started "
+            "with, or replay it to run the new code from a checkpoint"
+        )
+
+    def check_reuse(self, done: CallRecord, call: CheckpointRun) -> None:
+        """Raise unless the completed call `done` is the call being made."""
+        if call.explicit:
+            if done.func != call.func:
+                raise NonDeterminismError(
+                    f"execution {self.exec_id} is not replaying the same way: checkpoint id "
+                    f"{call.key!r} belongs to {done.func} in the journal but {call.func} "
+                    "used it now; restore the code the execution started with, or replay it"
+                )
+        elif (done.pos or done.seq) != call.pos or done.func != call.func:
+            expected = self.key_at.get((call.branch.path, call.pos), "(nothing)")
             raise NonDeterminismError(
-                f"execution {self.exec_id} is not replaying the same way: at position {seq} "
-                f"the journal has checkpoint {self.key_at.get(seq, '(nothing)')!r} "
-                f"({_func_of(self, seq)}) but the flow called {done.key!r} ({func}) here; "
-                "restore the code the execution started with, or replay it to run the new "
-                "code from a checkpoint"
+                self._not_same(call.branch.path, call.pos, expected, call.key, call.func)
+            )
+        if (
+            call.fingerprint is not None
+            and done.fingerprint is not None
+            and done.fingerprint != call.fingerprint
+            # Outputs a replay took from its source or an override: the user chose them.
+            and done.reused_from is None
+            and not done.metadata.get("override")
+        ):
+            raise NonDeterminismError(
+                f"checkpoint call {call.key!r} of execution {self.exec_id} was made with other "
+                f"inputs than the journal recorded for it "
+                f"({differences(done.fingerprint, call.fingerprint)}), so its stored output "
+                "is not this call's. Restore the code and inputs the execution started with; "
+                "give calls whose order is not fixed their own ids "
+                f"({call.name}.with_id(...)) or use {call.name}.map(...); or replay the "
+                "execution to run the new code"
             )
 
-    def check_free(self, seq: int, key: str, func: str) -> None:
-        expected = self.key_at.get(seq)
-        if expected is not None and expected != key:
+    def check_free(self, call: CheckpointRun) -> None:
+        """Raise if the journal has another completed call where this new one is."""
+        if call.explicit:
+            return
+        expected = self.key_at.get((call.branch.path, call.pos))
+        if expected is not None and expected != call.key:
             raise NonDeterminismError(
-                f"execution {self.exec_id} is not replaying the same way: at position {seq} "
-                f"the journal has checkpoint {expected!r} ({_func_of(self, seq)}) but the flow "
-                f"called {key!r} ({func}); restore the code the execution started with, or "
-                "replay it to run the new code from a checkpoint"
+                self._not_same(call.branch.path, call.pos, expected, call.key, call.func)
             )
 
     # -- outputs -------------------------------------------------------------------------
@@ -206,26 +337,35 @@ class ExecutionContext:
             )
         if call.status == "completed":
             self.completed[call.key] = call
-            self.key_at[call.seq] = call.key
-
-
-def _func_of(ctx: ExecutionContext, seq: int) -> str:
-    key = ctx.key_at.get(seq)
-    call = ctx.completed.get(key) if key else None
-    return call.func if call else "?"
+            self.key_at[(call.branch, call.pos or call.seq)] = call.key
 
 
 class CheckpointRun:
     """One call of a checkpoint inside an execution (shared by sync and async bodies)."""
 
-    __slots__ = ("buf", "ctx", "frame", "func", "key", "name", "seq", "spec", "started", "tokens")
+    __slots__ = (
+        "branch", "buf", "ctx", "explicit", "fingerprint", "frame", "func", "key", "name",
+        "pos", "seq", "spec", "started", "tokens",
+    )  # fmt: skip
 
-    def __init__(self, ctx: ExecutionContext, spec: Any, explicit_id: str | None) -> None:
+    def __init__(
+        self,
+        ctx: ExecutionContext,
+        spec: Any,
+        explicit_id: str | None,
+        fingerprint: str | None = None,
+    ) -> None:
         self.ctx = ctx
         self.spec = spec
         self.name: str = spec.name
         self.func: str = spec.func_ref
-        self.key, self.seq = ctx.next_call(self.name, explicit_id)
+        self.explicit = explicit_id is not None
+        self.fingerprint = fingerprint
+        branch = current_branch.get()  # ctx.branch_here(), written out: this is hot
+        if branch is None or branch.owner is not ctx:
+            branch = ctx.root
+        self.branch = branch
+        self.key, self.seq, self.pos = ctx.next_call(self.name, explicit_id, self.branch)
         self.started = 0.0
         self.buf: LogBuffer | None = None
         self.frame: CallFrame | None = None
@@ -234,10 +374,10 @@ class CheckpointRun:
     def reused(self) -> tuple[bool, Any]:
         done = self.ctx.completed.get(self.key)
         if done is None:
-            self.ctx.check_free(self.seq, self.key, self.func)
+            self.ctx.check_free(self)
             self.ctx.check_cancel()
             return False, None
-        self.ctx.check_reuse(done, self.seq, self.func)
+        self.ctx.check_reuse(done, self)
         return True, self.ctx.load_output(done, self.spec.return_hint())
 
     def enter(self) -> None:
@@ -278,6 +418,9 @@ class CheckpointRun:
             traceback=tb,
             metadata=self.frame.metadata,
             output=output,
+            branch=self.branch.path,
+            pos=self.pos,
+            fingerprint=self.fingerprint,
         )
 
     def succeeded(self, value: Any, attempts: int) -> None:

@@ -208,6 +208,7 @@ def test_public_surface_is_pinned() -> None:
     assert sorted(kitaru.__all__) == sorted(
         [
             "Checkpoint",
+            "CheckpointTimeoutError",
             "ExecutionFailedError",
             "ExecutionHandle",
             "ExecutionWaitingError",
@@ -221,6 +222,7 @@ def test_public_surface_is_pinned() -> None:
             "NonDeterminismError",
             "NotFoundError",
             "ProviderError",
+            "RetryPolicy",
             "SerializationError",
             "WaitTimeoutError",
             "__version__",
@@ -229,7 +231,9 @@ def test_public_surface_is_pinned() -> None:
             "llm",
             "load",
             "log",
+            "map",
             "save",
+            "submit",
             "wait",
         ]
     )

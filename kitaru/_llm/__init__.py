@@ -79,4 +79,10 @@ def llm(
         )
         return done.text
 
-    return _calls.run_sync(spec, body)
+    from kitaru._fingerprint import fingerprint
+
+    inputs = fingerprint(
+        (prompt,),
+        {"model": model, "system": system, "temperature": temperature, "max_tokens": max_tokens},
+    )
+    return _calls.run_sync(spec, body, fingerprint=inputs)

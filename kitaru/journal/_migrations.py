@@ -237,6 +237,18 @@ ALTER TABLE executions ADD COLUMN invocation_id TEXT;
 CREATE INDEX executions_invocation ON executions (invocation_id);
 """,
     ),
+    (
+        5,
+        # Checkpoint calls made in parallel: the branch a call was made in and its position
+        # there (keys no longer follow arrival order), and a digest of its inputs that a
+        # resume compares before handing the stored output back. Rows written before keep
+        # NULLs: the flow body, at position `seq`, with no fingerprint to compare.
+        """
+ALTER TABLE calls ADD COLUMN branch TEXT;
+ALTER TABLE calls ADD COLUMN pos INTEGER;
+ALTER TABLE calls ADD COLUMN fingerprint TEXT;
+""",
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

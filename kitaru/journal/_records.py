@@ -106,6 +106,12 @@ class CallRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
     # Filled by `calls_with_outputs`: the output artifact, with inline bytes.
     output: ArtifactRecord | None = None
+    # Where the call was made: the branch (the flow body is "", a task or thread the flow
+    # started is "1", "2", "2.1", ...) and its position there (None in rows written before
+    # branches existed: the position is then `seq`), and a digest of its inputs.
+    branch: str = ""
+    pos: int | None = None
+    fingerprint: str | None = None
 
 
 @dataclass(slots=True)

@@ -39,7 +39,7 @@ ART_COLS = (
 ART_COLS_NO_INLINE = ART_COLS.replace(", inline", "")
 CALL_COLS = (
     "exec_id, key, seq, name, func, status, started_at, ended_at, run, kind, attempts, "
-    "output_artifact, error, traceback, reused_from, metadata"
+    "output_artifact, error, traceback, reused_from, metadata, branch, pos, fingerprint"
 )
 # A checkpoint call's output lives in the call's row: one row per commit on the hot path.
 OUT_COLS = "out_type_ref, out_serializer, out_hash, out_size, out_uri, out_inline, out_producer"
@@ -99,10 +99,11 @@ def _artifact(row: Sequence[Any], with_inline: bool = True) -> ArtifactRecord:
 def _call(row: Sequence[Any]) -> CallRecord:
     """A call and its output artifact from a CALL_ROW row (hot: a replay reads every row)."""
     (eid, key, seq, name, func, status, started, ended, run, kind, attempts, out_id, error,
-     tb, reused_from, meta, type_ref, serializer, digest, size, uri, inline, producer) = row  # fmt: skip
+     tb, reused_from, meta, branch, pos, fp, type_ref, serializer, digest, size, uri, inline,
+     producer) = row  # fmt: skip
     call = CallRecord(
         eid, key, seq, name, func, status, started, ended, run, kind, attempts, out_id, error,
-        tb, reused_from, json.loads(meta) if meta else {},
+        tb, reused_from, json.loads(meta) if meta else {}, None, branch or "", pos, fp,
     )  # fmt: skip
     if out_id is not None and serializer is not None:
         call.output = ArtifactRecord(
@@ -472,7 +473,7 @@ class SqlJournal(TokenRows, DeploymentRows):
         params = (
             c.exec_id, c.key, c.seq, c.name, c.func, c.status, c.started_at, c.ended_at,
             c.run, c.kind, c.attempts, o.artifact_id if o else None, c.error, c.traceback,
-            c.reused_from, _json(c.metadata),
+            c.reused_from, _json(c.metadata), c.branch or None, c.pos, c.fingerprint,
             o.type_ref if o else None, o.serializer if o else None,
             o.content_hash if o else None, o.size if o else None, o.uri if o else None,
             o.inline if o else None, o.producer if o else None,

@@ -1,0 +1,174 @@
+"""Branches: where in a flow's tree of tasks and threads a checkpoint call is made.
+
+A call's key must not depend on which thread or task reaches it first. So every task
+and thread that a flow starts gets a branch of its own, named by its place in the tree:
+the flow body is the root (""), the tasks and threads it starts are "1", "2", ... in
+the order it starts them, the ones "2" starts are "2.1", "2.2", ... Creation order is
+what the flow's own code fixes; completion order is what the scheduler fixes. Calls are
+numbered within their branch (`search`, `search#2`), so a flow that starts no task or
+thread keeps the keys it always had, and a call in branch "3" is `3/search`.
+
+The branch travels in a context variable. asyncio copies context variables into every
+task it creates and `asyncio.to_thread` into its thread, but a copy shares the parent's
+branch; plain threads and executor work items start with no context at all. So the
+first execution in a process installs three small wrappers, each a no-op outside a
+flow: `BaseEventLoop.create_task` (every asyncio task: `gather`, `TaskGroup`,
+`wait_for`, ...), `ThreadPoolExecutor.submit` (`map`, `run_in_executor`, `to_thread`)
+and `Thread.start`. Each takes the next child branch of the branch it is called from,
+in the caller's own order, and runs the new task, work item or thread in it. The worker
+threads an executor starts for itself belong to no branch: which work item starts one
+depends on timing.
+
+What the wrappers cannot see (a loop that is not asyncio's own, such as uvloop; a thread
+started from C) shares its parent's branch, as before; the input fingerprint of every
+call still turns a mix-up into an error instead of a wrong output.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import sys
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+SEPARATOR = "/"
+
+
+class Branch:
+    """One task or thread of a flow (or the flow body itself, whose path is "")."""
+
+    __slots__ = ("children", "occurrences", "owner", "path", "pos", "wait_occurrences")
+
+    def __init__(self, path: str, owner: object) -> None:
+        self.path = path
+        # The execution this branch belongs to: a branch seen in a context that runs
+        # another execution (a flow started from inside a flow's thread) is not used.
+        self.owner = owner
+        self.children = 0
+        self.pos = 0  # checkpoint calls and waits made in this branch so far
+        self.occurrences: dict[str, int] = {}
+        self.wait_occurrences: dict[str, int] = {}
+
+    def key(self, name: str, n: int) -> str:
+        base = name if n == 1 else f"{name}#{n}"
+        return f"{self.path}{SEPARATOR}{base}" if self.path else base
+
+    def child(self) -> Branch:
+        """The next task or thread started from this branch (call under the owner's lock)."""
+        self.children += 1
+        path = f"{self.path}.{self.children}" if self.path else str(self.children)
+        return Branch(path, self.owner)
+
+    def describe(self) -> str:
+        return f"branch {self.path}" if self.path else "the flow body"
+
+
+current_branch: contextvars.ContextVar[Branch | None] = contextvars.ContextVar(
+    "kitaru_branch", default=None
+)
+# Inside a harness run (an agent framework's own loop), the tasks and threads the
+# harness starts stay in the branch the run was started in: they are the harness's
+# machinery, not the flow's fan-out, and the adapter keys its calls itself.
+flat: contextvars.ContextVar[bool] = contextvars.ContextVar("kitaru_flat", default=False)
+
+# Set by the runtime: the next child of the branch running here, or None when the code
+# here is not a flow body (outside a flow, or inside a checkpoint call).
+_next_child: Callable[[], Branch | None] = lambda: None  # noqa: E731
+_threads_wrapped = False
+_tasks_wrapped = False
+_install_lock = threading.Lock()
+
+
+def in_branch(branch: Branch, context: contextvars.Context | None = None) -> contextvars.Context:
+    """A copy of the current context (or `context` itself) in which `branch` runs."""
+    ctx = contextvars.copy_context() if context is None else context
+    ctx.run(current_branch.set, branch)
+    return ctx
+
+
+def _carried_context(fn: Any) -> contextvars.Context | None:
+    """The context a work item will switch to itself (`asyncio.to_thread` hands the
+    executor `partial(context.run, func)`)."""
+    if isinstance(fn, functools.partial):
+        owner = getattr(fn.func, "__self__", None)
+        if isinstance(owner, contextvars.Context):
+            return owner
+    return None
+
+
+def without_branch(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call `fn` where no branch is current: threads it starts are nobody's branch."""
+    token = current_branch.set(None)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        current_branch.reset(token)
+
+
+def install(next_child: Callable[[], Branch | None]) -> None:
+    """Wrap thread start and executor submission once per process, and asyncio's task
+    creation once asyncio is imported (checked at every execution start: importing
+    asyncio for a flow that never uses it would cost more than the flow)."""
+    global _next_child, _threads_wrapped, _tasks_wrapped
+    _next_child = next_child
+    if _threads_wrapped and (_tasks_wrapped or "asyncio" not in sys.modules):
+        return
+    with _install_lock:
+        if not _threads_wrapped:
+            _wrap_threads()
+            _threads_wrapped = True
+        if not _tasks_wrapped and "asyncio" in sys.modules:
+            _wrap_tasks()
+            _tasks_wrapped = True
+
+
+def _wrap_tasks() -> None:
+    import asyncio
+
+    loop_create_task = asyncio.BaseEventLoop.create_task
+
+    def create_task(
+        self: asyncio.BaseEventLoop, coro: Any, *, name: str | None = None,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Task[Any]:  # fmt: skip
+        # A task given its own context (asyncio.run's main task) is not a new branch.
+        if context is None and (child := _next_child()) is not None:
+            context = in_branch(child)
+        return loop_create_task(self, coro, name=name, context=context)
+
+    asyncio.BaseEventLoop.create_task = create_task  # type: ignore[method-assign,assignment]
+
+
+def _wrap_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool_submit = ThreadPoolExecutor.submit
+
+    def submit(self: ThreadPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        child = _next_child()
+        if child is None:
+            return pool_submit(self, fn, *args, **kwargs)
+        carried = _carried_context(fn)
+        if carried is not None:
+            carried.run(current_branch.set, child)
+        item = in_branch(child)
+        future: Future[Any] = without_branch(pool_submit, self, item.run, fn, *args, **kwargs)
+        return future
+
+    thread_start = threading.Thread.start
+
+    def start(self: threading.Thread) -> None:
+        child = _next_child()
+        if child is not None:
+            ctx = in_branch(child)
+            self.run = functools.partial(ctx.run, self.run)  # type: ignore[method-assign]
+        thread_start(self)
+
+    ThreadPoolExecutor.submit = submit  # type: ignore[method-assign,assignment]
+    threading.Thread.start = start  # type: ignore[method-assign]

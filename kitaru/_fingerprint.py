@@ -1,0 +1,135 @@
+"""Input fingerprints: a short digest of each argument of a checkpoint call.
+
+A resumed call is handed the output stored under its key. The fingerprint proves the
+output was made from the same inputs: when they differ, the resume fails and names the
+argument, instead of returning another call's output. Only digests are stored, never
+the values.
+
+A fingerprint reads `0=3f9a1c02,1=91e0...,topic=...`: the CRC-32 of each positional
+argument (by index) and keyword argument (by name). It guards against mix-ups, not
+attackers: CRC-32 tells apart any two short values that differ in up to 32 bits and
+misses a random difference once in 4 billion, for a quarter of a cryptographic digest's
+cost (this runs on every checkpoint call). An argument is digested
+by its JSON form where it has one (builtins, pydantic models, dataclasses, sets as sorted
+lists), and by its type alone where it has not (a client object, a lock): such an
+argument is assumed to be the same object it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from collections.abc import Mapping
+from hashlib import blake2b
+from typing import Any
+from zlib import crc32
+
+
+def _type_name(value: Any) -> str:
+    t = type(value)
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+def _jsonable(value: Any) -> Any:
+    """`json.dumps`'s `default`: what stands for a value JSON has no form for."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and not isinstance(value, type):
+        return dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, set | frozenset):
+        return sorted(_canonical(v) for v in value)
+    if isinstance(value, bytes | bytearray):
+        return {"$bytes": blake2b(value, digest_size=16).hexdigest()}
+    iso = getattr(value, "isoformat", None)
+    if callable(iso):
+        return iso()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if hasattr(value, "__fspath__"):
+        return str(value)
+    return {"$type": _type_name(value)}
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_jsonable
+    )
+
+
+def _bytes_of(value: Any) -> bytes:
+    t = type(value)
+    if t is bool or value is None:
+        return b"c" + repr(value).encode()
+    if t is float:
+        return b"f" + repr(value).encode()
+    if t is bytes:
+        return b"y" + bytes(value)
+    try:
+        return b"j" + _canonical(value).encode("utf-8", "surrogatepass")
+    except (TypeError, ValueError, RecursionError):
+        # Keys JSON cannot order, a cycle: the type is all that can be compared.
+        return b"t" + _type_name(value).encode()
+
+
+def _digest(value: Any) -> int:
+    t = type(value)
+    if t is str:
+        return crc32(value.encode("utf-8", "surrogatepass"), 0x73)
+    if t is int:
+        return crc32(b"i%d" % value)
+    return crc32(_bytes_of(value))
+
+
+_FORMATS: dict[int, str] = {}
+
+
+def _format(n: int) -> str:
+    """`0=%08x,1=%08x,...` for n positional arguments."""
+    fmt = _FORMATS.get(n)
+    if fmt is None:
+        fmt = _FORMATS[n] = ",".join(f"{i}=%08x" for i in range(n))
+    return fmt
+
+
+def fingerprint(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+    # `_digest` written out for the types most arguments have: this runs on every call.
+    digests = []
+    for a in args:
+        t = type(a)
+        if t is str and a.isascii():
+            digests.append(crc32(a.encode(), 0x73))
+        elif t is int:
+            digests.append(crc32(b"i%d" % a))
+        else:
+            digests.append(_digest(a))
+    text = (_FORMATS.get(len(digests)) or _format(len(digests))) % tuple(digests)
+    if kwargs:
+        named = ",".join(f"{k}={_digest(kwargs[k]):08x}" for k in sorted(kwargs))
+        text = f"{text},{named}" if text else named
+    return text
+
+
+def differences(recorded: str, now: str) -> str:
+    """What differs between two fingerprints, in words (`argument 0`, `keyword 'q'`)."""
+
+    def parse(fp: str) -> dict[str, str]:
+        return dict(p.split("=", 1) for p in fp.split(",") if "=" in p)
+
+    before, after = parse(recorded), parse(now)
+
+    def name(arg: str) -> str:
+        return f"argument {arg}" if arg.isdigit() else f"keyword {arg!r}"
+
+    changed = [name(a) for a in before if a in after and before[a] != after[a]]
+    gone = [name(a) for a in before if a not in after]
+    new = [name(a) for a in after if a not in before]
+    words = []
+    if changed:
+        words.append(", ".join(changed) + (" differs" if len(changed) == 1 else " differ"))
+    if gone:
+        words.append(", ".join(gone) + " no longer given")
+    if new:
+        words.append(", ".join(new) + " not given before")
+    return "; ".join(words) or "the arguments differ"

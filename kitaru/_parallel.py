@@ -1,0 +1,203 @@
+"""Fan-out: `kitaru.map` and `kitaru.submit` (and `checkpoint.map` / `.submit`).
+
+Each item or submitted call runs in a branch of its own, taken in the caller's order
+before anything starts (`_branches`), so a call's key names its item, never the order in
+which items finished: `.map` over 20 items gives `1/search` ... `20/search` in the flow
+body, on every run. Sync callables run on threads, async ones as tasks.
+
+When an item fails, the items already running finish (their outputs are committed, so a
+resume does not pay for them again) and the items not started yet are not started; then
+the failure of the first failed item in input order is raised. Threads cannot be stopped
+from outside, and stopping a running task would throw away work already paid for, so a
+failure never interrupts a running item.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from kitaru import _runtime
+from kitaru._branches import in_branch, without_branch
+from kitaru._errors import KitaruUsageError
+
+if TYPE_CHECKING:
+    import asyncio
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+T = TypeVar("T")
+
+# Threads of one `map` when no concurrency is given, and of an execution's `submit` pool.
+DEFAULT_THREADS = min(32, (os.cpu_count() or 1) + 4)
+
+
+def is_async(fn: Any) -> bool:
+    flag = getattr(fn, "is_async", None)
+    if isinstance(flag, bool):
+        return flag
+    from kitaru._checkpoint import is_coroutine_function
+
+    return is_coroutine_function(fn)
+
+
+def _items(iterables: tuple[Iterable[Any], ...], what: str) -> list[tuple[Any, ...]]:
+    if not iterables:
+        raise KitaruUsageError(f"{what} needs at least one iterable of inputs")
+    try:
+        return list(zip(*iterables, strict=True))
+    except ValueError:
+        raise KitaruUsageError(
+            f"the iterables given to {what} have different lengths; give one input per item in each"
+        ) from None
+
+
+def _check_concurrency(concurrency: int | None) -> None:
+    if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
+        raise KitaruUsageError(f"concurrency must be 1 or more (or None), not {concurrency!r}")
+
+
+def _branch_context() -> contextvars.Context | None:
+    """A context for the next task or thread started here: in the next child branch when
+    here is a flow body, else None (run where it is, as a plain call)."""
+    child = _runtime.next_child()
+    return in_branch(child) if child is not None else None
+
+
+def map(
+    fn: Callable[..., Any],
+    *iterables: Iterable[Any],
+    concurrency: int | None = None,
+) -> Any:
+    """Call `fn` on each item, in parallel; return the results in input order.
+
+    With several iterables, `fn` gets one argument from each (like the builtin `map`;
+    they must have the same length). A sync `fn` runs on up to `concurrency` threads
+    and `map` returns the list; an async one (`async def`, an async checkpoint) runs as
+    tasks, at most `concurrency` at a time, and `map` returns an awaitable of the list.
+    """
+    _check_concurrency(concurrency)
+    items = _items(iterables, "map()")
+    if is_async(fn):
+        return _map_tasks(fn, items, concurrency)
+    return _map_threads(fn, items, concurrency)
+
+
+def _map_threads(
+    fn: Callable[..., Any], items: list[tuple[Any, ...]], concurrency: int | None
+) -> list[Any]:
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor
+    from concurrent.futures import wait as wait_futures
+
+    if not items:
+        return []
+    contexts = [_branch_context() or contextvars.copy_context() for _ in items]
+    workers = min(concurrency or DEFAULT_THREADS, len(items))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kitaru-map")
+    try:
+        futures = [
+            without_branch(pool.submit, ctx.run, fn, *item)
+            for ctx, item in zip(contexts, items, strict=True)
+        ]
+        _, pending = wait_futures(futures, return_when=FIRST_EXCEPTION)
+        if pending:
+            for f in pending:
+                f.cancel()  # only the ones not started yet can be
+    finally:
+        pool.shutdown(wait=True)
+    return _results_in_order(futures)
+
+
+def _results_in_order(futures: list[Future[Any]]) -> list[Any]:
+    for f in futures:
+        if not f.cancelled() and f.exception() is not None:
+            raise f.exception()  # type: ignore[misc]
+    return [f.result() for f in futures]
+
+
+async def _map_tasks(
+    fn: Callable[..., Awaitable[Any]], items: list[tuple[Any, ...]], concurrency: int | None
+) -> list[Any]:
+    import asyncio
+
+    if not items:
+        return []
+    loop = asyncio.get_running_loop()
+    slots = asyncio.Semaphore(concurrency) if concurrency else None
+    started: set[int] = set()
+
+    async def item(i: int, args: tuple[Any, ...]) -> Any:
+        if slots is None:
+            started.add(i)
+            return await fn(*args)
+        async with slots:
+            started.add(i)
+            return await fn(*args)
+
+    tasks = [
+        loop.create_task(item(i, args), context=_branch_context()) for i, args in enumerate(items)
+    ]
+    try:
+        _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        if pending:
+            for i, task in enumerate(tasks):
+                if i not in started:
+                    task.cancel()
+            await asyncio.wait(pending)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+    return [task.result() for task in tasks]
+
+
+def submit(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Start `fn(*args, **kwargs)` in a branch of its own and return at once.
+
+    A sync `fn` runs on a thread of the execution's pool (at most DEFAULT_THREADS at a
+    time) and you get a `concurrent.futures.Future`; an async one runs as an
+    `asyncio.Task` (await it, or call `.result()` once it is done). Calls still running
+    when the flow returns are waited for; calls not started yet are dropped.
+    """
+    context = _branch_context()
+    if is_async(fn):
+        return _submit_task(fn, args, kwargs, context)
+    pool = _pool()
+    run = (context or contextvars.copy_context()).run
+    future: Future[Any] = without_branch(pool.submit, run, fn, *args, **kwargs)
+    return future
+
+
+def _submit_task(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    context: contextvars.Context | None,
+) -> asyncio.Task[Any]:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    # An async checkpoint takes its key when called: call it in the new branch.
+    coro = context.run(fn, *args, **kwargs) if context is not None else fn(*args, **kwargs)
+    return loop.create_task(coro, context=context)
+
+
+_plain_pool: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The running execution's pool (shut down when its run ends), or, outside a flow,
+    one for the process."""
+    global _plain_pool
+    ctx = _runtime.current()
+    if ctx is not None:
+        return ctx.pool()
+    if _plain_pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _plain_pool = ThreadPoolExecutor(DEFAULT_THREADS, thread_name_prefix="kitaru-submit")
+    return _plain_pool
