@@ -84,36 +84,45 @@ def map(
     return _map_threads(fn, items, concurrency)
 
 
+class _NotStarted(Exception):
+    """An item skipped because another item had failed before it could start."""
+
+
 def _map_threads(
     fn: Callable[..., Any], items: list[tuple[Any, ...]], concurrency: int | None
 ) -> list[Any]:
-    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor
-    from concurrent.futures import wait as wait_futures
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     if not items:
         return []
+    failed = threading.Event()
+
+    def item(args: tuple[Any, ...]) -> Any:
+        if failed.is_set():
+            raise _NotStarted
+        try:
+            return fn(*args)
+        except BaseException:
+            failed.set()
+            raise
+
     contexts = [_branch_context() or contextvars.copy_context() for _ in items]
     workers = min(concurrency or DEFAULT_THREADS, len(items))
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kitaru-map")
-    try:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kitaru-map") as pool:
         futures = [
-            without_branch(pool.submit, ctx.run, fn, *item)
-            for ctx, item in zip(contexts, items, strict=True)
+            without_branch(pool.submit, ctx.run, item, args)
+            for ctx, args in zip(contexts, items, strict=True)
         ]
-        _, pending = wait_futures(futures, return_when=FIRST_EXCEPTION)
-        if pending:
-            for f in pending:
-                f.cancel()  # only the ones not started yet can be
-    finally:
-        pool.shutdown(wait=True)
-    return _results_in_order(futures)
+    return _results_in_order([(f.exception(), f) for f in futures])
 
 
-def _results_in_order(futures: list[Future[Any]]) -> list[Any]:
-    for f in futures:
-        if not f.cancelled() and f.exception() is not None:
-            raise f.exception()  # type: ignore[misc]
-    return [f.result() for f in futures]
+def _results_in_order(outcomes: list[tuple[BaseException | None, Any]]) -> list[Any]:
+    """The results, or the first failure in input order (items never started aside)."""
+    for exc, _ in outcomes:
+        if exc is not None and not isinstance(exc, _NotStarted):
+            raise exc
+    return [done.result() for _, done in outcomes]
 
 
 async def _map_tasks(
@@ -124,35 +133,29 @@ async def _map_tasks(
     if not items:
         return []
     loop = asyncio.get_running_loop()
-    slots = asyncio.Semaphore(concurrency) if concurrency else None
-    started: set[int] = set()
+    slots = asyncio.Semaphore(concurrency or len(items))
+    failed = False
 
-    async def item(i: int, args: tuple[Any, ...]) -> Any:
-        if slots is None:
-            started.add(i)
-            return await fn(*args)
+    async def item(args: tuple[Any, ...]) -> Any:
+        nonlocal failed
         async with slots:
-            started.add(i)
-            return await fn(*args)
+            if failed:
+                raise _NotStarted
+            try:
+                return await fn(*args)
+            except BaseException:
+                failed = True
+                raise
 
-    tasks = [
-        loop.create_task(item(i, args), context=_branch_context()) for i, args in enumerate(items)
-    ]
+    tasks = [loop.create_task(item(args), context=_branch_context()) for args in items]
     try:
-        _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        if pending:
-            for i, task in enumerate(tasks):
-                if i not in started:
-                    task.cancel()
-            await asyncio.wait(pending)
+        await asyncio.wait(tasks)
     except BaseException:
+        # The flow itself was cancelled: so are its items.
         for task in tasks:
             task.cancel()
         raise
-    for task in tasks:
-        if not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
-    return [task.result() for task in tasks]
+    return _results_in_order([(None if t.cancelled() else t.exception(), t) for t in tasks])
 
 
 def submit(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:

@@ -76,3 +76,13 @@ def _env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
+
+
+def test_fan_out_suite_measures_map_next_to_sequential_calls(tmp_path: Path) -> None:
+    from benchmarks import fanout
+
+    section = fanout.bench(quick=True, workdir=tmp_path)
+    us = section["data"]["us_per_call"]
+    assert set(us) == {"map", "sequential", "bare_threads"}
+    assert all(v > 0 for v in us.values())
+    assert "`.map(concurrency=16)`" in section["markdown"]

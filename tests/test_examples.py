@@ -38,3 +38,20 @@ def test_research_agent_crash_at_each_search_resumes(tmp_path: Path) -> None:
         "write_report": "ran",
     }
     assert resumed["checkpoints"][0]["metadata"]["model"] == "offline-demo"
+
+
+def test_parallel_research_crash_in_a_fan_out_resumes_each_call_with_its_own_output() -> None:
+    crashed = run_python(
+        REPO / "examples" / "parallel_research.py", "kites", env={"KITARU_CRASH_AT": "q5"}
+    )
+    assert crashed.returncode == 137, crashed
+    [execution] = kitaru_cli("executions", "list", "--json").json()
+    resumed = kitaru_cli("executions", "resume", execution["exec_id"], "--json").json()
+    assert resumed["status"] == "completed"
+    searches = [c for c in resumed["checkpoints"] if c["name"] == "search"]
+    assert sorted(c["key"] for c in searches) == sorted(f"{i}/search" for i in range(1, 14))
+    assert "journal" in {c["origin"] for c in searches}  # finished searches were read back
+    assert resumed["result"].startswith("kites: 3 sources about q")
+    # Groups are per run: the searches that finished before the crash ran 4 at a time.
+    first = resumed["parallel_groups"][0]
+    assert first["wall_s"] < first["sum_s"]

@@ -307,3 +307,31 @@ def test_a_resumed_call_with_other_inputs_fails_and_names_the_argument(tmp_path:
     again = kitaru_cli("executions", "resume", execution.exec_id, "--json")
     assert again.returncode == 0, again
     assert again.json()["result"]["head"] == "summary of owls"
+
+
+def test_executions_get_shows_a_fan_out_as_one_group_with_its_wall_time() -> None:
+    @checkpoint
+    def search(q: str) -> str:
+        time.sleep(0.1)
+        return q
+
+    @checkpoint
+    def join(found: list[str]) -> str:
+        return ",".join(found)
+
+    @flow
+    def research() -> str:
+        return join(search.map([f"q{i}" for i in range(8)], concurrency=4))
+
+    handle = research.run()
+    view = kitaru_cli("executions", "get", handle.exec_id, "--json").json()
+    [group] = view["parallel_groups"]
+    assert (group["first"], group["last"], group["calls"]) == (0, 7, 8)
+    assert group["wall_s"] < 0.5 < 0.75 < group["sum_s"]
+    assert [c["group"] for c in view["checkpoints"]] == [0] * 8 + [None]
+    assert {c["branch"] for c in view["checkpoints"][:8]} == {str(i) for i in range(1, 9)}
+    text = kitaru_cli("executions", "get", handle.exec_id).stdout
+    [row] = [line for line in text.splitlines() if line.startswith("search ×8")]
+    assert "(1/search … 8/search)" in row and "in parallel (sum 8" in row
+    wall = row.split("ran")[1].split()[0]  # the wall time, well under a second
+    assert wall.endswith("ms") and float(wall[:-2]) < 500, row

@@ -66,6 +66,34 @@ def approval() -> bool:
     return answer
 
 
+@flow
+def fanned(n: int, concurrency: int) -> int:
+    return len(step.map(["small"] * n, range(n), concurrency=concurrency))
+
+
+def fanout(spec: dict[str, int]) -> dict[str, list[float]]:
+    """Per-call cost of `.map` against the same calls made one after another, and against
+    the same function on a bare thread pool (no durability), in one process."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    n, conc, reps = spec["n"], spec["concurrency"], spec["reps"]
+    fanned.run(10, conc)
+    steps.run("small", 10)
+    out: dict[str, list[float]] = {"map": [], "sequential": [], "bare_threads": []}
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        assert fanned.run(n, conc).status == "completed"
+        out["map"].append((time.perf_counter() - t0) / n)
+        t0 = time.perf_counter()
+        assert steps.run("small", n).status == "completed"
+        out["sequential"].append((time.perf_counter() - t0) / n)
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(conc) as pool:
+            list(pool.map(_common.payload, ["small"] * n, range(n)))
+        out["bare_threads"].append((time.perf_counter() - t0) / n)
+    return out
+
+
 def run_steps(kind: str, n: int, _rid: str) -> None:
     handle = steps.run(kind, n)
     assert handle.status == "completed", handle.status
@@ -80,6 +108,8 @@ def main() -> None:
     if task == "overhead":
         res = _common.overhead(run_steps, spec, os.environ["KITARU_HOME"])
         _common.result(res)
+    elif task == "fanout":
+        _common.result(fanout(spec))
     elif task == "crash":
         recovery.run(RECOVERY_STEPS)
         sys.exit(3)  # the crash in step 90 never lets it get here

@@ -90,7 +90,10 @@ def print_execution(view: dict[str, Any]) -> None:
     checkpoints = view.get("checkpoints", [])
     if checkpoints:
         print()
-        table(["checkpoint", "status", "origin", "duration", "output"], _timeline(checkpoints))
+        table(
+            ["checkpoint", "status", "origin", "duration", "output"],
+            _timeline(checkpoints, view.get("parallel_groups", [])),
+        )
     waits = view.get("waits", [])
     if waits:
         print()
@@ -115,16 +118,23 @@ def print_execution(view: dict[str, Any]) -> None:
         print(f"resume with: kitaru executions resume {view['exec_id']}")
 
 
-def _timeline(checkpoints: list[dict[str, Any]]) -> list[list[str]]:
-    """One row per call; runs of 4+ alike calls (same checkpoint, status and origin) fold
-    into one row so that a 1000-step loop stays readable (--json has every call)."""
+def _timeline(checkpoints: list[dict[str, Any]], groups: list[dict[str, Any]]) -> list[list[str]]:
+    """One row per call; calls that ran at the same time fold into one row with their wall
+    time, and runs of 4+ alike calls (same checkpoint, status and origin) into one row,
+    so that a fan-out or a 1000-step loop stays readable (--json has every call)."""
     rows: list[list[str]] = []
     i = 0
     while i < len(checkpoints):
         c = checkpoints[i]
+        if c.get("group") is not None:
+            group = groups[c["group"]]
+            rows.append(_group_row(checkpoints[group["first"] : group["last"] + 1], group))
+            i = group["last"] + 1
+            continue
         j = i
         while (
             j + 1 < len(checkpoints)
+            and checkpoints[j + 1].get("group") is None
             and checkpoints[j + 1]["name"] == c["name"]
             and checkpoints[j + 1]["status"] == c["status"]
             and _origin_text(checkpoints[j + 1]) == _origin_text(c)
@@ -145,6 +155,32 @@ def _timeline(checkpoints: list[dict[str, Any]]) -> list[list[str]]:
         ])  # fmt: skip
         i += 1
     return rows
+
+
+def _group_row(calls: list[dict[str, Any]], group: dict[str, Any]) -> list[str]:
+    """One row for calls that ran in parallel: what they were, their wall time."""
+    names = sorted({c["name"] for c in calls})
+    label = f"{names[0]} ×{len(calls)}" if len(names) == 1 else f"{len(calls)} calls"
+    statuses = sorted({c["status"] for c in calls})
+    status = statuses[0] if len(statuses) == 1 else "mixed"
+    failed = [c for c in calls if c["status"] == "failed"]
+    origins = sorted({_origin_text(c) for c in calls})
+    ran = any(c["origin"] == "ran" or c["status"] == "failed" for c in calls)
+    detail = f"in parallel (sum {duration(group['sum_s'])})" if ran else "in parallel"
+    if failed:
+        detail = f"{len(failed)} failed: {preview(failed[0].get('error') or '', 40)}"
+    ordered = sorted(calls, key=_branch_order)
+    return [
+        f"{label} ({ordered[0]['key']} … {ordered[-1]['key']})" if len(names) == 1 else label,
+        status, origins[0] if len(origins) == 1 else "mixed",
+        duration(group["wall_s"]) if ran else "-", detail,
+    ]  # fmt: skip
+
+
+def _branch_order(c: dict[str, Any]) -> tuple[tuple[int, ...], int]:
+    branch = str(c.get("branch") or "")
+    path = tuple(int(p) for p in branch.split(".") if p.isdigit())
+    return path, int(c.get("branch_position") or 0)
 
 
 def _origin_text(c: dict[str, Any]) -> str:

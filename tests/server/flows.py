@@ -165,3 +165,29 @@ if __name__ == "__main__":
     handle = ingest.run()
     print(json.dumps({"exec_id": handle.exec_id, "status": handle.status}))
 """
+
+FAN_OUT = """
+import json, sys, time
+from kitaru import checkpoint, flow
+
+
+@checkpoint
+def search(q: str) -> str:
+    time.sleep(0.2)
+    return f"results for {q}"
+
+
+@checkpoint
+def summarize(found: list) -> str:
+    return " / ".join(found)
+
+
+@flow
+def research(n: int) -> str:
+    return summarize(search.map([f"q{i}" for i in range(n)], concurrency=4))
+
+
+if __name__ == "__main__":
+    handle = research.run(int(sys.argv[1]))
+    print(json.dumps({"exec_id": handle.exec_id, "status": handle.status}))
+"""

@@ -275,3 +275,22 @@ def test_stacks_page_lists_stacks_and_marks_the_active_one(
         finally:
             # Later tests run flows on the active stack: give them local back.
             assert writer.delete("/api/v1/stacks/gpu-box").status_code == 200
+
+
+def test_parallel_calls_show_as_one_group_with_their_wall_time(
+    page: Any, server: ServerProcess, write_token: str, tmp_path: Path
+) -> None:
+    client = Client(server, write_token, tmp_path / "home")
+    started = client.start(write_script(tmp_path / "research.py", flows.FAN_OUT), "8")
+    assert started["status"] == "completed"
+    sign_in(page, server, write_token, f"/ui/executions/{started['exec_id']}")
+    group = page.locator("#timeline tr.group")
+    assert group.count() == 1
+    assert "search ×8" in group.inner_text() and "parallel" in group.inner_text()
+    # 8 calls of 0.2 s on 4 threads: about 0.4 s of wall time, 1.6 s of work.
+    wall = group.locator("td.num").inner_text()
+    assert wall.endswith(" ms") and float(wall.split()[0]) < 1000, wall
+    assert "sum 1." in group.inner_text()
+    assert page.locator("#timeline tr.member").count() == 8
+    assert states(page)["summarize"] == "ran"
+    shot(page, "10-parallel-group")

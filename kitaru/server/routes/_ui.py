@@ -219,19 +219,44 @@ def _error(
 
 def _timeline(view: dict[str, Any], wait_seq: dict[str, int]) -> list[dict[str, Any]]:
     """Checkpoint calls and waits in the order the flow reached them, each with the state
-    a person reads: ran, reused, failed, override, waiting or answered."""
+    a person reads: ran, reused, failed, override, waiting or answered. Calls that ran at
+    the same time get a group row above them with their wall time."""
     rows: list[dict[str, Any]] = []
-    longest = max([c["duration_s"] for c in view["checkpoints"]] + [1e-6])
-    for c in view["checkpoints"]:
-        state = {"ran": "ran", "journal": "reused", "reused": "reused"}.get(
-            c["origin"], c["origin"]
+    groups = view.get("parallel_groups", [])
+    spans = [c["duration_s"] for c in view["checkpoints"]] + [g["wall_s"] for g in groups]
+    longest = max([*spans, 1e-6])
+    for n, g in enumerate(groups):
+        members = view["checkpoints"][g["first"] : g["last"] + 1]
+        names = sorted({c["name"] for c in members})
+        states = sorted({_state(c) for c in members})
+        ran = any(_state(c) in ("ran", "failed") for c in members)
+        rows.append(
+            {
+                "kind": "group",
+                "key": f"{names[0]} ×{len(members)}"
+                if len(names) == 1
+                else f"{len(members)} calls",
+                "position": members[0]["position"],
+                "order": 0,
+                "group": n,
+                "state": states[0] if len(states) == 1 else "mixed",
+                "detail": "in parallel" + (f" · sum {_duration(g['sum_s'])}" if ran else ""),
+                "duration": _duration(g["wall_s"]) if ran else "",
+                "bar": round(100 * g["wall_s"] / longest) if ran else 0,
+                "error": None,
+                "output": None,
+            }
         )
+    for c in view["checkpoints"]:
+        state = _state(c)
         ran = state in ("ran", "failed")
         rows.append(
             {
                 "kind": "checkpoint",
                 "key": c["key"],
                 "position": c["position"],
+                "order": 1,
+                "group": c.get("group"),
                 "state": state,
                 "detail": _origin_detail(c),
                 "duration": _duration(c["duration_s"]) if ran else "",
@@ -247,6 +272,8 @@ def _timeline(view: dict[str, Any], wait_seq: dict[str, int]) -> list[dict[str, 
                 "kind": "wait",
                 "key": w["key"],
                 "position": wait_seq.get(w["key"], 0),
+                "order": 1,
+                "group": None,
                 "state": state,
                 "detail": w.get("question") or "",
                 "duration": "",
@@ -255,8 +282,23 @@ def _timeline(view: dict[str, Any], wait_seq: dict[str, int]) -> list[dict[str, 
                 "output": None,
             }
         )
-    rows.sort(key=lambda r: r["position"])
+    # Journal order, a group's row just before its first call; waits by their position.
+    first_of = {n: g["first"] for n, g in enumerate(groups)}
+    index = {c["key"]: i for i, c in enumerate(view["checkpoints"])}
+
+    def order(row: dict[str, Any]) -> tuple[int, int, int]:
+        if row["kind"] == "group":
+            return (view["checkpoints"][first_of[row["group"]]]["position"], 0, 0)
+        return (row["position"], row["order"], index.get(row["key"], 0))
+
+    rows.sort(key=order)
     return rows
+
+
+def _state(c: dict[str, Any]) -> str:
+    return str(
+        {"ran": "ran", "journal": "reused", "reused": "reused"}.get(c["origin"], c["origin"])
+    )
 
 
 def _origin_detail(c: dict[str, Any]) -> str:
