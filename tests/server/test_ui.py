@@ -294,3 +294,8 @@ def test_parallel_calls_show_as_one_group_with_their_wall_time(
     assert page.locator("#timeline tr.member").count() == 8
     assert states(page)["summarize"] == "ran"
     shot(page, "10-parallel-group")
+    # A branch's key has a '/' in it; the API finds the call by it.
+    with server.http(write_token) as http:
+        call = http.get(f"/api/v1/executions/{started['exec_id']}/checkpoints/3/search")
+    assert call.status_code == 200, call.text
+    assert call.json()["branch"] == "3" and call.json()["output"]["name"] == "3/search"

@@ -19,7 +19,7 @@ def list_calls(exec_id: str, state: State, caller: Reader) -> list[dict[str, Any
     return [_views.call_view(c, record.runs) for c in state.journal.calls(exec_id)]
 
 
-@router.get("/{exec_id}/checkpoints/{key}", summary="One checkpoint call, with its logs")
+@router.get("/{exec_id}/checkpoints/{key:path}", summary="One checkpoint call, with its logs")
 def get_call(exec_id: str, key: str, state: State, caller: Reader) -> dict[str, Any]:
     record = _control.get_execution(state.journal, exec_id)
     calls = state.journal.calls(exec_id)
