@@ -5,7 +5,9 @@
     python examples/openai_agents_run.py --runner-call    # the whole Runner.run as one checkpoint
 
 The model is a small class implementing the SDK's Model interface so that the example runs
-offline; give the agent `model="gpt-4o-mini"` to use OpenAI and nothing else changes.
+offline; give the agent `model="gpt-4o-mini"` to use OpenAI and nothing else changes. It
+asks for two cities' weather in one turn; each tool call is a checkpoint keyed by the call
+id in the model's response (`forecaster.tool.weather:call-oslo`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from kitaru.adapters import openai_agents
 
 
 class WeatherModel(Model):
-    """Asks for the weather in two cities, then reports it."""
+    """Asks for the weather in two cities in one turn, then reports it."""
 
     async def get_response(
         self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any
@@ -40,19 +42,18 @@ class WeatherModel(Model):
             for i in items
             if isinstance(i, dict) and i.get("type") == "function_call_output"
         ]
-        cities = ["Lisbon", "Oslo"]
         output: list[Any]
-        if len(results) < len(cities):
-            call_id = f"call-{len(results)}"
-            args_json = json.dumps({"city": cities[len(results)]})
+        if not results:
+            # Two tool calls in one response: the SDK runs them side by side.
             output = [
                 ResponseFunctionToolCall(
-                    id=call_id,
-                    call_id=call_id,
+                    id=f"call-{city.lower()}",
+                    call_id=f"call-{city.lower()}",
                     type="function_call",
                     name="weather",
-                    arguments=args_json,
+                    arguments=json.dumps({"city": city}),
                 )
+                for city in ("Lisbon", "Oslo")
             ]
         else:
             text = ResponseOutputText(text=" / ".join(results), type="output_text", annotations=[])

@@ -2,18 +2,23 @@
 
     pip install "kitaru[pydantic-ai]"
     python examples/pydantic_ai_agent.py                      # runs offline
-    CRASH_AT_ORDER=3 python examples/pydantic_ai_agent.py     # dies in the third tool call
-    kitaru executions resume <id>                             # resumes at the third tool call
+    CRASH_AT_ORDER=3 python examples/pydantic_ai_agent.py     # dies in order 3's lookup
+    kitaru executions resume <id>                             # runs only order 3's lookup
 
 The model here is a FunctionModel that plays a support agent offline; use a real one with
-`Agent("openai:gpt-4o-mini", ...)` and nothing else changes. `durable(agent)` checkpoints
-each model request and tool call; `durable(agent, mode="turn")` the whole run.
+`Agent("openai:gpt-4o-mini", ...)` and nothing else changes. It asks for three orders in
+one turn, and the three lookups (0.5 s each) run side by side, as PydanticAI runs them.
+`durable(agent)` checkpoints each model request and each tool call, keyed by the id the
+model gave the call (`support.tool.order_status:call_3`): after a crash, the lookups that
+completed are read back and only the interrupted one runs again.
+`durable(agent, mode="turn")` checkpoints the whole run instead.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
@@ -26,10 +31,13 @@ ORDERS = {1: "shipped", 2: "packing", 3: "delayed"}
 
 
 def support_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-    """Look up orders 1, 2 and 3 one by one, then summarize."""
+    """Look up orders 1, 2 and 3 in one turn, then summarize."""
     seen = [p for m in messages for p in getattr(m, "parts", []) if isinstance(p, ToolReturnPart)]
-    if len(seen) < len(ORDERS):
-        return ModelResponse(parts=[ToolCallPart("order_status", {"order_id": len(seen) + 1})])
+    if not seen:
+        calls = [
+            ToolCallPart("order_status", {"order_id": n}, tool_call_id=f"call_{n}") for n in ORDERS
+        ]
+        return ModelResponse(parts=calls)
     return ModelResponse(parts=[TextPart("; ".join(str(p.content) for p in seen))])
 
 
@@ -39,8 +47,10 @@ agent = Agent(FunctionModel(support_model), name="support", instructions="Answer
 @agent.tool_plain
 def order_status(order_id: int) -> str:
     """The shipping status of an order."""
+    time.sleep(0.5)  # a slow order system
     if os.environ.get("CRASH_AT_ORDER") == str(order_id):
-        os._exit(3)  # simulate the process dying mid-call
+        time.sleep(1)  # this lookup hangs while the others complete...
+        os._exit(3)  # ...then the process dies
     return f"order {order_id} is {ORDERS[order_id]}"
 
 

@@ -138,6 +138,20 @@ def call_id(base: str) -> str | None:
     return ctx.unique_id(base)
 
 
+def branch_path() -> str:
+    """The branch a call made here is keyed in: "" in the flow body (and outside a flow),
+    "2", "2.1", ... in a task or thread the flow started (see `_branches`)."""
+    ctx = _runtime.current()
+    return ctx.branch_here().path if ctx is not None else ""
+
+
+def in_legacy_execution() -> bool:
+    """True in an execution recorded before branches existed: it keeps the keys the
+    release that started it made, so an adapter keys and orders its calls as it did then."""
+    ctx = _runtime.current()
+    return ctx is not None and ctx.legacy
+
+
 def current_key() -> str | None:
     """The key of the checkpoint call running in this context, if any."""
     frame = _runtime.current_frame.get()

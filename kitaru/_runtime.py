@@ -271,14 +271,19 @@ class ExecutionContext:
             and done.reused_from is None
             and not done.metadata.get("override")
         ):
+            # Ids and map() are for the user's own checkpoints; an adapter keys its calls.
+            own_ids = (
+                "give calls whose order is not fixed their own ids "
+                f"({call.name}.with_id(...)) or use {call.name}.map(...); "
+                if call.spec.kind == "checkpoint"
+                else ""
+            )
             raise NonDeterminismError(
                 f"checkpoint call {call.key!r} of execution {self.exec_id} was made with other "
                 f"inputs than the journal recorded for it "
                 f"({differences(done.fingerprint, call.fingerprint)}), so its stored output "
                 "is not this call's. Restore the code and inputs the execution started with; "
-                "give calls whose order is not fixed their own ids "
-                f"({call.name}.with_id(...)) or use {call.name}.map(...); or replay the "
-                "execution to run the new code"
+                f"{own_ids}or replay the execution to run the new code"
             )
 
     def check_free(self, call: CheckpointRun) -> None:

@@ -4,6 +4,7 @@ interface: `calls` and `runner_call` strategies, handoffs, crash mid-run and res
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -138,11 +139,11 @@ def test_calls_strategy_checkpoints_each_model_and_tool_call_across_handoffs() -
     assert [(c["key"], c["kind"]) for c in checkpoints] == [
         ("triage.model", "model"),
         ("billing.model", "model"),
-        ("billing.tool.lookup", "tool"),
+        ("billing.tool.lookup:call-1", "tool"),
         ("billing.model#2", "model"),
-        ("billing.tool.lookup#2", "tool"),
+        ("billing.tool.lookup:call-2", "tool"),
         ("billing.model#3", "model"),
-        ("billing.tool.lookup#3", "tool"),
+        ("billing.tool.lookup:call-3", "tool"),
         ("billing.model#4", "model"),
     ]
     assert checkpoints[2]["metadata"] == {"tool": "lookup", "args": {"n": 1}}
@@ -150,7 +151,7 @@ def test_calls_strategy_checkpoints_each_model_and_tool_call_across_handoffs() -
 
     model_calls.clear()
     tool_calls.clear()
-    replay = KitaruClient().executions.replay(handle.exec_id, from_="billing.tool.lookup#3")
+    replay = KitaruClient().executions.replay(handle.exec_id, from_="billing.tool.lookup:call-3")
     assert replay.status == "completed", replay.error
     assert tool_calls == [3] and model_calls == ["billing"]
 
@@ -257,4 +258,169 @@ def test_crash_mid_run_resumes_at_the_interrupted_tool_call(tmp_path: Path) -> N
     assert resumed.json()["result"] == "page1 page2 page3"
     assert counters.read_text().split()[len(first_run) :] == ["tool.fetch.3", "model"]
     ran = [c["key"] for c in resumed.json()["checkpoints"] if c["origin"] == "ran"]
-    assert ran == ["reader.tool.fetch#3", "reader.model#4"]
+    assert ran == ["reader.tool.fetch:c3", "reader.model#4"]
+
+
+# -- parallel tool calls ------------------------------------------------------------------
+
+TOPICS = ["otters", "kelp", "urchins", "orcas"]
+
+
+class FourAtOnce(Model):
+    """One turn asking for four tools at once, then an answer naming what each returned."""
+
+    async def get_response(
+        self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any
+    ) -> ModelResponse:
+        items = input if isinstance(input, list) else []
+        outputs = [
+            i for i in items if isinstance(i, dict) and i.get("type") == "function_call_output"
+        ]
+        if not outputs:
+            output = [function_call("slow_fetch", {"topic": t}, f"call-{t}") for t in TOPICS]
+        else:
+            output = [
+                assistant_message("; ".join(f"{o['call_id']}={o['output']}" for o in outputs))
+            ]
+        return ModelResponse(output=output, usage=Usage(requests=1), response_id=None)
+
+    def stream_response(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+
+@function_tool
+def slow_fetch(topic: str) -> str:
+    """Fetch facts about a topic, slowly."""
+    time.sleep(0.5)
+    return f"facts about {topic}"
+
+
+fetcher = Agent(name="fetcher", model=FourAtOnce(), tools=[slow_fetch])
+
+
+def test_the_tool_calls_of_one_turn_run_concurrently_each_keyed_by_its_call_id() -> None:
+    @flow
+    def fetch_four() -> str:
+        return str(openai_agents.run_sync(fetcher, "the sea", run_config=OFFLINE).final_output)
+
+    started = time.perf_counter()
+    handle = fetch_four.run()
+    elapsed = time.perf_counter() - started
+    assert handle.result() == "; ".join(f"call-{t}=facts about {t}" for t in TOPICS)
+    assert elapsed < 1.5, f"four 0.5 s tools took {elapsed:.2f} s: they did not run side by side"
+
+    keys = [c["key"] for c in KitaruClient().executions.get(handle.exec_id).checkpoints]
+    assert keys[0] == "fetcher.model" and keys[-1] == "fetcher.model#2"
+    assert sorted(keys[1:-1]) == sorted(f"fetcher.tool.slow_fetch:call-{t}" for t in TOPICS)
+    for t in TOPICS:
+        assert (
+            kitaru.load(handle.exec_id, f"fetcher.tool.slow_fetch:call-{t}") == f"facts about {t}"
+        )
+
+
+def test_async_runs_in_map_items_are_keyed_per_item() -> None:
+    @flow
+    async def fetch_twice() -> list[str]:
+        async def one(question: str) -> str:
+            result = await openai_agents.run(fetcher, question, run_config=OFFLINE)
+            return str(result.final_output)
+
+        return await kitaru.map(one, ["sea", "shore"])  # type: ignore[no-any-return]
+
+    handle = fetch_twice.run()
+    assert handle.result() == ["; ".join(f"call-{t}=facts about {t}" for t in TOPICS)] * 2
+    keys = sorted(c["key"] for c in KitaruClient().executions.get(handle.exec_id).checkpoints)
+    # The model gives the same call ids in both items: the branch keeps them apart.
+    assert keys == sorted(
+        [f"{item}/fetcher.model" for item in (1, 2)]
+        + [f"{item}/fetcher.model#2" for item in (1, 2)]
+        + [f"fetcher.tool.slow_fetch:call-{t}@{item}" for t in TOPICS for item in (1, 2)]
+    )
+
+
+PARALLEL_SCRIPT = """
+import os, sys, time, uuid
+import kitaru
+from agents import Agent, RunConfig, function_tool
+from agents.items import ModelResponse
+from agents.models.interface import Model
+from agents.usage import Usage
+from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
+from kitaru.adapters import openai_agents
+
+TOPICS = ["otters", "kelp", "urchins", "orcas"]
+# kelp dies after 1 s: otters and urchins have completed by then, orcas is still running.
+SECONDS = {"otters": 0.0, "kelp": 1.0, "urchins": 0.1, "orcas": 2.0}
+
+def ledger(line):
+    with open(os.environ["LEDGER"], "a") as f:
+        f.write(line + "\\n")
+
+class Planned(Model):
+    async def get_response(self, system_instructions, input, *args, **kwargs):
+        ledger("model")
+        items = [i for i in input if isinstance(i, dict)] if isinstance(input, list) else []
+        outputs = [i for i in items if i.get("type") == "function_call_output"]
+        if not outputs:
+            # Call ids as a provider makes them: new ones on every request.
+            out = [ResponseFunctionToolCall(id=f"fc_{t}", call_id=f"call_{uuid.uuid4().hex[:12]}", type="function_call", name="fetch", arguments=f'{{"topic": "{t}"}}') for t in TOPICS]
+        else:
+            topic_of = {i["call_id"]: i["arguments"] for i in items if i.get("type") == "function_call"}
+            text = "; ".join(f"{topic_of[o['call_id']]}={o['output']}" for o in outputs)
+            out = [ResponseOutputMessage(id="m", type="message", role="assistant", status="completed", content=[ResponseOutputText(text=text, type="output_text", annotations=[])])]
+        return ModelResponse(output=out, usage=Usage(requests=1), response_id=None)
+
+    def stream_response(self, *args, **kwargs):
+        raise NotImplementedError
+
+@function_tool
+def fetch(topic: str) -> str:
+    \"\"\"Fetch facts about a topic.\"\"\"
+    ledger(f"start {topic}")
+    time.sleep(SECONDS[topic])
+    if os.environ.get("CRASH_IN") == topic:
+        os._exit(9)
+    ledger(f"done {topic}")
+    return f"facts about {topic}"
+
+agent = Agent(name="reader", model=Planned(), tools=[fetch])
+
+@kitaru.flow
+def read_all() -> str:
+    return openai_agents.run_sync(agent, "the sea", run_config=RunConfig(tracing_disabled=True)).final_output
+
+if __name__ == "__main__":
+    print(read_all.run().exec_id)
+"""
+
+
+def test_a_crash_among_parallel_tool_calls_resumes_only_the_unfinished_ones(tmp_path: Path) -> None:
+    script = write_script(tmp_path / "reader.py", PARALLEL_SCRIPT)
+    ledger = tmp_path / "ledger.txt"
+    crashed = run_python(script, env={"LEDGER": str(ledger), "CRASH_IN": "kelp"})
+    assert crashed.returncode == 9, crashed
+    first_run = ledger.read_text().split("\n")[:-1]
+    started = ["start otters", "start kelp", "start urchins", "start orcas"]
+    assert sorted(first_run) == sorted(["model", *started, "done otters", "done urchins"])
+    exec_id = KitaruClient().executions.list()[0].exec_id
+    done = [c for c in KitaruClient().executions.get(exec_id).checkpoints if c["kind"] == "tool"]
+    assert sorted(c["metadata"]["args"]["topic"] for c in done) == ["otters", "urchins"]
+
+    resumed = kitaru_cli("executions", "resume", exec_id, "--json", env={"LEDGER": str(ledger)})
+    assert resumed.returncode == 0, resumed
+    view = resumed.json()
+    # Each tool's output went back to the call that asked for it.
+    assert view["result"] == "; ".join(
+        f'{{"topic": "{t}"}}=facts about {t}' for t in ["otters", "kelp", "urchins", "orcas"]
+    )
+    # Only the interrupted tool calls and the model request after them ran again.
+    assert sorted(ledger.read_text().split("\n")[len(first_run) : -1]) == sorted(
+        ["start kelp", "done kelp", "start orcas", "done orcas", "model"]
+    )
+    tools = [c for c in view["checkpoints"] if c["kind"] == "tool"]
+    assert len(tools) == 4 and len({c["key"] for c in tools}) == 4
+    for c in tools:
+        topic = c["metadata"]["args"]["topic"]
+        assert c["origin"] == ("journal" if topic in ("otters", "urchins") else "ran")
+        assert c["key"].startswith("reader.tool.fetch:call_")
+        assert kitaru.load(exec_id, c["key"]) == f"facts about {topic}"

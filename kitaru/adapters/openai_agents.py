@@ -11,10 +11,12 @@
 Strategies:
 
 - `calls` (default): inside a flow, each model call is a checkpoint call
-  (`<agent>.model`, `<agent>.model#2`, ...) and each function-tool call is one
-  (`<agent>.tool.<tool>`). A crash mid-run resumes at the call that was interrupted.
-  Agents reached by handoff are wrapped too. Tool calls of one turn run one at a time,
-  so that their keys are the same on every run.
+  (`<agent>.model`, `<agent>.model#2`, ...) and each function-tool call is one, keyed by
+  the call id of the stored model response (`<agent>.tool.<tool>:<call id>`). The
+  function tools of one turn run concurrently, as the SDK runs them (bounded by
+  `RunConfig.tool_execution`); a crash mid-run resumes at the calls that were
+  interrupted, and every completed tool call is read back with its own output. Agents
+  reached by handoff are wrapped too. MCP tools are not wrapped: they run again on resume.
 - `runner_call`: the whole `Runner.run` is one checkpoint call (`<agent>.run`).
 
 Both return a `DurableRunResult` (final output, last agent, the conversation as input
@@ -34,7 +36,15 @@ from typing import Any, Literal
 
 from kitaru import _calls
 from kitaru._errors import KitaruUsageError
-from kitaru.adapters._support import call_name, check_version, require, storable
+from kitaru._fingerprint import fingerprint
+from kitaru.adapters._support import (
+    arguments_fingerprint,
+    call_name,
+    check_version,
+    require,
+    storable,
+    tool_call_id,
+)
 
 require("agents", distribution="openai-agents", extra="openai-agents")
 
@@ -118,7 +128,7 @@ class KitaruModel(Model):
         return self.wrapped.get_retry_advice(request)
 
 
-def _wrap_tool(tool: Any, prefix: str, lock: asyncio.Lock) -> Any:
+def _wrap_tool(tool: Any, prefix: str, legacy_lock: asyncio.Lock) -> Any:
     if not isinstance(tool, FunctionTool):
         return tool
     original = tool.on_invoke_tool
@@ -134,11 +144,20 @@ def _wrap_tool(tool: Any, prefix: str, lock: asyncio.Lock) -> Any:
                 _calls.log(tool=tool.name, args=arguments)
             return await original(context, arguments)
 
-        # One at a time: the order of the calls, and so their keys, is the same on resume.
-        async with lock:
-            return await _calls.run_async(
-                spec, body, dump=lambda v: storable(v, f"tool {tool.name!r}")
+        def call() -> Any:
+            return _calls.run_async(
+                spec,
+                body,
+                explicit_id=tool_call_id(spec.name, getattr(context, "tool_call_id", None)),
+                dump=lambda v: storable(v, f"tool {tool.name!r}"),
+                fingerprint=arguments_fingerprint(arguments),
             )
+
+        if _calls.in_legacy_execution():
+            # Recorded when tool calls were numbered in the order they ran: one at a time.
+            async with legacy_lock:
+                return await call()
+        return await call()
 
     return dataclasses.replace(tool, on_invoke_tool=invoke)
 
@@ -162,7 +181,7 @@ def _settings_of(agent: Agent[Any], run_config: RunConfig) -> Any:
 def _durable_graph(start: Agent[Any], run_config: RunConfig) -> Agent[Any]:
     """Copies of the agents reachable from `start`, with wrapped models and tools."""
     copies: dict[int, Agent[Any]] = {}
-    lock = asyncio.Lock()
+    legacy_lock = asyncio.Lock()
 
     def copy(agent: Agent[Any]) -> Agent[Any]:
         if id(agent) in copies:
@@ -173,7 +192,7 @@ def _durable_graph(start: Agent[Any], run_config: RunConfig) -> Agent[Any]:
         if run_config.model is None:
             clone.model_settings = _settings_of(agent, run_config)
             clone.model = KitaruModel(_model_of(agent, run_config), prefix)
-        clone.tools = [_wrap_tool(t, prefix, lock) for t in agent.tools]
+        clone.tools = [_wrap_tool(t, prefix, legacy_lock) for t in agent.tools]
         clone.handoffs = [copy(h) if isinstance(h, Agent) else h for h in agent.handoffs]
         return clone
 
@@ -276,12 +295,17 @@ async def run(
             return _result(await Runner.run(agent, input, **kwargs))
 
         return await _calls.run_async(
-            spec, whole, dump=lambda r: _stored(r.raw), load=_Loader(agent)
+            spec,
+            whole,
+            dump=lambda r: _stored(r.raw),
+            load=_Loader(agent),
+            fingerprint=fingerprint((input,), {}),
         )
     if not _calls.in_checkpointed_flow():
         return _result(await Runner.run(agent, input, **kwargs))
     durable_agent = _prepare(agent, kwargs)
-    return _result(await Runner.run(durable_agent, input, **kwargs))
+    with _calls.harness_run():
+        return _result(await Runner.run(durable_agent, input, **kwargs))
 
 
 def run_sync(
@@ -298,8 +322,10 @@ def run_sync(
             lambda: _result(Runner.run_sync(agent, input, **kwargs)),
             dump=lambda r: _stored(r.raw),
             load=_Loader(agent),
+            fingerprint=fingerprint((input,), {}),
         )
     if not _calls.in_checkpointed_flow():
         return _result(Runner.run_sync(agent, input, **kwargs))
     durable_agent = _prepare(agent, kwargs)
-    return _result(Runner.run_sync(durable_agent, input, **kwargs))
+    with _calls.harness_run():
+        return _result(Runner.run_sync(durable_agent, input, **kwargs))

@@ -12,27 +12,40 @@
 
 `calls` (the default): inside a flow, each model request is a checkpoint call
 (`<agent>.model`, `<agent>.model#2`, ...) and so is each tool call, function tools as
-`<agent>.tool.<tool>` and MCP tools as `<agent>.mcp.<tool>`. A crash in the third tool
-call resumes there: the model requests and tool calls before it are read back from the
-journal. Tool calls run one at a time so that their order, and so their keys, is the
-same on every run. `turn`: the whole run is one checkpoint call (`<agent>.run`).
+`<agent>.tool.<tool>:<tool-call id>` and MCP tools as `<agent>.mcp.<tool>:<tool-call id>`.
+The tool calls of one model turn run concurrently, as PydanticAI runs them; each is keyed
+by the tool-call id of the stored model response, so a resume finds every completed tool
+call's own output whatever order they finished in (see `kitaru.adapters._support`). A
+crash in the middle of a turn resumes there: the model requests and the tool calls that
+completed are read back from the journal, the others run again. `turn`: the whole run
+is one checkpoint call (`<agent>.run`).
 
-Built on two PydanticAI extension points: a capability's `wrap_model_request` (the
-stored response is returned without calling the model) and `get_wrapper_toolset` (a
-`WrapperToolset` whose `call_tool` is a checkpoint call). Outside a flow, or inside a
-`@checkpoint`, the agent runs as it would without Kitaru.
+Built on PydanticAI extension points of a capability: `wrap_run` (the run's own tasks
+take no branches of their own), `wrap_model_request` (the stored response is returned
+without calling the model) and `get_wrapper_toolset` (a `WrapperToolset` whose
+`call_tool` is a checkpoint call). Outside a flow, or inside a `@checkpoint`, the agent
+runs as it would without Kitaru.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from kitaru import _calls
 from kitaru._errors import KitaruUsageError
-from kitaru.adapters._support import call_name, check_version, require, storable
+from kitaru._fingerprint import fingerprint
+from kitaru.adapters._support import (
+    arguments_fingerprint,
+    call_name,
+    check_version,
+    require,
+    storable,
+    tool_call_id,
+)
 
 require("pydantic_ai", distribution="pydantic-ai", extra="pydantic-ai")
 
@@ -61,6 +74,18 @@ def _check_version() -> None:
     check_version("pydantic-ai-slim", minimum=SUPPORTED[0], below=SUPPORTED[1], extra="pydantic-ai")
 
 
+@contextmanager
+def _harness() -> Iterator[None]:
+    """Around a run: PydanticAI's own tasks take no branches; in an execution recorded
+    before tool calls were keyed by id, its tool calls run one at a time, as they did."""
+    with _calls.harness_run():
+        if _calls.in_legacy_execution():
+            with Agent.parallel_tool_call_execution_mode("sequential"):
+                yield
+        else:
+            yield
+
+
 @dataclass(init=False)
 class KitaruCapability(AbstractCapability[Any]):
     """Makes each model request and each tool call of a run its own checkpoint call.
@@ -73,7 +98,16 @@ class KitaruCapability(AbstractCapability[Any]):
 
     def __init__(self, prefix: str = "agent") -> None:
         _check_version()
-        self.prefix = prefix
+        self.prefix = call_name(prefix)
+
+    async def wrap_run(self, ctx: RunContext[Any], *, handler: Any) -> AgentRunResult[Any]:
+        # Under `durable(agent)` the run is already a harness run. With the capability
+        # alone, the tasks PydanticAI started before this hook have taken branches (the
+        # model calls are keyed `4/support.model` or so); the ones it starts from here
+        # on, one per tool call among them, do not.
+        with _harness():
+            result: AgentRunResult[Any] = await handler()
+        return result
 
     async def wrap_model_request(
         self,
@@ -123,7 +157,8 @@ def _is_mcp(tool: ToolsetTool[Any]) -> bool:
 
 @dataclass
 class KitaruToolset(WrapperToolset[Any]):
-    """Runs each tool call as a checkpoint call (`<prefix>.tool.<name>`, `<prefix>.mcp.<name>`)."""
+    """Runs each tool call as a checkpoint call keyed by its tool-call id
+    (`<prefix>.tool.<name>:<id>`, `<prefix>.mcp.<name>:<id>`)."""
 
     prefix: str = "agent"
 
@@ -142,7 +177,13 @@ class KitaruToolset(WrapperToolset[Any]):
             except ModelRetry as retry:
                 return {_RETRY: retry.message}
 
-        result = await _calls.run_async(spec, body, dump=lambda v: storable(v, f"tool {name!r}"))
+        result = await _calls.run_async(
+            spec,
+            body,
+            explicit_id=tool_call_id(spec.name, ctx.tool_call_id),
+            dump=lambda v: storable(v, f"tool {name!r}"),
+            fingerprint=arguments_fingerprint(tool_args),
+        )
         if isinstance(result, dict) and set(result) == {_RETRY}:
             raise ModelRetry(str(result[_RETRY]))
         return result
@@ -177,11 +218,12 @@ class DurableAgent:
                 lambda: self.agent.run(user_prompt, **kwargs),
                 dump=lambda r: self._result.dump_python(r, mode="json"),
                 load=self._result.validate_python,
+                fingerprint=fingerprint((user_prompt,), {}),
             )
         if not _calls.in_checkpointed_flow():
             return await self.agent.run(user_prompt, **kwargs)
         kwargs["capabilities"] = self._capabilities(kwargs.get("capabilities"))
-        with Agent.parallel_tool_call_execution_mode("sequential"):
+        with _harness():
             return await self.agent.run(user_prompt, **kwargs)
 
     def run_sync(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:
@@ -192,11 +234,12 @@ class DurableAgent:
                 lambda: self.agent.run_sync(user_prompt, **kwargs),
                 dump=lambda r: self._result.dump_python(r, mode="json"),
                 load=self._result.validate_python,
+                fingerprint=fingerprint((user_prompt,), {}),
             )
         if not _calls.in_checkpointed_flow():
             return self.agent.run_sync(user_prompt, **kwargs)
         kwargs["capabilities"] = self._capabilities(kwargs.get("capabilities"))
-        with Agent.parallel_tool_call_execution_mode("sequential"):
+        with _harness():
             return self.agent.run_sync(user_prompt, **kwargs)
 
     def _turn_spec(self) -> _calls.CallSpec:
