@@ -13,7 +13,8 @@ task it creates and `asyncio.to_thread` into its thread, but a copy shares the p
 branch; plain threads and executor work items start with no context at all. So the
 first execution in a process installs three small wrappers, each a no-op outside a
 flow: `BaseEventLoop.create_task` (every asyncio task: `gather`, `TaskGroup`,
-`wait_for`, ...), `ThreadPoolExecutor.submit` (`map`, `run_in_executor`, `to_thread`)
+`wait_for`, ...; the coroutine `run_until_complete` waits for stays in the caller's
+branch, as `asyncio.run`'s main task does), `ThreadPoolExecutor.submit` (`map`, `run_in_executor`, `to_thread`)
 and `Thread.start`. Each takes the next child branch of the branch it is called from,
 in the caller's own order, and runs the new task, work item or thread in it. The worker
 threads an executor starts for itself belong to no branch: which work item starts one
@@ -142,7 +143,17 @@ def _wrap_tasks() -> None:
             context = in_branch(child)
         return loop_create_task(self, coro, name=name, context=context)
 
+    loop_run = asyncio.BaseEventLoop.run_until_complete
+
+    def run_until_complete(self: asyncio.BaseEventLoop, future: Any) -> Any:
+        # The caller waits for this coroutine: it runs in the caller's branch, as it does
+        # under asyncio.run, whose main task has a context of its own.
+        if asyncio.iscoroutine(future):
+            future = self.create_task(future, context=contextvars.copy_context())
+        return loop_run(self, future)
+
     asyncio.BaseEventLoop.create_task = create_task  # type: ignore[method-assign,assignment]
+    asyncio.BaseEventLoop.run_until_complete = run_until_complete  # type: ignore[method-assign]
 
 
 def _wrap_threads() -> None:

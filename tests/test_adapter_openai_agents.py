@@ -334,7 +334,7 @@ def test_async_runs_in_map_items_are_keyed_per_item() -> None:
     assert keys == sorted(
         [f"{item}/fetcher.model" for item in (1, 2)]
         + [f"{item}/fetcher.model#2" for item in (1, 2)]
-        + [f"fetcher.tool.slow_fetch:call-{t}@{item}" for t in TOPICS for item in (1, 2)]
+        + [f"{item}/fetcher.tool.slow_fetch:call-{t}" for t in TOPICS for item in (1, 2)]
     )
 
 

@@ -403,7 +403,7 @@ def test_a_capability_alone_runs_tool_calls_concurrently_and_resumes_the_same_wa
     branch = keys[0].partition("/")[0]
     assert keys[0] == f"{branch}/fetcher.model" and keys[-2] == f"{branch}/fetcher.model#2"
     assert sorted(keys[1:-2]) == sorted(
-        f"fetcher.tool.slow_fetch:call-{t}@{branch}" for t in TOPICS
+        f"{branch}/fetcher.tool.slow_fetch:call-{t}" for t in TOPICS
     )
 
     fetched.clear()
@@ -446,12 +446,12 @@ def test_agent_runs_in_map_items_are_keyed_per_item() -> None:
     assert keys == [
         "1/support.model",
         "1/support.model#2",
+        "1/support.tool.lookup:t1",
         "2/support.model",
         "2/support.model#2",
-        "support.tool.lookup:t1@1",
-        "support.tool.lookup:t1@2",
+        "2/support.tool.lookup:t1",
     ]
-    assert kitaru.load(handle.exec_id, "support.tool.lookup:t1@2") == "order-5"
+    assert kitaru.load(handle.exec_id, "2/support.tool.lookup:t1") == "order-5"
 
 
 def test_a_tool_call_whose_arguments_changed_fails_the_resume_instead_of_reusing_its_output() -> (

@@ -79,7 +79,7 @@ def call_name(*parts: str) -> str:
 def tool_call_id(name: str, harness_id: str | None) -> str | None:
     """The checkpoint id of one tool call, from the tool-call id in the model response.
 
-    `<name>:<tool-call id>` in the flow body, `<name>:<tool-call id>@2` in branch 2
+    `<name>:<tool-call id>` in the flow body, `2/<name>:<tool-call id>` in branch 2
     (models that number their tool calls the same way in every run, as test models do,
     must not make two `kitaru.map` items share an id), and `#2`, `#3`, ... appended when
     the run used the id already (a model that repeats ids across turns). None where the
@@ -90,7 +90,7 @@ def tool_call_id(name: str, harness_id: str | None) -> str | None:
         return None
     base = f"{name}:{_clean(harness_id)}" if harness_id else name
     branch = _calls.branch_path()
-    return _calls.call_id(f"{base}@{branch}" if branch else base)
+    return _calls.call_id(f"{branch}/{base}" if branch else base)
 
 
 def arguments_fingerprint(arguments: Any) -> str:
