@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from kitaru import artifacts
 from kitaru._version import __version__
 from kitaru.server import _errors
-from kitaru.server._body import LimitBody
+from kitaru.server._guard import Guard
 from kitaru.server._state import ServerConfig, ServerState
 from kitaru.server._sweeper import Sweeper
 
@@ -25,14 +25,17 @@ DESCRIPTION = """The Kitaru server: executions, checkpoint calls, artifacts and 
 journal, for people (the web UI at /ui), scripts, and clients that set
 `KITARU_SERVER_URL` and `KITARU_API_TOKEN`.
 
-Every endpoint but `/health` needs an API token (`Authorization: Bearer kt_...`);
-tokens are `read` (GET requests and reading journal methods) or `write` (everything).
-A wait can also be answered through a signed webhook URL that carries no token."""
+Every endpoint but `/health` needs an API token (`Authorization: Bearer kt_...`),
+checked before the request's body is read. Tokens are `read` (every GET), `write`
+(also start, run, answer, resume, replay and cancel executions, deploy and invoke) or
+`admin` (also stacks, settings, deployments' tags and deletion); run tokens, minted by
+the server for one run, reach one execution's records. Running executions use the
+runner API (`/api/v1/runner/...`). A wait can also be answered through a signed webhook
+URL that carries no token."""
 
 
 def prepare_process(config: ServerConfig) -> None:
-    """The server uses its journal and stores directly, never a server (itself), and
-    background resumes it starts inherit them."""
+    """The server uses its journal and stores directly, never a server (itself)."""
     for var in ("KITARU_SERVER_URL", "KITARU_API_TOKEN"):
         os.environ.pop(var, None)
     os.environ["KITARU_JOURNAL_URL"] = config.journal_url
@@ -43,7 +46,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     prepare_process(config)
     state = ServerState(config)
     artifacts.restrict_to(frozenset({*config.artifact_stores, *state.stores}))
-    sweeper = Sweeper(state.journal, config.sweep_interval)
+    sweeper = Sweeper(state.journal, config.sweep_interval, public_url=config.public_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,7 +82,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     def root() -> RedirectResponse:
         return RedirectResponse("/ui/executions")
 
-    app.add_middleware(LimitBody, max_bytes=config.max_upload_bytes)
+    app.add_middleware(Guard, state=state)
     return app
 
 
