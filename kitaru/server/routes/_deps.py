@@ -22,6 +22,7 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from kitaru.server._state import ServerState
 from kitaru.server._tokens import Caller
@@ -48,7 +49,15 @@ async def server_state(request: Request) -> ServerState:
 State = Annotated[ServerState, Depends(server_state)]
 
 
-async def any_token(request: Request, state: State) -> Caller:
+# Documents the scheme in the OpenAPI document; the guard has checked the token already.
+_bearer = HTTPBearer(auto_error=False, description="An API token: kitaru server token create")
+
+
+async def any_token(
+    request: Request,
+    state: State,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
     """The caller the guard authenticated (401 otherwise); cookie changes need CSRF."""
     caller: Caller | None = getattr(request.state, "kitaru_caller", None)
     if caller is None:
