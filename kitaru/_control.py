@@ -357,7 +357,6 @@ def record_replay(
         project_root=source.project_root,
         deployment_version=source.deployment_version,
     )
-    store = open_store(record.artifact_store or "")
     given = dict(inputs or {})
     copied = []
     for listed in journal.list_artifacts(exec_id, producer="input"):
@@ -370,6 +369,7 @@ def record_replay(
             )
     for name, value in given.items():
         encoded = _serialize.encode(value, what=f"flow input {name!r}")
+        store = open_store(record.artifact_store or "")
         copied.append(_execute.input_artifact(record.exec_id, store, name, encoded))
     journal.create_execution(record, copied)
     journal.copy_calls(exec_id, record.exec_id, before_seq=start.seq)

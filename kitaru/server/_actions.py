@@ -172,8 +172,15 @@ def replay(
     )
 
 
+# A running execution stops at its next heartbeat; the server waits at most this long
+# for it, so a cancel request never holds one of its threads for minutes.
+MAX_CANCEL_WAIT = 10.0
+
+
 def cancel(journal: Journal, exec_id: str, grace: float) -> ExecutionRecord:
-    return _control.cancel(exec_id, grace=grace, journal=journal, signal_processes=False)
+    return _control.cancel(
+        exec_id, grace=min(grace, MAX_CANCEL_WAIT), journal=journal, signal_processes=False
+    )
 
 
 def sweep_timed_out(journal: Journal, exec_id: str, *, server_url: str | None) -> ExecutionRecord:
