@@ -211,6 +211,10 @@ def invoke(
         deployment_version=deployment.version,
         invocation_id=invocation_id,
     )
+    if server_url is not None:
+        from kitaru.stacks._submit import check_server_image
+
+        check_server_image(record, stack, deployment.image)
     target.create_execution(
         record, input_artifacts(record.exec_id, stack.artifact_store, deployment, inputs)
     )

@@ -221,10 +221,7 @@ def fail(url: str, status: int, detail: tuple[str, str | None]) -> NoReturn:
             "KITARU_API_TOKEN to a token from `kitaru server token create`"
         )
     if status == 403:
-        raise ConfigurationError(
-            f"the Kitaru server at {url} refused the request: {message}; this needs a token "
-            "with --scope write"
-        )
+        raise ConfigurationError(f"the Kitaru server at {url} refused the request: {message}")
     if kind in _ERRORS:
         raise _ERRORS[kind](message)
     if status == 404:

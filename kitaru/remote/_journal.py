@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from kitaru._errors import KitaruUsageError, NotFoundError
+from kitaru._errors import KitaruUsageError
 from kitaru.journal._records import (
     ArtifactRecord,
     CallRecord,
@@ -32,7 +32,7 @@ from kitaru.journal._records import (
     TagRecord,
     WaitRecord,
 )
-from kitaru.remote._codec import many, maybe, to_wire
+from kitaru.remote._codec import from_wire, many, maybe, to_wire
 from kitaru.remote._connection import Connection, connect
 
 # The server's largest page; a larger `limit` reads the newest this many.
@@ -55,6 +55,9 @@ class HttpJournal:
 
     def _post(self, path: str, body: dict[str, Any], ok: tuple[int, ...] = (200,)) -> Any:
         return self._conn.request("POST", path, json=body, ok=ok).json()
+
+    def _put(self, path: str, body: dict[str, Any]) -> Any:
+        return self._conn.request("PUT", path, json=body).json()
 
     def _runner(self, exec_id: str, op: str, body: dict[str, Any]) -> Any:
         return self._post(f"/runner/executions/{_p(exec_id)}/{op}", body)
@@ -258,18 +261,8 @@ class HttpJournal:
 
     # stacks and settings
     def put_stack(self, stack: StackRecord, *, replace: bool = False) -> bool:
-        body = {
-            "name": stack.name,
-            "orchestrator": stack.orchestrator,
-            "artifact_store": stack.artifact_store,
-            "journal": stack.journal,
-            "registry": stack.registry,
-            "builder": stack.builder,
-            "settings": to_wire(stack.settings),
-            "replace": replace,
-        }
-        response = self._conn.request("POST", "/stacks", json=body, ok=(201, 409))
-        return response.status_code == 201
+        body = {"stack": to_wire(stack), "replace": replace}
+        return bool(self._put(f"/records/stacks/{_p(stack.name)}", body)["stored"])
 
     def get_stack(self, name: str) -> StackRecord | None:
         return maybe(StackRecord, self._get(f"/records/stacks/{_p(name)}"))
@@ -278,18 +271,15 @@ class HttpJournal:
         return many(StackRecord, self._get("/records/stacks"))
 
     def delete_stack(self, name: str) -> bool:
-        # The caller (kitaru.stacks.delete) has checked what --force decides.
-        response = self._conn.request(
-            "DELETE", f"/stacks/{_p(name)}", params={"force": "true"}, ok=(200, 404)
-        )
-        return response.status_code == 200
+        response = self._conn.request("DELETE", f"/records/stacks/{_p(name)}")
+        return bool(response.json()["deleted"])
 
     def get_setting(self, key: str) -> str | None:
         value: str | None = self._get(f"/records/settings/{_p(key)}")
         return value
 
     def set_setting(self, key: str, value: str | None) -> None:
-        self._conn.request("PUT", f"/settings/{_p(key)}", json={"value": value})
+        self._put(f"/records/settings/{_p(key)}", {"value": value})
 
     # deployments and tags
     def create_deployment(
@@ -307,11 +297,8 @@ class HttpJournal:
         return many(DeploymentRecord, self._get("/records/deployments", {"flow": flow}))
 
     def delete_deployment(self, flow: str, version: int, *, now: float) -> bool:
-        try:
-            self._conn.request("DELETE", f"/deployments/{_p(flow)}/{_p(version)}")
-        except (KitaruUsageError, NotFoundError):
-            return False
-        return True
+        path = f"/records/deployments/{_p(flow)}/{_p(version)}/delete"
+        return bool(self._post(path, {"now": now})["deleted"])
 
     def set_tag(
         self,
@@ -323,20 +310,14 @@ class HttpJournal:
         by: str,
         now: float,
     ) -> TagRecord:
-        self._conn.request(
-            "PUT",
-            f"/deployments/{_p(flow)}/tags/{_p(tag)}",
-            json={"version": version, "weight": weight},
+        body = {"version": version, "weight": weight, "by": by, "now": now}
+        return from_wire(
+            TagRecord, self._put(f"/records/deployments/{_p(flow)}/tags/{_p(tag)}", body)
         )
-        moved = self.get_tag(flow, tag)
-        assert moved is not None
-        return moved
 
     def remove_tag(self, flow: str, tag: str, *, by: str, now: float) -> bool:
-        response = self._conn.request(
-            "DELETE", f"/deployments/{_p(flow)}/tags/{_p(tag)}", ok=(200, 404)
-        )
-        return response.status_code == 200
+        path = f"/records/deployments/{_p(flow)}/tags/{_p(tag)}/remove"
+        return bool(self._post(path, {"by": by, "now": now})["removed"])
 
     def get_tag(self, flow: str, tag: str) -> TagRecord | None:
         return maybe(TagRecord, self._get(f"/records/deployments/{_p(flow)}/tags/{_p(tag)}"))

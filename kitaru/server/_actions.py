@@ -70,8 +70,12 @@ def continue_execution(
                 f"process resumed or cancelled it); see `kitaru executions get {record.exec_id}`"
             )
         return _control.get_execution(journal, record.exec_id)
-    from kitaru.stacks._submit import resubmit
+    from kitaru.stacks import _resolve
+    from kitaru.stacks._submit import check_server_image, resubmit
 
+    check_server_image(
+        record, _resolve.get_stack(journal, record.stack), record.metadata.get("image")
+    )
     return resubmit(journal, record, server_url=server_url)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kitaru import _config, _execute
-from kitaru._errors import ConfigurationError, KitaruError, LeaseError
+from kitaru._errors import ConfigurationError, KitaruError, KitaruUsageError, LeaseError
 from kitaru._flow import ExecutionHandle
 from kitaru._ids import new_id
 from kitaru.journal import ExecutionRecord, Journal, StackRecord, current_journal, open_journal
@@ -219,6 +219,20 @@ def _submit(
     return run_id
 
 
+def check_server_image(record: ExecutionRecord, stack: StackRecord, image: object) -> None:
+    """A server starts only images from the stack's own registry (where its builder
+    pushes): the image is named by a record a client wrote, and the container gets the
+    stack's secrets, `env:` references resolved from the server's environment."""
+    registry = (stack.registry or "").rstrip("/")
+    if not registry or not isinstance(image, str) or not image.startswith(registry + "/"):
+        raise KitaruUsageError(
+            f"execution {record.exec_id} names the image {image!r}, which is not in the "
+            f"registry of stack {stack.name!r} ({registry or 'none'}); a server starts only "
+            "images its stack's builder pushed. Resume it from where it was built instead: "
+            f"`kitaru executions resume {record.exec_id}`"
+        )
+
+
 def _fail_queued(journal: Journal, exec_id: str, error: str) -> None:
     """Fail an execution no run has taken yet (a no-op once one has)."""
     journal.transition(
@@ -241,6 +255,8 @@ def resubmit(
 ) -> ExecutionRecord:
     """Queue a waiting, crashed, failed or lost execution again on its stack."""
     stack = _stacks.get_stack(journal, record.stack)
+    if server_url is not None:
+        check_server_image(record, stack, record.metadata.get("image"))
     orchestrator = make_orchestrator(stack)
     if not journal.transition(
         record.exec_id,

@@ -466,6 +466,38 @@ def test_the_server_url_for_containers_is_not_taken_from_a_record(
     # (kitaru/stacks/_reporting.py ignores the metadata: tests/server/test_reporting.py.)
 
 
+def test_the_server_starts_no_image_a_record_names_outside_the_stacks_registry(
+    server: ServerProcess, write_token: str, tmp_path: Path
+) -> None:
+    # An admin's docker stack, whose containers get its secrets.
+    with server.http(server.token("admin")) as admin:
+        made = admin.post(
+            "/api/v1/stacks",
+            json={
+                "name": "box", "orchestrator": "docker", "artifact_store": server.store,
+                "registry": "registry.example.com/team", "journal": "env:JOBS_JOURNAL_URL",
+                "settings": {"secret_environment": {"OPENAI_API_KEY": "env:OPENAI_API_KEY"}},
+            },
+        )  # fmt: skip
+        assert made.status_code == 201, made.text
+    # The attacker records a crashed run of their own on it, in an image of their choice.
+    with server.http(write_token) as attacker:
+        attacker.post(
+            "/api/v1/executions",
+            json={
+                "execution": record(
+                    "kx_pwn0010", stack="box", orchestrator="docker", run_id="c0ffee",
+                    metadata={"image": "attacker.example/steal-secrets:latest"},
+                ),
+                "inputs": [],
+            },
+        )  # fmt: skip
+        resumed = attacker.post("/api/v1/executions/kx_pwn0010/resume")
+        after = attacker.get("/api/v1/executions/kx_pwn0010").json()
+    assert resumed.status_code == 409 and "not in the registry" in resumed.json()["detail"]
+    assert after["status"] == "failed" and after["run_id"] == "c0ffee"  # nothing was started
+
+
 # 4. Memory exhaustion without a token ------------------------------------------------
 
 

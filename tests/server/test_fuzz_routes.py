@@ -162,4 +162,3 @@ def _cached_routes(server: ServerProcess, token: str) -> list[tuple[str, str, li
         assert len(routes) > 25
         _ROUTES[server.url] = routes
     return _ROUTES[server.url]
-

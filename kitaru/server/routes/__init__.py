@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from kitaru.server.routes import (
+    _admin,
     _artifacts,
     _checkpoints,
     _deployments,
@@ -32,6 +33,7 @@ ROUTERS: list[APIRouter] = [
     _deployments.router,
     _stacks.router,
     _records.router,
+    _admin.router,
     _runner.router,
     _store.router,
     _ui.router,
