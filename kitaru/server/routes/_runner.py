@@ -210,12 +210,22 @@ def append_logs(
     return {"appended": len(logs)}
 
 
+# Metadata Kitaru itself keeps on an execution: the image a server may resubmit, the
+# deployment it runs, why it is ready. A flow's kitaru.log() cannot set them.
+RESERVED_METADATA = frozenset({"image", "deployment", "ready", "server_url"})
+
+
 @router.post("/metadata", summary="Merge metadata into the execution's (kitaru.log)")
 def set_metadata(
     exec_id: str, body: MetadataRequest, state: State, caller: RunsExecution
 ) -> dict[str, bool]:
     if state.journal.get_execution(exec_id) is None:
         raise NotFoundError(f"execution {exec_id} not found")
+    reserved = sorted(RESERVED_METADATA & set(body.metadata))
+    if reserved:
+        raise InvalidInputError(
+            f"metadata {', '.join(reserved)} is kept by Kitaru itself; log it under another name"
+        )
     state.journal.set_metadata(exec_id, dict(body.metadata))
     return {"merged": True}
 
