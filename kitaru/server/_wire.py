@@ -46,7 +46,10 @@ from kitaru.remote._codec import field_types
 MAX_INT = 2**53
 Text = Annotated[str, StringConstraints(max_length=4096)]
 LongText = Annotated[str, StringConstraints(max_length=256 * 1024)]
-Id = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\w.:#@+=,~/-]+$")]
+# Execution and artifact ids name folders in artifact stores: no separators, no leading dot.
+Id = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_][\w.#@+=,~-]*$")
+]
 Number = Annotated[float, Field(allow_inf_nan=False, ge=-1e15, le=1e15)]
 Count = Annotated[int, Field(ge=-MAX_INT, le=MAX_INT)]
 
