@@ -374,7 +374,11 @@ def test_a_stolen_run_token_reaches_its_own_execution_only(
 ) -> None:
     # Setup: a run token for the attacker's own execution, read from a job spec.
     with server.http(write_token) as http:
-        http.post("/api/v1/executions", json={"execution": record("kx_pwn0005"), "inputs": []})
+        # Queued: a run in progress (the sweeper revokes the tokens of ended ones).
+        http.post(
+            "/api/v1/executions",
+            json={"execution": record("kx_pwn0005", status="queued"), "inputs": []},
+        )
     stolen = _tokens.mint_run_token(open_journal(server.journal_url), "kx_pwn0005")
     other = victim["exec_id"]
     with server.http(stolen) as attacker:
