@@ -6,6 +6,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -86,15 +87,24 @@ def create_app(config: ServerConfig) -> FastAPI:
     return app
 
 
-def openapi_document() -> dict[str, object]:
-    """The OpenAPI document without a running server or journal."""
+def openapi_document(app: FastAPI | None = None) -> dict[str, Any]:
+    """The OpenAPI document (of `app`, or without a running server or journal), with the
+    bearer scheme every route but health needs."""
     from fastapi.openapi.utils import get_openapi
 
     from kitaru.server.routes import ROUTERS
+    from kitaru.server.routes._deps import SECURITY_SCHEME
 
-    app = FastAPI()
-    for router in ROUTERS:
-        app.include_router(router)
-    return get_openapi(
+    if app is None:
+        app = FastAPI()
+        for router in ROUTERS:
+            app.include_router(router)
+    document: dict[str, Any] = get_openapi(
         title="Kitaru server", version=__version__, description=DESCRIPTION, routes=app.routes
     )
+    document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEME
+    for path, item in document["paths"].items():
+        if not path.startswith(("/health", "/api/v1/hooks/")):
+            for op in item.values():
+                op.setdefault("security", [{"HTTPBearer": []}])
+    return document

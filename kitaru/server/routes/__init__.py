@@ -22,19 +22,21 @@ from kitaru.server.routes import (
     _waits,
 )
 
+# Routes are matched in order, one by one: the runner API (called per checkpoint), the
+# execution view and record reads come first.
 ROUTERS: list[APIRouter] = [
+    _runner.router,
+    _executions.router,
+    _records.router,
     _health.router,
     _info.router,
-    _executions.router,
     _lifecycle.router,
     _checkpoints.router,
     _artifacts.router,
     _waits.router,
     _deployments.router,
     _stacks.router,
-    _records.router,
     _admin.router,
-    _runner.router,
     _store.router,
     _ui.router,
 ]

@@ -22,7 +22,6 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from kitaru.server._state import ServerState
 from kitaru.server._tokens import Caller
@@ -49,20 +48,25 @@ async def server_state(request: Request) -> ServerState:
 State = Annotated[ServerState, Depends(server_state)]
 
 
-# Documents the scheme in the OpenAPI document; the guard has checked the token already.
-_bearer = HTTPBearer(auto_error=False, description="An API token: kitaru server token create")
+# The scheme every route but health uses, as the OpenAPI document states it
+# (kitaru/server/_app.py). The guard checks the token; no route parses it again.
+SECURITY_SCHEME = {
+    "HTTPBearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API token: kitaru server token create",
+    }
+}
 
 
-async def any_token(
-    request: Request,
-    state: State,
-    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Caller:
-    """The caller the guard authenticated (401 otherwise); cookie changes need CSRF."""
+async def any_token(request: Request) -> Caller:
+    """The caller the guard authenticated (401 otherwise); cookie changes need CSRF.
+    No sub-dependencies: every request solves this one."""
     caller: Caller | None = getattr(request.state, "kitaru_caller", None)
     if caller is None:
         raise HTTPException(401, UNAUTHENTICATED, headers={"WWW-Authenticate": "Bearer"})
     if getattr(request.state, "kitaru_by_cookie", False) and request.method not in _SAFE:
+        state: ServerState = request.app.state.kitaru
         sent = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(sent, csrf_token(state.secret, caller.token_id)):
             raise HTTPException(403, "missing or invalid CSRF token; reload the page")
@@ -108,6 +112,11 @@ async def execution_runner(exec_id: str, caller: AnyToken) -> Caller:
     if caller.execution is None and not caller.can_write:
         raise HTTPException(403, READ_ONLY)
     return caller
+
+
+async def execution_runner_of(request: Request, exec_id: str) -> Caller:
+    """`RunsExecution` in one step, for the runner API's per-checkpoint routes."""
+    return await execution_runner(exec_id, await any_token(request))
 
 
 Reader = Annotated[Caller, Depends(read_access)]

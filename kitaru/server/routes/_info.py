@@ -30,5 +30,6 @@ def info(state: State, caller: AnyToken) -> dict[str, Any]:
 
 @router.get("/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)
 def openapi(request: Request, caller: Reader) -> dict[str, Any]:
-    document: dict[str, Any] = request.app.openapi()
-    return document
+    from kitaru.server._app import openapi_document
+
+    return openapi_document(request.app)

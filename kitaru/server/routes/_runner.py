@@ -27,16 +27,19 @@ token, which the server never shows anyone (kitaru/server/_owners.py).
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from kitaru import _lease
 from kitaru._errors import InvalidInputError, LeaseError, NotFoundError
 from kitaru.journal import ArtifactRecord, CallRecord, LogRecord, WaitRecord
 from kitaru.server import _owners
+from kitaru.server._state import ServerState
 from kitaru.server._wire import (
     Artifact,
     Call,
@@ -47,9 +50,14 @@ from kitaru.server._wire import (
     Wait,
     to_record,
 )
-from kitaru.server.routes._deps import RunsExecution, State
+from kitaru.server.routes._deps import execution_runner_of
 
-router = APIRouter(prefix="/api/v1/runner/executions/{exec_id}", tags=["runner"])
+# One dependency, no sub-dependencies: these routes are called once per checkpoint.
+router = APIRouter(
+    prefix="/api/v1/runner/executions/{exec_id}",
+    tags=["runner"],
+    dependencies=[Depends(execution_runner_of)],
+)
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 Owner = Annotated[str, Field(min_length=1, max_length=300)]
@@ -130,10 +138,42 @@ def _no_pickle_from(artifact: ArtifactRecord | None, *producers: str) -> None:
         )
 
 
-@router.post("/lease", summary="Claim the execution: become its owner if nobody runs it")
-async def take_lease(
-    exec_id: str, body: LeaseRequest, state: State, caller: RunsExecution
-) -> dict[str, bool]:
+M = TypeVar("M", bound=BaseModel)
+
+
+def _doc(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that validates `model` itself."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        },
+        "security": [{"HTTPBearer": []}],
+    }
+
+
+async def _parse(request: Request, model: type[M]) -> M:
+    """The body as `model`, parsed and validated in one pass (pydantic's JSON parser)."""
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
+
+
+def _state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.kitaru
+    return state
+
+
+@router.post(
+    "/lease",
+    summary="Claim the execution: become its owner if nobody runs it",
+    openapi_extra=_doc(LeaseRequest),
+)
+async def take_lease(exec_id: str, request: Request) -> JSONResponse:
+    body = await _parse(request, LeaseRequest)
+    state = _state(request)
+
     def take() -> bool:
         journal = state.journal
         current = journal.get_execution(exec_id)
@@ -159,23 +199,32 @@ async def take_lease(
             lease_until=body.lease_until,
         )
 
-    return {"taken": await run_in_threadpool(take)}
+    return JSONResponse({"taken": await run_in_threadpool(take)})
 
 
-@router.post("/heartbeat", summary="Extend the lease; says whether a cancel was requested")
-def heartbeat(
-    exec_id: str, body: HeartbeatRequest, state: State, caller: RunsExecution
-) -> dict[str, bool | None]:
-    cancel = state.journal.heartbeat(
-        exec_id, owner=body.owner, now=body.now, lease_until=body.lease_until
+@router.post(
+    "/heartbeat",
+    summary="Extend the lease; says whether a cancel was requested",
+    openapi_extra=_doc(HeartbeatRequest),
+)
+async def heartbeat(exec_id: str, request: Request) -> JSONResponse:
+    body = await _parse(request, HeartbeatRequest)
+    journal = _state(request).journal
+    cancel = await run_in_threadpool(
+        lambda: journal.heartbeat(
+            exec_id, owner=body.owner, now=body.now, lease_until=body.lease_until
+        )
     )
-    return {"cancel": cancel}
+    return JSONResponse({"cancel": cancel})
 
 
-@router.post("/calls", summary="Commit a finished call with its output and log lines")
-def commit_call(
-    exec_id: str, body: CommitRequest, state: State, caller: RunsExecution
-) -> dict[str, bool]:
+@router.post(
+    "/calls",
+    summary="Commit a finished call with its output and log lines",
+    openapi_extra=_doc(CommitRequest),
+)
+async def commit_call(exec_id: str, request: Request) -> JSONResponse:
+    body = await _parse(request, CommitRequest)
     call: CallRecord = to_record(CallRecord, body.call)
     output = to_record(ArtifactRecord, body.output) if body.output is not None else None
     logs = [to_record(LogRecord, g) for g in body.logs]
@@ -183,31 +232,44 @@ def commit_call(
     _no_pickle_from(output, "override", "input", "wait")
     if output is not None and call.output_artifact not in (None, output.artifact_id):
         raise InvalidInputError("the call names another artifact than the output sent with it")
-    committed = state.journal.commit_call(call, output, logs, owner=body.owner)
-    return {"committed": committed}
+    journal = _state(request).journal
+    committed = await run_in_threadpool(
+        lambda: journal.commit_call(call, output, logs, owner=body.owner)
+    )
+    return JSONResponse({"committed": committed})
 
 
-@router.post("/artifacts", summary="Store an artifact of the execution (kitaru.save)")
-def put_artifact(
-    exec_id: str, body: ArtifactRequest, state: State, caller: RunsExecution
-) -> dict[str, str]:
+@router.post(
+    "/artifacts",
+    summary="Store an artifact of the execution (kitaru.save)",
+    openapi_extra=_doc(ArtifactRequest),
+)
+async def put_artifact(exec_id: str, request: Request) -> JSONResponse:
+    body = await _parse(request, ArtifactRequest)
     artifact: ArtifactRecord = to_record(ArtifactRecord, body.artifact)
     _mine(exec_id, artifact)
     _no_pickle_from(artifact, "override", "input", "wait")
-    if state.journal.get_execution(exec_id) is None:
-        raise NotFoundError(f"execution {exec_id} not found")
-    state.journal.put_artifact(artifact)
-    return {"artifact_id": artifact.artifact_id}
+    journal = _state(request).journal
+
+    def put() -> None:
+        if journal.get_execution(exec_id) is None:
+            raise NotFoundError(f"execution {exec_id} not found")
+        journal.put_artifact(artifact)
+
+    await run_in_threadpool(put)
+    return JSONResponse({"artifact_id": artifact.artifact_id})
 
 
-@router.post("/logs", summary="Append log lines printed outside a call")
-def append_logs(
-    exec_id: str, body: LogsRequest, state: State, caller: RunsExecution
-) -> dict[str, int]:
+@router.post(
+    "/logs", summary="Append log lines printed outside a call", openapi_extra=_doc(LogsRequest)
+)
+async def append_logs(exec_id: str, request: Request) -> JSONResponse:
+    body = await _parse(request, LogsRequest)
     logs = [to_record(LogRecord, g) for g in body.logs]
     _mine(exec_id, *logs)
-    state.journal.append_logs(logs)
-    return {"appended": len(logs)}
+    journal = _state(request).journal
+    await run_in_threadpool(journal.append_logs, logs)
+    return JSONResponse({"appended": len(logs)})
 
 
 # Metadata Kitaru itself keeps on an execution: the image a server may resubmit, the
@@ -215,39 +277,59 @@ def append_logs(
 RESERVED_METADATA = frozenset({"image", "deployment", "ready", "server_url"})
 
 
-@router.post("/metadata", summary="Merge metadata into the execution's (kitaru.log)")
-def set_metadata(
-    exec_id: str, body: MetadataRequest, state: State, caller: RunsExecution
-) -> dict[str, bool]:
-    if state.journal.get_execution(exec_id) is None:
-        raise NotFoundError(f"execution {exec_id} not found")
+@router.post(
+    "/metadata",
+    summary="Merge metadata into the execution's (kitaru.log)",
+    openapi_extra=_doc(MetadataRequest),
+)
+async def set_metadata(exec_id: str, request: Request) -> JSONResponse:
+    body = await _parse(request, MetadataRequest)
     reserved = sorted(RESERVED_METADATA & set(body.metadata))
     if reserved:
         raise InvalidInputError(
             f"metadata {', '.join(reserved)} is kept by Kitaru itself; log it under another name"
         )
-    state.journal.set_metadata(exec_id, dict(body.metadata))
-    return {"merged": True}
+    journal = _state(request).journal
+
+    def merge() -> None:
+        if journal.get_execution(exec_id) is None:
+            raise NotFoundError(f"execution {exec_id} not found")
+        journal.set_metadata(exec_id, dict(body.metadata))
+
+    await run_in_threadpool(merge)
+    return JSONResponse({"merged": True})
 
 
-@router.post("/waits", summary="Record a wait the flow reached")
-def create_wait(
-    exec_id: str, body: WaitRequest, state: State, caller: RunsExecution
-) -> dict[str, bool]:
+@router.post("/waits", summary="Record a wait the flow reached", openapi_extra=_doc(WaitRequest))
+async def create_wait(exec_id: str, request: Request) -> JSONResponse:
+    body = await _parse(request, WaitRequest)
     wait: WaitRecord = to_record(WaitRecord, body.wait)
     _mine(exec_id, wait)
     if wait.status != "pending" or wait.value_artifact is not None:
         raise InvalidInputError("a new wait is pending; its answer comes through the answer route")
-    return {"created": state.journal.create_wait(wait, owner=body.owner)}
+    journal = _state(request).journal
+    created = await run_in_threadpool(lambda: journal.create_wait(wait, owner=body.owner))
+    return JSONResponse({"created": created})
 
 
-@router.post("/finish", summary="Release the lease with the end status and result")
-def finish(
-    exec_id: str, body: FinishRequest, state: State, caller: RunsExecution
-) -> dict[str, bool]:
+@router.post(
+    "/finish",
+    summary="Release the lease with the end status and result",
+    openapi_extra=_doc(FinishRequest),
+)
+async def finish(exec_id: str, request: Request) -> JSONResponse:
+    body = await _parse(request, FinishRequest)
     result = to_record(ArtifactRecord, body.result) if body.result is not None else None
     _mine(exec_id, result)
-    done = state.journal.finish(
-        exec_id, owner=body.owner, status=body.status, now=body.now, error=body.error, result=result
+    journal = _state(request).journal
+    done = await run_in_threadpool(
+        lambda: journal.finish(
+            exec_id,
+            owner=body.owner,
+            status=body.status,
+            now=body.now,
+            error=body.error,
+            result=result,
+        )
     )
-    return {"finished": done}
+    return JSONResponse({"finished": done})
