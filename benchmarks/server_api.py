@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 DURATION = float(os.environ.get("KITARU_BENCH_SECONDS", "5"))
-CONCURRENCY = int(os.environ.get("KITARU_BENCH_CONCURRENCY", "4"))
+CONCURRENCY = int(os.environ.get("KITARU_BENCH_CONCURRENCY", "8"))
 COMMITS = int(os.environ.get("KITARU_BENCH_COMMITS", "1000"))
 
 

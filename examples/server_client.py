@@ -12,7 +12,9 @@ Anywhere else, with nothing but kitaru installed:
 
 Checkpoints, waits and artifacts are recorded through the server's API: this machine
 needs no database or bucket credentials. The run pauses at the approval wait; answer
-it in the web UI (the link is printed), with a webhook URL, or from the CLI.
+it from the CLI here (which answers and continues in one step), or in the web UI (the
+link is printed) or with a webhook URL: the server runs no flow code, so it then shows
+the execution ready to continue, and `kitaru executions resume <id>` here finishes it.
 """
 
 from __future__ import annotations
@@ -52,8 +54,9 @@ def main() -> None:
     execution = KitaruClient().executions.get(handle.exec_id)
     for call in execution.checkpoints:
         print(f"  {call['key']:<10} {call['origin']}")
-    print(f"answer it at {server}/ui/executions/{handle.exec_id}")
-    print(f"or: kitaru executions input {handle.exec_id} approve true")
+    print(f"answer it here: kitaru executions input {handle.exec_id} approve true")
+    print(f"or at {server}/ui/executions/{handle.exec_id}, then continue it here:")
+    print(f"  kitaru executions resume {handle.exec_id}")
 
 
 if __name__ == "__main__":

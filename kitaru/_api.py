@@ -39,11 +39,12 @@ def save(name: str, value: Any, *, allow_pickle: bool = False) -> str:
     return artifact.artifact_id
 
 
-def load(exec_id: str, name: str) -> Any:
+def load(exec_id: str, name: str, *, allow_pickle: bool = False) -> Any:
     """The newest version of the artifact `name` of execution `exec_id`.
 
     `name` is a `kitaru.save` name, a checkpoint key (`draft`, `draft#2`), a flow
-    parameter name, or `result`.
+    parameter name, or `result`. A pickled value loads only with `allow_pickle=True`
+    (and only one that flow code wrote, its content hash checked first).
     """
     journal = current_journal()
     record = journal.get_execution(exec_id)
@@ -59,7 +60,7 @@ def load(exec_id: str, name: str) -> Any:
         raise NotFoundError(
             f"execution {exec_id} has no artifact named {name!r}; it has: {', '.join(names) or 'none'}"
         )
-    return load_value(artifact, record.artifact_store)
+    return load_value(artifact, record.artifact_store, allow_pickle=allow_pickle)
 
 
 def log(**metadata: Any) -> None:

@@ -105,9 +105,47 @@ def read_bytes(artifact: ArtifactRecord, store_uri: str | None) -> bytes:
     return data
 
 
-def load_value(artifact: ArtifactRecord, store_uri: str | None, *, hint: Any = None) -> Any:
+# Producers whose values may be pickled: the flow's own code wrote them, or (an input)
+# the process that started a flow allowing pickle. Answers and overrides come from
+# outside (a person, a server) and are JSON; a server refuses pickled inputs.
+PICKLE_PRODUCERS = frozenset({"checkpoint", "llm", "save", "result", "input"})
+
+
+def load_value(
+    artifact: ArtifactRecord, store_uri: str | None, *, hint: Any = None, allow_pickle: bool = False
+) -> Any:
+    """The artifact's value. A pickled one loads only where the caller allows pickle (the
+    code that wrote it said `allow_pickle=True`), only from a producer that is the flow's
+    own code, and only after its bytes match the content hash recorded with it."""
     data = read_bytes(artifact, store_uri)
+    if artifact.serializer == "pickle":
+        check_pickle(artifact, data, allow_pickle=allow_pickle)
     return _serialize.decode(artifact.serializer, artifact.type_ref, data, hint=hint)
+
+
+def check_pickle(artifact: ArtifactRecord, data: bytes, *, allow_pickle: bool) -> None:
+    where = f"artifact {artifact.artifact_id} ({artifact.producer} {artifact.name!r})"
+    if not allow_pickle:
+        from kitaru._errors import SerializationError
+
+        raise SerializationError(
+            f"{where} is pickled, and unpickling runs whatever code its bytes name; Kitaru "
+            "loads pickles only for the checkpoint or flow that wrote them with "
+            "allow_pickle=True. Read its raw bytes instead (`kitaru artifacts get "
+            f"{artifact.artifact_id} --out FILE`), or load it with allow_pickle=True if you "
+            "trust everyone who can write to this journal"
+        )
+    if artifact.producer not in PICKLE_PRODUCERS:
+        from kitaru._errors import SerializationError
+
+        raise SerializationError(
+            f"{where} is pickled, but {artifact.producer} values are JSON: it was not "
+            "written by a flow; it is never unpickled"
+        )
+    if content_hash(data) != artifact.content_hash:
+        raise ArtifactCorruptedError(
+            f"{where} does not match its recorded content hash; it is not unpickled"
+        )
 
 
 def _root_of(uri: str, exec_id: str) -> str:

@@ -5,6 +5,7 @@ The CLI, the client and the server all go through these functions.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -48,22 +49,7 @@ def resume(
     """Continue the same execution: completed calls are read back, the rest run."""
     journal = journal or current_journal()
     record = get_execution(journal, exec_id)
-    status = status_of(record)
-    if status == "completed":
-        raise KitaruUsageError(
-            f"execution {exec_id} already completed; to run it again from a checkpoint use "
-            f"`kitaru executions replay {exec_id} --from <checkpoint>`"
-        )
-    if status == "cancelled":
-        raise KitaruUsageError(
-            f"execution {exec_id} was cancelled and does not resume; replay it instead: "
-            f"`kitaru executions replay {exec_id} --from <checkpoint>`"
-        )
-    if status == "running":
-        raise LeaseError(
-            f"execution {exec_id} is running ({_owner_text(record.owner)}); it cannot be "
-            "resumed twice at once"
-        )
+    check_resumable(record)
     if record.run_id is not None:
         # It ran on an orchestrator: submit it again there, in the same image.
         from kitaru.stacks._submit import resubmit
@@ -87,7 +73,7 @@ def resume(
         )
     try:
         flow = _loader.load_flow(record)
-        inputs = _execute.load_inputs(journal, record, flow.fn)
+        inputs = _execute.load_inputs(journal, record, flow.fn, allow_pickle=flow.allow_pickle)
     except BaseException as exc:
         journal.finish(
             exec_id,
@@ -100,6 +86,27 @@ def resume(
     args, kwargs = _execute.call_args(flow.fn, inputs)
     leased = get_execution(journal, exec_id)
     return _execute.drive(journal, leased, owner, flow, args, kwargs)
+
+
+def check_resumable(record: ExecutionRecord) -> None:
+    """Raise unless the execution can continue (crashed, failed, waiting, queued)."""
+    exec_id = record.exec_id
+    status = status_of(record)
+    if status == "completed":
+        raise KitaruUsageError(
+            f"execution {exec_id} already completed; to run it again from a checkpoint use "
+            f"`kitaru executions replay {exec_id} --from <checkpoint>`"
+        )
+    if status == "cancelled":
+        raise KitaruUsageError(
+            f"execution {exec_id} was cancelled and does not resume; replay it instead: "
+            f"`kitaru executions replay {exec_id} --from <checkpoint>`"
+        )
+    if status == "running":
+        raise LeaseError(
+            f"execution {exec_id} is running ({_owner_text(record.owner)}); it cannot be "
+            "resumed twice at once"
+        )
 
 
 def _owner_text(owner: str | None) -> str:
@@ -167,12 +174,9 @@ def give_input(
     resume_after: bool = True,
     detach: bool = False,
     journal: Journal | None = None,
-    load_code: bool = True,
 ) -> ExecutionRecord:
-    """Answer a pending wait with a JSON value, then resume the execution.
-
-    `load_code=False` (the server, which must not run user code) checks a model schema
-    against its stored JSON schema instead of importing the model class."""
+    """Answer a pending wait with a JSON value, then resume the execution (the CLI and
+    the client, where the flow's code is; the server answers in kitaru/server/_actions.py)."""
     journal = journal or current_journal()
     record = get_execution(journal, exec_id)
     wait = find_wait(journal, exec_id, name)
@@ -186,7 +190,7 @@ def give_input(
             f"execution {exec_id} is {status}; its wait {wait.key!r} can no longer be answered"
         )
     model = None
-    if wait.schema.get("type") == "model" and load_code:
+    if wait.schema.get("type") == "model":
         model = _schema_model(record, wait.schema["type_ref"])
     checked = validate(wait.schema, value, model=model)
     encoded = _serialize.encode(checked, what=f"input for wait {wait.key!r}")
@@ -217,22 +221,10 @@ def _schema_model(record: ExecutionRecord, ref: str) -> Any:
         return None
 
 
-def replay(
-    exec_id: str,
-    *,
-    from_: str,
-    overrides: Mapping[str, Any] | None = None,
-    inputs: Mapping[str, Any] | None = None,
-    detach: bool = False,
-    journal: Journal | None = None,
-    new_exec_id: str | None = None,
-    load_code: bool = True,
-) -> ExecutionRecord:
-    """Start a new execution that reuses the source's outputs above `from_`.
-
-    `load_code=False` (the server) checks only what the journal knows and leaves the
-    flow's own checks (parameter names, override types) to the background process."""
-    journal = journal or current_journal()
+def _replay_source(
+    journal: Journal, exec_id: str, from_: str, overrides: Mapping[str, Any] | None
+) -> tuple[ExecutionRecord, list[CallRecord], dict[str, CallRecord], CallRecord, dict[str, Any]]:
+    """What a replay starts from, checked against what the journal knows."""
     source = get_execution(journal, exec_id)
     if status_of(source) == "running":
         raise KitaruUsageError(
@@ -246,18 +238,33 @@ def replay(
         raise NotFoundError(
             f"execution {exec_id} has no checkpoint {from_!r}; its checkpoints: {keys}"
         )
-    overrides = dict(overrides or {})
-    for key in overrides:
+    chosen = dict(overrides or {})
+    for key in chosen:
         if key not in by_key:
             keys = ", ".join(c.key for c in calls)
             raise NotFoundError(
                 f"cannot override {key!r}: execution {exec_id} has no such checkpoint; "
                 f"its checkpoints: {keys}"
             )
-    if not load_code:
-        return _spawn_replay(journal, source, from_, overrides, dict(inputs or {}))
+    return source, calls, by_key, start, chosen
+
+
+def replay(
+    exec_id: str,
+    *,
+    from_: str,
+    overrides: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    detach: bool = False,
+    journal: Journal | None = None,
+    new_exec_id: str | None = None,
+) -> ExecutionRecord:
+    """Start a new execution that reuses the source's outputs above `from_`, and run it
+    in this process (or, with `detach`, in a background process on this machine)."""
+    journal = journal or current_journal()
+    source, calls, by_key, start, overrides = _replay_source(journal, exec_id, from_, overrides)
     flow = _loader.load_flow(source)
-    params = _execute.load_inputs(journal, source, flow.fn)
+    params = _execute.load_inputs(journal, source, flow.fn, allow_pickle=flow.allow_pickle)
     if inputs:
         import inspect
 
@@ -288,7 +295,10 @@ def replay(
     record.replayed_from = exec_id
     record.replay_point = from_
     journal.create_execution(
-        record, _execute.input_artifacts(record.exec_id, store_uri, flow.fn, params)
+        record,
+        _execute.input_artifacts(
+            record.exec_id, store_uri, flow.fn, params, allow_pickle=flow.allow_pickle
+        ),
     )
     journal.copy_calls(exec_id, record.exec_id, before_seq=start.seq)
     journal.copy_waits(exec_id, record.exec_id, before_seq=start.seq)
@@ -303,6 +313,70 @@ def replay(
     return _execute.drive(
         journal, record, owner, flow, args, kwargs, calls=[reused[k] for k in sorted(reused)]
     )
+
+
+def record_replay(
+    journal: Journal,
+    exec_id: str,
+    *,
+    from_: str,
+    overrides: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+) -> ExecutionRecord:
+    """Record a replay without its code (what a server does): the new execution reuses
+    the source's calls and answers before `from_`, takes `overrides` as the outputs of
+    those checkpoints and `inputs` in place of flow arguments, all as JSON, and is left
+    `running` under an owner only this call knows, for the caller to hand to a runner
+    (kitaru/server/_actions.py). The flow's own checks (parameter names, override types)
+    happen when a runner loads it."""
+    from kitaru._ids import new_id
+
+    source, _calls, by_key, start, overrides = _replay_source(journal, exec_id, from_, overrides)
+    owner = _lease.new_owner()
+    now = time.time()
+    record = ExecutionRecord(
+        exec_id=new_id("kx"),
+        flow=source.flow,
+        status="running",
+        created_at=now,
+        updated_at=now,
+        flow_ref=source.flow_ref,
+        flow_file=source.flow_file,
+        import_path=source.import_path,
+        python=source.python,
+        stack=source.stack,
+        orchestrator=source.orchestrator,
+        owner=owner,
+        heartbeat_at=now,
+        lease_until=now + _lease.LEASE_SECONDS,
+        replayed_from=exec_id,
+        replay_point=from_,
+        artifact_store=source.artifact_store,
+        metadata={"image": source.metadata["image"]} if "image" in source.metadata else {},
+        argv=list(source.argv),
+        project_root=source.project_root,
+        deployment_version=source.deployment_version,
+    )
+    given = dict(inputs or {})
+    copied = []
+    for listed in journal.list_artifacts(exec_id, producer="input"):
+        if listed.name in given:
+            continue
+        full = journal.get_artifact(listed.artifact_id)
+        if full is not None:
+            copied.append(
+                dataclasses.replace(full, artifact_id=new_id("ka"), exec_id=record.exec_id)
+            )
+    for name, value in given.items():
+        encoded = _serialize.encode(value, what=f"flow input {name!r}")
+        store = open_store(record.artifact_store or "")
+        copied.append(_execute.input_artifact(record.exec_id, store, name, encoded))
+    journal.create_execution(record, copied)
+    journal.copy_calls(exec_id, record.exec_id, before_seq=start.seq)
+    journal.copy_waits(exec_id, record.exec_id, before_seq=start.seq)
+    for key, value in overrides.items():
+        _commit_override(journal, record, owner, by_key[key], value)
+    return record
 
 
 def _spawn_replay(
@@ -406,9 +480,18 @@ def _commit_override(
     return override
 
 
-def cancel(exec_id: str, *, grace: float = 10.0, journal: Journal | None = None) -> ExecutionRecord:
+def cancel(
+    exec_id: str,
+    *,
+    grace: float = 10.0,
+    journal: Journal | None = None,
+    signal_processes: bool = True,
+) -> ExecutionRecord:
     """Stop an execution: a running one at its next checkpoint boundary (killed after
-    `grace` seconds), a waiting or crashed one at once. It never resumes by itself."""
+    `grace` seconds), a waiting or crashed one at once. It never resumes by itself.
+
+    `signal_processes=False` (the server): never signal a process named by the record's
+    owner, which a client wrote; the running execution stops at its next heartbeat."""
     journal = journal or current_journal()
     record = get_execution(journal, exec_id)
     status = status_of(record)
@@ -421,7 +504,7 @@ def cancel(exec_id: str, *, grace: float = 10.0, journal: Journal | None = None)
             _stop_orchestrator_run(journal, record)
         return get_execution(journal, exec_id)
     journal.request_cancel(exec_id, now=time.time())
-    pid = _lease.owner_pid_here(record.owner or "")
+    pid = _lease.owner_pid_here(record.owner or "") if signal_processes else None
     if pid is not None:
         try:
             os.kill(pid, _lease.CANCEL_SIGNAL)

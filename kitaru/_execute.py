@@ -61,8 +61,14 @@ def call_args(fn: Callable[..., Any], inputs: dict[str, Any]) -> tuple[list[Any]
 
 
 def input_artifacts(
-    exec_id: str, store_uri: str, fn: Callable[..., Any], inputs: dict[str, Any]
+    exec_id: str,
+    store_uri: str,
+    fn: Callable[..., Any],
+    inputs: dict[str, Any],
+    *,
+    allow_pickle: bool = False,
 ) -> list[ArtifactRecord]:
+    """The flow's arguments as artifacts: JSON, or pickled where the flow allows pickle."""
     from kitaru import _serialize
 
     hints = _param_hints(fn)
@@ -70,7 +76,7 @@ def input_artifacts(
     out = []
     for name, value in inputs.items():
         encoded = _serialize.encode(
-            value, what=f"flow input {name!r}", hint=hints.get(name), allow_pickle=True
+            value, what=f"flow input {name!r}", hint=hints.get(name), allow_pickle=allow_pickle
         )
         out.append(input_artifact(exec_id, store, name, encoded))
     return out
@@ -102,13 +108,15 @@ def _param_hints(fn: Callable[..., Any]) -> dict[str, Any]:
 
 
 def load_inputs(
-    journal: Journal, record: ExecutionRecord, fn: Callable[..., Any]
+    journal: Journal, record: ExecutionRecord, fn: Callable[..., Any], *, allow_pickle: bool = False
 ) -> dict[str, Any]:
     from kitaru._artifact_io import load_value
 
     hints = _param_hints(fn)
     return {
-        a.name: load_value(full, record.artifact_store, hint=hints.get(a.name))
+        a.name: load_value(
+            full, record.artifact_store, hint=hints.get(a.name), allow_pickle=allow_pickle
+        )
         for a in journal.list_artifacts(record.exec_id, producer="input")
         if (full := journal.get_artifact(a.artifact_id)) is not None
     }
@@ -159,7 +167,10 @@ def start_local(
     inputs = bind_inputs(flow.fn, args, kwargs)
     owner = _lease.new_owner()
     record = new_record(flow, stack=stack, artifact_store=store_uri, now=time.time(), owner=owner)
-    journal.create_execution(record, input_artifacts(record.exec_id, store_uri, flow.fn, inputs))
+    journal.create_execution(
+        record,
+        input_artifacts(record.exec_id, store_uri, flow.fn, inputs, allow_pickle=flow.allow_pickle),
+    )
     return drive(journal, record, owner, flow, args, kwargs)
 
 

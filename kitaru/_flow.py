@@ -30,10 +30,19 @@ T = TypeVar("T")
 class ExecutionHandle(Generic[R]):
     """A started execution: its id, its status now, and its result once it has one."""
 
-    def __init__(self, exec_id: str, *, hint: Any = None, journal: Journal | None = None) -> None:
+    def __init__(
+        self,
+        exec_id: str,
+        *,
+        hint: Any = None,
+        journal: Journal | None = None,
+        allow_pickle: bool = False,
+    ) -> None:
         self.exec_id = exec_id
         self._hint = hint
         self._journal = journal
+        # The flow's own permission: its pickled result loads back here, nowhere else.
+        self._allow_pickle = allow_pickle
 
     def _record(self) -> ExecutionRecord:
         journal = self._journal or current_journal()
@@ -77,7 +86,9 @@ class ExecutionHandle(Generic[R]):
             journal = self._journal or current_journal()
             artifact = journal.get_artifact(record.result_artifact)
             assert artifact is not None
-            value: R = load_value(artifact, record.artifact_store, hint=self._hint)
+            value: R = load_value(
+                artifact, record.artifact_store, hint=self._hint, allow_pickle=self._allow_pickle
+            )
             return value
         if status == "waiting":
             journal = self._journal or current_journal()

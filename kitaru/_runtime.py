@@ -297,10 +297,12 @@ class ExecutionContext:
             )
 
     # -- outputs -------------------------------------------------------------------------
-    def load_output(self, done: CallRecord, hint: Any) -> Any:
+    def load_output(self, done: CallRecord, hint: Any, *, allow_pickle: bool = False) -> Any:
+        """A completed call's output; a pickled one only for a checkpoint that allows
+        pickle, and only its own kind of output (never an override)."""
         if done.output is None:
             return None
-        return load_value(done.output, self.store_uri, hint=hint)
+        return load_value(done.output, self.store_uri, hint=hint, allow_pickle=allow_pickle)
 
     def artifact(
         self,
@@ -383,7 +385,9 @@ class CheckpointRun:
             self.ctx.check_cancel()
             return False, None
         self.ctx.check_reuse(done, self)
-        return True, self.ctx.load_output(done, self.spec.return_hint())
+        return True, self.ctx.load_output(
+            done, self.spec.return_hint(), allow_pickle=self.spec.allow_pickle
+        )
 
     def enter(self) -> None:
         self.started = time.time()

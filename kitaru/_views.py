@@ -5,14 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from kitaru import _lease, _serialize
+from kitaru import _lease, _ready, _serialize
 from kitaru._artifact_io import read_bytes
 from kitaru.journal import ArtifactRecord, CallRecord, ExecutionRecord, Journal, WaitRecord
 
 
 def iso(ts: float | None) -> str | None:
-    """UTC ISO 8601 with milliseconds (`2026-11-27T09:53:56.123Z`)."""
-    if ts is None:
+    """UTC ISO 8601 with milliseconds (`2026-11-27T09:53:56.123Z`); None for no time, or
+    for a value that is not one (a damaged row must not break a listing)."""
+    if ts is None or not isinstance(ts, int | float) or not -1e15 < ts < 1e15:
         return None
     whole = int(ts)
     return (
@@ -177,7 +178,12 @@ def execution_view(journal: Journal, e: ExecutionRecord, *, detail: bool = True)
         "invocation_id": e.invocation_id,
     }
     if status == "running" and e.owner:
-        view["owner"] = e.owner
+        # Where it runs (host:pid:start), never the whole owner token: that token is
+        # what the running process presents to write, and a view is read by anyone.
+        view["owner"] = e.owner.rpartition(":")[0] or "?"
+    ready = _ready.note(e)
+    if ready is not None:
+        view["ready"] = ready
     if detail:
         ok, value = result_value(journal, e)
         view["result"] = value if ok else None

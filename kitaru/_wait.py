@@ -17,14 +17,15 @@ from datetime import timedelta
 from typing import Any, TypeVar, overload
 
 from kitaru import _runtime, _serialize
-from kitaru._artifact_io import load_value
+from kitaru._artifact_io import read_bytes
 from kitaru._errors import (
     ExecutionSuspended,
     InvalidInputError,
     KitaruUsageError,
+    SerializationError,
     WaitTimeoutError,
 )
-from kitaru.journal import WaitRecord
+from kitaru.journal import ArtifactRecord, WaitRecord
 
 T = TypeVar("T")
 
@@ -185,7 +186,7 @@ def wait(
     if record is not None and record.status == "answered" and record.value_artifact:
         artifact = ctx.journal.get_artifact(record.value_artifact)
         assert artifact is not None
-        return _typed(load_value(artifact, ctx.store_uri), schema)
+        return _typed(answer_value(artifact, ctx.store_uri), schema)
     if record is None:
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
         if default is not _MISSING:
@@ -227,6 +228,18 @@ def wait(
         ctx.journal.answer_wait(ctx.exec_id, key, artifact, now=now)
         return _typed(record.default, schema)
     raise ExecutionSuspended(ctx.exec_id, key)
+
+
+def answer_value(artifact: ArtifactRecord, store_uri: str) -> Any:
+    """A stored answer as plain JSON: answers come from outside the flow, so their bytes
+    are parsed as JSON and typed by the flow's own schema, never by a type they name."""
+    ok, value = _serialize.to_jsonable(artifact.serializer, read_bytes(artifact, store_uri))
+    if not ok:
+        raise SerializationError(
+            f"the answer to wait {artifact.name!r} is {artifact.serializer} data, not JSON; "
+            "answer the wait again with JSON"
+        )
+    return value
 
 
 def _typed(value: Any, schema: Any) -> Any:

@@ -116,6 +116,10 @@ def print_execution(view: dict[str, Any]) -> None:
     elif view["status"] in ("failed", "crashed"):
         print()
         print(f"resume with: kitaru executions resume {view['exec_id']}")
+    elif view.get("ready"):
+        print()
+        print(f"ready to continue ({view['ready']['reason']}); where its code lives, run:")
+        print(f"  {view['ready']['command']}")
 
 
 def _timeline(checkpoints: list[dict[str, Any]], groups: list[dict[str, Any]]) -> list[list[str]]:

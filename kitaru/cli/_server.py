@@ -67,10 +67,17 @@ def start(
         "$KITARU_HOME/artifacts.",
     ),
     public_url: str | None = typer.Option(
-        None, "--public-url", help="The URL people reach the server at, for webhook URLs."
+        None,
+        "--public-url",
+        help="The URL people and containers reach the server at: webhook URLs, and where "
+        "containers the server starts report. Default: http://HOST:PORT when --host is one "
+        "address; required for containers when it is 0.0.0.0.",
     ),
     max_upload_mb: float = typer.Option(
-        256, "--max-upload-mb", help="Largest request body (artifact upload) accepted."
+        256, "--max-upload-mb", help="Largest artifact upload accepted (streamed)."
+    ),
+    max_json_mb: float = typer.Option(
+        4, "--max-json-mb", help="Largest JSON request body accepted (every other route)."
     ),
     sweep_interval: float = typer.Option(
         10, "--sweep-interval", help="Seconds between checks for timed-out waits (0: never)."
@@ -88,16 +95,21 @@ def start(
     from kitaru.server._state import ServerConfig
 
     stores = tuple(artifact_store) or (_config.artifact_store_uri(),)
-    if max_upload_mb <= 0:
-        from kitaru._errors import KitaruUsageError
+    from kitaru._errors import KitaruUsageError
 
+    if max_upload_mb <= 0:
         raise KitaruUsageError(f"--max-upload-mb must be positive, not {max_upload_mb}")
+    if max_json_mb <= 0:
+        raise KitaruUsageError(f"--max-json-mb must be positive, not {max_json_mb}")
+    if public_url is not None and not public_url.startswith(("http://", "https://")):
+        raise KitaruUsageError(f"--public-url {public_url!r} is not an http(s):// URL")
     config = ServerConfig(
         journal_url=_journal_url(journal),
         artifact_stores=stores,
         max_upload_bytes=_size_bytes(max_upload_mb),
+        max_json_bytes=_size_bytes(max_json_mb),
         sweep_interval=sweep_interval,
-        public_url=public_url,
+        public_url=public_url.rstrip("/") if public_url else None,
     )
     serve(config, host=host, port=port, log_level=log_level, access_log=access_log)
 
@@ -125,7 +137,10 @@ def _open(journal: str | None) -> Any:
 @token_app.command("create")
 def token_create(
     scope: str = typer.Option(
-        ..., "--scope", help="read (GET requests only) or write (also run, resume, answer)."
+        ...,
+        "--scope",
+        help="read (GET requests only), write (also run, answer, resume, replay, cancel, "
+        "deploy, invoke) or admin (also stacks, settings, deployment tags and deletion).",
     ),
     name: str | None = typer.Option(None, "--name", help="What the token is for."),
     journal: str | None = JOURNAL_OPT,

@@ -103,11 +103,15 @@ class Artifact:
     _record: ArtifactRecord = field(repr=False)
     _journal: Journal = field(repr=False)
 
-    def load(self) -> Any:
-        """The value, as the type it was saved with."""
+    def load(self, *, allow_pickle: bool = False) -> Any:
+        """The value, as the type it was saved with. A pickled value loads only with
+        `allow_pickle=True` (unpickling runs code its bytes name: only for journals whose
+        every writer you trust) and after its content hash is checked."""
         record = self._journal.get_artifact(self.artifact_id) or self._record
         execution = self._journal.get_execution(self.exec_id)
-        return load_value(record, execution.artifact_store if execution else None)
+        return load_value(
+            record, execution.artifact_store if execution else None, allow_pickle=allow_pickle
+        )
 
     def read_bytes(self) -> bytes:
         record = self._journal.get_artifact(self.artifact_id) or self._record

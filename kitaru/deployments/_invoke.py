@@ -157,11 +157,14 @@ def invoke(
     journal: Journal | None = None,
     hint: Any = None,
     server_url: str | None = None,
+    refuse_local: bool = False,
 ) -> Any:
     """Start an execution of a deployed version; returns its handle.
 
-    `server_url`: set by a server that starts the invocation itself, so that the
-    container reports to the server rather than to its database."""
+    `refuse_local`: a server invoking: refuse stacks that would run the flow here.
+    `server_url`: the public URL of a server that starts the invocation itself (from its
+    configuration), so that the container reports to the server rather than to its
+    database."""
     from kitaru.stacks import _resolve
     from kitaru.stacks._submit import StackExecutionHandle, _submit, make_orchestrator
 
@@ -170,6 +173,14 @@ def invoke(
     deployment, chosen_by = pick(journal, flow, tag, version, invocation_id)
     inputs = bind(deployment, args, kwargs or {})
     stack = _resolve.get_stack(journal, deployment.stack)
+    if refuse_local and stack.orchestrator == "local":
+        # The local orchestrator runs the flow on the submitting machine: for a server,
+        # its own host, which runs no flow code.
+        raise KitaruUsageError(
+            f"version {deployment.version} of {flow!r} is deployed on stack {stack.name!r}, "
+            "whose orchestrator runs flows on the machine that starts them; a server runs no "
+            "flow code: invoke it with `kitaru deployments invoke` where its code lives"
+        )
     orchestrator = make_orchestrator(stack)
     target = open_journal(_resolve.journal_url_for(stack))
     root = deployment.project_root
@@ -196,13 +207,16 @@ def invoke(
         metadata={
             "image": deployment.image,
             "deployment": {"version": deployment.version, "tag": chosen_by},
-            **({"server_url": server_url} if server_url else {}),
         },
         deployment_version=deployment.version,
         invocation_id=invocation_id,
     )
+    if server_url is not None:
+        from kitaru.stacks._submit import check_server_image
+
+        check_server_image(record, stack, deployment.image)
     target.create_execution(
         record, input_artifacts(record.exec_id, stack.artifact_store, deployment, inputs)
     )
-    _submit(target, record, stack, orchestrator)
+    _submit(target, record, stack, orchestrator, server_url=server_url)
     return StackExecutionHandle(record.exec_id, hint=hint, journal=target)

@@ -1,79 +1,75 @@
-"""Journal records on the wire: JSON with bytes as base64, typed by the Journal protocol.
+"""Journal records on the wire: every field of a record dataclass as a JSON member of the
+same name, bytes as base64 text, a nested record as an object.
 
-The protocol's annotations are the schema: the client encodes a method's arguments,
-the server decodes them with the same method's parameter types, and the result goes
-back the same way. A method added to the protocol travels without a change here.
+Both sides derive the shape from the dataclasses in `kitaru/journal/_records.py`: the
+client encodes with `to_wire` and decodes with `from_wire`, the server validates bodies
+with pydantic models built from the same fields (kitaru/server/_wire.py). A field added
+to a record travels without a change here.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
-import functools
 import types
 import typing
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from kitaru.journal import Journal
-
-_BYTES = "$bytes"
+T = TypeVar("T")
 
 
-def encode(value: Any) -> Any:
-    """A JSON-ready form of records, lists of them, bytes and plain values."""
+def to_wire(value: Any) -> Any:
+    """A JSON-ready form of a record, a list of records, or a plain value."""
     if value is None or isinstance(value, str | int | float | bool):
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: to_wire(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, bytes | bytearray | memoryview):
-        return {_BYTES: base64.b64encode(value).decode("ascii")}
+        return base64.b64encode(value).decode("ascii")
     if isinstance(value, dict):
-        return {str(k): encode(v) for k, v in value.items()}
+        return {str(k): to_wire(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [encode(v) for v in value]
+        return [to_wire(v) for v in value]
     raise TypeError(f"cannot send a {type(value).__name__} to the server")
 
 
-def decode(value: Any, tp: Any) -> Any:
-    """Rebuild a value of type `tp` from `encode`'s output."""
+def from_wire(cls: type[T], data: Any) -> T:
+    """The record of class `cls` that `to_wire` made; members it does not know (a newer
+    server's fields) are left out."""
+    hints = field_types(cls)
+    kwargs = {name: _value(data[name], tp) for name, tp in hints.items() if name in data}
+    return cls(**kwargs)
+
+
+def many(cls: type[T], data: Any) -> list[T]:
+    return [from_wire(cls, item) for item in data]
+
+
+def maybe(cls: type[T], data: Any) -> T | None:
+    return None if data is None else from_wire(cls, data)
+
+
+def _value(value: Any, tp: Any) -> Any:
     if value is None:
         return None
     origin = typing.get_origin(tp)
     if origin is typing.Union or origin is types.UnionType:
         options = [a for a in typing.get_args(tp) if a is not type(None)]
-        return decode(value, options[0]) if len(options) == 1 else value
-    if origin in (list, Sequence, tuple):
-        (item,) = typing.get_args(tp)[:1] or (Any,)
-        return [decode(v, item) for v in value]
+        return _value(value, options[0]) if len(options) == 1 else value
     if tp is bytes:
-        return base64.b64decode(value[_BYTES])
+        return base64.b64decode(value)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        hints = _field_types(tp)
-        return tp(**{k: decode(v, hints[k]) for k, v in value.items() if k in hints})
+        return from_wire(tp, value)
     return value
 
 
-@functools.cache
-def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+_fields: dict[type, dict[str, Any]] = {}
 
 
-@functools.cache
-def signature(method: str) -> tuple[dict[str, Any], Any]:
-    """(parameter types by name, return type) of a Journal protocol method."""
-    fn = getattr(Journal, method, None)
-    if fn is None or method.startswith("_") or not callable(fn):
-        raise KeyError(method)
-    hints = typing.get_type_hints(fn)
-    returns = hints.pop("return", None)
-    return hints, returns
-
-
-def journal_methods() -> list[str]:
-    """Every method of the Journal protocol that crosses the wire."""
-    return sorted(
-        name
-        for name, member in vars(Journal).items()
-        if callable(member) and not name.startswith("_") and name != "close"
-    )
+def field_types(cls: type) -> dict[str, Any]:
+    """Each field of a record dataclass with its type, in declaration order."""
+    found = _fields.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = _fields[cls] = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    return found

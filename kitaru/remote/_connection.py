@@ -32,11 +32,28 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 API = "/api/v1"
 
-# A keep-alive connection the server has closed fails on first use; that request never
-# reached the server and is sent again on a new connection. Failed connection attempts
-# are retried with a short backoff. Nothing else is ever sent twice.
+# A server that restarts (a rolling update, a crash) refuses connections for a while:
+# every request waits for it up to KITARU_SERVER_RETRY_SECONDS, so running executions
+# ride it out. What is retried is only what cannot have been carried out twice:
+# - a connection attempt that failed (nothing was sent);
+# - a keep-alive connection the server had closed, failing on first use before any
+#   answer (the server closes idle connections between requests, never mid-request);
+# - a 503 for a request that changes nothing or is idempotent (GET, HEAD, PUT, DELETE).
+# A request that reached the server and lost its answer is not sent again: the caller
+# sees the error (a checkpoint commit is never sent twice).
 _STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
-_CONNECT_RETRIES = 4
+_IDEMPOTENT = ("GET", "HEAD", "PUT", "DELETE")
+DEFAULT_RETRY_SECONDS = 30.0
+
+
+def retry_seconds() -> float:
+    raw = os.environ.get("KITARU_SERVER_RETRY_SECONDS", "")
+    try:
+        return max(0.0, float(raw)) if raw else DEFAULT_RETRY_SECONDS
+    except ValueError:
+        raise ConfigurationError(
+            f"KITARU_SERVER_RETRY_SECONDS={raw!r} is not a number of seconds"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,39 +129,48 @@ class Connection:
     def _send(
         self, method: str, target: str, body: bytes | memoryview | None, headers: dict[str, str]
     ) -> Response:
+        deadline = time.monotonic() + retry_seconds()
+        pause = 0.05
         last: BaseException | None = None
-        for attempt in range(_CONNECT_RETRIES):
+        while True:
             conn = getattr(self._local, "conn", None)
             reused = conn is not None
-            if conn is None:
-                conn = self._local.conn = self._new()
-                try:
-                    conn.connect()
-                except OSError as exc:
-                    self._drop()
-                    last = exc
-                    time.sleep(0.1 * 2**attempt)
-                    continue
+            sent = False
             try:
+                if conn is None:
+                    conn = self._local.conn = self._new()
+                    conn.connect()
+                sent = True
                 conn.request(method, target, body=body, headers=headers)
                 raw = conn.getresponse()
                 data = raw.read()
             except _STALE as exc:
                 self._drop()
                 last = exc
-                if reused:
-                    continue
-                break
+                if sent and not reused:
+                    break  # it may have reached the server: not sent again
             except OSError as exc:
                 self._drop()
                 last = exc
+                if sent:
+                    break
+            else:
+                if raw.will_close:
+                    self._drop()
+                response = Response(raw.status, data, {k.lower(): v for k, v in raw.getheaders()})
+                if response.status_code != 503 or method not in _IDEMPOTENT:
+                    return response
+                if time.monotonic() + pause > deadline:
+                    return response
+                last = None
+            if time.monotonic() + pause > deadline:
                 break
-            if raw.will_close:
-                self._drop()
-            return Response(raw.status, data, {k.lower(): v for k, v in raw.getheaders()})
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
         raise ConfigurationError(
             f"cannot reach the Kitaru server at {self.url} ({type(last).__name__}: {last}); "
-            "check KITARU_SERVER_URL and that the server is running"
+            "check KITARU_SERVER_URL and that the server is running (waited "
+            f"{retry_seconds():g} s: KITARU_SERVER_RETRY_SECONDS)"
         )
 
     def info(self) -> dict[str, Any]:
@@ -195,10 +221,7 @@ def fail(url: str, status: int, detail: tuple[str, str | None]) -> NoReturn:
             "KITARU_API_TOKEN to a token from `kitaru server token create`"
         )
     if status == 403:
-        raise ConfigurationError(
-            f"the Kitaru server at {url} refused the request: {message}; this needs a token "
-            "with --scope write"
-        )
+        raise ConfigurationError(f"the Kitaru server at {url} refused the request: {message}")
     if kind in _ERRORS:
         raise _ERRORS[kind](message)
     if status == 404:

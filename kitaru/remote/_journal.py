@@ -1,8 +1,16 @@
 """The `Journal` protocol over a Kitaru server's API (`KITARU_SERVER_URL`).
 
-Each method is one `POST /api/v1/journal/<method>` with its arguments as JSON; the
-server runs the same method on its own journal, under the token's scope. Flows, the
-CLI and `KitaruClient` use this like any other journal.
+Each method is one typed request: a running execution's writes go through the runner
+API (`/api/v1/runner/executions/{id}/...`: lease, heartbeat, calls, artifacts, logs,
+waits, finish), everything else through the REST API (reads of records under
+`/api/v1/records/...`, creating and moving executions, answers, stacks, settings,
+deployments). Records travel as JSON with one member per dataclass field
+(kitaru/remote/_codec.py). Flows, the CLI and `KitaruClient` use this like any other
+journal.
+
+The server shows lease owners masked (kitaru/server/_owners.py); a masked owner is good
+as the `expected_owner` of a compare-and-swap, and a process's own owner token, which
+it made itself, is what its writes present.
 """
 
 from __future__ import annotations
@@ -10,7 +18,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
+from kitaru._errors import KitaruUsageError
 from kitaru.journal._records import (
     ArtifactRecord,
     CallRecord,
@@ -22,8 +32,15 @@ from kitaru.journal._records import (
     TagRecord,
     WaitRecord,
 )
-from kitaru.remote._codec import decode, encode, signature
+from kitaru.remote._codec import from_wire, many, maybe, to_wire
 from kitaru.remote._connection import Connection, connect
+
+# The server's largest page; a larger `limit` reads the newest this many.
+MAX_PAGE = 1000
+
+
+def _p(part: str | int) -> str:
+    return quote(str(part), safe="")
 
 
 class HttpJournal:
@@ -33,22 +50,30 @@ class HttpJournal:
         # Fail on a wrong URL or token now, before a flow starts running.
         self._conn.info()
 
-    def _call(self, method: str, **kwargs: Any) -> Any:
-        response = self._conn.request(
-            "POST", f"/journal/{method}", json={k: encode(v) for k, v in kwargs.items()}
-        )
-        _params, returns = signature(method)
-        return decode(response.json()["result"], returns)
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return self._conn.request("GET", path, params=params).json()
+
+    def _post(self, path: str, body: dict[str, Any], ok: tuple[int, ...] = (200,)) -> Any:
+        return self._conn.request("POST", path, json=body, ok=ok).json()
+
+    def _put(self, path: str, body: dict[str, Any]) -> Any:
+        return self._conn.request("PUT", path, json=body).json()
+
+    def _runner(self, exec_id: str, op: str, body: dict[str, Any]) -> Any:
+        return self._post(f"/runner/executions/{_p(exec_id)}/{op}", body)
 
     # executions
     def create_execution(
         self, execution: ExecutionRecord, inputs: Sequence[ArtifactRecord]
     ) -> None:
-        self._call("create_execution", execution=execution, inputs=list(inputs))
+        self._post(
+            "/executions",
+            {"execution": to_wire(execution), "inputs": to_wire(list(inputs))},
+            ok=(201,),
+        )
 
     def get_execution(self, exec_id: str) -> ExecutionRecord | None:
-        found: ExecutionRecord | None = self._call("get_execution", exec_id=exec_id)
-        return found
+        return maybe(ExecutionRecord, self._get(f"/records/executions/{_p(exec_id)}"))
 
     def list_executions(
         self,
@@ -58,10 +83,13 @@ class HttpJournal:
         replayed_from: str | None = None,
         limit: int = 100,
     ) -> list[ExecutionRecord]:
-        found: list[ExecutionRecord] = self._call(
-            "list_executions", flow=flow, status=status, replayed_from=replayed_from, limit=limit
-        )
-        return found
+        params = {
+            "flow": flow,
+            "status": status,
+            "replayed_from": replayed_from,
+            "limit": max(1, min(limit, MAX_PAGE)),
+        }
+        return many(ExecutionRecord, self._get("/records/executions", params))
 
     def take_lease(
         self,
@@ -73,23 +101,19 @@ class HttpJournal:
         now: float,
         lease_until: float,
     ) -> bool:
-        return bool(
-            self._call(
-                "take_lease",
-                exec_id=exec_id,
-                owner=owner,
-                expected_owner=expected_owner,
-                statuses=list(statuses),
-                now=now,
-                lease_until=lease_until,
-            )
-        )
+        body = {
+            "owner": owner,
+            "expected_owner": expected_owner,
+            "statuses": list(statuses),
+            "now": now,
+            "lease_until": lease_until,
+        }
+        return bool(self._runner(exec_id, "lease", body)["taken"])
 
     def heartbeat(self, exec_id: str, *, owner: str, now: float, lease_until: float) -> bool | None:
-        found: bool | None = self._call(
-            "heartbeat", exec_id=exec_id, owner=owner, now=now, lease_until=lease_until
-        )
-        return found
+        body = {"owner": owner, "now": now, "lease_until": lease_until}
+        cancel: bool | None = self._runner(exec_id, "heartbeat", body)["cancel"]
+        return cancel
 
     def finish(
         self,
@@ -101,28 +125,24 @@ class HttpJournal:
         error: str | None = None,
         result: ArtifactRecord | None = None,
     ) -> bool:
-        return bool(
-            self._call(
-                "finish",
-                exec_id=exec_id,
-                owner=owner,
-                status=status,
-                now=now,
-                error=error,
-                result=result,
-            )
-        )
+        body = {
+            "owner": owner,
+            "status": status,
+            "now": now,
+            "error": error,
+            "result": to_wire(result),
+        }
+        return bool(self._runner(exec_id, "finish", body)["finished"])
 
     def request_cancel(self, exec_id: str, *, now: float) -> None:
-        self._call("request_cancel", exec_id=exec_id, now=now)
+        self._post(f"/executions/{_p(exec_id)}/cancel-request", {"now": now})
 
     def cancel_idle(self, exec_id: str, *, expected_owner: str | None, now: float) -> bool:
-        return bool(
-            self._call("cancel_idle", exec_id=exec_id, expected_owner=expected_owner, now=now)
-        )
+        body = {"expected_owner": expected_owner, "now": now}
+        return bool(self._post(f"/executions/{_p(exec_id)}/cancel-idle", body)["cancelled"])
 
     def set_metadata(self, exec_id: str, metadata: dict[str, object]) -> None:
-        self._call("set_metadata", exec_id=exec_id, metadata=metadata)
+        self._runner(exec_id, "metadata", {"metadata": to_wire(metadata)})
 
     def transition(
         self,
@@ -134,24 +154,25 @@ class HttpJournal:
         now: float,
         error: str | None = None,
     ) -> bool:
-        done: bool = self._call(
-            "transition",
-            exec_id=exec_id,
-            to=to,
-            from_statuses=list(from_statuses),
-            expected_owner=expected_owner,
-            now=now,
-            error=error,
-        )
-        return done
+        body = {
+            "to": to,
+            "from_statuses": list(from_statuses),
+            "expected_owner": expected_owner,
+            "now": now,
+            "error": error,
+        }
+        return bool(self._post(f"/executions/{_p(exec_id)}/transition", body)["moved"])
 
     def set_run_id(self, exec_id: str, run_id: str, orchestrator: str) -> None:
-        self._call("set_run_id", exec_id=exec_id, run_id=run_id, orchestrator=orchestrator)
+        self._conn.request(
+            "PUT",
+            f"/executions/{_p(exec_id)}/run",
+            json={"run_id": run_id, "orchestrator": orchestrator},
+        )
 
     # checkpoint calls
     def calls(self, exec_id: str) -> list[CallRecord]:
-        found: list[CallRecord] = self._call("calls", exec_id=exec_id)
-        return found
+        return many(CallRecord, self._get(f"/records/executions/{_p(exec_id)}/calls"))
 
     def commit_call(
         self,
@@ -163,98 +184,121 @@ class HttpJournal:
     ) -> bool:
         # The output travels once, as `output`, not again inside the call.
         bare = dataclasses.replace(call, output=None) if call.output is not None else call
-        return bool(
-            self._call("commit_call", call=bare, output=output, logs=list(logs), owner=owner)
-        )
+        body = {
+            "owner": owner,
+            "call": to_wire(bare),
+            "output": to_wire(output),
+            "logs": to_wire(list(logs)),
+        }
+        return bool(self._runner(call.exec_id, "calls", body)["committed"])
 
     def copy_calls(self, source: str, target: str, *, before_seq: int) -> int:
-        return int(self._call("copy_calls", source=source, target=target, before_seq=before_seq))
+        body = {"source": source, "before_seq": before_seq}
+        return int(self._post(f"/executions/{_p(target)}/copy-calls", body)["copied"])
 
     # artifacts
     def put_artifact(self, artifact: ArtifactRecord) -> None:
-        self._call("put_artifact", artifact=artifact)
+        self._runner(artifact.exec_id, "artifacts", {"artifact": to_wire(artifact)})
 
     def get_artifact(self, artifact_id: str) -> ArtifactRecord | None:
-        found: ArtifactRecord | None = self._call("get_artifact", artifact_id=artifact_id)
-        return found
+        return maybe(ArtifactRecord, self._get(f"/records/artifacts/{_p(artifact_id)}"))
 
     def list_artifacts(self, exec_id: str, *, producer: str | None = None) -> list[ArtifactRecord]:
-        found: list[ArtifactRecord] = self._call(
-            "list_artifacts", exec_id=exec_id, producer=producer
-        )
-        return found
+        found = self._get(f"/records/executions/{_p(exec_id)}/artifacts", {"producer": producer})
+        return many(ArtifactRecord, found)
 
     def find_artifact(self, exec_id: str, name: str) -> ArtifactRecord | None:
-        found: ArtifactRecord | None = self._call("find_artifact", exec_id=exec_id, name=name)
-        return found
+        found = self._get(f"/records/executions/{_p(exec_id)}/artifacts/named/{_p(name)}")
+        return maybe(ArtifactRecord, found)
 
     # waits
     def create_wait(self, wait: WaitRecord, *, owner: str) -> bool:
-        return bool(self._call("create_wait", wait=wait, owner=owner))
+        body = {"owner": owner, "wait": to_wire(wait)}
+        return bool(self._runner(wait.exec_id, "waits", body)["created"])
 
     def waits(self, exec_id: str) -> list[WaitRecord]:
-        found: list[WaitRecord] = self._call("waits", exec_id=exec_id)
-        return found
+        return many(WaitRecord, self._get(f"/records/executions/{_p(exec_id)}/waits"))
 
     def pending_waits(self) -> list[WaitRecord]:
-        found: list[WaitRecord] = self._call("pending_waits")
-        return found
+        return many(WaitRecord, self._get("/records/waits"))
 
     def answer_wait(self, exec_id: str, key: str, value: ArtifactRecord, *, now: float) -> bool:
-        return bool(self._call("answer_wait", exec_id=exec_id, key=key, value=value, now=now))
+        """The answer goes as JSON: the server checks it against the wait's schema and
+        stores it as JSON, whatever the artifact's serializer was here."""
+        from kitaru import _serialize
+        from kitaru._artifact_io import read_bytes
+
+        ok, plain = _serialize.to_jsonable(value.serializer, read_bytes(value, None))
+        if not ok:
+            raise KitaruUsageError(
+                f"the answer to wait {key!r} is {value.serializer} data; answers are JSON"
+            )
+        body = {
+            "value": plain,
+            "artifact_id": value.artifact_id,
+            "timed_out": bool(value.metadata.get("timed_out")),
+        }
+        try:
+            self._post(f"/executions/{_p(exec_id)}/waits/{_p(key)}/answer", body)
+        except KitaruUsageError:
+            return False  # answered already (409): the journal's "not pending"
+        return True
 
     def copy_waits(self, source: str, target: str, *, before_seq: int) -> int:
-        return int(self._call("copy_waits", source=source, target=target, before_seq=before_seq))
+        body = {"source": source, "before_seq": before_seq}
+        return int(self._post(f"/executions/{_p(target)}/copy-waits", body)["copied"])
 
     # logs
     def append_logs(self, logs: Sequence[LogRecord]) -> None:
-        self._call("append_logs", logs=list(logs))
+        by_exec: dict[str, list[LogRecord]] = {}
+        for line in logs:
+            by_exec.setdefault(line.exec_id, []).append(line)
+        for exec_id, lines in by_exec.items():
+            self._runner(exec_id, "logs", {"logs": to_wire(lines)})
 
     def logs(self, exec_id: str) -> list[LogRecord]:
-        found: list[LogRecord] = self._call("logs", exec_id=exec_id)
-        return found
+        return many(LogRecord, self._get(f"/records/executions/{_p(exec_id)}/logs"))
 
     # stacks and settings
     def put_stack(self, stack: StackRecord, *, replace: bool = False) -> bool:
-        stored: bool = self._call("put_stack", stack=stack, replace=replace)
-        return stored
+        body = {"stack": to_wire(stack), "replace": replace}
+        return bool(self._put(f"/records/stacks/{_p(stack.name)}", body)["stored"])
 
     def get_stack(self, name: str) -> StackRecord | None:
-        found: StackRecord | None = self._call("get_stack", name=name)
-        return found
+        return maybe(StackRecord, self._get(f"/records/stacks/{_p(name)}"))
 
     def list_stacks(self) -> list[StackRecord]:
-        found: list[StackRecord] = self._call("list_stacks")
-        return found
+        return many(StackRecord, self._get("/records/stacks"))
 
     def delete_stack(self, name: str) -> bool:
-        deleted: bool = self._call("delete_stack", name=name)
-        return deleted
+        response = self._conn.request("DELETE", f"/records/stacks/{_p(name)}")
+        return bool(response.json()["deleted"])
 
     def get_setting(self, key: str) -> str | None:
-        value: str | None = self._call("get_setting", key=key)
+        value: str | None = self._get(f"/records/settings/{_p(key)}")
         return value
 
     def set_setting(self, key: str, value: str | None) -> None:
-        self._call("set_setting", key=key, value=value)
+        self._put(f"/records/settings/{_p(key)}", {"value": value})
 
     # deployments and tags
     def create_deployment(
         self, deployment: DeploymentRecord, *, tag: str | None = None
     ) -> DeploymentRecord:
-        created: DeploymentRecord = self._call("create_deployment", deployment=deployment, tag=tag)
-        return created
+        body = {"deployment": to_wire(deployment), "tag": tag}
+        created = self._post("/deployments", body, ok=(201,))
+        return dataclasses.replace(deployment, version=int(created["version"]))
 
     def get_deployment(self, flow: str, version: int) -> DeploymentRecord | None:
-        found: DeploymentRecord | None = self._call("get_deployment", flow=flow, version=version)
-        return found
+        found = self._get(f"/records/deployments/{_p(flow)}/{_p(version)}")
+        return maybe(DeploymentRecord, found)
 
     def list_deployments(self, flow: str | None = None) -> list[DeploymentRecord]:
-        found: list[DeploymentRecord] = self._call("list_deployments", flow=flow)
-        return found
+        return many(DeploymentRecord, self._get("/records/deployments", {"flow": flow}))
 
     def delete_deployment(self, flow: str, version: int, *, now: float) -> bool:
-        return bool(self._call("delete_deployment", flow=flow, version=version, now=now))
+        path = f"/records/deployments/{_p(flow)}/{_p(version)}/delete"
+        return bool(self._post(path, {"now": now})["deleted"])
 
     def set_tag(
         self,
@@ -266,25 +310,23 @@ class HttpJournal:
         by: str,
         now: float,
     ) -> TagRecord:
-        moved: TagRecord = self._call(
-            "set_tag", flow=flow, tag=tag, version=version, weight=weight, by=by, now=now
+        body = {"version": version, "weight": weight, "by": by, "now": now}
+        return from_wire(
+            TagRecord, self._put(f"/records/deployments/{_p(flow)}/tags/{_p(tag)}", body)
         )
-        return moved
 
     def remove_tag(self, flow: str, tag: str, *, by: str, now: float) -> bool:
-        return bool(self._call("remove_tag", flow=flow, tag=tag, by=by, now=now))
+        path = f"/records/deployments/{_p(flow)}/tags/{_p(tag)}/remove"
+        return bool(self._post(path, {"by": by, "now": now})["removed"])
 
     def get_tag(self, flow: str, tag: str) -> TagRecord | None:
-        found: TagRecord | None = self._call("get_tag", flow=flow, tag=tag)
-        return found
+        return maybe(TagRecord, self._get(f"/records/deployments/{_p(flow)}/tags/{_p(tag)}"))
 
     def list_tags(self, flow: str) -> list[TagRecord]:
-        found: list[TagRecord] = self._call("list_tags", flow=flow)
-        return found
+        return many(TagRecord, self._get(f"/records/deployments/{_p(flow)}/tags"))
 
     def tag_history(self, flow: str) -> list[TagEvent]:
-        found: list[TagEvent] = self._call("tag_history", flow=flow)
-        return found
+        return many(TagEvent, self._get(f"/records/deployments/{_p(flow)}/history"))
 
     def close(self) -> None:
         """The connection is shared by every journal on this server in the process."""

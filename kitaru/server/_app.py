@@ -6,6 +6,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -15,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from kitaru import artifacts
 from kitaru._version import __version__
 from kitaru.server import _errors
-from kitaru.server._body import LimitBody
+from kitaru.server._guard import Guard
 from kitaru.server._state import ServerConfig, ServerState
 from kitaru.server._sweeper import Sweeper
 
@@ -25,14 +26,17 @@ DESCRIPTION = """The Kitaru server: executions, checkpoint calls, artifacts and 
 journal, for people (the web UI at /ui), scripts, and clients that set
 `KITARU_SERVER_URL` and `KITARU_API_TOKEN`.
 
-Every endpoint but `/health` needs an API token (`Authorization: Bearer kt_...`);
-tokens are `read` (GET requests and reading journal methods) or `write` (everything).
-A wait can also be answered through a signed webhook URL that carries no token."""
+Every endpoint but `/health` needs an API token (`Authorization: Bearer kt_...`),
+checked before the request's body is read. Tokens are `read` (every GET), `write`
+(also start, run, answer, resume, replay and cancel executions, deploy and invoke) or
+`admin` (also stacks, settings, deployments' tags and deletion); run tokens, minted by
+the server for one run, reach one execution's records. Running executions use the
+runner API (`/api/v1/runner/...`). A wait can also be answered through a signed webhook
+URL that carries no token."""
 
 
 def prepare_process(config: ServerConfig) -> None:
-    """The server uses its journal and stores directly, never a server (itself), and
-    background resumes it starts inherit them."""
+    """The server uses its journal and stores directly, never a server (itself)."""
     for var in ("KITARU_SERVER_URL", "KITARU_API_TOKEN"):
         os.environ.pop(var, None)
     os.environ["KITARU_JOURNAL_URL"] = config.journal_url
@@ -43,7 +47,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     prepare_process(config)
     state = ServerState(config)
     artifacts.restrict_to(frozenset({*config.artifact_stores, *state.stores}))
-    sweeper = Sweeper(state.journal, config.sweep_interval)
+    sweeper = Sweeper(state.journal, config.sweep_interval, public_url=config.public_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,19 +83,28 @@ def create_app(config: ServerConfig) -> FastAPI:
     def root() -> RedirectResponse:
         return RedirectResponse("/ui/executions")
 
-    app.add_middleware(LimitBody, max_bytes=config.max_upload_bytes)
+    app.add_middleware(Guard, state=state)
     return app
 
 
-def openapi_document() -> dict[str, object]:
-    """The OpenAPI document without a running server or journal."""
+def openapi_document(app: FastAPI | None = None) -> dict[str, Any]:
+    """The OpenAPI document (of `app`, or without a running server or journal), with the
+    bearer scheme every route but health needs."""
     from fastapi.openapi.utils import get_openapi
 
     from kitaru.server.routes import ROUTERS
+    from kitaru.server.routes._deps import SECURITY_SCHEME
 
-    app = FastAPI()
-    for router in ROUTERS:
-        app.include_router(router)
-    return get_openapi(
+    if app is None:
+        app = FastAPI()
+        for router in ROUTERS:
+            app.include_router(router)
+    document: dict[str, Any] = get_openapi(
         title="Kitaru server", version=__version__, description=DESCRIPTION, routes=app.routes
     )
+    document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEME
+    for path, item in document["paths"].items():
+        if not path.startswith(("/health", "/api/v1/hooks/")):
+            for op in item.values():
+                op.setdefault("security", [{"HTTPBearer": []}])
+    return document

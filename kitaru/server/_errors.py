@@ -21,7 +21,7 @@ from kitaru._errors import (
     LeaseError,
     NotFoundError,
 )
-from kitaru.server._body import BodyTooLarge
+from kitaru.server._guard import BodyTooLarge
 
 log = logging.getLogger("kitaru.server")
 

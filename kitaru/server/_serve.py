@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import re
 import socket
 import sys
 
 from kitaru.server._state import ServerConfig
+
+
+class HideSignatures(logging.Filter):
+    """Access log lines without query strings of webhook URLs: their `sig` answers a wait."""
+
+    _HOOK = re.compile(r"^(/api/v1/hooks/[^?]*)\?.*$")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            path = self._HOOK.sub(r"\1?<signature hidden>", args[2])
+            record.args = (*args[:2], path, *args[3:])
+        return True
+
+
+def own_url(host: str, port: int) -> str | None:
+    """The URL the server is reached at when it listens on one address; None for the
+    wildcard addresses, where only --public-url can say."""
+    if host in ("0.0.0.0", "::", ""):
+        return None
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
 
 
 def serve(config: ServerConfig, *, host: str, port: int, log_level: str, access_log: bool) -> None:
@@ -13,7 +38,6 @@ def serve(config: ServerConfig, *, host: str, port: int, log_level: str, access_
 
     from kitaru.server._app import create_app
 
-    app = create_app(config)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -28,6 +52,10 @@ def serve(config: ServerConfig, *, host: str, port: int, log_level: str, access_
         ) from None
     sock.listen(2048)
     bound = sock.getsockname()[1]
+    if config.public_url is None:
+        config = dataclasses.replace(config, public_url=own_url(host, bound))
+    app = create_app(config)
+    logging.getLogger("uvicorn.access").addFilter(HideSignatures())
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     state = app.state.kitaru
     # Tests and scripts read this line to learn the port (--port 0 picks a free one).

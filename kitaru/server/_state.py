@@ -24,7 +24,11 @@ class ServerConfig:
     # the others are stores of executions the server may read (and proxy) as well.
     artifact_stores: tuple[str, ...]
     max_upload_bytes: int = 256 * MiB
+    # JSON bodies (everything but artifact uploads): a call with its logs, an answer.
+    max_json_bytes: int = 4 * MiB
     sweep_interval: float = 10.0
+    # Where people and the containers the server starts reach it (`--public-url`);
+    # never taken from a request or a record.
     public_url: str | None = None
     secret: str | None = field(default=None, repr=False)
 

@@ -1,10 +1,11 @@
-"""Resuming executions whose waits timed out, and revoking the tokens of ended runs.
+"""Continuing executions whose waits timed out, and revoking the tokens of ended runs.
 
 A wait past its timeout takes its default (or fails the execution) only when the flow
 runs again, and a waiting execution holds no process: the server is what notices. It
-looks at pending waits every few seconds and resumes each execution whose wait has
-expired, where it runs; the resume takes the lease, so server replicas that sweep
-the same journal resume it once.
+looks at pending waits every few seconds and continues each execution whose wait has
+expired where it runs (kitaru/server/_actions.py: resubmitted to its orchestrator, or
+queued ready for a runner on the local stack); the move to `queued` is a
+compare-and-swap, so server replicas that sweep the same journal continue it once.
 
 The same pass fails executions queued for over a minute whose run ended without taking
 them (a container that could not start, or could not reach the journal): the server
@@ -25,6 +26,7 @@ import time
 from kitaru import _control
 from kitaru._errors import KitaruError
 from kitaru.journal import Journal
+from kitaru.server import _actions
 from kitaru.server._tokens import revoke_finished_runs
 
 log = logging.getLogger("kitaru.server")
@@ -39,9 +41,10 @@ QUEUED_CHECK_AFTER = 60.0
 
 
 class Sweeper:
-    def __init__(self, journal: Journal, interval: float) -> None:
+    def __init__(self, journal: Journal, interval: float, public_url: str | None = None) -> None:
         self.journal = journal
         self.interval = interval
+        self.public_url = public_url
         self._stop = threading.Event()
         self._tried: dict[str, float] = {}
         self._checked: dict[str, float] = {}
@@ -62,7 +65,7 @@ class Sweeper:
                 log.exception("sweeping failed; retrying at the next interval")
 
     def sweep(self, now: float | None = None) -> list[str]:
-        """Resume every waiting execution with an expired wait, return their ids; fail
+        """Continue every waiting execution with an expired wait, return their ids; fail
         those queued whose run ended; revoke the run tokens of executions that have
         ended. `now` is the time the sweep takes as current (tests pass a later one)."""
         now = time.time() if now is None else now
@@ -80,11 +83,11 @@ class Sweeper:
                 continue
             self._tried[exec_id] = now
             try:
-                _control.resume(exec_id, detach=True, journal=self.journal)
+                _actions.sweep_timed_out(self.journal, exec_id, server_url=self.public_url)
             except KitaruError as exc:
-                log.warning("could not resume %s after its wait timed out: %s", exec_id, exc)
+                log.warning("could not continue %s after its wait timed out: %s", exec_id, exc)
                 continue
-            log.info("resumed %s: a wait timed out", exec_id)
+            log.info("continued %s: a wait timed out", exec_id)
             resumed.append(exec_id)
         return resumed
 

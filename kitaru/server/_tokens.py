@@ -18,7 +18,15 @@ from kitaru.journal import TERMINAL_STATUSES, Journal
 from kitaru.journal._records import TokenRecord
 from kitaru.journal._tokens import TokenRows
 
-SCOPES = ("read", "write")
+# What a token may do (docs/security.md has the table):
+# - read: every GET;
+# - write: also start, answer, resume, replay and cancel executions, run them (the runner
+#   API), deploy and invoke;
+# - admin: also stacks, settings, deployments' tags and deletion.
+# Run tokens (scope `run`, named `run-<exec_id>`) are minted by the server for one run of
+# one execution and reach only that execution's records.
+SCOPES = ("read", "write", "admin")
+RUN_SCOPE = "run"
 PREFIX = "kt_"
 # Names of the tokens the server mints for the containers it starts: `run-<exec_id>`.
 RUN_PREFIX = "run-"
@@ -26,14 +34,24 @@ RUN_PREFIX = "run-"
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who made a request: the token's id and scope."""
+    """Who made a request: the token's id and scope, and for a run token the one
+    execution it is bound to."""
 
     token_id: str
     scope: str
+    execution: str | None = None
 
     @property
     def can_write(self) -> bool:
-        return self.scope == "write"
+        return self.scope in ("write", "admin")
+
+    @property
+    def is_admin(self) -> bool:
+        return self.scope == "admin"
+
+    def may_touch(self, exec_id: str) -> bool:
+        """Whether this caller may act on `exec_id` (a run token: its own only)."""
+        return self.execution is None or self.execution == exec_id
 
 
 def _hash(token: str) -> str:
@@ -53,7 +71,7 @@ def token_store(journal: object) -> TokenRows:
 def create(journal: object, *, scope: str, name: str | None = None) -> tuple[str, TokenRecord]:
     """A new token: (the token to hand out, shown once; its stored record)."""
     if scope not in SCOPES:
-        raise KitaruUsageError(f"unknown scope {scope!r}; use read or write")
+        raise KitaruUsageError(f"unknown scope {scope!r}; use read, write or admin")
     if name is not None and name.startswith(RUN_PREFIX):
         raise KitaruUsageError(
             f"token name {name!r}: names starting with {RUN_PREFIX!r} are kept for the "
@@ -78,14 +96,15 @@ def _insert(store: TokenRows, *, scope: str, name: str | None) -> tuple[str, Tok
 
 
 def mint_run_token(journal: object, exec_id: str) -> str:
-    """A write token for the run of `exec_id` about to start, named `run-<exec_id>`;
-    earlier run tokens of the execution are revoked, so only the newest run can write.
+    """A run token for the run of `exec_id` about to start, named `run-<exec_id>`: it
+    reaches that execution's records only; earlier run tokens of the execution are
+    revoked, so only the newest run can write.
 
     Mint it only once the execution is `queued`: the sweeper revokes the run tokens of
     executions it finds finished, and must not take this one for the previous run's."""
     store = token_store(journal)
     name = RUN_PREFIX + exec_id
-    token, record = _insert(store, scope="write", name=name)
+    token, record = _insert(store, scope=RUN_SCOPE, name=name)
     now = time.time()
     for older in store.live_tokens(name):
         if older.name == name and older.token_id != record.token_id:
@@ -128,6 +147,11 @@ def verify(store: TokenRows, token: str) -> Caller | None:
     if record is None or record.revoked_at is not None:
         return None
     if not hmac.compare_digest(record.token_hash, _hash(token)):
+        return None
+    if record.name.startswith(RUN_PREFIX) and record.scope in (RUN_SCOPE, "write"):
+        # Run tokens minted before scopes were split were `write` tokens: bound all the same.
+        return Caller(record.token_id, RUN_SCOPE, record.name[len(RUN_PREFIX) :])
+    if record.scope not in SCOPES:
         return None
     return Caller(record.token_id, record.scope)
 

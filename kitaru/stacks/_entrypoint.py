@@ -57,7 +57,7 @@ def run_execution(exec_id: str) -> int:
     print(f"kitaru: running execution {exec_id} (flow {leased.flow}, run {leased.runs})")
     try:
         flow = _loader.load_flow(leased)
-        inputs = _execute.load_inputs(journal, leased, flow.fn)
+        inputs = _execute.load_inputs(journal, leased, flow.fn, allow_pickle=flow.allow_pickle)
     except BaseException as exc:
         journal.finish(exec_id, owner=owner, status="failed", now=time.time(), error=str(exc))
         print(f"kitaru: execution {exec_id} failed to start: {exc}", file=sys.stderr)

@@ -8,17 +8,16 @@ The first case that applies decides:
    submitter reaches it, and `KITARU_API_TOKEN` from the stack's
    `secret_environment.KITARU_API_TOKEN`, else `env:KITARU_API_TOKEN` (the submitter's
    own token, read where it submits).
-3. The execution belongs to a server (`server_url` in its metadata) and the submitting
-   process holds that server's journal (the server answering a wait, resuming, sweeping):
-   `KITARU_SERVER_URL` as recorded, and the stack's token reference, else a write token
-   minted for this run alone (`run-<exec_id>`).
+3. The submitter is the server (re-submitting after an answer, a resume or a sweep, or
+   invoking a deployment): `KITARU_SERVER_URL` is the server's own public URL, from its
+   configuration (`--public-url`), never from a record or a request; `KITARU_API_TOKEN`
+   is the stack's token reference, else a run token minted for this run alone
+   (`run-<exec_id>`, which reaches only this execution).
 4. Otherwise `KITARU_JOURNAL_URL`: the submitter's journal.
 
 A container on a server's path holds no database URL; artifacts in a store the server
 serves go through the server too (`kitaru.artifacts` asks it when `KITARU_SERVER_URL` is
-set), so it needs no bucket credentials either. A submit through a server records
-`server_url` in the execution's metadata: whoever re-submits it later, the server
-included, sends the next container to the same server.
+set), so it needs no bucket credentials either.
 """
 
 from __future__ import annotations
@@ -36,10 +35,8 @@ SUBMITTERS_TOKEN = SecretRef("env", TOKEN)
 
 @dataclass(frozen=True, slots=True)
 class Reporting:
-    """What the container's environment gets so it can reach the journal.
-
-    `server_url` is set when the container goes through a server: it is recorded in the
-    execution's metadata."""
+    """What the container's environment gets so it can reach the journal; `server_url`
+    is the server it reports to, if any."""
 
     environment: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, SecretRef] = field(default_factory=dict)
@@ -51,12 +48,14 @@ def reporting(
     record: ExecutionRecord,
     stack: StackRecord,
     stack_secrets: Mapping[str, SecretRef],
+    server_url: str | None = None,
 ) -> Reporting:
     """How the container for this run of `record` reaches its journal.
 
     `journal` is where the submitting process found the execution; `stack_secrets` the
-    stack's `secret_environment`. The server's own path mints a token: call this only
-    once the execution is `queued`."""
+    stack's `secret_environment`; `server_url` the public URL of the server that submits
+    (given only by a server, from its configuration). The server's own path mints a
+    token: call this only once the execution is `queued`."""
     if stack.journal is not None:
         if is_reference(stack.journal):
             return Reporting(
@@ -71,26 +70,25 @@ def reporting(
             secrets={TOKEN: token or SUBMITTERS_TOKEN},
             server_url=submitters_server,
         )
-    recorded = record.metadata.get("server_url")
-    if isinstance(recorded, str) and recorded:
+    if server_url:
         if token is not None:
             return Reporting(
-                environment={"KITARU_SERVER_URL": recorded},
+                environment={"KITARU_SERVER_URL": server_url},
                 secrets={TOKEN: token},
-                server_url=recorded,
+                server_url=server_url,
             )
         if _holds_tokens(journal):
             from kitaru.server._tokens import mint_run_token
 
             return Reporting(
                 environment={
-                    "KITARU_SERVER_URL": recorded,
+                    "KITARU_SERVER_URL": server_url,
                     # A value, not a reference: minted here for this run only, it travels
                     # in the run's spec as a resolved env: reference would, and stops
                     # working when the run ends or the next run's token is minted.
                     TOKEN: mint_run_token(journal, record.exec_id),
                 },
-                server_url=recorded,
+                server_url=server_url,
             )
     return Reporting(environment={"KITARU_JOURNAL_URL": _config.journal_url()})
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kitaru import _config, _execute
-from kitaru._errors import ConfigurationError, KitaruError, LeaseError
+from kitaru._errors import ConfigurationError, KitaruError, KitaruUsageError, LeaseError
 from kitaru._flow import ExecutionHandle
 from kitaru._ids import new_id
 from kitaru.journal import ExecutionRecord, Journal, StackRecord, current_journal, open_journal
@@ -48,7 +48,12 @@ def run_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Execut
             store_uri=stack.artifact_store,
             journal=target,
         )
-        return ExecutionHandle(record.exec_id, hint=flow.return_hint(), journal=target)
+        return ExecutionHandle(
+            record.exec_id,
+            hint=flow.return_hint(),
+            journal=target,
+            allow_pickle=flow.allow_pickle,
+        )
     return submit_new(flow, args, kwargs, stack)
 
 
@@ -128,10 +133,15 @@ def submit_new(
     if image is not None:
         record.metadata = {"image": image}
     journal.create_execution(
-        record, _execute.input_artifacts(record.exec_id, stack.artifact_store, flow.fn, inputs)
+        record,
+        _execute.input_artifacts(
+            record.exec_id, stack.artifact_store, flow.fn, inputs, allow_pickle=flow.allow_pickle
+        ),
     )
     _submit(journal, record, stack, orchestrator)
-    return StackExecutionHandle(record.exec_id, hint=flow.return_hint(), journal=journal)
+    return StackExecutionHandle(
+        record.exec_id, hint=flow.return_hint(), journal=journal, allow_pickle=flow.allow_pickle
+    )
 
 
 def _repository(stack: StackRecord, project: Path) -> str:
@@ -145,8 +155,15 @@ def _slug(text: str) -> str:
 
 
 def _submit(
-    journal: Journal, record: ExecutionRecord, stack: StackRecord, orchestrator: Orchestrator
+    journal: Journal,
+    record: ExecutionRecord,
+    stack: StackRecord,
+    orchestrator: Orchestrator,
+    *,
+    server_url: str | None = None,
 ) -> str:
+    """Hand a queued execution to the stack's orchestrator; `server_url` is the public
+    URL of the server that submits it (only a server passes one)."""
     from kitaru.stacks._contracts import SubmitRequest
     from kitaru.stacks._flavor import settings_of
     from kitaru.stacks._reporting import reporting
@@ -159,14 +176,9 @@ def _submit(
         for name, ref in (getattr(settings, "secret_environment", {}) or {}).items()
     }
     environment["KITARU_ARTIFACT_STORE"] = stack.artifact_store
-    route = reporting(journal, record, stack, secrets)
+    route = reporting(journal, record, stack, secrets, server_url)
     environment.update(route.environment)
     secrets.update(route.secrets)
-    if route.server_url is not None and record.metadata.get("server_url") != route.server_url:
-        # Whoever re-submits the execution later (the server answering a wait) sends
-        # the next container to this server as well.
-        journal.set_metadata(record.exec_id, {"server_url": route.server_url})
-        record.metadata = {**record.metadata, "server_url": route.server_url}
     image = record.metadata.get("image")
     in_image = image is not None
     if in_image:
@@ -207,6 +219,20 @@ def _submit(
     return run_id
 
 
+def check_server_image(record: ExecutionRecord, stack: StackRecord, image: object) -> None:
+    """A server starts only images from the stack's own registry (where its builder
+    pushes): the image is named by a record a client wrote, and the container gets the
+    stack's secrets, `env:` references resolved from the server's environment."""
+    registry = (stack.registry or "").rstrip("/")
+    if not registry or not isinstance(image, str) or not image.startswith(registry + "/"):
+        raise KitaruUsageError(
+            f"execution {record.exec_id} names the image {image!r}, which is not in the "
+            f"registry of stack {stack.name!r} ({registry or 'none'}); a server starts only "
+            "images its stack's builder pushed. Resume it from where it was built instead: "
+            f"`kitaru executions resume {record.exec_id}`"
+        )
+
+
 def _fail_queued(journal: Journal, exec_id: str, error: str) -> None:
     """Fail an execution no run has taken yet (a no-op once one has)."""
     journal.transition(
@@ -224,9 +250,13 @@ def was_submitted(record: ExecutionRecord) -> bool:
     return record.run_id is not None
 
 
-def resubmit(journal: Journal, record: ExecutionRecord) -> ExecutionRecord:
+def resubmit(
+    journal: Journal, record: ExecutionRecord, *, server_url: str | None = None
+) -> ExecutionRecord:
     """Queue a waiting, crashed, failed or lost execution again on its stack."""
     stack = _stacks.get_stack(journal, record.stack)
+    if server_url is not None:
+        check_server_image(record, stack, record.metadata.get("image"))
     orchestrator = make_orchestrator(stack)
     if not journal.transition(
         record.exec_id,
@@ -239,7 +269,7 @@ def resubmit(journal: Journal, record: ExecutionRecord) -> ExecutionRecord:
             f"execution {record.exec_id} changed while it was being resumed (another process "
             f"resumed or cancelled it); see `kitaru executions get {record.exec_id}`"
         )
-    _submit(journal, record, stack, orchestrator)
+    _submit(journal, record, stack, orchestrator, server_url=server_url)
     final = journal.get_execution(record.exec_id)
     assert final is not None
     return final

@@ -51,7 +51,8 @@ def journal_url(
     from tests.server_process import ServerProcess
 
     url = fresh_postgres_url()
-    token, _record = _tokens.create(open_journal(url), scope="write")
+    # The suite exercises every journal operation, an admin's (tags, stacks) included.
+    token, _record = _tokens.create(open_journal(url), scope="admin")
     server = ServerProcess(url, tmp_path / "server", args=("--sweep-interval", "0"))
     try:
         monkeypatch.setenv("KITARU_API_TOKEN", token)

@@ -44,8 +44,8 @@ def test_tokens_are_stored_hashed_verified_and_revoked(sql_journal: Journal) -> 
     assert _tokens.verify(store, token) is None
     with pytest.raises(NotFoundError, match="no API token"):
         _tokens.revoke(journal, "missing")
-    with pytest.raises(KitaruUsageError, match="read or write"):
-        _tokens.create(journal, scope="admin")
+    with pytest.raises(KitaruUsageError, match="read, write or admin"):
+        _tokens.create(journal, scope="root")
 
 
 def test_the_server_secret_is_created_once(sql_journal: Journal) -> None:

@@ -36,6 +36,11 @@ def write_token(server: ServerProcess) -> str:
 
 
 @pytest.fixture(scope="module")
+def admin_token(server: ServerProcess) -> str:
+    return server.token("admin", name="operator")
+
+
+@pytest.fixture(scope="module")
 def read_token(server: ServerProcess) -> str:
     return server.token("read", name="viewer")
 

@@ -57,6 +57,8 @@ def test_a_flow_runs_answers_and_completes_in_containers_through_the_server(
 ) -> None:
     env = need(*SERVICES)
     client = server.client_env(write_token, tmp_path / "client-home")
+    # Stacks are an admin's to register; the flow runs with a write token.
+    admin = server.client_env(server.token("admin"), tmp_path / "client-home")
     registered = kitaru_cli(
         "stack", "register", "box",
         "--orchestrator", "docker",
@@ -65,7 +67,7 @@ def test_a_flow_runs_answers_and_completes_in_containers_through_the_server(
         "--set", f"base_image={env['KITARU_TEST_BASE_IMAGE']}",
         "--set", f'ca_certificates=["{extra_ca()}"]',
         "--use",
-        env=client,
+        env=admin,
     )  # fmt: skip
     assert registered.returncode == 0, registered
 
@@ -76,7 +78,7 @@ def test_a_flow_runs_answers_and_completes_in_containers_through_the_server(
 
     view = server.wait_for(write_token, exec_id, {"waiting", "failed", "completed"}, 300)
     assert view["status"] == "waiting", view
-    assert view["metadata"]["server_url"] == server.url
+    assert "server_url" not in view["metadata"]  # the server's URL comes from its config
     assert "@sha256:" in view["metadata"]["image"]
     first = container_env(view["run_id"])
     assert_no_journal(first, server)
@@ -113,7 +115,12 @@ def test_a_flow_runs_answers_and_completes_in_containers_through_the_server(
     assert isinstance(journal, TokenRows)
     minted = journal.get_token(run_token.removeprefix("kt_").partition("_")[0])
     assert minted is not None
-    assert (minted.name, minted.scope, minted.revoked_at) == (f"run-{exec_id}", "write", None)
+    assert (minted.name, minted.scope, minted.revoked_at) == (f"run-{exec_id}", "run", None)
+    # The run token reaches its own execution's records, nothing else.
+    with server.http(run_token) as http:
+        assert http.get(f"/api/v1/records/executions/{exec_id}").status_code == 200
+        assert http.get("/api/v1/executions").status_code == 403
+        assert http.post("/api/v1/stacks", json={}).status_code == 403
 
     # The run has ended: a sweep revokes its token, and the server refuses it (within
     # the second for which a server keeps a verified token).

@@ -39,11 +39,15 @@ def _deploy(server: ServerProcess, flow: str, digest: str) -> int:
 
 
 def test_versions_tags_canary_rollback_and_history_over_http(
-    server: ServerProcess, write_token: str, read_token: str
+    server: ServerProcess, write_token: str, read_token: str, admin_token: str
 ) -> None:
     for digest in ("sha256:01", "sha256:02", "sha256:03"):
         _deploy(server, "triage", digest)
-    with server.http(read_token) as reader, server.http(write_token) as writer:
+    with (
+        server.http(read_token) as reader,
+        server.http(write_token) as deployer,
+        server.http(admin_token) as writer,
+    ):
         listed = reader.get("/api/v1/deployments", params={"flow": "triage"}).json()
         assert [(v["version"], v["tags"]) for v in listed] == [
             (3, [{"tag": "default", "weight": 100}]),
@@ -53,6 +57,10 @@ def test_versions_tags_canary_rollback_and_history_over_http(
         shown = reader.get("/api/v1/deployments/triage/2").json()
         assert shown["digest"] == "sha256:02" and shown["signature"][0]["name"] == "ticket"
         assert shown["files"] == 1 and "local" not in shown  # no local code on a server
+
+        # Moving a tag is an admin's change: a write token deploys and invokes only.
+        refused = deployer.put("/api/v1/deployments/triage/tags/default", json={"version": 2})
+        assert refused.status_code == 403 and "admin" in refused.json()["detail"]
 
         canary = writer.put(
             "/api/v1/deployments/triage/tags/default", json={"version": 2, "weight": 10}
@@ -79,36 +87,38 @@ def test_versions_tags_canary_rollback_and_history_over_http(
         ]
         assert history[3]["by"].startswith("token ")  # who moved it: the token's id
 
-        # The same journal methods through the HTTP journal's transport.
-        via_journal = reader.post(
-            "/api/v1/journal/get_tag", json={"flow": "triage", "tag": "default"}
-        )
-        assert via_journal.json()["result"]["version"] == 1
+        # The same tag as a record, as the HTTP journal reads it.
+        record = reader.get("/api/v1/records/deployments/triage/tags/default")
+        assert record.json()["version"] == 1
 
 
 def test_bad_input_is_refused_with_the_reason_and_changes_nothing(
-    server: ServerProcess, write_token: str, read_token: str
+    server: ServerProcess, write_token: str, read_token: str, admin_token: str
 ) -> None:
     _deploy(server, "refunds", "sha256:0a")
     before = None
-    with server.http(read_token) as reader, server.http(write_token) as writer:
+    with (
+        server.http(read_token) as reader,
+        server.http(write_token) as writer,
+        server.http(admin_token) as admin,
+    ):
         before = reader.get("/api/v1/deployments/refunds/history").json()
         for weight in (0, 100, -5):
-            answer = writer.put(
+            answer = admin.put(
                 "/api/v1/deployments/refunds/tags/default", json={"version": 1, "weight": weight}
             )
             assert answer.status_code == 422, answer.text
             assert "weight" in answer.json()["detail"]
-        missing = writer.put("/api/v1/deployments/refunds/tags/default", json={"version": 9})
+        missing = admin.put("/api/v1/deployments/refunds/tags/default", json={"version": 9})
         assert missing.status_code == 404
         assert missing.json()["detail"].endswith(
             "no deployment version 9; versions: 1 (see `kitaru deployments list refunds`)"
         )
         assert reader.get("/api/v1/deployments/refunds/9").status_code == 404
         assert reader.get("/api/v1/deployments/nothing/1").status_code == 404
-        bad_tag = writer.put("/api/v1/deployments/refunds/tags/no%20spaces", json={"version": 1})
+        bad_tag = admin.put("/api/v1/deployments/refunds/tags/no%20spaces", json={"version": 1})
         assert bad_tag.status_code == 409 and "not a valid tag name" in bad_tag.json()["detail"]
-        assert writer.delete("/api/v1/deployments/refunds/tags/nope").status_code == 404
+        assert admin.delete("/api/v1/deployments/refunds/tags/nope").status_code == 404
 
         # Invoking: a flow without deployments, a tag that does not exist, arguments that
         # do not fit the deployed signature. Nothing is started.

@@ -1,7 +1,11 @@
 """The whole life of a flow through a real server, on PostgreSQL (for teams) and on SQLite
 (one machine): a client that knows only KITARU_SERVER_URL and a token runs it, it crashes,
 resumes, waits, is answered through a webhook URL and through the API, is replayed, and
-the two executions are diffed."""
+the two executions are diffed.
+
+The server runs no flow code: what it continues on the local stack (a resume, an answer,
+a replay, a timed-out wait) becomes `queued`, ready to continue, with the command that
+continues it; the client, where the code lives, runs that command."""
 
 from __future__ import annotations
 
@@ -44,6 +48,12 @@ def _counts(script: Path) -> dict[str, int]:
     return {p.name: len(p.read_text()) for p in folder.iterdir()}
 
 
+def _continue(client: Client, exec_id: str) -> None:
+    """What a person does where the code lives when the server says an execution is ready."""
+    result = client.cli("executions", "resume", exec_id)
+    assert result.returncode == 0, result.stderr
+
+
 def test_crash_resume_webhook_replay_and_diff_through_the_server(
     server: ServerProcess, client: Client, write_token: str, tmp_path: Path
 ) -> None:
@@ -58,9 +68,16 @@ def test_crash_resume_webhook_replay_and_diff_through_the_server(
     assert not (client.home / "journal.db").exists()
     assert not (client.home / "artifacts").exists()
 
-    # Resume through the server's API: the server starts it where it ran (here, its host).
+    # Resume through the server's API: the server runs no code, so a local-stack
+    # execution is left ready to continue, with the command that continues it.
     with server.http(write_token) as http:
-        assert http.post(f"/api/v1/executions/{exec_id}/resume").status_code == 202
+        asked = http.post(f"/api/v1/executions/{exec_id}/resume")
+    assert asked.status_code == 202, asked.text
+    ready = asked.json()
+    assert ready["status"] == "queued"
+    assert ready["ready"]["command"] == f"kitaru executions resume {exec_id}"
+    assert _counts(script) == {"research": 1, "draft": 1}  # nothing ran on the server
+    _continue(client, exec_id)
     view = server.wait_for(write_token, exec_id, {"waiting", "failed"})
     assert view["status"] == "waiting", view
     assert _counts(script) == {"research": 1, "draft": 2}
@@ -79,6 +96,8 @@ def test_crash_resume_webhook_replay_and_diff_through_the_server(
     assert "kt_" not in hook["url"]
     answered = httpx.post(hook["url"], content=b"true", timeout=30)
     assert answered.status_code == 202, answered.text
+    assert server.wait_for(write_token, exec_id, {"queued"})["status"] == "queued"
+    _continue(client, exec_id)
     done = server.wait_for(write_token, exec_id, {"completed", "failed"})
     assert done["status"] == "completed", done
     assert done["result"] == "published: NOTES ON LLAMAS"
@@ -95,11 +114,15 @@ def test_crash_resume_webhook_replay_and_diff_through_the_server(
         )
         assert started.status_code == 202, started.text
         replay_id = started.json()["exec_id"]
+        assert started.json()["status"] == "queued"
+        _continue(client, replay_id)
         assert server.wait_for(write_token, replay_id, {"waiting"})["status"] == "waiting"
         given = http.post(
             f"/api/v1/executions/{replay_id}/input", json={"wait": "approve", "value": True}
         )
         assert given.status_code == 202, given.text
+        assert given.json()["status"] == "queued"
+        _continue(client, replay_id)
         replayed = server.wait_for(write_token, replay_id, {"completed", "failed"})
         assert replayed["result"] == "published: EDITED"
         assert replayed["replayed_from"] == exec_id
@@ -146,12 +169,15 @@ def test_the_cli_does_through_the_server_what_it_does_locally(
     assert cancelled["status"] == "cancelled"
 
 
-def test_the_server_resumes_an_execution_whose_wait_timed_out(
+def test_the_server_readies_an_execution_whose_wait_timed_out(
     server: ServerProcess, client: Client, write_token: str, tmp_path: Path
 ) -> None:
     script = write_script(tmp_path / "project" / "deadline.py", flows.TIMEOUT)
     started = client.start(script)
     assert started["status"] == "waiting"
     time.sleep(1.0)  # the wait's timeout; nothing polls but the server's sweeper
+    view = server.wait_for(write_token, started["exec_id"], {"queued"}, timeout=30)
+    assert view["status"] == "queued" and "timed out" in view["ready"]["reason"]
+    _continue(client, started["exec_id"])
     view = server.wait_for(write_token, started["exec_id"], {"completed", "failed"}, timeout=30)
     assert view["status"] == "completed" and view["result"] == "timed out"

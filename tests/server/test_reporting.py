@@ -100,30 +100,37 @@ def test_a_submitter_on_a_server_sends_the_container_to_it(
 
 
 def test_the_server_resubmitting_its_execution_mints_a_token_for_the_run(
-    server: ServerProcess, journal: Journal
+    server: ServerProcess, journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    record = queued(journal, server_url=server.url)
+    # The URL the container reports to is the server's own (its --public-url), passed by
+    # the server; a URL in the execution's metadata, which clients write, is never used.
+    monkeypatch.setenv("KITARU_JOURNAL_URL", server.journal_url)
+    record = queued(journal, server_url="http://attacker.example:8080")
+    ignored = reporting(journal, record, STACK, {})
+    assert ignored.environment == {"KITARU_JOURNAL_URL": server.journal_url}
+    assert "attacker" not in repr(ignored)
 
-    first = reporting(journal, record, STACK, {})
+    first = reporting(journal, record, STACK, {}, server.url)
     assert set(first.environment) == {"KITARU_SERVER_URL", "KITARU_API_TOKEN"}
     assert first.environment["KITARU_SERVER_URL"] == server.url
     assert (first.secrets, first.server_url) == ({}, server.url)
     one = first.environment["KITARU_API_TOKEN"]
     minted = tokens(journal).get_token(token_id(one))
     assert minted is not None
-    assert (minted.name, minted.scope) == (f"run-{record.exec_id}", "write")
+    assert (minted.name, minted.scope) == (f"run-{record.exec_id}", "run")
     assert minted.revoked_at is None
 
     # The next run's token replaces it: only the newest run can write.
-    two = reporting(journal, record, STACK, {}).environment["KITARU_API_TOKEN"]
+    two = reporting(journal, record, STACK, {}, server.url).environment["KITARU_API_TOKEN"]
     assert _tokens.verify(tokens(journal), one) is None
     assert _tokens.verify(tokens(journal), two) is not None
     with server.http(two) as http:
-        assert http.get("/api/v1/info").json()["scope"] == "write"
+        info = http.get("/api/v1/info").json()
+    assert (info["scope"], info["execution"]) == ("run", record.exec_id)
 
     # A token the stack names is used as it is; nothing is minted.
     platform = SecretRef("secret", "kitaru-runner", "token")
-    route = reporting(journal, record, STACK, {"KITARU_API_TOKEN": platform})
+    route = reporting(journal, record, STACK, {"KITARU_API_TOKEN": platform}, server.url)
     assert route.environment == {"KITARU_SERVER_URL": server.url}
     assert route.secrets == {"KITARU_API_TOKEN": platform}
     assert [t.name for t in tokens(journal).live_tokens(f"run-{record.exec_id}")] == [
@@ -145,10 +152,10 @@ def test_a_sweep_revokes_run_tokens_of_ended_executions_only(
     server: ServerProcess, journal: Journal
 ) -> None:
     store = tokens(journal)
-    running = queued(journal, server_url=server.url)
-    ending = queued(journal, server_url=server.url)
-    keep = reporting(journal, running, STACK, {}).environment["KITARU_API_TOKEN"]
-    end = reporting(journal, ending, STACK, {}).environment["KITARU_API_TOKEN"]
+    running = queued(journal)
+    ending = queued(journal)
+    keep = reporting(journal, running, STACK, {}, server.url).environment["KITARU_API_TOKEN"]
+    end = reporting(journal, ending, STACK, {}, server.url).environment["KITARU_API_TOKEN"]
     # A run token whose execution this journal does not hold is no proof of an ended run.
     unknown = _tokens.mint_run_token(journal, new_id("kx"))
     assert journal.cancel_idle(ending.exec_id, expected_owner=None, now=time.time())

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import kitaru_cli, write_script
 from tests.server.conftest import Client
 from tests.server_process import ServerProcess
@@ -29,15 +31,21 @@ if __name__ == "__main__":
 """
 
 
+@pytest.fixture
+def client(server: ServerProcess, admin_token: str, tmp_path: Path) -> Client:
+    """Stacks are an admin's to change: this module's client holds an admin token."""
+    return Client(server, admin_token, tmp_path / "client-home")
+
+
 def _registered(stacks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """All but the built-in stack (whose artifact store is each machine's own)."""
     return [s for s in stacks if s["name"] != "local"]
 
 
 def test_register_list_show_activate_delete_and_the_cli_sees_the_same(
-    server: ServerProcess, write_token: str, read_token: str, client: Client, tmp_path: Path
+    server: ServerProcess, admin_token: str, read_token: str, client: Client, tmp_path: Path
 ) -> None:
-    with server.http(read_token) as reader, server.http(write_token) as writer:
+    with server.http(read_token) as reader, server.http(admin_token) as writer:
         [local] = reader.get("/api/v1/stacks").json()
         assert (local["name"], local["active"], local["built_in"]) == ("local", True, True)
 
@@ -129,15 +137,15 @@ def test_register_list_show_activate_delete_and_the_cli_sees_the_same(
         "stack", "register", "cli-made", "-o", "local", "-a", (tmp_path / "c").as_uri()
     )
     assert made_by_cli.returncode == 0, made_by_cli.stderr
-    with server.http(read_token) as reader, server.http(write_token) as writer:
+    with server.http(read_token) as reader, server.http(admin_token) as writer:
         assert reader.get("/api/v1/stacks/cli-made").json()["orchestrator"] == "local"
         assert writer.delete("/api/v1/stacks/cli-made").status_code == 200
 
 
 def test_a_stack_with_unfinished_executions_is_deleted_only_with_force(
-    server: ServerProcess, write_token: str, client: Client, tmp_path: Path
+    server: ServerProcess, admin_token: str, client: Client, tmp_path: Path
 ) -> None:
-    with server.http(write_token) as writer:
+    with server.http(admin_token) as writer:
         made = writer.post(
             "/api/v1/stacks",
             json={
@@ -165,7 +173,7 @@ def test_a_stack_with_unfinished_executions_is_deleted_only_with_force(
 
 
 def test_refusals_say_why_and_store_nothing(
-    server: ServerProcess, write_token: str, read_token: str, tmp_path: Path
+    server: ServerProcess, admin_token: str, read_token: str, tmp_path: Path
 ) -> None:
     store = (tmp_path / "art").as_uri()
     base = {"name": "bad", "orchestrator": "local", "artifact_store": store}
@@ -223,7 +231,7 @@ def test_refusals_say_why_and_store_nothing(
         ({"orchestrator": None}, "invalid request: orchestrator: Input should be a valid string"),
         ({"use": True}, "invalid request: use: Extra inputs are not permitted"),
     ]
-    with server.http(read_token) as reader, server.http(write_token) as writer:
+    with server.http(read_token) as reader, server.http(admin_token) as writer:
         before = reader.get("/api/v1/stacks").json()
         for change, reason in unprocessable:
             answer = writer.post("/api/v1/stacks", json={**base, **change})
@@ -238,15 +246,19 @@ def test_refusals_say_why_and_store_nothing(
         assert writer.delete("/api/v1/stacks/ghost").status_code == 404
         assert writer.post("/api/v1/stacks/ghost/activate").status_code == 404
 
-        # A read token reads but changes nothing; no token reads nothing.
+        # Read and write tokens read but change no stack (an admin's change); no token
+        # reads nothing.
         for method, path in [
             ("POST", "/api/v1/stacks"),
             ("DELETE", "/api/v1/stacks/local"),
             ("POST", "/api/v1/stacks/local/activate"),
+            ("PUT", "/api/v1/settings/active_stack"),
         ]:
-            answer = reader.request(method, path, json=base)
-            assert answer.status_code == 403, (method, path, answer.text)
-            assert "read-only" in answer.json()["detail"]
+            for token in (read_token, server.token("write")):
+                with server.http(token) as other:
+                    answer = other.request(method, path, json=base)
+                assert answer.status_code == 403, (method, path, answer.text)
+                assert "admin token" in answer.json()["detail"]
         with server.http(None) as anonymous:
             for path in ("/api/v1/stacks", "/api/v1/stacks/local", "/api/v1/flavors"):
                 assert anonymous.get(path).status_code == 401

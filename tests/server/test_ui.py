@@ -112,7 +112,17 @@ def executions(
         "replay": replay,
         "triage": triage["exec_id"],
         "failed": failing["exec_id"],
+        "home": str(folder / "home"),
     }
+
+
+def continue_where_the_code_is(page: Any, client: Client, exec_id: str) -> None:
+    """The server runs no flow code: an answered local execution shows as ready, with the
+    command that continues it, which its owner runs where the code lives."""
+    reload_until(page, lambda: page.locator("#status").inner_text() == "queued")
+    assert f"kitaru executions resume {exec_id}" in page.locator("#ready").inner_text()
+    resumed = client.cli("executions", "resume", exec_id)
+    assert resumed.returncode == 0, resumed.stderr
 
 
 def test_sign_in_list_and_filter(
@@ -182,6 +192,7 @@ def test_execution_page_timeline_logs_artifacts_lineage_and_diff(
 def test_waits_are_answered_from_forms_checked_against_their_schema(
     page: Any, server: ServerProcess, write_token: str, executions: dict[str, str]
 ) -> None:
+    client = Client(server, write_token, Path(executions["home"]))
     sign_in(page, server, write_token, f"/ui/executions/{executions['replay']}")
     assert states(page) == {"research": "reused", "draft": "override", "approve": "waiting"}
     shot(page, "06-replay-waiting")
@@ -190,6 +201,8 @@ def test_waits_are_answered_from_forms_checked_against_their_schema(
     assert "choose yes or no" in form.locator(".message").inner_text()
     form.get_by_label("Yes").check()
     form.locator("button[type=submit]").click()
+    continue_where_the_code_is(page, client, executions["replay"])
+    shot(page, "06b-replay-ready")
     reload_until(page, lambda: page.locator("#status").inner_text() == "completed")
     assert page.locator("#result").inner_text() == '"published: A NEW DRAFT"'
 
@@ -207,6 +220,7 @@ def test_waits_are_answered_from_forms_checked_against_their_schema(
     form.locator("[data-field=score] input").fill("4")
     form.locator("[data-field=comment] input").fill("solid")
     form.locator("button[type=submit]").click()
+    continue_where_the_code_is(page, client, executions["triage"])
     reload_until(page, lambda: page.locator("form.waitform[data-wait=copies]").count() == 1)
     form = page.locator("form.waitform[data-wait=copies]")
     form.locator("input").fill("2.5")
@@ -214,6 +228,7 @@ def test_waits_are_answered_from_forms_checked_against_their_schema(
     assert "whole number" in form.locator(".message").inner_text()
     form.locator("input").fill("3")
     form.locator("button[type=submit]").click()
+    continue_where_the_code_is(page, client, executions["triage"])
     reload_until(page, lambda: page.locator("#status").inner_text() == "completed")
     assert page.locator("#result").inner_text() == '"3 words, score 4, 3 copies"'
     shot(page, "08-triage-completed")
@@ -238,9 +253,9 @@ def test_a_read_only_token_sees_but_cannot_answer(
 
 
 def test_stacks_page_lists_stacks_and_marks_the_active_one(
-    page: Any, server: ServerProcess, read_token: str, write_token: str, tmp_path: Path
+    page: Any, server: ServerProcess, read_token: str, admin_token: str, tmp_path: Path
 ) -> None:
-    with server.http(write_token) as writer:
+    with server.http(admin_token) as writer:
         made = writer.post(
             "/api/v1/stacks",
             json={

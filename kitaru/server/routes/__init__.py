@@ -6,29 +6,37 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from kitaru.server.routes import (
+    _admin,
     _artifacts,
     _checkpoints,
     _deployments,
     _executions,
     _health,
     _info,
-    _journal,
+    _lifecycle,
+    _records,
+    _runner,
     _stacks,
     _store,
     _ui,
     _waits,
 )
 
+# Routes are matched in order, one by one: the runner API (called per checkpoint), the
+# execution view and record reads come first.
 ROUTERS: list[APIRouter] = [
+    _runner.router,
+    _executions.router,
+    _records.router,
     _health.router,
     _info.router,
-    _executions.router,
+    _lifecycle.router,
     _checkpoints.router,
     _artifacts.router,
     _waits.router,
     _deployments.router,
     _stacks.router,
-    _journal.router,
+    _admin.router,
     _store.router,
     _ui.router,
 ]

@@ -10,13 +10,15 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from kitaru import deployments
-from kitaru._errors import NotFoundError
+from kitaru._errors import KitaruUsageError, NotFoundError
 from kitaru.client import Executions
-from kitaru.server.routes._deps import Reader, State, Writer
+from kitaru.journal import DeploymentRecord
+from kitaru.server._wire import Deployment, Number, to_record
+from kitaru.server.routes._deps import Admin, Reader, State, Writer
 
 router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
 
@@ -50,6 +52,45 @@ class InvokeRequest(BaseModel):
     )
 
 
+class DeploymentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    deployment: Deployment
+    tag: str | None = Field(None, max_length=100, description="Point this tag at the new version.")
+
+
+class DeleteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    now: Number | None = None
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Record a deployed version (what `kitaru deploy` does after building its image); "
+    "the journal numbers it",
+)
+def create(body: DeploymentRequest, state: State, caller: Writer) -> dict[str, Any]:
+    record: DeploymentRecord = to_record(DeploymentRecord, body.deployment)
+    if body.tag is not None:
+        deployments.check_tag(body.tag)
+    created = state.journal.create_deployment(record, tag=body.tag)
+    return {"flow": created.flow, "version": created.version}
+
+
+@router.delete(
+    "/{flow}/{version}",
+    summary="Delete a version (refused while a tag points at it)",
+)
+def delete(flow: str, version: int, state: State, caller: Admin) -> dict[str, Any]:
+    if not state.journal.delete_deployment(flow, version, now=time.time()):
+        raise KitaruUsageError(
+            f"version {version} of {flow!r} is missing, deleted already, or a tag points at it"
+        )
+    return {"flow": flow, "deleted": version}
+
+
 @router.get("", summary="Deployed versions (of one flow, or every flow), newest first")
 def list_deployments(state: State, caller: Reader, flow: str | None = None) -> list[dict[str, Any]]:
     records = state.journal.list_deployments(flow)
@@ -78,7 +119,7 @@ def show(flow: str, version: int, state: State, caller: Reader) -> dict[str, Any
     summary="Point a tag at a version, atomically (a canary with a weight); rolling back "
     "is pointing it at an earlier version",
 )
-def tag(flow: str, tag: str, body: TagRequest, state: State, caller: Writer) -> dict[str, Any]:
+def tag(flow: str, tag: str, body: TagRequest, state: State, caller: Admin) -> dict[str, Any]:
     deployments.check_tag(tag)
     moved = state.journal.set_tag(
         flow, tag, body.version, weight=body.weight, by=f"token {caller.token_id}", now=time.time()
@@ -87,7 +128,7 @@ def tag(flow: str, tag: str, body: TagRequest, state: State, caller: Writer) -> 
 
 
 @router.delete("/{flow}/tags/{tag}", summary="Remove a tag (recorded in the history)")
-def untag(flow: str, tag: str, state: State, caller: Writer) -> dict[str, Any]:
+def untag(flow: str, tag: str, state: State, caller: Admin) -> dict[str, Any]:
     before = state.journal.get_tag(flow, tag)
     if before is None or not state.journal.remove_tag(
         flow, tag, by=f"token {caller.token_id}", now=time.time()
@@ -102,9 +143,12 @@ def untag(flow: str, tag: str, state: State, caller: Writer) -> dict[str, Any]:
     status_code=202,
     summary="Run the version a tag picks (or a given version) in its image on its stack",
 )
-def invoke(
-    flow: str, body: InvokeRequest, request: Request, state: State, caller: Writer
-) -> dict[str, Any]:
+def invoke(flow: str, body: InvokeRequest, state: State, caller: Writer) -> dict[str, Any]:
+    if state.config.public_url is None:
+        raise KitaruUsageError(
+            "this server does not know its own address, so the container it would start "
+            "could not report back; restart it with --public-url URL"
+        )
     handle = deployments.invoke(
         flow,
         args=body.args,
@@ -113,8 +157,9 @@ def invoke(
         version=body.version,
         invocation_id=body.invocation_id,
         journal=state.journal,
-        # The container reports to this server (with a token minted for its run), at
-        # the address the caller reached it by, as a client's containers do.
-        server_url=(state.config.public_url or str(request.base_url)).rstrip("/"),
+        # The container reports to this server (with a token minted for its run), at the
+        # address the server was configured with: never one a request or record names.
+        server_url=state.config.public_url,
+        refuse_local=True,
     )
     return Executions(handle._journal or state.journal).get(handle.exec_id).to_dict()

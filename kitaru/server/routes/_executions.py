@@ -114,10 +114,11 @@ def lineage(exec_id: str, state: State, caller: Reader) -> dict[str, Any]:
 @router.post(
     "/{exec_id}/resume",
     status_code=202,
-    summary="Resume a crashed, failed or waiting execution where it runs",
+    summary="Resume a crashed, failed or waiting execution where it runs: its orchestrator, "
+    "or (local stack) queued, ready for `kitaru executions resume` where its code lives",
 )
 def resume(exec_id: str, state: State, caller: Writer) -> dict[str, Any]:
-    _actions.resume(state.journal, exec_id)
+    _actions.resume(state.journal, exec_id, server_url=state.config.public_url)
     return _view(state, exec_id)
 
 
@@ -136,7 +137,12 @@ def cancel(
 )
 def replay(exec_id: str, body: ReplayRequest, state: State, caller: Writer) -> dict[str, Any]:
     record = _actions.replay(
-        state.journal, exec_id, from_=body.from_, overrides=body.overrides, inputs=body.inputs
+        state.journal,
+        exec_id,
+        from_=body.from_,
+        overrides=body.overrides,
+        inputs=body.inputs,
+        server_url=state.config.public_url,
     )
     return _view(state, record.exec_id)
 
@@ -147,5 +153,12 @@ def replay(exec_id: str, body: ReplayRequest, state: State, caller: Writer) -> d
     summary="Answer a pending wait (checked against its schema) and resume",
 )
 def give_input(exec_id: str, body: InputRequest, state: State, caller: Writer) -> dict[str, Any]:
-    _actions.answer(state.journal, exec_id, body.wait, body.value, resume=body.resume)
+    _actions.answer(
+        state.journal,
+        exec_id,
+        body.wait,
+        body.value,
+        resume=body.resume,
+        server_url=state.config.public_url,
+    )
     return _view(state, exec_id)

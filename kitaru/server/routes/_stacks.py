@@ -18,7 +18,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from kitaru import stacks
-from kitaru.server.routes._deps import Reader, State, Writer
+from kitaru._errors import InvalidInputError
+from kitaru.server.routes._deps import Admin, Reader, State
+from kitaru.stacks._resolve import ACTIVE_SETTING
 
 router = APIRouter(prefix="/api/v1", tags=["stacks"])
 
@@ -62,7 +64,7 @@ def show(name: str, state: State, caller: Reader) -> dict[str, Any]:
     summary="Register a stack (422 with the reason for input that cannot work, 409 for a "
     "name that is taken unless replace)",
 )
-def register(body: StackRequest, state: State, caller: Writer) -> dict[str, Any]:
+def register(body: StackRequest, state: State, caller: Admin) -> dict[str, Any]:
     record = stacks.register(
         state.journal,
         body.name,
@@ -83,14 +85,30 @@ def register(body: StackRequest, state: State, caller: Writer) -> dict[str, Any]
     summary="Delete a stack; refused for local and while executions on it are unfinished "
     "(unless force). Deleting the active stack makes local active.",
 )
-def delete(name: str, state: State, caller: Writer, force: bool = False) -> dict[str, Any]:
+def delete(name: str, state: State, caller: Admin, force: bool = False) -> dict[str, Any]:
     stacks.delete(state.journal, name, force=force)
     return {"deleted": name}
 
 
 @router.post("/stacks/{name}/activate", summary="Make a stack the active one for new executions")
-def activate(name: str, state: State, caller: Writer) -> dict[str, Any]:
+def activate(name: str, state: State, caller: Admin) -> dict[str, Any]:
     return stacks.describe(stacks.use(state.journal, name), active=name)
+
+
+class SettingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    value: str | None = Field(max_length=200, description="The new value; null removes it.")
+
+
+@router.put("/settings/{key}", summary="Change a shared setting (the active stack)")
+def set_setting(key: str, body: SettingRequest, state: State, caller: Admin) -> dict[str, Any]:
+    if key != ACTIVE_SETTING:
+        raise InvalidInputError(f"unknown setting {key!r}; the settings are: {ACTIVE_SETTING}")
+    if body.value is not None:
+        stacks.get_stack(state.journal, body.value)
+    state.journal.set_setting(key, body.value)
+    return {"key": key, "value": body.value}
 
 
 @router.get("/flavors", summary="Installed orchestrator flavors with their settings schemas")

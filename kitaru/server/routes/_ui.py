@@ -1,14 +1,19 @@
 """The web UI: server-rendered pages (Jinja2) with a little JavaScript for wait forms.
 
 Signing in stores the API token in an HttpOnly, SameSite=Strict cookie; pages that
-change something send the page's CSRF token with the request. Answering a wait goes
+change something send the page's CSRF token with the request. The sign-in form itself
+carries a one-time value that must match a cookie set with the form (so another site
+cannot sign a browser in with the attacker's token), and signing out needs the page's
+CSRF token. Run tokens cannot sign in: they reach one execution, not the UI. Answering a wait goes
 through the same API endpoint as the CLI (`POST /api/v1/executions/{id}/input`), so
 the answer is checked against the wait's schema by the same code.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
 import time
 from typing import Annotated, Any
 from urllib.parse import parse_qs
@@ -38,13 +43,21 @@ class LoginRequired(Exception):
         self.next_url = next_url
 
 
-async def ui_caller(request: Request, state: State) -> Caller:
+LOGIN_COOKIE = "kitaru_login"
+
+
+async def _session(request: Request, state: State) -> Caller | None:
     token = request.cookies.get(COOKIE)
-    caller = (
-        (state.cached_caller(token) or await run_in_threadpool(state.authenticate, token))
-        if token
-        else None
-    )
+    if not token:
+        return None
+    caller = state.cached_caller(token) or await run_in_threadpool(state.authenticate, token)
+    if caller is None or caller.execution is not None:
+        return None
+    return caller
+
+
+async def ui_caller(request: Request, state: State) -> Caller:
+    caller = await _session(request, state)
     if caller is None:
         raise LoginRequired(
             request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -71,9 +84,27 @@ _SECURITY_HEADERS = {
 }
 
 
+def _login_page(
+    request: Request, state: State, target: str, error: str | None, status: int = 200
+) -> HTMLResponse:
+    nonce = secrets.token_urlsafe(24)
+    page = _page(request, state, None, "login.html", next=target, error=error, login_csrf=nonce)
+    page.status_code = status
+    page.set_cookie(
+        LOGIN_COOKIE,
+        nonce,
+        max_age=3600,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/ui/login",
+    )
+    return page
+
+
 @router.get("/login")
 def login_page(request: Request, state: State, next: str = "/ui/executions") -> HTMLResponse:
-    return _page(request, state, None, "login.html", next=_safe_next(next), error=None)
+    return _login_page(request, state, _safe_next(next), None)
 
 
 def _safe_next(target: str) -> str:
@@ -86,14 +117,17 @@ async def login(request: Request, state: State) -> Response:
     form = parse_qs((await request.body()).decode(errors="replace"))
     token = (form.get("token") or [""])[0].strip()
     target = _safe_next((form.get("next") or ["/ui/executions"])[0])
-    caller = state.authenticate(token) if token else None
-    if caller is None:
-        page = _page(
-            request, state, None, "login.html", next=target, error="That token is not valid."
+    sent = (form.get("csrf") or [""])[0]
+    expected = request.cookies.get(LOGIN_COOKIE, "")
+    if not expected or not hmac.compare_digest(sent, expected):
+        return _login_page(
+            request, state, target, "The sign-in form expired; sign in again.", status=403
         )
-        page.status_code = 401
-        return page
+    caller = await run_in_threadpool(state.authenticate, token) if token else None
+    if caller is None or caller.execution is not None:
+        return _login_page(request, state, target, "That token is not valid.", status=401)
     response = RedirectResponse(target, status_code=303)
+    response.delete_cookie(LOGIN_COOKIE, path="/ui/login")
     response.set_cookie(
         COOKIE,
         token,
@@ -107,7 +141,13 @@ async def login(request: Request, state: State) -> Response:
 
 
 @router.post("/logout")
-def logout() -> Response:
+async def logout(request: Request, state: State) -> Response:
+    caller = await _session(request, state)
+    if caller is not None:
+        form = parse_qs((await request.body()).decode(errors="replace"))
+        sent = (form.get("csrf") or [""])[0]
+        if not hmac.compare_digest(sent, csrf_token(state.secret, caller.token_id)):
+            return _error(request, state, caller, "Sign-out needs the page's form; reload it.", 403)
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response

@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from kitaru import _control, _views
 from kitaru._errors import InvalidInputError
 from kitaru.server import _actions, _webhooks
-from kitaru.server._body import read_body
-from kitaru.server.routes._deps import Reader, State, Writer
+from kitaru.server._guard import read_body
+from kitaru.server._wire import Id
+from kitaru.server.routes._deps import OfExecution, Reader, RunsExecution, State, Writer
 
 router = APIRouter(prefix="/api/v1", tags=["waits"])
 
@@ -33,6 +34,41 @@ class WebhookRequest(BaseModel):
     ] = 24 * 3600
 
 
+class AnswerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    value: Any = Field(description="The answer as JSON, checked against the wait's schema.")
+    artifact_id: Id | None = Field(
+        None, description="The id to store the answer under (default: a new one)."
+    )
+    timed_out: bool = Field(
+        False,
+        description="The flow took the wait's default after its timeout (the value must be "
+        "that default).",
+    )
+
+
+@router.post(
+    "/executions/{exec_id}/waits/{key}/answer",
+    summary="Store the answer to a pending wait (JSON, checked against its schema); the "
+    "execution is not continued (POST .../input does both)",
+)
+def answer(
+    exec_id: str, key: str, body: AnswerRequest, state: State, caller: RunsExecution
+) -> dict[str, Any]:
+    record = _actions.answer(
+        state.journal,
+        exec_id,
+        key,
+        body.value,
+        resume=False,
+        timed_out=body.timed_out,
+        artifact_id=body.artifact_id,
+    )
+    wait = _control.find_wait(state.journal, exec_id, key)
+    return {"exec_id": record.exec_id, "wait": wait.key, "value_artifact": wait.value_artifact}
+
+
 @router.get("/waits", summary="Pending waits across executions, oldest first")
 def pending(state: State, caller: Reader) -> list[dict[str, Any]]:
     now = time.time()
@@ -40,7 +76,7 @@ def pending(state: State, caller: Reader) -> list[dict[str, Any]]:
 
 
 @router.get("/executions/{exec_id}/waits", summary="The waits of an execution")
-def waits(exec_id: str, state: State, caller: Reader) -> list[dict[str, Any]]:
+def waits(exec_id: str, state: State, caller: OfExecution) -> list[dict[str, Any]]:
     _control.get_execution(state.journal, exec_id)
     now = time.time()
     return [_views.wait_view(w, now) for w in state.journal.waits(exec_id)]
@@ -79,12 +115,16 @@ async def answer_by_webhook(
 ) -> dict[str, Any]:
     if not _webhooks.check(state.secret, exec_id, key, expires, sig):
         raise HTTPException(401, "webhook signature invalid or expired")
-    raw = await read_body(request, state.config.max_upload_bytes)
+    raw = await read_body(request, state.config.max_json_bytes)
     try:
         value = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
     from starlette.concurrency import run_in_threadpool
 
-    record = await run_in_threadpool(_actions.answer, state.journal, exec_id, key, value)
+    record = await run_in_threadpool(
+        lambda: _actions.answer(
+            state.journal, exec_id, key, value, server_url=state.config.public_url
+        )
+    )
     return {"exec_id": record.exec_id, "wait": key, "status": "answered"}

@@ -1,0 +1,61 @@
+"""Executions ready to continue: queued for a runner where their code lives.
+
+A server runs no flow code. When it continues an execution whose stack runs flows in
+the process that starts them (the `local` orchestrator), after an answer, a resume, a
+replay or a timed-out wait, it moves the execution to `queued` (a compare-and-swap on
+its status and owner, as container stacks are queued) and records why under the
+`ready` metadata key. Such an execution has no orchestrator run (`run_id` is None), so
+nothing fails it for not starting: it waits for a runner.
+
+A runner claims it with `take_lease(statuses=("queued",), expected_owner=None)`: the
+same atomic compare-and-swap every resume uses, so two runners (a developer's
+`kitaru executions resume`, a worker) never both run it. The claim clears nothing but
+the status; the `ready` note stays as history and `is_ready` no longer holds once the
+execution is running.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from kitaru.journal import ExecutionRecord, Journal
+
+READY = "ready"
+
+
+def command(exec_id: str) -> str:
+    return f"kitaru executions resume {exec_id}"
+
+
+def is_ready(record: ExecutionRecord) -> bool:
+    """Queued for a runner rather than for an orchestrator run."""
+    return record.status == "queued" and record.run_id is None and READY in record.metadata
+
+
+def note(record: ExecutionRecord) -> dict[str, Any] | None:
+    """What `executions get`, the API and the UI show for a ready execution."""
+    if not is_ready(record):
+        return None
+    found = record.metadata.get(READY)
+    reason = found.get("reason") if isinstance(found, dict) else None
+    return {
+        "reason": reason if isinstance(reason, str) else "ready to continue",
+        "command": command(record.exec_id),
+        "where": "where the flow's code lives (the stack runs flows in the starting process)",
+    }
+
+
+def mark_ready(journal: Journal, record: ExecutionRecord, reason: str) -> bool:
+    """Queue `record` for a runner, from the status and owner it was read with; False if
+    it changed meanwhile (another process resumed or cancelled it)."""
+    moved = journal.transition(
+        record.exec_id,
+        to="queued",
+        from_statuses=(record.status,),
+        expected_owner=record.owner,
+        now=time.time(),
+    )
+    if moved:
+        journal.set_metadata(record.exec_id, {READY: {"reason": reason, "since": time.time()}})
+    return moved

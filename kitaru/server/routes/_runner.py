@@ -1,0 +1,335 @@
+"""The runner API: what a running execution needs from the server, and nothing more.
+
+A run (a flow in a developer's process, a container a stack started, a worker) uses it
+in this order, every route under /api/v1/runner/executions/{exec_id}:
+
+1. `POST /lease`: claim the execution (compare-and-swap on its owner and status); it is
+   `running` and the caller's owner token holds it. A live lease is never taken over.
+2. reads: its record, calls, waits and artifacts through GET /api/v1/records/... .
+3. `POST /heartbeat`: extend the lease; the answer says whether a cancel was requested
+   (`null`: the lease was lost, stop writing).
+4. `POST /calls`: commit a finished call, completed or failed, with its output and its
+   log lines, in one transaction. A call is recorded when it ends: a call that started
+   and never committed simply runs again on the next run.
+5. `POST /artifacts`, `POST /logs`, `POST /metadata`: `kitaru.save`, the flow's own
+   output between calls, `kitaru.log` on the execution.
+6. `POST /waits`: record a wait the flow reached. Its answer arrives through
+   `POST /api/v1/executions/{id}/waits/{key}/answer` (a timed-out wait's default too).
+7. `POST /finish`: release the lease with the end status and the result.
+
+Each body is a pydantic model built from the journal's record dataclasses
+(kitaru/server/_wire.py): bounded, strict, unknown members refused (422). Every record
+in a body must belong to the execution in the path, and a run token reaches only its
+own execution. Writes that change a running execution need the caller's real owner
+token, which the server never shows anyone (kitaru/server/_owners.py).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from kitaru import _lease
+from kitaru._errors import InvalidInputError, LeaseError, NotFoundError
+from kitaru.journal import ArtifactRecord, CallRecord, LogRecord, WaitRecord
+from kitaru.server import _owners
+from kitaru.server._state import ServerState
+from kitaru.server._wire import (
+    Artifact,
+    Call,
+    ExecutionStatus,
+    Log,
+    Number,
+    Text,
+    Wait,
+    to_record,
+)
+from kitaru.server.routes._deps import execution_runner_of
+
+# One dependency, no sub-dependencies: these routes are called once per checkpoint.
+router = APIRouter(
+    prefix="/api/v1/runner/executions/{exec_id}",
+    tags=["runner"],
+    dependencies=[Depends(execution_runner_of)],
+)
+
+_STRICT = ConfigDict(extra="forbid", strict=True)
+Owner = Annotated[str, Field(min_length=1, max_length=300)]
+
+
+class LeaseRequest(BaseModel):
+    model_config = _STRICT
+    owner: Owner = Field(description="The caller's new owner token (host:pid:start:nonce).")
+    expected_owner: Owner | None = Field(
+        description="The owner the caller saw (as the server showed it), or null."
+    )
+    statuses: Annotated[list[ExecutionStatus], Field(min_length=1, max_length=7)]
+    now: Number
+    lease_until: Number
+
+
+class HeartbeatRequest(BaseModel):
+    model_config = _STRICT
+    owner: Owner
+    now: Number
+    lease_until: Number
+
+
+class CommitRequest(BaseModel):
+    model_config = _STRICT
+    owner: Owner
+    call: Call
+    output: Artifact | None = None
+    logs: Annotated[list[Log], Field(max_length=10_000)] = []
+
+
+class ArtifactRequest(BaseModel):
+    model_config = _STRICT
+    artifact: Artifact
+
+
+class LogsRequest(BaseModel):
+    model_config = _STRICT
+    logs: Annotated[list[Log], Field(max_length=10_000)]
+
+
+class MetadataRequest(BaseModel):
+    model_config = _STRICT
+    metadata: Annotated[dict[Text, Any], Field(max_length=1000)]
+
+
+class WaitRequest(BaseModel):
+    model_config = _STRICT
+    owner: Owner
+    wait: Wait
+
+
+class FinishRequest(BaseModel):
+    model_config = _STRICT
+    owner: Owner
+    status: Literal["waiting", "completed", "failed", "cancelled"]
+    now: Number
+    error: Annotated[str, Field(max_length=256 * 1024)] | None = None
+    result: Artifact | None = None
+
+
+def _mine(exec_id: str, *records: Any) -> None:
+    """Every record in a body belongs to the execution in the path."""
+    for record in records:
+        if record is not None and record.exec_id != exec_id:
+            raise InvalidInputError(
+                f"a record of execution {record.exec_id} was sent for execution {exec_id}; "
+                "send each execution's records to its own routes"
+            )
+
+
+def _no_pickle_from(artifact: ArtifactRecord | None, *producers: str) -> None:
+    # Values that come from outside a checkpoint (an override, an input, an answer) are
+    # JSON: a pickle there could only be someone else's bytes.
+    if artifact is not None and artifact.serializer == "pickle" and artifact.producer in producers:
+        raise InvalidInputError(
+            f"a {artifact.producer} artifact cannot be pickled; it is stored as JSON"
+        )
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _doc(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that validates `model` itself."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        },
+        "security": [{"HTTPBearer": []}],
+    }
+
+
+async def _parse(request: Request, model: type[M]) -> M:
+    """The body as `model`, parsed and validated in one pass (pydantic's JSON parser)."""
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
+
+
+def _state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.kitaru
+    return state
+
+
+@router.post(
+    "/lease",
+    summary="Claim the execution: become its owner if nobody runs it",
+    openapi_extra=_doc(LeaseRequest),
+)
+async def take_lease(exec_id: str, request: Request) -> JSONResponse:
+    body = await _parse(request, LeaseRequest)
+    state = _state(request)
+
+    def take() -> bool:
+        journal = state.journal
+        current = journal.get_execution(exec_id)
+        if current is None:
+            return False
+        expected = _owners.expected(state.secret, body.expected_owner, current.owner)
+        if (
+            current.status == "running"
+            and expected is not None
+            and expected == current.owner
+            and _lease.owner_alive(current.owner, current.lease_until, time.time())
+        ):
+            raise LeaseError(
+                f"execution {exec_id} is running and its lease is live; it can be resumed "
+                "once its process has stopped or its lease has expired"
+            )
+        return journal.take_lease(
+            exec_id,
+            owner=body.owner,
+            expected_owner=expected,
+            statuses=body.statuses,
+            now=body.now,
+            lease_until=body.lease_until,
+        )
+
+    return JSONResponse({"taken": await run_in_threadpool(take)})
+
+
+@router.post(
+    "/heartbeat",
+    summary="Extend the lease; says whether a cancel was requested",
+    openapi_extra=_doc(HeartbeatRequest),
+)
+async def heartbeat(exec_id: str, request: Request) -> JSONResponse:
+    body = await _parse(request, HeartbeatRequest)
+    journal = _state(request).journal
+    cancel = await run_in_threadpool(
+        lambda: journal.heartbeat(
+            exec_id, owner=body.owner, now=body.now, lease_until=body.lease_until
+        )
+    )
+    return JSONResponse({"cancel": cancel})
+
+
+@router.post(
+    "/calls",
+    summary="Commit a finished call with its output and log lines",
+    openapi_extra=_doc(CommitRequest),
+)
+async def commit_call(exec_id: str, request: Request) -> JSONResponse:
+    body = await _parse(request, CommitRequest)
+    call: CallRecord = to_record(CallRecord, body.call)
+    output = to_record(ArtifactRecord, body.output) if body.output is not None else None
+    logs = [to_record(LogRecord, g) for g in body.logs]
+    _mine(exec_id, call, output, *logs)
+    _no_pickle_from(output, "override", "input", "wait")
+    if output is not None and call.output_artifact not in (None, output.artifact_id):
+        raise InvalidInputError("the call names another artifact than the output sent with it")
+    journal = _state(request).journal
+    committed = await run_in_threadpool(
+        lambda: journal.commit_call(call, output, logs, owner=body.owner)
+    )
+    return JSONResponse({"committed": committed})
+
+
+@router.post(
+    "/artifacts",
+    summary="Store an artifact of the execution (kitaru.save)",
+    openapi_extra=_doc(ArtifactRequest),
+)
+async def put_artifact(exec_id: str, request: Request) -> JSONResponse:
+    body = await _parse(request, ArtifactRequest)
+    artifact: ArtifactRecord = to_record(ArtifactRecord, body.artifact)
+    _mine(exec_id, artifact)
+    _no_pickle_from(artifact, "override", "input", "wait")
+    journal = _state(request).journal
+
+    def put() -> None:
+        if journal.get_execution(exec_id) is None:
+            raise NotFoundError(f"execution {exec_id} not found")
+        journal.put_artifact(artifact)
+
+    await run_in_threadpool(put)
+    return JSONResponse({"artifact_id": artifact.artifact_id})
+
+
+@router.post(
+    "/logs", summary="Append log lines printed outside a call", openapi_extra=_doc(LogsRequest)
+)
+async def append_logs(exec_id: str, request: Request) -> JSONResponse:
+    body = await _parse(request, LogsRequest)
+    logs = [to_record(LogRecord, g) for g in body.logs]
+    _mine(exec_id, *logs)
+    journal = _state(request).journal
+    await run_in_threadpool(journal.append_logs, logs)
+    return JSONResponse({"appended": len(logs)})
+
+
+# Metadata Kitaru itself keeps on an execution: the image a server may resubmit, the
+# deployment it runs, why it is ready. A flow's kitaru.log() cannot set them.
+RESERVED_METADATA = frozenset({"image", "deployment", "ready", "server_url"})
+
+
+@router.post(
+    "/metadata",
+    summary="Merge metadata into the execution's (kitaru.log)",
+    openapi_extra=_doc(MetadataRequest),
+)
+async def set_metadata(exec_id: str, request: Request) -> JSONResponse:
+    body = await _parse(request, MetadataRequest)
+    reserved = sorted(RESERVED_METADATA & set(body.metadata))
+    if reserved:
+        raise InvalidInputError(
+            f"metadata {', '.join(reserved)} is kept by Kitaru itself; log it under another name"
+        )
+    journal = _state(request).journal
+
+    def merge() -> None:
+        if journal.get_execution(exec_id) is None:
+            raise NotFoundError(f"execution {exec_id} not found")
+        journal.set_metadata(exec_id, dict(body.metadata))
+
+    await run_in_threadpool(merge)
+    return JSONResponse({"merged": True})
+
+
+@router.post("/waits", summary="Record a wait the flow reached", openapi_extra=_doc(WaitRequest))
+async def create_wait(exec_id: str, request: Request) -> JSONResponse:
+    body = await _parse(request, WaitRequest)
+    wait: WaitRecord = to_record(WaitRecord, body.wait)
+    _mine(exec_id, wait)
+    if wait.status != "pending" or wait.value_artifact is not None:
+        raise InvalidInputError("a new wait is pending; its answer comes through the answer route")
+    journal = _state(request).journal
+    created = await run_in_threadpool(lambda: journal.create_wait(wait, owner=body.owner))
+    return JSONResponse({"created": created})
+
+
+@router.post(
+    "/finish",
+    summary="Release the lease with the end status and result",
+    openapi_extra=_doc(FinishRequest),
+)
+async def finish(exec_id: str, request: Request) -> JSONResponse:
+    body = await _parse(request, FinishRequest)
+    result = to_record(ArtifactRecord, body.result) if body.result is not None else None
+    _mine(exec_id, result)
+    journal = _state(request).journal
+    done = await run_in_threadpool(
+        lambda: journal.finish(
+            exec_id,
+            owner=body.owner,
+            status=body.status,
+            now=body.now,
+            error=body.error,
+            result=result,
+        )
+    )
+    return JSONResponse({"finished": done})
