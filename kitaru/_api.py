@@ -25,7 +25,6 @@ def save(name: str, value: Any, *, allow_pickle: bool = False) -> str:
             f"artifact name {name!r} is not valid; use a non-empty name without '/'"
         )
     frame = _runtime.current_frame.get()
-    latest = ctx.journal.find_artifact(ctx.exec_id, name)
     artifact = ctx.artifact(
         value,
         name=name,
@@ -33,7 +32,7 @@ def save(name: str, value: Any, *, allow_pickle: bool = False) -> str:
         producer_key=frame.key if frame else None,
         what=f"kitaru.save({name!r})",
         allow_pickle=allow_pickle,
-        version=(latest.version + 1) if latest else 1,
+        version=ctx.next_version(name),
     )
     ctx.journal.put_artifact(artifact)
     return artifact.artifact_id

@@ -175,14 +175,13 @@ def save_artifact(name: str, value: Any, *, producer: str) -> str | None:
     frame = _runtime.current_frame.get()
     if ctx is None or frame is None:
         return None
-    latest = ctx.journal.find_artifact(ctx.exec_id, name)
     artifact = ctx.artifact(
         value,
         name=name,
         producer=producer,
         producer_key=frame.key,
         what=f"{producer} {name!r}",
-        version=(latest.version + 1) if latest else 1,
+        version=ctx.next_version(name),
     )
     ctx.journal.put_artifact(artifact)
     return artifact.artifact_id

@@ -251,14 +251,24 @@ def _run_with_timeout(cp: Checkpoint[Any, Any], args: Any, kwargs: Any) -> Any:
     """Run a sync body on a thread of its own and stop waiting for it after the timeout.
 
     Python cannot stop a thread: a body past its timeout is abandoned and runs on in the
-    background, but whatever it returns is thrown away (the attempt already failed)."""
+    background. The attempt has its own log buffer and metadata, added to the call's only
+    if it finishes in time: what an abandoned body returns, prints or logs later is thrown
+    away."""
     import contextvars
     import threading
     from concurrent.futures import Future
     from concurrent.futures import TimeoutError as FutureTimeout
 
+    from kitaru._logs import LogBuffer, current_buffer
+
+    call_frame, call_buffer = _runtime.current_frame.get(), current_buffer.get()
+    assert call_frame is not None and call_buffer is not None
+    frame = _runtime.CallFrame(call_frame.key)
+    buffer = LogBuffer(call_buffer.exec_id, call_buffer.call_key, call_buffer.run)
     outcome: Future[Any] = Future()
     context = contextvars.copy_context()
+    context.run(_runtime.current_frame.set, frame)
+    context.run(current_buffer.set, buffer)
 
     def body() -> None:
         try:
@@ -268,9 +278,14 @@ def _run_with_timeout(cp: Checkpoint[Any, Any], args: Any, kwargs: Any) -> Any:
 
     threading.Thread(target=body, name=f"kitaru-{cp.name}", daemon=True).start()
     try:
-        return outcome.result(timeout=cp.timeout)
+        value = outcome.result(timeout=cp.timeout)
     except FutureTimeout:
         raise cp._timed_out() from None
+    finally:
+        if outcome.done():
+            call_frame.metadata.update(frame.metadata)
+            call_buffer.records.extend(buffer.take())
+    return value
 
 
 @overload

@@ -145,6 +145,13 @@ def find_wait(journal: Journal, exec_id: str, name: str) -> WaitRecord:
     exact = [w for w in waits if w.key == name]
     if not exact:
         pending = [w for w in waits if w.name == name and w.status == "pending"]
+        if len(pending) > 1:
+            # Parallel branches each wait under this name: say which one.
+            keys = ", ".join(w.key for w in pending)
+            raise InvalidInputError(
+                f"execution {exec_id} has {len(pending)} pending waits named {name!r} "
+                f"({keys}); give the wait's key, e.g. {pending[0].key}"
+            )
         exact = pending or [w for w in waits if w.name == name]
     if not exact:
         known = ", ".join(w.key for w in waits) or "none"
@@ -302,10 +309,14 @@ def replay(
     )
     journal.copy_calls(exec_id, record.exec_id, before_seq=start.seq)
     journal.copy_waits(exec_id, record.exec_id, before_seq=start.seq)
-    # What the journal now holds for the new execution, without reading it back.
-    # (The source's records stand in for their copies: reuse reads key, position,
-    # function and output, which the copies share.)
-    reused = {c.seq: c for c in calls if c.seq < start.seq and c.status == "completed"}
+    # What the journal now holds for the new execution, without reading it back: the
+    # source's records, marked as copies (a copy's output is reused whatever inputs the
+    # replay gives its call, on this run as on a resume of it).
+    reused = {
+        c.seq: dataclasses.replace(c, reused_from=c.reused_from or exec_id)
+        for c in calls
+        if c.seq < start.seq and c.status == "completed"
+    }
     for key, value in overrides.items():
         override = _commit_override(journal, record, owner, by_key[key], value)
         reused[override.seq] = override

@@ -9,10 +9,11 @@ A fingerprint reads `0=3f9a1c02,1=91e0...,topic=...`: the CRC-32 of each positio
 argument (by index) and keyword argument (by name). It guards against mix-ups, not
 attackers: CRC-32 tells apart any two short values that differ in up to 32 bits and
 misses a random difference once in 4 billion, for a quarter of a cryptographic digest's
-cost (this runs on every checkpoint call). An argument is digested
-by its JSON form where it has one (builtins, pydantic models, dataclasses, sets as sorted
-lists), and by its type alone where it has not (a client object, a lock): such an
-argument is assumed to be the same object it was.
+cost (this runs on every checkpoint call). An argument is digested by a JSON form that
+is the same in every process (builtins, dicts whatever their keys, sets sorted, pydantic
+models and dataclasses by their fields), and by its type alone where it has none (a
+client object, a lock, a numpy array): such an argument is assumed to be the same
+object it was, so mix-ups of such values are not caught.
 """
 
 from __future__ import annotations
@@ -25,37 +26,58 @@ from hashlib import blake2b
 from typing import Any
 from zlib import crc32
 
+from kitaru._loader import module_ref
+
 
 def _type_name(value: Any) -> str:
     t = type(value)
-    return f"{t.__module__}.{t.__qualname__}"
+    # A script's classes are `__main__.X` when it runs and `__kitaru_main__.X` when it
+    # is loaded again to resume: the recorded name is the same in both.
+    return f"{module_ref(t.__module__)}.{t.__qualname__}"
 
 
-def _jsonable(value: Any) -> Any:
-    """`json.dumps`'s `default`: what stands for a value JSON has no form for."""
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready stand-in for `value` that is the same in every process: dicts with
+    keys JSON cannot hold as pairs, sets sorted, models and dataclasses as their fields,
+    and anything else by its type."""
+    t = type(value)
+    if t in _SCALARS:
+        return value
+    if t is list or t is tuple:
+        return [_plain(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return _plain(value.value)
+    if isinstance(value, Mapping):
+        if all(type(k) is str for k in value):
+            return {k: _plain(v) for k, v in value.items()}
+        pairs = [[_canonical(k), _plain(v)] for k, v in value.items()]
+        return {"$pairs": sorted(pairs, key=lambda p: str(p[0]))}
+    if isinstance(value, set | frozenset):
+        return {"$set": sorted(_canonical(v) for v in value)}
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$bytes": blake2b(bytes(value), digest_size=16).hexdigest()}
     dump = getattr(value, "model_dump", None)
     if callable(dump) and not isinstance(value, type):
-        return dump(mode="json")
+        # Python mode: a set field stays a set (sorted here), not a list in hash order.
+        return _plain(dump(mode="python"))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    if isinstance(value, set | frozenset):
-        return sorted(_canonical(v) for v in value)
-    if isinstance(value, bytes | bytearray):
-        return {"$bytes": blake2b(value, digest_size=16).hexdigest()}
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    for base in (int, float, str):  # their subclasses
+        if isinstance(value, base):
+            return base(value)
     iso = getattr(value, "isoformat", None)
     if callable(iso):
         return iso()
-    if isinstance(value, enum.Enum):
-        return value.value
-    if hasattr(value, "__fspath__"):
+    if hasattr(value, "__fspath__") or t.__module__ in ("uuid", "decimal", "ipaddress"):
         return str(value)
     return {"$type": _type_name(value)}
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_jsonable
-    )
+    return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _bytes_of(value: Any) -> bytes:

@@ -7,7 +7,9 @@ body, on every run. Sync callables run on threads, async ones as tasks.
 
 When an item fails, the items already running finish (their outputs are committed, so a
 resume does not pay for them again) and the items not started yet are not started; then
-the failure of the first failed item in input order is raised. Threads cannot be stopped
+the failure of the first failed item in input order is raised. An item that reaches a
+`kitaru.wait` without input is no failure: the other items go on to their own waits, so
+every question of a fan-out is asked at once. Threads cannot be stopped
 from outside, and stopping a running task would throw away work already paid for, so a
 failure never interrupts a running item.
 """
@@ -21,19 +23,23 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from kitaru import _runtime
 from kitaru._branches import in_branch, without_branch
-from kitaru._errors import KitaruUsageError
+from kitaru._errors import ExecutionSuspended, KitaruUsageError
 
 if TYPE_CHECKING:
     import asyncio
-    from concurrent.futures import Future, ThreadPoolExecutor
+    from concurrent.futures import Future
 
 T = TypeVar("T")
 
-# Threads of one `map` when no concurrency is given, and of an execution's `submit` pool.
+# Threads of one `map` when no concurrency is given.
 DEFAULT_THREADS = min(32, (os.cpu_count() or 1) + 4)
 
 
 def is_async(fn: Any) -> bool:
+    import functools
+
+    while isinstance(fn, functools.partial):
+        fn = fn.func
     flag = getattr(fn, "is_async", None)
     if isinstance(flag, bool):
         return flag
@@ -103,6 +109,8 @@ def _map_threads(
             raise _NotStarted
         try:
             return fn(*args)
+        except ExecutionSuspended:
+            raise  # a wait is no failure: the other items go on to their own waits
         except BaseException:
             failed.set()
             raise
@@ -118,10 +126,15 @@ def _map_threads(
 
 
 def _results_in_order(outcomes: list[tuple[BaseException | None, Any]]) -> list[Any]:
-    """The results, or the first failure in input order (items never started aside)."""
-    for exc, _ in outcomes:
-        if exc is not None and not isinstance(exc, _NotStarted):
+    """The results; else the first failure in input order (items never started aside);
+    else, when items wait for input, the first wait (the others are recorded too, so a
+    person sees every question at once)."""
+    raised = [exc for exc, _ in outcomes if exc is not None and not isinstance(exc, _NotStarted)]
+    for exc in raised:
+        if not isinstance(exc, ExecutionSuspended):
             raise exc
+    if raised:
+        raise raised[0]
     return [done.result() for _, done in outcomes]
 
 
@@ -143,6 +156,8 @@ async def _map_tasks(
                 raise _NotStarted
             try:
                 return await fn(*args)
+            except ExecutionSuspended:
+                raise
             except BaseException:
                 failed = True
                 raise
@@ -161,18 +176,40 @@ async def _map_tasks(
 def submit(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     """Start `fn(*args, **kwargs)` in a branch of its own and return at once.
 
-    A sync `fn` runs on a thread of the execution's pool (at most DEFAULT_THREADS at a
-    time) and you get a `concurrent.futures.Future`; an async one runs as an
-    `asyncio.Task` (await it, or call `.result()` once it is done). Calls still running
-    when the flow returns are waited for; calls not started yet are dropped.
+    A sync `fn` runs on a thread of its own and you get a `concurrent.futures.Future`
+    (a thread per call: a submitted call that submits and waits for more never waits for
+    a free worker; bound how many run at once with `map(..., concurrency=N)`); an async
+    one runs as an `asyncio.Task` (await it, or call `.result()` once it is done). Calls
+    still running when the flow returns are waited for before the run ends.
     """
     context = _branch_context()
     if is_async(fn):
         return _submit_task(fn, args, kwargs, context)
-    pool = _pool()
+    from concurrent.futures import Future
+
+    future: Future[Any] = Future()
     run = (context or contextvars.copy_context()).run
-    future: Future[Any] = without_branch(pool.submit, run, fn, *args, **kwargs)
+
+    def call() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(run(fn, *args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    import threading
+
+    thread = threading.Thread(target=call, name=f"kitaru-submit-{_name(fn)}")
+    ctx = _runtime.current()
+    if ctx is not None:
+        ctx.track(thread)
+    without_branch(thread.start)
     return future
+
+
+def _name(fn: Any) -> str:
+    return str(getattr(fn, "__name__", None) or type(fn).__name__)
 
 
 def _submit_task(
@@ -187,20 +224,3 @@ def _submit_task(
     # An async checkpoint takes its key when called: call it in the new branch.
     coro = context.run(fn, *args, **kwargs) if context is not None else fn(*args, **kwargs)
     return loop.create_task(coro, context=context)
-
-
-_plain_pool: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    """The running execution's pool (shut down when its run ends), or, outside a flow,
-    one for the process."""
-    global _plain_pool
-    ctx = _runtime.current()
-    if ctx is not None:
-        return ctx.pool()
-    if _plain_pool is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _plain_pool = ThreadPoolExecutor(DEFAULT_THREADS, thread_name_prefix="kitaru-submit")
-    return _plain_pool

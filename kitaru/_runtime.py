@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kitaru import _branches, _serialize
 from kitaru._artifact_io import build_artifact, load_value
@@ -33,9 +33,6 @@ from kitaru._logs import LogBuffer, current_buffer
 from kitaru.artifacts import open_store
 from kitaru.journal import ArtifactRecord, CallRecord, ExecutionRecord, Journal, WaitRecord
 from kitaru.journal._records import call_output_id
-
-if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
 
 
 @dataclass(slots=True)
@@ -87,7 +84,8 @@ def activate(ctx: ExecutionContext) -> Callable[[], None]:
         _active.append(ctx)
 
     def deactivate() -> None:
-        ctx.close_pool()
+        ctx.join_submitted()
+        ctx.closed = True
         with _active_lock:
             _active.remove(ctx)
         current_buffer.reset(buf_token)
@@ -122,53 +120,70 @@ class ExecutionContext:
         self.completed: dict[str, CallRecord] = {}
         # (branch, position) -> key of the completed call the journal has there.
         self.key_at: dict[tuple[str, int], str] = {}
-        # Row numbers the journal already uses, by key and by number (calls and waits).
-        self.seq_of: dict[str, int] = {}
-        self.key_of_seq: dict[int, str] = {}
+        # Row numbers the journal already uses: by key (calls and waits apart: a wait and
+        # a checkpoint may share a name), and all of them.
+        self.call_seq: dict[str, int] = {}
+        self.wait_seq: dict[str, int] = {}
+        self.used_seq: set[int] = set()
         # An execution recorded before branches existed keeps its keys: every call in the
         # flow body's numbering, as the release that started it made them.
         self.legacy = False
+        after = 0  # new rows are numbered after every row of an earlier run
         for call in journal.calls(self.exec_id) if calls is None else calls:
             self.legacy = self.legacy or call.pos is None
-            self._known_row(call.key, call.seq)
+            self.call_seq.setdefault(call.key, call.seq)
+            self.used_seq.add(call.seq)
+            if not call.metadata.get("override"):
+                # (An override stands at its source call's number, wherever that is.)
+                after = max(after, call.seq)
             if call.status == "completed":
                 self.completed[call.key] = call
-                self.key_at[(call.branch, call.pos or call.seq)] = call.key
+                if call.pos != 0:  # 0: an explicit id, found by id alone
+                    self.key_at[(call.branch, call.pos or call.seq)] = call.key
         self.waits: dict[str, WaitRecord] = {w.key: w for w in journal.waits(self.exec_id)}
         for w in self.waits.values():
-            self._known_row(w.key, w.seq)
-        self.last_seq = max(self.key_of_seq, default=0)
+            self.wait_seq.setdefault(w.key, w.seq)
+            self.used_seq.add(w.seq)
+            after = max(after, w.seq)
+        self.next_seq = after + 1
+        self.closed = False
         self.wait_sites: dict[str, str] = {}
         self.explicit_ids: set[str] = set()
         self.id_uses: dict[str, int] = {}
-        self.started = 0  # calls and waits reached in this run, in any branch
+        self._versions: dict[str, int] = {}
+        self.started = 0  # calls and waits reached in this run (legacy numbering)
         self.cancel = threading.Event()
         if record.cancel_requested:
             self.cancel.set()
         self.flow_buffer = LogBuffer(self.exec_id, None, self.run)
         self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
+        self._submitted: list[threading.Thread] = []
 
-    def pool(self) -> ThreadPoolExecutor:
-        """The threads `submit` runs sync calls on, made on first use."""
+    def track(self, thread: threading.Thread) -> None:
+        """A thread `submit` started: the run waits for it before it ends."""
         with self._lock:
-            if self._pool is None:
-                from concurrent.futures import ThreadPoolExecutor
+            self._submitted = [t for t in self._submitted if t.is_alive()]
+            self._submitted.append(thread)
 
-                from kitaru._parallel import DEFAULT_THREADS
+    def join_submitted(self) -> None:
+        """Wait for the calls `submit` started that are still running."""
+        while True:
+            with self._lock:
+                running = [t for t in self._submitted if t.is_alive()]
+                self._submitted = []
+            if not running:
+                return
+            for thread in running:
+                thread.join()
 
-                self._pool = ThreadPoolExecutor(DEFAULT_THREADS, thread_name_prefix="kitaru-submit")
-            return self._pool
-
-    def close_pool(self) -> None:
-        """Wait for submitted calls still running; drop the ones not started."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-
-    def _known_row(self, key: str, seq: int) -> None:
-        self.seq_of.setdefault(key, seq)
-        self.key_of_seq.setdefault(seq, key)
+    def check_open(self) -> None:
+        """Raise in a thread or task that outlived its run (a flow retry runs again in the
+        same process): it makes no more calls and commits nothing."""
+        if self.closed:
+            raise LeaseError(
+                f"this run of execution {self.exec_id} has ended; a thread or task it "
+                "started makes no more checkpoint calls"
+            )
 
     # -- positions -----------------------------------------------------------------------
     def branch_here(self) -> Branch:
@@ -180,28 +195,33 @@ class ExecutionContext:
             return self.root
         return branch
 
-    def _seq(self, key: str) -> int:
-        """The row number of `key` (call with the lock held).
+    def _seq(self, key: str, rows: dict[str, int]) -> int:
+        """The row number of `key` in `rows` (the calls' or the waits'), under the lock.
 
-        A new key takes the number of calls and waits reached so far in this run, as it
-        always did, so a flow without branches numbers its rows the same on every run.
-        A key the journal has at another number keeps that row; a number the journal
-        gave another key (a branch's call in an earlier run) is skipped for the next
-        free one. Numbers given this run need no record: they only grow."""
+        A key the journal has keeps its row. A new key takes the next number after every
+        row of earlier runs and every number given in this run, so numbers follow the
+        order calls started, across runs: a replay `--from` a call reuses exactly the
+        calls that started before it. A flow without branches numbers its rows 1, 2, 3
+        on every run, as it always did."""
         self.started += 1
-        seq = self.started
-        if self.seq_of.get(key, seq) == seq and self.key_of_seq.get(seq, key) == key:
-            return seq
-        known = self.seq_of.get(key)
+        if self.legacy:
+            return self.started  # the numbering of the release that recorded it
+        known = rows.get(key)
         if known is not None:
             return known
-        seq = self.last_seq = max(self.last_seq, seq) + 1
-        self.key_of_seq[seq] = key
+        seq = self.next_seq
+        while seq in self.used_seq:
+            seq += 1
+        self.used_seq.add(seq)
+        self.next_seq = seq + 1
+        rows[key] = seq
         return seq
 
     def next_call(self, name: str, explicit_id: str | None, branch: Branch) -> tuple[str, int, int]:
         """(key, row number, position in the branch) of the next call of `name`."""
         with self._lock:
+            if self.closed:
+                self.check_open()
             if explicit_id is not None:
                 if explicit_id in self.explicit_ids:
                     raise KitaruUsageError(
@@ -209,6 +229,10 @@ class ExecutionContext:
                         f"{self.exec_id}; ids must be unique within an execution"
                     )
                 self.explicit_ids.add(explicit_id)
+                if not self.legacy:
+                    # Found by id alone: it takes no position (it may be made or not,
+                    # here or there, depending on a race).
+                    return explicit_id, self._seq(explicit_id, self.call_seq), 0
                 key = explicit_id
             else:
                 n = branch.occurrences.get(name, 0) + 1
@@ -217,7 +241,18 @@ class ExecutionContext:
                 if branch.path:
                     key = f"{branch.path}/{key}"
             branch.pos += 1
-            return key, self._seq(key), branch.pos
+            return key, self._seq(key, self.call_seq), branch.pos
+
+    def next_version(self, name: str) -> int:
+        """The version the next artifact saved as `name` gets (parallel saves of one name
+        get one version each)."""
+        with self._lock:
+            version = self._versions.get(name)
+            if version is None:
+                latest = self.journal.find_artifact(self.exec_id, name)
+                version = latest.version if latest else 0
+            self._versions[name] = version + 1
+            return version + 1
 
     def unique_id(self, base: str) -> str:
         """`base`, or `base#2`, `base#3`, ... when this run already used it as an id."""
@@ -233,7 +268,7 @@ class ExecutionContext:
             branch.wait_occurrences[name] = n
             key = branch.key(name, n)
             branch.pos += 1
-            return key, self._seq(key)
+            return key, self._seq(key, self.wait_seq)
 
     def check_cancel(self) -> None:
         if self.cancel.is_set():
@@ -337,6 +372,8 @@ class ExecutionContext:
         output: ArtifactRecord | None,
         buf: LogBuffer,
     ) -> None:
+        if self.closed:
+            self.check_open()
         if not self.journal.commit_call(call, output, buf.take(), owner=self.owner):
             raise LeaseError(
                 f"execution {self.exec_id} was taken over by another process while this one "
@@ -344,7 +381,8 @@ class ExecutionContext:
             )
         if call.status == "completed":
             self.completed[call.key] = call
-            self.key_at[(call.branch, call.pos or call.seq)] = call.key
+            if call.pos != 0:
+                self.key_at[(call.branch, call.pos or call.seq)] = call.key
 
 
 class CheckpointRun:

@@ -90,7 +90,10 @@ def parallel_groups(calls: list[CallRecord]) -> list[dict[str, Any]]:
         while j + 1 < len(calls):
             nxt = calls[j + 1]
             overlaps = nxt.started_at < end
-            if nxt.run != first.run or not (overlaps or (branched and nxt.branch != "")):
+            # Calls a replay copied keep their source's times: never one group with the
+            # calls that ran in it.
+            same_run = nxt.run == first.run and nxt.reused_from == first.reused_from
+            if not same_run or not (overlaps or (branched and nxt.branch != "")):
                 break
             branched = branched and nxt.branch != ""
             end = max(end, nxt.ended_at)

@@ -183,6 +183,8 @@ _INSERT_CALL = (
         for c in CALL_ROW.split(",")
         if c.strip() not in ("exec_id", "seq")
     )
+    # A row is only ever replaced by the same call run again, never by another call.
+    + " WHERE calls.key = excluded.key"
 )
 # Producers whose artifacts are call outputs, stored in the calls table.
 _CALL_PRODUCERS = frozenset({"checkpoint", "llm", "override"})
