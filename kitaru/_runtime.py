@@ -151,7 +151,7 @@ class ExecutionContext:
         self.explicit_ids: set[str] = set()
         self.id_uses: dict[str, int] = {}
         self._versions: dict[str, int] = {}
-        self.started = 0  # calls and waits reached in this run (legacy numbering)
+        self.started = 0  # calls and waits reached in this run (legacy numbering only)
         self.cancel = threading.Event()
         if record.cancel_requested:
             self.cancel.set()
@@ -202,19 +202,17 @@ class ExecutionContext:
         row of earlier runs and every number given in this run, so numbers follow the
         order calls started, across runs: a replay `--from` a call reuses exactly the
         calls that started before it. A flow without branches numbers its rows 1, 2, 3
-        on every run, as it always did."""
-        self.started += 1
+        on every run, as it always did. (Numbers given in this run only grow and keys are
+        taken once per run: neither needs a record.)"""
         if self.legacy:
+            self.started += 1
             return self.started  # the numbering of the release that recorded it
-        known = rows.get(key)
-        if known is not None:
-            return known
-        seq = self.next_seq
-        while seq in self.used_seq:
-            seq += 1
-        self.used_seq.add(seq)
-        self.next_seq = seq + 1
-        rows[key] = seq
+        seq = rows.get(key)
+        if seq is None:
+            seq = self.next_seq
+            while seq in self.used_seq:  # an override's row, at its source's number
+                seq += 1
+            self.next_seq = seq + 1
         return seq
 
     def next_call(self, name: str, explicit_id: str | None, branch: Branch) -> tuple[str, int, int]:
@@ -323,7 +321,7 @@ class ExecutionContext:
 
     def check_free(self, call: CheckpointRun) -> None:
         """Raise if the journal has another completed call where this new one is."""
-        if call.explicit:
+        if call.explicit or not self.key_at:
             return
         expected = self.key_at.get((call.branch.path, call.pos))
         if expected is not None and expected != call.key:
@@ -379,10 +377,8 @@ class ExecutionContext:
                 f"execution {self.exec_id} was taken over by another process while this one "
                 f"ran checkpoint {call.key!r}; this process stops here"
             )
-        if call.status == "completed":
-            self.completed[call.key] = call
-            if call.pos != 0:
-                self.key_at[(call.branch, call.pos or call.seq)] = call.key
+        # (`completed` and `key_at` hold what earlier runs committed: a key and a position
+        # are taken once per run, so this run's own commits are never looked up again.)
 
 
 class CheckpointRun:
