@@ -19,6 +19,7 @@ from kitaru import _execute, _lease, _loader, _serialize
 from kitaru._artifact_io import build_artifact
 from kitaru._errors import (
     InvalidInputError,
+    KitaruError,
     KitaruUsageError,
     LeaseError,
     NotFoundError,
@@ -75,17 +76,34 @@ def resume(
         flow = _loader.load_flow(record)
         inputs = _execute.load_inputs(journal, record, flow.fn, allow_pickle=flow.allow_pickle)
     except BaseException as exc:
-        journal.finish(
-            exec_id,
-            owner=owner,
-            status=record.status if record.status != "running" else "failed",
-            now=time.time(),
-            error=str(exc),
-        )
+        _give_back(journal, record, owner, str(exc))
         raise
     args, kwargs = _execute.call_args(flow.fn, inputs)
     leased = get_execution(journal, exec_id)
     return _execute.drive(journal, leased, owner, flow, args, kwargs)
+
+
+def _give_back(journal: Journal, record: ExecutionRecord, owner: str, error: str) -> None:
+    """Release the lease of a resume that could not start, leaving the execution as it
+    was: a ready one stays queued (and ready), a waiting one waiting, with the reason.
+    Best effort: the reason the user must see is the error being raised, and a lease
+    left behind expires by itself."""
+    now = time.time()
+    try:
+        if record.status == "queued":
+            journal.transition(
+                record.exec_id,
+                to="queued",
+                from_statuses=("running",),
+                expected_owner=owner,
+                now=now,
+                error=error,
+            )
+        else:
+            status = record.status if record.status != "running" else "failed"
+            journal.finish(record.exec_id, owner=owner, status=status, now=now, error=error)
+    except KitaruError:
+        pass
 
 
 def check_resumable(record: ExecutionRecord) -> None:

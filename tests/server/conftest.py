@@ -69,13 +69,15 @@ class Client:
         started: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
         return started
 
-    def cli(self, *args: str) -> Any:
+    def cli(self, *args: str, cwd: Path | None = None) -> Any:
+        """A kitaru command, run in `cwd` (the project whose code it may load)."""
         return subprocess.run(
             [sys.executable, "-m", "kitaru", *args],
             env=self.env,
             capture_output=True,
             text=True,
             timeout=120,
+            cwd=cwd,
         )
 
     def cli_json(self, *args: str) -> Any:

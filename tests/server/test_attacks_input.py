@@ -244,3 +244,51 @@ def test_endless_headers_without_a_token_are_cut_off(server: ServerProcess) -> N
     assert peak_rss(pid) - before < 16 * MiB
     assert any(a.startswith(b"HTTP/1.1 431") for a in answers), answers
     assert httpx.get(server.url + "/health", timeout=30).status_code == 200
+
+
+# -- ids that exist already -----------------------------------------------------------
+
+
+def test_an_artifact_id_taken_already_is_a_409_and_the_connection_stays_usable(
+    server: ServerProcess, write_token: str
+) -> None:
+    import base64
+    import hashlib
+
+    owner = "h:1:1.0:n"
+    now = time.time()
+    data = b'"hi"'
+    with server.http(write_token) as attacker:
+        exec_id = create(attacker)
+        runner = f"/api/v1/runner/executions/{exec_id}"
+        attacker.post(
+            f"{runner}/lease",
+            json={"owner": owner, "expected_owner": None, "statuses": ["queued"],
+                  "now": now, "lease_until": now + 600},
+        )  # fmt: skip
+        taken = "ka_" + exec_id.removeprefix("kx_") + "_dup"
+        artifact = {
+            "artifact_id": taken, "exec_id": exec_id, "name": "x", "version": 1,
+            "producer": "save", "producer_key": None, "type_ref": "builtins:str",
+            "serializer": "json", "content_hash": hashlib.sha256(data).hexdigest(),
+            "size": len(data), "uri": None, "created_at": now,
+            "inline": base64.b64encode(data).decode(),
+        }  # fmt: skip
+        first = attacker.post(f"{runner}/artifacts", json={"artifact": artifact})
+        again = attacker.post(f"{runner}/artifacts", json={"artifact": artifact})
+        # The same keep-alive connection answers the next request.
+        after = attacker.get(f"/api/v1/executions/{exec_id}")
+        wait = {"exec_id": exec_id, "key": "k", "name": "k", "seq": 0, "question": "q",
+                "schema": {"type": "str"}, "created_at": now}  # fmt: skip
+        attacker.post(f"{runner}/waits", json={"owner": owner, "wait": wait})
+        answer = attacker.post(
+            f"/api/v1/executions/{exec_id}/waits/k/answer",
+            json={"value": "x", "artifact_id": taken},
+        )
+        waits = attacker.get(f"/api/v1/executions/{exec_id}/waits").json()
+    assert first.status_code == 200, first.text
+    assert again.status_code == 409 and "exists already" in again.json()["detail"]
+    assert after.status_code == 200
+    assert answer.status_code == 409, answer.text
+    assert [w["status"] for w in waits] == ["pending"]
+    assert "IntegrityError" not in server.log()
