@@ -304,7 +304,9 @@ class HttpJournal:
     ) -> DeploymentRecord:
         body = {"deployment": to_wire(deployment), "tag": tag}
         created = self._post("/deployments", body, ok=(201,))
-        return dataclasses.replace(deployment, version=int(created["version"]))
+        # The server records who deployed as the token that asked.
+        by = str(created.get("created_by") or deployment.created_by)
+        return dataclasses.replace(deployment, version=int(created["version"]), created_by=by)
 
     def get_deployment(self, flow: str, version: int) -> DeploymentRecord | None:
         found = self._get(f"/records/deployments/{_p(flow)}/{_p(version)}")
@@ -344,6 +346,10 @@ class HttpJournal:
 
     def tag_history(self, flow: str) -> list[TagEvent]:
         return many(TagEvent, self._get(f"/records/deployments/{_p(flow)}/history"))
+
+    def scope(self) -> str:
+        """The scope of this process's token (read, write, admin or run)."""
+        return str(self._conn.info().get("scope", ""))
 
     def close(self) -> None:
         """The connection is shared by every journal on this server in the process."""

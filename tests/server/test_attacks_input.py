@@ -292,3 +292,54 @@ def test_an_artifact_id_taken_already_is_a_409_and_the_connection_stays_usable(
     assert answer.status_code == 409, answer.text
     assert [w["status"] for w in waits] == ["pending"]
     assert "IntegrityError" not in server.log()
+
+
+# -- a write token reaching for an admin's change -----------------------------------
+
+
+def _deployment(image: str, by: str) -> dict[str, object]:
+    return {
+        "flow": "billing", "version": 0, "image": image, "digest": "sha256:" + "0" * 64,
+        "content_hash": "x", "lock_hash": "x", "source_hash": "x", "kitaru_version": "1",
+        "signature": [], "flow_ref": "app:billing", "flow_file": None, "import_path": None,
+        "project_root": "/app", "stack": "k8s", "orchestrator": "kubernetes",
+        "builder": "docker", "reused": False, "created_by": by, "created_at": time.time(),
+    }  # fmt: skip
+
+
+def test_a_write_token_cannot_move_a_tag_by_deploying_nor_forge_who_did(
+    server: ServerProcess, write_token: str
+) -> None:
+    admin_token = server.token("admin", name="release-manager")
+    with server.http(admin_token) as admin:
+        first = admin.post(
+            "/api/v1/deployments",
+            json={"deployment": _deployment("reg.example.com/billing@sha256:good", "alice"),
+                  "tag": "prod"},
+        )  # fmt: skip
+        assert first.status_code == 201, first.text
+    with server.http(write_token) as attacker:
+        forged = attacker.post(
+            "/api/v1/deployments",
+            json={"deployment": _deployment("reg.example.com/other@sha256:evil",
+                                            "token admin-000000000000"),
+                  "tag": "prod"},
+        )  # fmt: skip
+        # A tag nobody uses yet is the deployer's to create; the record says who did.
+        fresh = attacker.post(
+            "/api/v1/deployments",
+            json={"deployment": _deployment("reg.example.com/billing@sha256:new", "admin"),
+                  "tag": "preview"},
+        )  # fmt: skip
+        tags = {
+            t["tag"]: t["version"] for t in attacker.get("/api/v1/deployments/billing/tags").json()
+        }
+        history = attacker.get("/api/v1/deployments/billing/history").json()
+        versions = attacker.get("/api/v1/deployments", params={"flow": "billing"}).json()
+    assert forged.status_code == 403 and "needs an admin token" in forged.json()["detail"]
+    assert fresh.status_code == 201
+    assert tags == {"prod": 1, "preview": fresh.json()["version"]}
+    assert [(e["tag"], e["version"]) for e in history] == [("prod", 1), ("preview", 2)]
+    assert "release-manager" in history[0]["by"]
+    assert history[1]["by"].startswith("token ") and "attacker" in history[1]["by"]
+    assert {v["created_by"] for v in versions} == {history[0]["by"], history[1]["by"]}
