@@ -1,0 +1,82 @@
+"""Attacks on the people who use a server, replayed against a real `kitaru server start`
+process on SQLite: records written with a write or a leaked run token, crafted so that a
+developer's own `kitaru` command (or KitaruClient) on their machine runs the attacker's
+code, hands over their token, or copies their files into a record everyone can read.
+
+A client that works through a server trusts no code location, interpreter, run id or
+type a record names: each test is the attacker's setup, the developer's ordinary
+command, then the effect that must not happen.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_script
+from tests.server.conftest import Client
+from tests.server.hostile import create, run_token, sqlite_server
+from tests.server_process import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    yield from sqlite_server(tmp_path_factory, "hostile-records", "--sweep-interval", "0")
+
+
+@pytest.fixture(scope="module")
+def write_token(server: ServerProcess) -> str:
+    return server.token("write", name="attacker")
+
+
+@pytest.fixture
+def developer(server: ServerProcess, tmp_path: Path) -> Client:
+    """A developer's machine: their own admin token, their own KITARU_HOME."""
+    return Client(server, server.token("admin", name="developer"), tmp_path / "dev-home")
+
+
+def test_loading_an_artifact_imports_no_module_its_record_names(
+    server: ServerProcess, write_token: str, developer: Client, tmp_path: Path
+) -> None:
+    # A leaked run token stores a "pydantic" artifact whose type names a module with
+    # side effects on import (here one of the attacker's choosing on the path).
+    marker = tmp_path / "imported"
+    planted = write_script(
+        tmp_path / "site" / "side_effect.py", f"open({str(marker)!r}, 'w')\nclass x: ...\n"
+    )
+    with server.http(write_token) as http:
+        exec_id = create(http)
+    data = b'{"total": 3}'
+    artifact = {
+        "artifact_id": "ka_" + os.urandom(14).hex(), "exec_id": exec_id, "name": "report",
+        "version": 1, "producer": "save", "producer_key": None, "type_ref": "side_effect:x",
+        "serializer": "pydantic", "content_hash": hashlib.sha256(data).hexdigest(),
+        "size": len(data), "uri": None, "created_at": time.time(),
+        "inline": base64.b64encode(data).decode(),
+    }  # fmt: skip
+    with server.http(run_token(server, exec_id)) as attacker:
+        stored = attacker.post(
+            f"/api/v1/runner/executions/{exec_id}/artifacts", json={"artifact": artifact}
+        )
+        assert stored.status_code == 200, stored.text
+
+    # The developer loads it, the module being importable on their machine.
+    loaded = developer.python(
+        write_script(
+            tmp_path / "load.py",
+            "import json, sys\nfrom kitaru.client import KitaruClient\n"
+            f"value = KitaruClient().artifacts.get({artifact['artifact_id']!r}).load()\n"
+            "print(json.dumps({'value': value, 'imported': 'side_effect' in sys.modules}))\n",
+        ),
+        env={"PYTHONPATH": str(planted.parent)},
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    # The plain JSON value; the module was not imported.
+    assert loaded.stdout.strip().splitlines()[-1] == '{"value": {"total": 3}, "imported": false}'
+    assert not marker.exists()
