@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from kitaru import _execute, _lease, _loader, _serialize
+from kitaru import _execute, _lease, _loader, _serialize, _trust
 from kitaru._artifact_io import build_artifact
 from kitaru._errors import (
     InvalidInputError,
@@ -509,8 +509,11 @@ def cancel(
     `grace` seconds), a waiting or crashed one at once. It never resumes by itself.
 
     `signal_processes=False` (the server): never signal a process named by the record's
-    owner, which a client wrote; the running execution stops at its next heartbeat."""
+    owner, which a client wrote; the running execution stops at its next heartbeat. A
+    client working through a server signals none either: anyone with a write token
+    writes those records."""
     journal = journal or current_journal()
+    signal_processes = signal_processes and _trust.trusts_records(journal)
     record = get_execution(journal, exec_id)
     status = status_of(record)
     if status in ("completed", "cancelled"):

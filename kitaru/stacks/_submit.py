@@ -23,6 +23,7 @@ from kitaru._flow import ExecutionHandle
 from kitaru._ids import new_id
 from kitaru.journal import ExecutionRecord, Journal, StackRecord, current_journal, open_journal
 from kitaru.stacks import _resolve as _stacks
+from kitaru.stacks import _runs
 from kitaru.stacks._resolve import runs_in_process
 
 if TYPE_CHECKING:
@@ -216,6 +217,11 @@ def _submit(
             f"execution {record.exec_id}: {exc}"
         ) from exc
     journal.set_run_id(record.exec_id, run_id, stack.orchestrator)
+    try:
+        _runs.seal(journal, record.exec_id, orchestrator.flavor, run_id)
+    except KitaruError as exc:
+        # The run is started; unsealed, only its own heartbeat stops it if cancelled.
+        log.warning("could not record that %s was submitted from here: %s", run_id, exc)
     return run_id
 
 
@@ -276,12 +282,15 @@ def resubmit(
 
 
 def stop_run(journal: Journal, record: ExecutionRecord) -> None:
-    """Cancel the execution's current run on its orchestrator (best effort)."""
+    """Cancel the execution's current run on its orchestrator (best effort; only a run
+    this process may act on, kitaru/stacks/_runs.py)."""
     if record.run_id is None:
         return
     try:
         stack = _stacks.get_stack(journal, record.stack)
-        make_orchestrator(stack).cancel(record.run_id)
+        orchestrator = make_orchestrator(stack)
+        if _runs.may_act(journal, record, orchestrator):
+            orchestrator.cancel(record.run_id)
     except KitaruError:
         pass
 
@@ -290,7 +299,15 @@ def orchestrator_logs(journal: Journal, record: ExecutionRecord) -> str:
     if record.run_id is None:
         return ""
     stack = _stacks.get_stack(journal, record.stack)
-    return make_orchestrator(stack).logs(record.run_id)
+    orchestrator = make_orchestrator(stack)
+    if not _runs.may_act(journal, record, orchestrator):
+        raise KitaruUsageError(
+            f"run {record.run_id!r} of execution {record.exec_id} was not submitted from "
+            f"here, so its logs are not read from here (a record names it, and records "
+            f"through a server are anyone's to write); read them where it was submitted, "
+            f"or on the {stack.orchestrator} platform itself"
+        )
+    return orchestrator.logs(record.run_id)
 
 
 # How long an execution may stay queued before a reader asks its orchestrator whether
@@ -315,7 +332,9 @@ def reconcile_if_stale(
 
 
 def reconcile(journal: Journal, record: ExecutionRecord) -> ExecutionRecord:
-    """A queued execution whose run ended without taking it is failed, with the reason.
+    """A queued execution whose run ended without taking it is failed, with the reason
+    (the end of the run's log). Only by a process that may act on the run
+    (kitaru/stacks/_runs.py): the one that submitted it, or any with the journal open.
 
     Best effort, for readers: a stack or platform that cannot answer leaves the
     execution as it is rather than failing the read that asked."""
@@ -324,6 +343,8 @@ def reconcile(journal: Journal, record: ExecutionRecord) -> ExecutionRecord:
     try:
         stack = _stacks.get_stack(journal, record.stack)
         orchestrator = make_orchestrator(stack)
+        if not _runs.may_act(journal, record, orchestrator):
+            return record  # a run this process did not start: not its to judge
         status = orchestrator.status(record.run_id)
         if status.state not in ("succeeded", "failed", "cancelled"):
             return record

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,3 +81,60 @@ def test_loading_an_artifact_imports_no_module_its_record_names(
     # The plain JSON value; the module was not imported.
     assert loaded.stdout.strip().splitlines()[-1] == '{"value": {"total": 3}, "imported": false}'
     assert not marker.exists()
+
+
+def test_a_developers_listing_copies_none_of_their_files_into_a_record(
+    server: ServerProcess, write_token: str, developer: Client, tmp_path: Path
+) -> None:
+    # The developer's machine: a log folder (they ran something with --detach or on a
+    # subprocess stack), their own execution's log, and a secret in some other log.
+    logs = developer.home / "logs"
+    logs.mkdir(parents=True)
+    secret = tmp_path / "dev-secret.log"
+    secret.write_text("AWS_SECRET_ACCESS_KEY=pretend-1\n")
+    walk = os.path.relpath(str(secret.with_suffix("")), logs)
+    long_ago = time.time() - 600
+    with server.http(write_token) as attacker:
+        walked = create(attacker, created_at=long_ago, updated_at=long_ago)
+        theirs = create(attacker, created_at=long_ago, updated_at=long_ago)
+        (logs / f"{theirs}.log").write_text("AWS_SECRET_ACCESS_KEY=pretend-2\n")
+        for exec_id, run_id in ((walked, f"pid:4000000:{walk}"), (theirs, f"pid:4000000:{theirs}")):
+            named = attacker.put(
+                f"/api/v1/executions/{exec_id}/run",
+                json={"run_id": run_id, "orchestrator": "local"},
+            )
+            assert named.status_code == 200
+
+    # The developer lists and inspects executions, with their own token.
+    listed = developer.cli("executions", "list")
+    shown = developer.cli("executions", "get", theirs)
+    logs_asked = developer.cli("executions", "logs", theirs, "--orchestrator")
+    assert listed.returncode == 0 and shown.returncode == 0, listed.stderr + shown.stderr
+    assert logs_asked.returncode == 2 and "was not submitted from here" in logs_asked.stderr
+
+    with server.http(write_token) as attacker:
+        records = [attacker.get(f"/api/v1/records/executions/{e}").json() for e in (walked, theirs)]
+    assert [(r["status"], r["error"]) for r in records] == [("queued", None), ("queued", None)]
+    assert "pretend" not in listed.stdout + shown.stdout + logs_asked.stdout + logs_asked.stderr
+
+
+def test_a_developers_cancel_signals_no_process_a_record_names(
+    server: ServerProcess, write_token: str, developer: Client
+) -> None:
+    from kitaru import _lease
+
+    # A process of the developer's, and a record whose owner names it: this host, its
+    # pid and (for a look of life) its start time.
+    victim = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        time.sleep(0.2)
+        owner = f"{_lease._HOST}:{victim.pid}:{_lease._start_time(victim.pid)}:fake"
+        with server.http(write_token) as attacker:
+            exec_id = create(attacker, status="running", owner=owner, lease_until=time.time() + 600)
+        cancelled = developer.cli("executions", "cancel", exec_id, "--grace", "1")
+        assert cancelled.returncode == 0, cancelled.stderr
+        time.sleep(0.3)
+        assert victim.poll() is None  # neither SIGUSR1 nor SIGKILL reached it
+    finally:
+        victim.kill()
+        victim.wait()

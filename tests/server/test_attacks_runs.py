@@ -6,12 +6,17 @@ the request, then the effect that must not happen."""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from kitaru.server.routes._runner import MAX_LEASE_SECONDS
@@ -161,3 +166,127 @@ def test_no_lease_outlives_the_servers_limit(server: ServerProcess, write_token:
     assert beat.json() == {"cancel": False}
     for record in (leased, beaten):
         assert record["lease_until"] <= asked_at + MAX_LEASE_SECONDS + 60
+
+
+# -- run ids a record names -----------------------------------------------------------
+
+
+def test_a_write_token_cannot_make_the_server_kill_a_process(
+    server: ServerProcess, write_token: str
+) -> None:
+    # Setup: some process on the server's machine, in its own process group.
+    victim = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        with server.http(write_token) as attacker:
+            exec_id = create(attacker)
+            named = attacker.put(
+                f"/api/v1/executions/{exec_id}/run",
+                json={"run_id": f"pid:{victim.pid}:{exec_id}", "orchestrator": "local"},
+            )
+            assert named.status_code == 200
+            cancelled = attacker.post(f"/api/v1/executions/{exec_id}/cancel", json={"grace": 0})
+            # And the server's own process group (pid 0 is the caller's).
+            itself = create(attacker)
+            attacker.put(
+                f"/api/v1/executions/{itself}/run",
+                json={"run_id": f"pid:0:{itself}", "orchestrator": "local"},
+            )
+            attacker.post(f"/api/v1/executions/{itself}/cancel", json={"grace": 0})
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+        time.sleep(0.5)
+        assert victim.poll() is None  # not signalled
+        assert server.proc.poll() is None
+        assert httpx.get(server.url + "/health", timeout=10).status_code == 200
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+class FakeEngine:
+    """A TCP port that stands in for a Docker engine: it notes every connection."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.url = f"tcp://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+def test_the_server_asks_no_orchestrator_about_a_run_id_a_record_names(
+    server: ServerProcess, write_token: str
+) -> None:
+    engine = FakeEngine()
+    try:
+        # An admin's docker stack; its engine here notes who calls it.
+        with server.http(server.token("admin")) as admin:
+            made = admin.post(
+                "/api/v1/stacks",
+                json={"name": "engine", "orchestrator": "docker", "artifact_store": server.store,
+                      "registry": "registry.example.com/team", "journal": "env:JOBS_JOURNAL_URL",
+                      "settings": {"docker_host": engine.url}},
+            )  # fmt: skip
+            assert made.status_code == 201, made.text
+        registered = engine.connections  # (registering may check that it answers)
+        # The attacker names someone's container as the run of their own execution,
+        # queued long ago (so readers and the sweeper would ask about it), then cancels.
+        container = "ab" * 32
+        with server.http(write_token) as attacker:
+            exec_id = create(
+                attacker, stack="engine", orchestrator="docker", created_at=1.0, updated_at=1.0
+            )
+            attacker.put(
+                f"/api/v1/executions/{exec_id}/run",
+                json={"run_id": container, "orchestrator": "docker"},
+            )
+            listed = attacker.get("/api/v1/executions").json()
+            shown = attacker.get(f"/api/v1/executions/{exec_id}").json()
+            time.sleep(1.0)  # a few sweeps
+            cancelled = attacker.post(f"/api/v1/executions/{exec_id}/cancel", json={"grace": 0})
+        assert exec_id in [e["exec_id"] for e in listed]
+        assert shown["status"] == "queued" and shown["error"] is None
+        assert cancelled.json()["status"] == "cancelled"
+        assert engine.connections == registered
+    finally:
+        engine.close()
+
+
+def test_no_reader_copies_a_file_a_run_id_names_into_a_record(
+    server: ServerProcess, write_token: str, tmp_path: Path
+) -> None:
+    # A log file on the server's machine, and a run id that walks to it from the
+    # local orchestrator's log folder.
+    secret = tmp_path / "host-secret.log"
+    secret.write_text("DB_PASSWORD=hunter2\n")
+    logs = server.home / "logs"
+    walk = os.path.relpath(str(secret.with_suffix("")), logs)
+    with server.http(write_token) as attacker:
+        exec_id = create(attacker, created_at=1.0, updated_at=1.0)
+        attacker.put(
+            f"/api/v1/executions/{exec_id}/run",
+            json={"run_id": f"pid:4000000:{walk}", "orchestrator": "local"},
+        )
+        answers = [
+            attacker.get("/api/v1/executions").text,
+            attacker.get(f"/api/v1/executions/{exec_id}").text,
+        ]
+        time.sleep(1.0)  # a few sweeps
+        answers.append(attacker.get(f"/api/v1/records/executions/{exec_id}").text)
+    assert not any("hunter2" in a for a in answers)
+    assert json.loads(answers[-1])["error"] is None
