@@ -57,7 +57,7 @@ def resume(
 
         return resubmit(journal, record)
     if detach:
-        return _spawn(record, ["executions", "resume", exec_id])
+        return _spawn(journal, record, ["executions", "resume", exec_id])
     owner = _lease.new_owner()
     now = time.time()
     if not journal.take_lease(
@@ -73,7 +73,7 @@ def resume(
             f"see `kitaru executions get {exec_id}`"
         )
     try:
-        flow = _loader.load_flow(record)
+        flow = _loader.load_flow(record, journal=journal)
         inputs = _execute.load_inputs(journal, record, flow.fn, allow_pickle=flow.allow_pickle)
     except BaseException as exc:
         _give_back(journal, record, owner, str(exc))
@@ -137,14 +137,17 @@ def _owner_text(owner: str | None) -> str:
     return f"pid {pid} on {host}"
 
 
-def _spawn(record: ExecutionRecord, argv: list[str]) -> ExecutionRecord:
+def _spawn(journal: Journal, record: ExecutionRecord, argv: list[str]) -> ExecutionRecord:
     """Run a kitaru command in a detached process with the execution's Python."""
-    _start(record, argv)
+    _start(journal, record, argv)
     return record
 
 
-def _start(record: ExecutionRecord, argv: list[str]) -> subprocess.Popen[bytes]:
-    python = record.python if record.python and os.path.exists(record.python) else sys.executable
+def _start(journal: Journal, record: ExecutionRecord, argv: list[str]) -> subprocess.Popen[bytes]:
+    # The Python the execution was started with; a record from a server may name any
+    # executable, so there it is this one (the command runs in this environment anyway).
+    python = record.python if _trust.trusts_records(journal) else None
+    python = python if python and os.path.exists(python) else sys.executable
     path = _log_path(argv[argv.index("--exec-id") + 1] if "--exec-id" in argv else record.exec_id)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "ab") as out:
@@ -209,7 +212,7 @@ def give_input(
         )
     model = None
     if wait.schema.get("type") == "model":
-        model = _schema_model(record, wait.schema["type_ref"])
+        model = _schema_model(journal, record, wait.schema["type_ref"])
     checked = validate(wait.schema, value, model=model)
     encoded = _serialize.encode(checked, what=f"input for wait {wait.key!r}")
     artifact = build_artifact(
@@ -230,10 +233,10 @@ def give_input(
     return record
 
 
-def _schema_model(record: ExecutionRecord, ref: str) -> Any:
+def _schema_model(journal: Journal, record: ExecutionRecord, ref: str) -> Any:
     """Import the wait's model class the way a resume would; None if it cannot be."""
     try:
-        _loader.load_flow(record)
+        _loader.load_flow(record, journal=journal)
         return _serialize.resolve_type(ref)
     except Exception:
         return None
@@ -281,7 +284,7 @@ def replay(
     in this process (or, with `detach`, in a background process on this machine)."""
     journal = journal or current_journal()
     source, calls, by_key, start, overrides = _replay_source(journal, exec_id, from_, overrides)
-    flow = _loader.load_flow(source)
+    flow = _loader.load_flow(source, journal=journal)
     params = _execute.load_inputs(journal, source, flow.fn, allow_pickle=flow.allow_pickle)
     if inputs:
         import inspect
@@ -412,7 +415,7 @@ def _spawn_replay(
         argv += ["--override", f"{key}={json.dumps(value)}"]
     for key, value in inputs.items():
         argv += ["--input", f"{key}={json.dumps(value)}"]
-    proc = _start(source, argv)
+    proc = _start(journal, source, argv)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         record = journal.get_execution(exec_id)

@@ -347,6 +347,11 @@ class HttpJournal:
     def tag_history(self, flow: str) -> list[TagEvent]:
         return many(TagEvent, self._get(f"/records/deployments/{_p(flow)}/history"))
 
+    def served_stores(self) -> list[str]:
+        """The artifact stores the server serves (their roots, as it names them)."""
+        info = self._conn.info()
+        return [str(s) for s in info.get("artifact_stores") or [info["artifact_store"]]]
+
     def scope(self) -> str:
         """The scope of this process's token (read, write, admin or run)."""
         return str(self._conn.info().get("scope", ""))

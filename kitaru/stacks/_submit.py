@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kitaru import _config, _execute
+from kitaru import _config, _execute, _project, _trust
 from kitaru._errors import ConfigurationError, KitaruError, KitaruUsageError, LeaseError
 from kitaru._flow import ExecutionHandle
 from kitaru._ids import new_id
@@ -226,15 +226,17 @@ def _submit(
 
 
 def check_server_image(record: ExecutionRecord, stack: StackRecord, image: object) -> None:
-    """A server starts only images from the stack's own registry (where its builder
-    pushes): the image is named by a record a client wrote, and the container gets the
-    stack's secrets, `env:` references resolved from the server's environment."""
+    """A record from a server starts only images from the stack's own registry (where
+    its builder pushes): on the server, or on a client that resumes through it. The
+    image is named by a record anyone with a write token writes, and the container gets
+    the stack's secrets, `env:` references resolved where it is submitted."""
     registry = (stack.registry or "").rstrip("/")
     if not registry or not isinstance(image, str) or not image.startswith(registry + "/"):
         raise KitaruUsageError(
             f"execution {record.exec_id} names the image {image!r}, which is not in the "
-            f"registry of stack {stack.name!r} ({registry or 'none'}); a server starts only "
-            "images its stack's builder pushed. Resume it from where it was built instead: "
+            f"registry of stack {stack.name!r} ({registry or 'none'}); an execution read "
+            "from a server runs only in images its stack's builder pushed. Resume it from "
+            "where it was built, with the journal itself: "
             f"`kitaru executions resume {record.exec_id}`"
         )
 
@@ -261,8 +263,16 @@ def resubmit(
 ) -> ExecutionRecord:
     """Queue a waiting, crashed, failed or lost execution again on its stack."""
     stack = _stacks.get_stack(journal, record.stack)
-    if server_url is not None:
-        check_server_image(record, stack, record.metadata.get("image"))
+    image = record.metadata.get("image")
+    if server_url is not None or _trust.serving():
+        check_server_image(record, stack, image)
+    elif not _trust.trusts_records(journal):
+        # A record from a server names the image (the container gets the stack's
+        # secrets), or the directory a run here starts in.
+        if image is not None:
+            check_server_image(record, stack, image)
+        else:
+            _project.check_run_directory(journal, record)
     orchestrator = make_orchestrator(stack)
     if not journal.transition(
         record.exec_id,

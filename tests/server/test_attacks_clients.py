@@ -138,3 +138,141 @@ def test_a_developers_cancel_signals_no_process_a_record_names(
     finally:
         victim.kill()
         victim.wait()
+
+
+# -- code a record names --------------------------------------------------------------
+
+
+def _planted(server: ServerProcess, exec_id: str, name: str, payload: str) -> Path:
+    """A file in the server's artifact store, where the attacker's uploads land (written
+    directly: the store API refuses names Python would import, see the test below)."""
+    path = Path(server.store.removeprefix("file://")) / exec_id / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(payload)
+    return path
+
+
+def test_a_developer_resuming_a_ready_execution_runs_no_uploaded_file(
+    server: ServerProcess, write_token: str, developer: Client, tmp_path: Path
+) -> None:
+    marker = tmp_path / "pwned-on-the-developer"
+    payload = f"open({str(marker)!r}, 'w').write('ran')\n"
+    exec_id = "kx_" + os.urandom(14).hex()
+    with server.http(write_token) as attacker:
+        as_python = attacker.put(
+            f"/api/v1/store/objects/{exec_id}/pwn.py",
+            params={"root": server.store},
+            content=payload.encode(),
+        )
+        uploaded = attacker.put(
+            f"/api/v1/store/objects/{exec_id}/ka_report",
+            params={"root": server.store},
+            content=payload.encode(),
+        )
+        path = uploaded.json()["uri"].removeprefix("file://")
+        create(
+            attacker, exec_id, status="failed", flow_ref="__main__:report", flow_file=path,
+            argv=[path],
+        )  # fmt: skip
+        ready = attacker.post(f"/api/v1/executions/{exec_id}/resume").json()
+    assert as_python.status_code == 422 and "Python would import" in as_python.text
+    assert ready["status"] == "queued"
+
+    # The developer follows the UI's instruction, from a folder that holds the store.
+    resumed = developer.cli(
+        *ready["ready"]["command"].split()[1:], cwd=Path(server.store[7:]).parent
+    )
+    assert resumed.returncode == 2, resumed.stderr
+    assert "where files arrive from outside" in resumed.stderr and "--project" in resumed.stderr
+    # A file anywhere else outside their project is refused the same way.
+    elsewhere = write_script(tmp_path / "elsewhere" / "report.py", payload)
+    with server.http(write_token) as attacker:
+        other = create(
+            attacker, status="failed", flow_ref="__main__:report", flow_file=str(elsewhere)
+        )
+    project = tmp_path / "my-project"
+    project.mkdir()
+    outside = developer.cli("executions", "resume", other, cwd=project)
+    assert outside.returncode == 2 and "outside this project" in outside.stderr
+    time.sleep(0.5)
+    assert not marker.exists()
+
+
+def test_a_developer_resuming_runs_no_kitaru_package_from_a_record_s_directory(
+    server: ServerProcess, write_token: str, developer: Client, tmp_path: Path
+) -> None:
+    stolen = tmp_path / "stolen-token"
+    steal = f"import os\nopen({str(stolen)!r}, 'w').write(os.environ.get('KITARU_API_TOKEN', ''))\n"
+    exec_id = "kx_" + os.urandom(14).hex()
+    with server.http(write_token) as attacker:
+        refused = attacker.put(
+            f"/api/v1/store/objects/{exec_id}/kitaru/__main__.py",
+            params={"root": server.store},
+            content=steal.encode(),
+        )
+    assert refused.status_code == 422
+    # Had it landed (a store shared another way): a `python -m kitaru` started in that
+    # folder, for a resubmitted run on the local stack, would run it with the token.
+    folder = _planted(server, exec_id, "kitaru/__main__.py", steal).parent.parent
+    _planted(server, exec_id, "kitaru/__init__.py", "")
+    with server.http(write_token) as attacker:
+        create(
+            attacker, exec_id, status="failed", flow_ref="app:report",
+            project_root=str(folder), run_id=f"pid:2:{exec_id}", orchestrator="local",
+        )  # fmt: skip
+    resumed = developer.cli("executions", "resume", exec_id, cwd=Path(server.store[7:]).parent)
+    assert resumed.returncode == 2, resumed.stderr
+    assert "the project directory" in resumed.stderr
+    time.sleep(1.0)
+    assert not stolen.exists()
+
+
+def test_a_developer_resuming_in_the_background_runs_no_interpreter_a_record_names(
+    server: ServerProcess, write_token: str, developer: Client, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran-the-record-s-python"
+    fake_python = tmp_path / "bin" / "python"
+    fake_python.parent.mkdir()
+    fake_python.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    fake_python.chmod(0o755)
+    with server.http(write_token) as attacker:
+        exec_id = create(
+            attacker, status="failed", flow_ref="__main__:report", python=str(fake_python)
+        )
+    project = tmp_path / "my-project"
+    project.mkdir()
+    detached = developer.cli("executions", "resume", exec_id, "--detach", cwd=project)
+    assert detached.returncode in (0, 1), detached.stderr  # (it shows the record: failed)
+    time.sleep(3.0)  # the background process starts, and fails to load the flow
+    assert not marker.exists()
+
+
+def test_a_developer_resuming_starts_no_image_a_record_names(
+    server: ServerProcess, write_token: str, developer: Client, tmp_path: Path
+) -> None:
+    from tests.server.test_attacks_runs import FakeEngine
+
+    engine = FakeEngine()
+    try:
+        with server.http(server.token("admin")) as admin:
+            made = admin.post(
+                "/api/v1/stacks",
+                json={"name": "team-docker", "orchestrator": "docker",
+                      "artifact_store": server.store, "journal": "env:JOBS_JOURNAL_URL",
+                      "registry": "registry.example.com/team",
+                      "settings": {"docker_host": engine.url,
+                                   "secret_environment": {"OPENAI_API_KEY": "env:OPENAI_API_KEY"}}},
+            )  # fmt: skip
+            assert made.status_code == 201, made.text
+        registered = engine.connections
+        with server.http(write_token) as attacker:
+            exec_id = create(
+                attacker, status="failed", stack="team-docker", orchestrator="docker",
+                run_id="c0ffee", metadata={"image": "attacker.example/steal-secrets:latest"},
+            )  # fmt: skip
+        resumed = developer.cli("executions", "resume", exec_id, cwd=tmp_path)
+        assert resumed.returncode == 2, resumed.stderr
+        assert "not in the registry of stack 'team-docker'" in resumed.stderr
+        assert engine.connections == registered  # nothing was started
+    finally:
+        engine.close()
