@@ -554,9 +554,12 @@ def cancel(
         try:
             journal.cancel_idle(exec_id, expected_owner=current.owner, now=time.time())
         except LeaseError:
-            # A server does not let a client take a live lease: the run stops at its
-            # next heartbeat, having seen the cancel request.
-            pass
+            # A server lets no client clear a live lease through the journal; its own
+            # cancel (any write token's to ask) ends the execution after its grace.
+            from kitaru.remote._journal import HttpJournal
+
+            if isinstance(journal, HttpJournal):
+                journal.cancel_execution(exec_id)
     return get_execution(journal, exec_id)
 
 

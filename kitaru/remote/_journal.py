@@ -157,6 +157,11 @@ class HttpJournal:
         body = {"expected_owner": expected_owner, "now": now}
         return bool(self._post(f"/executions/{_p(exec_id)}/cancel-idle", body)["cancelled"])
 
+    def cancel_execution(self, exec_id: str) -> None:
+        """The server's own cancel (not a journal method): a running execution whose
+        lease is live is ended by the server, which a client may not do itself."""
+        self._post(f"/executions/{_p(exec_id)}/cancel", {"grace": 0})
+
     def set_metadata(self, exec_id: str, metadata: dict[str, object]) -> None:
         self._runner(exec_id, "metadata", {"metadata": to_wire(metadata)})
 
