@@ -66,6 +66,15 @@ def _integrity_errors() -> tuple[type[Exception], ...]:
     return tuple(found)
 
 
+def _data_errors() -> tuple[type[Exception], ...]:
+    """PostgreSQL's "this value cannot be stored" errors (a NUL character in text)."""
+    try:
+        import psycopg
+    except ImportError:
+        return ()
+    return (psycopg.DataError,)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(KitaruError)
     async def kitaru_error(request: Request, exc: KitaruError) -> JSONResponse:
@@ -101,6 +110,19 @@ def install(app: FastAPI) -> None:
 
     for cls in _integrity_errors():
         app.add_exception_handler(cls, conflict)
+
+    async def unstorable(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            {
+                "detail": "invalid request: a value the database cannot store (such as a NUL "
+                "character in text); nothing was changed",
+                "error": "InvalidInputError",
+            },
+            status_code=422,
+        )
+
+    for cls in _data_errors():
+        app.add_exception_handler(cls, unstorable)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
