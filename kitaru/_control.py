@@ -19,7 +19,6 @@ from kitaru import _execute, _lease, _loader, _serialize, _trust
 from kitaru._artifact_io import build_artifact
 from kitaru._errors import (
     InvalidInputError,
-    KitaruError,
     KitaruUsageError,
     LeaseError,
     NotFoundError,
@@ -102,8 +101,8 @@ def _give_back(journal: Journal, record: ExecutionRecord, owner: str, error: str
         else:
             status = record.status if record.status != "running" else "failed"
             journal.finish(record.exec_id, owner=owner, status=status, now=now, error=error)
-    except KitaruError:
-        pass
+    except Exception:
+        pass  # whatever went wrong here, the caller's error is the one to see
 
 
 def check_resumable(record: ExecutionRecord) -> None:

@@ -210,7 +210,7 @@ def _finite(text: str) -> float:
 
 
 _strict_json = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite).decode
-# A lone surrogate can only come as a \\uD800-\\uDFFF escape or as its (invalid) UTF-8
+# A lone surrogate can only come as a \uD800-\uDFFF escape or as its (invalid) UTF-8
 # bytes, which the json module lets through: look for either before walking the value.
 _MAYBE_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F]|\xed[\xa0-\xbf]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
