@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from kitaru import _execute, _lease, _loader, _serialize
+from kitaru import _execute, _lease, _loader, _serialize, _trust
 from kitaru._artifact_io import build_artifact
 from kitaru._errors import (
     InvalidInputError,
@@ -56,7 +56,7 @@ def resume(
 
         return resubmit(journal, record)
     if detach:
-        return _spawn(record, ["executions", "resume", exec_id])
+        return _spawn(journal, record, ["executions", "resume", exec_id])
     owner = _lease.new_owner()
     now = time.time()
     if not journal.take_lease(
@@ -72,20 +72,37 @@ def resume(
             f"see `kitaru executions get {exec_id}`"
         )
     try:
-        flow = _loader.load_flow(record)
+        flow = _loader.load_flow(record, journal=journal)
         inputs = _execute.load_inputs(journal, record, flow.fn, allow_pickle=flow.allow_pickle)
     except BaseException as exc:
-        journal.finish(
-            exec_id,
-            owner=owner,
-            status=record.status if record.status != "running" else "failed",
-            now=time.time(),
-            error=str(exc),
-        )
+        _give_back(journal, record, owner, str(exc))
         raise
     args, kwargs = _execute.call_args(flow.fn, inputs)
     leased = get_execution(journal, exec_id)
     return _execute.drive(journal, leased, owner, flow, args, kwargs)
+
+
+def _give_back(journal: Journal, record: ExecutionRecord, owner: str, error: str) -> None:
+    """Release the lease of a resume that could not start, leaving the execution as it
+    was: a ready one stays queued (and ready), a waiting one waiting, with the reason.
+    Best effort: the reason the user must see is the error being raised, and a lease
+    left behind expires by itself."""
+    now = time.time()
+    try:
+        if record.status == "queued":
+            journal.transition(
+                record.exec_id,
+                to="queued",
+                from_statuses=("running",),
+                expected_owner=owner,
+                now=now,
+                error=error,
+            )
+        else:
+            status = record.status if record.status != "running" else "failed"
+            journal.finish(record.exec_id, owner=owner, status=status, now=now, error=error)
+    except Exception:
+        pass  # whatever went wrong here, the caller's error is the one to see
 
 
 def check_resumable(record: ExecutionRecord) -> None:
@@ -119,14 +136,17 @@ def _owner_text(owner: str | None) -> str:
     return f"pid {pid} on {host}"
 
 
-def _spawn(record: ExecutionRecord, argv: list[str]) -> ExecutionRecord:
+def _spawn(journal: Journal, record: ExecutionRecord, argv: list[str]) -> ExecutionRecord:
     """Run a kitaru command in a detached process with the execution's Python."""
-    _start(record, argv)
+    _start(journal, record, argv)
     return record
 
 
-def _start(record: ExecutionRecord, argv: list[str]) -> subprocess.Popen[bytes]:
-    python = record.python if record.python and os.path.exists(record.python) else sys.executable
+def _start(journal: Journal, record: ExecutionRecord, argv: list[str]) -> subprocess.Popen[bytes]:
+    # The Python the execution was started with; a record from a server may name any
+    # executable, so there it is this one (the command runs in this environment anyway).
+    python = record.python if _trust.trusts_records(journal) else None
+    python = python if python and os.path.exists(python) else sys.executable
     path = _log_path(argv[argv.index("--exec-id") + 1] if "--exec-id" in argv else record.exec_id)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "ab") as out:
@@ -198,7 +218,7 @@ def give_input(
         )
     model = None
     if wait.schema.get("type") == "model":
-        model = _schema_model(record, wait.schema["type_ref"])
+        model = _schema_model(journal, record, wait.schema["type_ref"])
     checked = validate(wait.schema, value, model=model)
     encoded = _serialize.encode(checked, what=f"input for wait {wait.key!r}")
     artifact = build_artifact(
@@ -219,10 +239,10 @@ def give_input(
     return record
 
 
-def _schema_model(record: ExecutionRecord, ref: str) -> Any:
+def _schema_model(journal: Journal, record: ExecutionRecord, ref: str) -> Any:
     """Import the wait's model class the way a resume would; None if it cannot be."""
     try:
-        _loader.load_flow(record)
+        _loader.load_flow(record, journal=journal)
         return _serialize.resolve_type(ref)
     except Exception:
         return None
@@ -270,7 +290,7 @@ def replay(
     in this process (or, with `detach`, in a background process on this machine)."""
     journal = journal or current_journal()
     source, calls, by_key, start, overrides = _replay_source(journal, exec_id, from_, overrides)
-    flow = _loader.load_flow(source)
+    flow = _loader.load_flow(source, journal=journal)
     params = _execute.load_inputs(journal, source, flow.fn, allow_pickle=flow.allow_pickle)
     if inputs:
         import inspect
@@ -405,7 +425,7 @@ def _spawn_replay(
         argv += ["--override", f"{key}={json.dumps(value)}"]
     for key, value in inputs.items():
         argv += ["--input", f"{key}={json.dumps(value)}"]
-    proc = _start(source, argv)
+    proc = _start(journal, source, argv)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         record = journal.get_execution(exec_id)
@@ -502,8 +522,11 @@ def cancel(
     `grace` seconds), a waiting or crashed one at once. It never resumes by itself.
 
     `signal_processes=False` (the server): never signal a process named by the record's
-    owner, which a client wrote; the running execution stops at its next heartbeat."""
+    owner, which a client wrote; the running execution stops at its next heartbeat. A
+    client working through a server signals none either: anyone with a write token
+    writes those records."""
     journal = journal or current_journal()
+    signal_processes = signal_processes and _trust.trusts_records(journal)
     record = get_execution(journal, exec_id)
     status = status_of(record)
     if status in ("completed", "cancelled"):
@@ -538,7 +561,15 @@ def cancel(
         _stop_orchestrator_run(journal, current)
     current = get_execution(journal, exec_id)
     if current.status != "cancelled":
-        journal.cancel_idle(exec_id, expected_owner=current.owner, now=time.time())
+        try:
+            journal.cancel_idle(exec_id, expected_owner=current.owner, now=time.time())
+        except LeaseError:
+            # A server lets no client clear a live lease through the journal; its own
+            # cancel (any write token's to ask) ends the execution after its grace.
+            from kitaru.remote._journal import HttpJournal
+
+            if isinstance(journal, HttpJournal):
+                journal.cancel_execution(exec_id)
     return get_execution(journal, exec_id)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from kitaru import _serialize
 from kitaru._errors import KitaruError
-from kitaru.journal import ExecutionRecord
+from kitaru.journal import ExecutionRecord, Journal
 
 SCRIPT_MODULE = "__kitaru_main__"
 
@@ -88,12 +88,18 @@ def _import_root(file: str | None, module_name: str) -> str | None:
     return root
 
 
-def load_flow(record: ExecutionRecord) -> Any:
-    """The Flow object an execution was started from, imported if needed."""
+def load_flow(record: ExecutionRecord, *, journal: Journal | None = None) -> Any:
+    """The Flow object an execution was started from, imported if needed: only from
+    this command's project when the record came from a server (the `journal` it was
+    read from; kitaru/_project.py)."""
     ref = record.flow_ref
     found = registry.get(registry_key(ref, record.flow_file))
     if found is not None:
         return found
+    if journal is not None:
+        from kitaru import _project
+
+        _project.check_code(journal, record)
     module_name, _, qualname = ref.partition(":")
     if module_name == "__main__":
         module = _load_script(record)

@@ -13,12 +13,18 @@ Serializers, tried in this order:
 
 Pickle is never chosen silently: a value no JSON serializer can represent is an
 error that names the fix.
+
+Loading never imports a module because an artifact record names it (`type_ref`): a
+record is data, and importing runs the module's code. A `pydantic` or `dataclass` value
+comes back as its type when the program has that type already: the module that
+defines it is imported (as a flow's module imports its models), or the caller passes
+the type as the hint (a checkpoint's return annotation). Otherwise it comes back as the
+plain JSON value (dicts and lists); import the defining module first to get the type.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import sys
 from collections.abc import Callable
@@ -46,18 +52,53 @@ def type_ref(tp: type) -> str:
 
 
 def resolve_type(ref: str) -> Any:
+    """The object `ref` ("module:qualname") names, in a module this program has imported
+    already; SerializationError otherwise. Never imports anything."""
     module_name, _, qualname = ref.partition(":")
     module_name = module_aliases.get(module_name, module_name)
+    obj: Any = sys.modules.get(module_name)
+    if obj is None:
+        raise SerializationError(
+            f"type {ref} is not defined in this program (its module {module_name!r} is not "
+            "imported; Kitaru never imports a module an artifact names); import it first, "
+            "or read the raw value with `kitaru artifacts get`"
+        )
     try:
-        obj: Any = sys.modules.get(module_name) or importlib.import_module(module_name)
         for part in qualname.split("."):
             obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
+    except AttributeError:
         raise SerializationError(
-            f"cannot import type {ref} to load this artifact ({exc}); run from the "
-            "project that defines it, or read the raw value with `kitaru artifacts get`"
+            f"module {module_name!r} has no {qualname!r} to load this artifact as; read the "
+            "raw value with `kitaru artifacts get`"
         ) from None
     return obj
+
+
+def _is_kind(serializer: str, tp: Any) -> bool:
+    """Whether `tp` is a type `serializer` writes: a pydantic model, or a dataclass."""
+    if not isinstance(tp, type):
+        return False
+    if serializer == "dataclass":
+        return dataclasses.is_dataclass(tp)
+    if "pydantic" not in sys.modules:
+        return False
+    from pydantic import BaseModel
+
+    return issubclass(tp, BaseModel)
+
+
+def _stored_type(serializer: str, ref: str, hint: Any) -> Any:
+    """The type to rebuild a stored value as: the one its record names if this program
+    has it, else the caller's hint if that is one; None for the plain JSON value."""
+    try:
+        named = resolve_type(ref)
+    except SerializationError:
+        named = None
+    if _is_kind(serializer, named):
+        return named
+    if _is_kind(serializer, hint):
+        return hint
+    return None
 
 
 def _is_plain(value: Any, depth: int = 0) -> bool:
@@ -161,10 +202,13 @@ def decode(serializer: str, ref: str, data: bytes, *, hint: Any = None) -> Any:
         return tuple(value) if ref == "builtins:tuple" else value
     if serializer == "bytes":
         return bytes(data) if not isinstance(data, bytes) else data
-    if serializer == "pydantic":
-        return resolve_type(ref).model_validate_json(data)
-    if serializer == "dataclass":
-        return _adapter(resolve_type(ref)).validate_json(data)
+    if serializer in ("pydantic", "dataclass"):
+        tp = _stored_type(serializer, ref, hint)
+        if tp is None:
+            return json.loads(data)  # the type is not in this program (module docstring)
+        if serializer == "pydantic":
+            return tp.model_validate_json(data)
+        return _adapter(tp).validate_json(data)
     if serializer == "typed-json":
         if hint is not None and hint is not Any:
             return _adapter(hint).validate_json(data)

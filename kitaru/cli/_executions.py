@@ -17,6 +17,25 @@ app = typer.Typer(
 )
 
 JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
+PROJECT_OPT = typer.Option(
+    None,
+    "--project",
+    help="The flow's project: where its code may be loaded from when the execution comes "
+    "from a server (default: the current directory).",
+)
+
+
+def _use_project(project: str | None) -> None:
+    """Make `project` the project of this command and of the processes it starts."""
+    if project is None:
+        return
+    import os
+
+    from kitaru._errors import KitaruUsageError
+
+    if not os.path.isdir(project):
+        raise KitaruUsageError(f"--project {project}: no such directory")
+    os.environ["KITARU_PROJECT"] = os.path.abspath(project)
 
 
 def _client() -> Any:
@@ -186,10 +205,12 @@ def resume(
     detach: bool = typer.Option(
         False, "--detach", help="Resume in the background and return at once."
     ),
+    project: str | None = PROJECT_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Continue a crashed, failed or waiting execution where it stopped. Completed
     checkpoints return their stored outputs; the rest run. Prints the execution when it ends."""
+    _use_project(project)
     with _flow_output(as_json):
         execution = _client().executions.resume(exec_id, detach=detach)
     _finish(execution.to_dict(), as_json)
@@ -223,12 +244,14 @@ def input_(
         False, "--detach", help="Resume in the background and return at once."
     ),
     no_resume: bool = typer.Option(False, "--no-resume", help="Store the answer only."),
+    project: str | None = PROJECT_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Answer a pending wait and resume the execution. The value is checked against the
     wait's schema; an invalid value changes nothing."""
     from kitaru import _control
 
+    _use_project(project)
     parsed = _control.parse_json(value, "the input")
     client = _client()
     with _flow_output(as_json):
@@ -275,12 +298,14 @@ def waits(as_json: bool = JSON_OPT) -> None:
 @app.command()
 def sweep(
     detach: bool = typer.Option(False, "--detach", help="Resume in the background."),
+    project: str | None = PROJECT_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Resume every waiting execution whose wait passed its timeout, so the wait takes its
     default (or fails). Nothing polls waits: run this from cron, or let the server do it."""
     from kitaru import _control, _views
 
+    _use_project(project)
     client = _client()
     with _flow_output(as_json):
         records, errors = _control.sweep(detach=detach, journal=client.journal)
@@ -333,10 +358,12 @@ def replay(
         False, "--detach", help="Run in the background and return at once."
     ),
     new_exec_id: str | None = typer.Option(None, "--exec-id", hidden=True),
+    project: str | None = PROJECT_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Start a new execution that reuses the source's checkpoint outputs before --from and
     runs that checkpoint and everything after it with the current code."""
+    _use_project(project)
     overrides = _pairs(override, "--override")
     inputs = _pairs(input_, "--input")
     client = _client()

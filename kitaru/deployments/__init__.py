@@ -15,6 +15,7 @@ from kitaru.deployments._deploy import (
     deploy,
     local_changes,
     signature_of,
+    tag_taken,
     who,
 )
 from kitaru.deployments._invoke import bind, invoke, live_deployment
@@ -41,6 +42,7 @@ __all__ = [
     "local_changes",
     "pointing",
     "signature_of",
+    "tag_taken",
     "tag_view",
     "who",
 ]

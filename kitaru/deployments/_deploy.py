@@ -49,6 +49,25 @@ def who() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
+def tag_taken(flow: str, tag: str) -> str:
+    return (
+        f"tag {tag!r} of {flow!r} exists already, and moving it needs an admin token; "
+        "deploy with --no-tag (or a new tag), then have an admin run "
+        f"`kitaru deployments tag {flow} <version> {tag}`"
+    )
+
+
+def _check_tag_is_new_or_ours(journal: Journal, flow: str, tag: str) -> None:
+    """Through a server, a token below admin creates tags at deploy time but moves none
+    (the server refuses it); say so before the build rather than after."""
+    from kitaru.remote._journal import HttpJournal
+
+    if not isinstance(journal, HttpJournal) or journal.scope() == "admin":
+        return
+    if journal.get_tag(flow, tag) is not None:
+        raise KitaruUsageError(tag_taken(flow, tag))
+
+
 def project_root(flow: Any) -> Path:
     """The nearest directory above the flow's file with a pyproject.toml."""
     if not flow.flow_file:
@@ -173,6 +192,7 @@ def deploy(
     journal = journal or current_journal()
     if tag is not None:
         check_tag(tag)
+        _check_tag_is_new_or_ours(journal, flow.name, tag)
     target = _resolve.resolve(journal, stack or flow.stack)
     flavor = load_flavor(target.orchestrator)
     if flavor.default_builder is None:

@@ -16,6 +16,7 @@ it made itself, is what its writes present.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
@@ -37,6 +38,8 @@ from kitaru.remote._connection import Connection, connect
 
 # The server's largest page; a larger `limit` reads the newest this many.
 MAX_PAGE = 1000
+# How long the execution a `finish` answered with stands for a read of it.
+FINISHED_FRESH_SECONDS = 5.0
 
 
 def _p(part: str | int) -> str:
@@ -49,14 +52,20 @@ class HttpJournal:
         self._conn = connection or connect(self.url)
         # Fail on a wrong URL or token now, before a flow starts running.
         self._conn.info()
+        # The execution as `finish` left it (and when), for the read that follows it: a
+        # run token is revoked when its run finishes the execution, and could not read
+        # it afterwards.
+        self._finished: dict[str, tuple[float, ExecutionRecord]] = {}
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self._conn.request("GET", path, params=params).json()
 
     def _post(self, path: str, body: dict[str, Any], ok: tuple[int, ...] = (200,)) -> Any:
+        self._finished.clear()  # a change through this journal: read the record again
         return self._conn.request("POST", path, json=body, ok=ok).json()
 
     def _put(self, path: str, body: dict[str, Any]) -> Any:
+        self._finished.clear()
         return self._conn.request("PUT", path, json=body).json()
 
     def _runner(self, exec_id: str, op: str, body: dict[str, Any]) -> Any:
@@ -73,6 +82,9 @@ class HttpJournal:
         )
 
     def get_execution(self, exec_id: str) -> ExecutionRecord | None:
+        finished = self._finished.pop(exec_id, None)
+        if finished is not None and time.monotonic() - finished[0] < FINISHED_FRESH_SECONDS:
+            return finished[1]
         return maybe(ExecutionRecord, self._get(f"/records/executions/{_p(exec_id)}"))
 
     def list_executions(
@@ -132,7 +144,11 @@ class HttpJournal:
             "error": error,
             "result": to_wire(result),
         }
-        return bool(self._runner(exec_id, "finish", body)["finished"])
+        answer = self._runner(exec_id, "finish", body)
+        if answer["finished"] and answer.get("execution") is not None:
+            record = from_wire(ExecutionRecord, answer["execution"])
+            self._finished[exec_id] = (time.monotonic(), record)
+        return bool(answer["finished"])
 
     def request_cancel(self, exec_id: str, *, now: float) -> None:
         self._post(f"/executions/{_p(exec_id)}/cancel-request", {"now": now})
@@ -140,6 +156,11 @@ class HttpJournal:
     def cancel_idle(self, exec_id: str, *, expected_owner: str | None, now: float) -> bool:
         body = {"expected_owner": expected_owner, "now": now}
         return bool(self._post(f"/executions/{_p(exec_id)}/cancel-idle", body)["cancelled"])
+
+    def cancel_execution(self, exec_id: str) -> None:
+        """The server's own cancel (not a journal method): a running execution whose
+        lease is live is ended by the server, which a client may not do itself."""
+        self._post(f"/executions/{_p(exec_id)}/cancel", {"grace": 0})
 
     def set_metadata(self, exec_id: str, metadata: dict[str, object]) -> None:
         self._runner(exec_id, "metadata", {"metadata": to_wire(metadata)})
@@ -164,6 +185,7 @@ class HttpJournal:
         return bool(self._post(f"/executions/{_p(exec_id)}/transition", body)["moved"])
 
     def set_run_id(self, exec_id: str, run_id: str, orchestrator: str) -> None:
+        self._finished.clear()
         self._conn.request(
             "PUT",
             f"/executions/{_p(exec_id)}/run",
@@ -287,7 +309,9 @@ class HttpJournal:
     ) -> DeploymentRecord:
         body = {"deployment": to_wire(deployment), "tag": tag}
         created = self._post("/deployments", body, ok=(201,))
-        return dataclasses.replace(deployment, version=int(created["version"]))
+        # The server records who deployed as the token that asked.
+        by = str(created.get("created_by") or deployment.created_by)
+        return dataclasses.replace(deployment, version=int(created["version"]), created_by=by)
 
     def get_deployment(self, flow: str, version: int) -> DeploymentRecord | None:
         found = self._get(f"/records/deployments/{_p(flow)}/{_p(version)}")
@@ -327,6 +351,15 @@ class HttpJournal:
 
     def tag_history(self, flow: str) -> list[TagEvent]:
         return many(TagEvent, self._get(f"/records/deployments/{_p(flow)}/history"))
+
+    def served_stores(self) -> list[str]:
+        """The artifact stores the server serves (their roots, as it names them)."""
+        info = self._conn.info()
+        return [str(s) for s in info.get("artifact_stores") or [info["artifact_store"]]]
+
+    def scope(self) -> str:
+        """The scope of this process's token (read, write, admin or run)."""
+        return str(self._conn.info().get("scope", ""))
 
     def close(self) -> None:
         """The connection is shared by every journal on this server in the process."""

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from kitaru import artifacts
+from kitaru import _trust, artifacts
 from kitaru._version import __version__
 from kitaru.server import _errors
 from kitaru.server._guard import Guard
@@ -45,6 +45,9 @@ def prepare_process(config: ServerConfig) -> None:
 
 def create_app(config: ServerConfig) -> FastAPI:
     prepare_process(config)
+    # Its records came over its API: no run id, process id or code location in them is
+    # acted on (kitaru/_trust.py).
+    _trust.serve()
     state = ServerState(config)
     artifacts.restrict_to(frozenset({*config.artifact_stores, *state.stores}))
     sweeper = Sweeper(state.journal, config.sweep_interval, public_url=config.public_url)

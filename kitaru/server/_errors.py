@@ -52,6 +52,29 @@ def _validation_reason(exc: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
+def _integrity_errors() -> tuple[type[Exception], ...]:
+    """The database drivers' "a row with this key exists" errors."""
+    import sqlite3
+
+    found: list[type[Exception]] = [sqlite3.IntegrityError]
+    try:
+        import psycopg
+    except ImportError:
+        pass
+    else:
+        found.append(psycopg.IntegrityError)
+    return tuple(found)
+
+
+def _data_errors() -> tuple[type[Exception], ...]:
+    """PostgreSQL's "this value cannot be stored" errors (a NUL character in text)."""
+    try:
+        import psycopg
+    except ImportError:
+        return ()
+    return (psycopg.DataError,)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(KitaruError)
     async def kitaru_error(request: Request, exc: KitaruError) -> JSONResponse:
@@ -72,6 +95,34 @@ def install(app: FastAPI) -> None:
             status_code=413,
             headers={"Connection": "close"},
         )
+
+    async def conflict(request: Request, exc: Exception) -> JSONResponse:
+        # An id the caller chose (an artifact's, an answer's) is taken: the caller's
+        # mistake, answered like any other, so the connection stays usable.
+        return JSONResponse(
+            {
+                "detail": "a record with the same id exists already; nothing was changed "
+                "(send a new id)",
+                "error": "KitaruUsageError",
+            },
+            status_code=409,
+        )
+
+    for cls in _integrity_errors():
+        app.add_exception_handler(cls, conflict)
+
+    async def unstorable(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            {
+                "detail": "invalid request: a value the database cannot store (such as a NUL "
+                "character in text); nothing was changed",
+                "error": "InvalidInputError",
+            },
+            status_code=422,
+        )
+
+    for cls in _data_errors():
+        app.add_exception_handler(cls, unstorable)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -2,12 +2,18 @@
 
 1. The token: an API request (everything under /api/ but the signed webhooks) without a
    live token gets 401 before a byte of its body is read, so an unauthenticated client
-   costs the server a header parse, whatever it sends.
+   costs the server a header parse, whatever it sends. A webhook's signature (and its
+   expiry), in its URL, is checked the same way: before its body is read.
 2. The size: each route has a body limit (JSON routes a few MiB, artifact uploads the
-   server's upload limit, the UI's forms 64 KiB). A declared length over it is a 413 at
-   once; a streamed body is counted and cut off at the limit.
+   server's upload limit, webhooks and the UI's forms 64 KiB). A declared length over
+   it is a 413 at once; a streamed body is counted and cut off at the limit. (The
+   request line and headers are bounded before this, by kitaru/server/_http.py.)
 3. The shape: a JSON body nested deeper than MAX_DEPTH is a 422 before any route parses
    it, so no request can make a parser or a later `json.dumps` recurse until it fails.
+   So is one with a value no later answer can carry: `NaN`, `Infinity`, a number too
+   large for a float (`1e999`), an integer past Python's digit limit, a lone UTF-16
+   surrogate (`"\\ud800"`). The journal would store those, and every listing that
+   includes the row would then fail to encode its answer, for every reader.
 4. The answer: every response carries the security headers (no sniffing, no framing, no
    caching of API answers), as the UI pages do.
 
@@ -18,7 +24,10 @@ scope checks in kitaru/server/routes/_deps.py read it from there.
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import cookie_parser
@@ -29,7 +38,13 @@ from kitaru.server._state import ServerState
 COOKIE = "kitaru_session"
 KiB = 1024
 UI_FORM_BYTES = 64 * KiB
+# A webhook's body is the one JSON answer to a wait; larger values go through the API.
+WEBHOOK_BYTES = 64 * KiB
+# Bodies up to this size are checked on the event loop (a fraction of a millisecond);
+# larger ones in a worker thread, so a few MiB of JSON never stall other requests.
+INLINE_CHECK_BYTES = 64 * KiB
 MAX_DEPTH = 64
+HOOKS = "/api/v1/hooks/waits/"
 _BODY_METHODS = (b"POST", b"PUT", b"PATCH", "POST", "PUT", "PATCH")
 
 _API_HEADERS = [
@@ -61,7 +76,24 @@ def body_limit(state: ServerState, path: str) -> int:
         return state.config.max_upload_bytes
     if path.startswith("/ui/"):
         return UI_FORM_BYTES
+    if path.startswith("/api/v1/hooks/"):
+        return WEBHOOK_BYTES
     return state.config.max_json_bytes
+
+
+def signed_hook(state: ServerState, path: str, query: bytes) -> bool:
+    """Whether a webhook request's URL carries a live signature for its wait (the route
+    checks it again; this is so that an unsigned request costs no body read)."""
+    from kitaru.server import _webhooks
+
+    exec_id, sep, key = path.removeprefix(HOOKS).partition("/")
+    if not path.startswith(HOOKS) or not sep or "/" in key:
+        return False
+    fields = parse_qs(query.decode("latin-1"))
+    expires, sig = fields.get("expires", [""])[0], fields.get("sig", [""])[0]
+    if not expires.isdigit() or not sig:
+        return False
+    return _webhooks.check(state.secret, exec_id, key, int(expires), sig)
 
 
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
@@ -103,6 +135,13 @@ class Guard:
             state = scope.setdefault("state", {})
             state["kitaru_caller"] = caller
             state["kitaru_by_cookie"] = by_cookie
+        elif (
+            path.startswith("/api/v1/hooks/")
+            and scope["method"] in _BODY_METHODS
+            and not signed_hook(self.state, path, scope.get("query_string", b""))
+        ):
+            await _answer(send, 401, "webhook signature invalid or expired", None)
+            return
         limit = body_limit(self.state, path)
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
@@ -116,7 +155,10 @@ class Guard:
             if body is None:
                 await _answer(send, 413, str(BodyTooLarge(limit)), "KitaruUsageError")
                 return
-            reason = _shape_problem(body)
+            if len(body) <= INLINE_CHECK_BYTES:
+                reason = _shape_problem(body)
+            else:
+                reason = await run_in_threadpool(_shape_problem, body)
             if reason is not None:
                 await _answer(send, 422, reason, "InvalidInputError")
                 return
@@ -147,18 +189,70 @@ def _token_of(headers: dict[bytes, bytes]) -> tuple[str, bool]:
     return "", False
 
 
+class _Unstorable(ValueError):
+    """A JSON value the server would store but could not send back."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _Unstorable(
+        f"invalid request: {name} is not a JSON number; send finite numbers (or null)"
+    )
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Unstorable(
+            f"invalid request: the number {text[:40]} is out of range for a float; send a "
+            "finite number (or the value as a string)"
+        )
+    return value
+
+
+_strict_json = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite).decode
+# A lone surrogate can only come as a \uD800-\uDFFF escape or as its (invalid) UTF-8
+# bytes, which the json module lets through: look for either before walking the value.
+_MAYBE_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F]|\xed[\xa0-\xbf]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a string (or key) anywhere in `value` holds a lone surrogate (no recursion)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if _SURROGATE.search(node):
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
 def _shape_problem(body: bytes) -> str | None:
     """Why a JSON body is refused before parsing it for real, or None."""
     if not body:
         return None
     try:
-        value = json.loads(body)
+        value = _strict_json(body.decode("utf-8", "surrogatepass"))
     except RecursionError:
         return f"invalid request: the JSON body nests deeper than {MAX_DEPTH} levels"
-    except ValueError:
+    except _Unstorable as exc:
+        return str(exc)
+    except json.JSONDecodeError:
         return None  # not JSON: the route says what it expected
+    except ValueError as exc:  # not UTF-8, or an integer past Python's digit limit
+        return f"invalid request: the body cannot be read as JSON text ({str(exc)[:120]})"
     if too_deep(value):
         return f"invalid request: the JSON body nests deeper than {MAX_DEPTH} levels"
+    if _MAYBE_SURROGATE.search(body) and _has_lone_surrogate(value):
+        return (
+            "invalid request: the body holds a lone UTF-16 surrogate (\\ud800-\\udfff "
+            "without its pair), which is not text; send valid Unicode"
+        )
     return None
 
 

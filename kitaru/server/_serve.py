@@ -36,6 +36,7 @@ def own_url(host: str, port: int) -> str | None:
 def serve(config: ServerConfig, *, host: str, port: int, log_level: str, access_log: bool) -> None:
     import uvicorn
 
+    from kitaru.server import _http
     from kitaru.server._app import create_app
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -73,6 +74,9 @@ def serve(config: ServerConfig, *, host: str, port: int, log_level: str, access_
             timeout_graceful_shutdown=5,
             # Clients keep one connection per thread; a flow's heartbeat comes every 10 s.
             timeout_keep_alive=75,
+            # A request's head is held until it ends: bounded, whatever the parser.
+            http=_http.protocol(),
+            h11_max_incomplete_event_size=_http.MAX_HEAD_BYTES,
         )
     )
     server.run(sockets=[sock])

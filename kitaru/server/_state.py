@@ -77,6 +77,13 @@ class ServerState:
             self._note_use(caller.token_id)
         return caller
 
+    def revoke(self, token_id: str) -> None:
+        """Revoke a token now, and forget that this replica verified it."""
+        self.tokens.revoke_token(token_id, now=time.time())
+        self._verified = {
+            t: found for t, found in self._verified.items() if found[1].token_id != token_id
+        }
+
     def _note_use(self, token_id: str) -> None:
         # `token list` shows when a token was last used; a write per minute is plenty.
         now = time.time()

@@ -55,6 +55,12 @@ class Orchestrator(Protocol):
     def submit(self, request: SubmitRequest) -> str:
         """Start the run; return the orchestrator's id for it (container id, Job name, ARN)."""
 
+    def is_run_of(self, run_id: str, exec_id: str) -> bool:
+        """Whether `run_id` has the shape of this orchestrator's run ids and names a run
+        started for `exec_id`, as far as the id (or one platform call) tells. A run id is
+        read from a record, which is data: nothing is asked about, read from or stopped
+        for a run id that is not (kitaru/stacks/_runs.py)."""
+
     def status(self, run_id: str) -> RunStatus: ...
 
     def logs(self, run_id: str) -> str:

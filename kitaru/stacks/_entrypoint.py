@@ -56,7 +56,7 @@ def run_execution(exec_id: str) -> int:
     relocate(leased)
     print(f"kitaru: running execution {exec_id} (flow {leased.flow}, run {leased.runs})")
     try:
-        flow = _loader.load_flow(leased)
+        flow = _loader.load_flow(leased, journal=journal)
         inputs = _execute.load_inputs(journal, leased, flow.fn, allow_pickle=flow.allow_pickle)
     except BaseException as exc:
         journal.finish(exec_id, owner=owner, status="failed", now=time.time(), error=str(exc))

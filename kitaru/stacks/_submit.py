@@ -17,12 +17,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kitaru import _config, _execute
+from kitaru import _config, _execute, _project, _trust
 from kitaru._errors import ConfigurationError, KitaruError, KitaruUsageError, LeaseError
 from kitaru._flow import ExecutionHandle
 from kitaru._ids import new_id
 from kitaru.journal import ExecutionRecord, Journal, StackRecord, current_journal, open_journal
 from kitaru.stacks import _resolve as _stacks
+from kitaru.stacks import _runs
 from kitaru.stacks._resolve import runs_in_process
 
 if TYPE_CHECKING:
@@ -216,19 +217,26 @@ def _submit(
             f"execution {record.exec_id}: {exc}"
         ) from exc
     journal.set_run_id(record.exec_id, run_id, stack.orchestrator)
+    try:
+        _runs.seal(journal, record.exec_id, orchestrator.flavor, run_id)
+    except KitaruError as exc:
+        # The run is started; unsealed, only its own heartbeat stops it if cancelled.
+        log.warning("could not record that %s was submitted from here: %s", run_id, exc)
     return run_id
 
 
 def check_server_image(record: ExecutionRecord, stack: StackRecord, image: object) -> None:
-    """A server starts only images from the stack's own registry (where its builder
-    pushes): the image is named by a record a client wrote, and the container gets the
-    stack's secrets, `env:` references resolved from the server's environment."""
+    """A record from a server starts only images from the stack's own registry (where
+    its builder pushes): on the server, or on a client that resumes through it. The
+    image is named by a record anyone with a write token writes, and the container gets
+    the stack's secrets, `env:` references resolved where it is submitted."""
     registry = (stack.registry or "").rstrip("/")
     if not registry or not isinstance(image, str) or not image.startswith(registry + "/"):
         raise KitaruUsageError(
             f"execution {record.exec_id} names the image {image!r}, which is not in the "
-            f"registry of stack {stack.name!r} ({registry or 'none'}); a server starts only "
-            "images its stack's builder pushed. Resume it from where it was built instead: "
+            f"registry of stack {stack.name!r} ({registry or 'none'}); an execution read "
+            "from a server runs only in images its stack's builder pushed. Resume it from "
+            "where it was built, with the journal itself: "
             f"`kitaru executions resume {record.exec_id}`"
         )
 
@@ -255,8 +263,16 @@ def resubmit(
 ) -> ExecutionRecord:
     """Queue a waiting, crashed, failed or lost execution again on its stack."""
     stack = _stacks.get_stack(journal, record.stack)
-    if server_url is not None:
-        check_server_image(record, stack, record.metadata.get("image"))
+    image = record.metadata.get("image")
+    if server_url is not None or _trust.serving():
+        check_server_image(record, stack, image)
+    elif not _trust.trusts_records(journal):
+        # A record from a server names the image (the container gets the stack's
+        # secrets), or the directory a run here starts in.
+        if image is not None:
+            check_server_image(record, stack, image)
+        else:
+            _project.check_run_directory(journal, record)
     orchestrator = make_orchestrator(stack)
     if not journal.transition(
         record.exec_id,
@@ -276,12 +292,15 @@ def resubmit(
 
 
 def stop_run(journal: Journal, record: ExecutionRecord) -> None:
-    """Cancel the execution's current run on its orchestrator (best effort)."""
+    """Cancel the execution's current run on its orchestrator (best effort; only a run
+    this process may act on, kitaru/stacks/_runs.py)."""
     if record.run_id is None:
         return
     try:
         stack = _stacks.get_stack(journal, record.stack)
-        make_orchestrator(stack).cancel(record.run_id)
+        orchestrator = make_orchestrator(stack)
+        if _runs.may_act(journal, record, orchestrator):
+            orchestrator.cancel(record.run_id)
     except KitaruError:
         pass
 
@@ -290,7 +309,15 @@ def orchestrator_logs(journal: Journal, record: ExecutionRecord) -> str:
     if record.run_id is None:
         return ""
     stack = _stacks.get_stack(journal, record.stack)
-    return make_orchestrator(stack).logs(record.run_id)
+    orchestrator = make_orchestrator(stack)
+    if not _runs.may_act(journal, record, orchestrator):
+        raise KitaruUsageError(
+            f"run {record.run_id!r} of execution {record.exec_id} was not submitted from "
+            f"here, so its logs are not read from here (a record names it, and records "
+            f"through a server are anyone's to write); read them where it was submitted, "
+            f"or on the {stack.orchestrator} platform itself"
+        )
+    return orchestrator.logs(record.run_id)
 
 
 # How long an execution may stay queued before a reader asks its orchestrator whether
@@ -315,7 +342,9 @@ def reconcile_if_stale(
 
 
 def reconcile(journal: Journal, record: ExecutionRecord) -> ExecutionRecord:
-    """A queued execution whose run ended without taking it is failed, with the reason.
+    """A queued execution whose run ended without taking it is failed, with the reason
+    (the end of the run's log). Only by a process that may act on the run
+    (kitaru/stacks/_runs.py): the one that submitted it, or any with the journal open.
 
     Best effort, for readers: a stack or platform that cannot answer leaves the
     execution as it is rather than failing the read that asked."""
@@ -324,6 +353,8 @@ def reconcile(journal: Journal, record: ExecutionRecord) -> ExecutionRecord:
     try:
         stack = _stacks.get_stack(journal, record.stack)
         orchestrator = make_orchestrator(stack)
+        if not _runs.may_act(journal, record, orchestrator):
+            return record  # a run this process did not start: not its to judge
         status = orchestrator.status(record.run_id)
         if status.state not in ("succeeded", "failed", "cancelled"):
             return record

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from typing import Any
 
 import boto3
@@ -78,10 +79,14 @@ def job_definition(request: SubmitRequest, settings: Any) -> dict[str, Any]:
     }
 
 
+def submit_job_name(exec_id: str) -> str:
+    return f"kitaru-{short_id(exec_id)}"[:128]
+
+
 def submit_job(request: SubmitRequest, settings: Any, definition_arn: str) -> dict[str, Any]:
     env, _platform = split_secrets(request)
     return {
-        "jobName": f"kitaru-{short_id(request.exec_id)}"[:128],
+        "jobName": submit_job_name(request.exec_id),
         "jobQueue": settings.job_queue,
         "jobDefinition": definition_arn,
         "containerOverrides": {
@@ -133,6 +138,13 @@ class AwsBatchOrchestrator:
             raise ConfigurationError("the aws_batch orchestrator needs an image")
         arn = self._definition(request)
         return str(self.batch.submit_job(**submit_job(request, self.settings, arn))["jobId"])
+
+    def is_run_of(self, run_id: str, exec_id: str) -> bool:
+        # A job id, of a job `submit` named after the execution.
+        if not re.fullmatch(r"[0-9a-fA-F-]{36}(:[0-9]+)?", run_id):
+            return False
+        job = self._describe(run_id)
+        return job is not None and job.get("jobName") == submit_job_name(exec_id)
 
     def _describe(self, run_id: str) -> dict[str, Any] | None:
         jobs = self.batch.describe_jobs(jobs=[run_id]).get("jobs", [])

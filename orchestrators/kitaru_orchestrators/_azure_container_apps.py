@@ -167,6 +167,15 @@ class ContainerAppsOrchestrator:
         ).result()
         return f"{job}/{started.name}"
 
+    def is_run_of(self, run_id: str, exec_id: str) -> bool:
+        # An execution of one of this stack's jobs (`submit` makes them per image).
+        job, sep, execution = run_id.partition("/")
+        return (
+            bool(sep and execution)
+            and "/" not in execution
+            and job.startswith(f"{self.settings.job_prefix}-")
+        )
+
     def status(self, run_id: str) -> RunStatus:
         job, _, execution = run_id.partition("/")
         try:

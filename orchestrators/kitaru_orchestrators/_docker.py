@@ -8,6 +8,7 @@ after they end so that `kitaru executions logs --orchestrator` can read them.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import docker
@@ -87,6 +88,15 @@ class DockerOrchestrator:
             **options,
         )
         return str(container.id)
+
+    def is_run_of(self, run_id: str, exec_id: str) -> bool:
+        # A container id (names are refused: any container can be named), labelled
+        # with the execution by `submit`.
+        if not re.fullmatch(r"[0-9a-f]{12,64}", run_id):
+            return False
+        container = self._container(run_id)
+        labels = (container.labels or {}) if container is not None else {}
+        return bool(labels.get("kitaru.exec_id") == exec_id)
 
     def _container(self, run_id: str) -> Any:
         try:

@@ -130,6 +130,16 @@ class CloudRunOrchestrator:
         )
         return str(operation.metadata.name)
 
+    def is_run_of(self, run_id: str, exec_id: str) -> bool:
+        # An execution of one of this stack's jobs (`submit` runs them per image, the
+        # execution id travels in its arguments, which Cloud Run does not show cheaply).
+        job, sep, execution = run_id.rpartition("/executions/")
+        return (
+            bool(sep and execution)
+            and "/" not in execution
+            and job.startswith(f"{self.parent}/jobs/{self.settings.job_prefix}-")
+        )
+
     def status(self, run_id: str) -> RunStatus:
         try:
             execution = self.executions.get_execution(name=run_id)

@@ -131,6 +131,11 @@ class KubernetesOrchestrator:
         self.batch.create_namespaced_job(self.settings.namespace, manifest)
         return name
 
+    def is_run_of(self, run_id: str, exec_id: str) -> bool:
+        # `submit` names each Job after the execution and a random attempt.
+        prefix = job_name(exec_id, "")
+        return len(run_id) <= 63 and (run_id == prefix or run_id.startswith(prefix + "-"))
+
     def status(self, run_id: str) -> RunStatus:
         try:
             job = self.batch.read_namespaced_job_status(run_id, self.settings.namespace)

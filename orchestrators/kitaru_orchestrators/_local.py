@@ -7,20 +7,71 @@ that starts it.)
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from kitaru import _config
+from kitaru._errors import KitaruUsageError
 from kitaru.journal import StackRecord
 from kitaru.stacks import RunStatus, SubmitRequest
 from kitaru_orchestrators._env import resolved_environment
 
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
+# `pid:<pid>:<exec_id>`; an execution id names a file, so no separators (as the server
+# accepts them).
+_RUN_ID = re.compile(r"pid:([0-9]{1,10}):([A-Za-z0-9_][\w.#@+=,~-]{0,199})")
+
 
 def _log_path(exec_id: str) -> Path:
     return _config.home() / "logs" / f"{exec_id}.log"
+
+
+def parse_run_id(run_id: str) -> tuple[int, str]:
+    """(pid, exec_id) of a run this orchestrator could have started; a usage error for
+    anything else: pid 0 or 1, this process, a path in place of the execution id."""
+    found = _RUN_ID.fullmatch(run_id)
+    pid = int(found.group(1)) if found else 0
+    if found is None or pid <= 1 or pid == os.getpid() or ".." in found.group(2):
+        raise KitaruUsageError(f"{run_id!r} is not a run id of the local orchestrator")
+    return pid, found.group(2)
+
+
+def _command_line(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        try:
+            shown = subprocess.run(
+                ["ps", "-o", "args=", "-p", str(pid)],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            return []
+        return shown.split()
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def runs_execution(pid: int, exec_id: str) -> bool:
+    """Whether `pid` leads its own process group and runs `kitaru run-execution
+    exec_id`: what `submit` starts, and the only thing `cancel` stops."""
+    child = _children.get(pid)
+    if child is not None:
+        return child.poll() is None
+    try:
+        if os.getpgid(pid) != pid:
+            return False
+    except OSError:
+        return False
+    argv = _command_line(pid)
+    return any(
+        argv[i : i + 4] == ["-m", "kitaru", "run-execution", exec_id] for i in range(len(argv))
+    )
 
 
 class LocalOrchestrator:
@@ -50,8 +101,14 @@ class LocalOrchestrator:
         _children[proc.pid] = proc
         return f"pid:{proc.pid}:{request.exec_id}"
 
+    def is_run_of(self, run_id: str, exec_id: str) -> bool:
+        try:
+            return parse_run_id(run_id)[1] == exec_id
+        except KitaruUsageError:
+            return False
+
     def status(self, run_id: str) -> RunStatus:
-        pid = int(run_id.split(":")[1])
+        pid, _exec_id = parse_run_id(run_id)
         child = _children.get(pid)
         if child is not None:
             code = child.poll()
@@ -67,13 +124,15 @@ class LocalOrchestrator:
         return RunStatus("running")
 
     def logs(self, run_id: str) -> str:
-        path = _log_path(run_id.split(":", 2)[2])
-        return path.read_text(errors="replace") if path.exists() else ""
+        path = _log_path(parse_run_id(run_id)[1])
+        return path.read_text(errors="replace") if path.is_file() else ""
 
     def cancel(self, run_id: str) -> None:
         import signal
 
-        pid = int(run_id.split(":")[1])
+        pid, exec_id = parse_run_id(run_id)
+        if not runs_execution(pid, exec_id):
+            return  # ended already, or the pid is another process's now: never signal it
         try:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

@@ -241,10 +241,11 @@ def test_waits_are_answered_exactly_once(journal: Journal) -> None:
 
 
 def test_replay_copies_calls_and_waits_before_the_replay_point(journal: Journal) -> None:
-    src = execution(owner=None, status="completed")
+    src = execution(owner=None, status="queued")
     journal.create_execution(src, [])
+    # (Claimed while queued: a server never lets a run claim a completed execution.)
     journal.take_lease(
-        src.exec_id, owner="me", expected_owner=None, statuses=("completed",), now=1, lease_until=99
+        src.exec_id, owner="me", expected_owner=None, statuses=("queued",), now=1, lease_until=99
     )
     outs = []
     for i, key in enumerate(["a", "b", "c"], start=1):

@@ -52,8 +52,13 @@ class Client:
         self.server = server
         self.env = server.client_env(token, home)
         self.home = home
+        # Where its kitaru commands run: the folder of the last script it ran, as a
+        # developer works in their project (a flow read from a server is loaded only
+        # from the project a command runs in).
+        self.project: Path | None = None
 
     def python(self, script: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+        self.project = script.parent
         return subprocess.run(
             [sys.executable, str(script), *args],
             env={**self.env, **(env or {})},
@@ -69,13 +74,15 @@ class Client:
         started: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
         return started
 
-    def cli(self, *args: str) -> Any:
+    def cli(self, *args: str, cwd: Path | None = None) -> Any:
+        """A kitaru command, run in `cwd` (default: the project)."""
         return subprocess.run(
             [sys.executable, "-m", "kitaru", *args],
             env=self.env,
             capture_output=True,
             text=True,
             timeout=120,
+            cwd=cwd or self.project,
         )
 
     def cli_json(self, *args: str) -> Any:

@@ -141,8 +141,16 @@ def test_a_write_token_cannot_make_the_server_run_a_file_it_uploaded(
     marker = tmp_path / "pwned-by-resume"
     payload = f"open({str(marker)!r}, 'w').write('ran on the server')\n"
     with server.http(write_token) as attacker:
-        stored = attacker.put(
+        # (A store takes no file Python would import, .py included: the payload goes
+        # under an artifact-like name, which a script path may still name.)
+        refused = attacker.put(
             "/api/v1/store/objects/evil/pwn.py",
+            params={"root": server.store},
+            content=payload.encode(),
+        )
+        assert refused.status_code == 422, refused.text
+        stored = attacker.put(
+            "/api/v1/store/objects/evil/ka_pwn",
             params={"root": server.store},
             content=payload.encode(),
         )
@@ -213,7 +221,7 @@ def test_a_replay_or_a_timed_out_wait_runs_nothing_on_the_server_either(
         finished = attacker.post(
             f"{runner}/finish", json={"owner": owner, "status": "waiting", "now": now}
         )
-        assert finished.json() == {"finished": True}
+        assert finished.json()["finished"] is True
         replayed = attacker.post("/api/v1/executions/kx_pwn0002/replay", json={"from": "step"})
         assert replayed.status_code == 202, replayed.text
         assert replayed.json()["status"] == "queued"

@@ -162,3 +162,60 @@ def _cached_routes(server: ServerProcess, token: str) -> list[tuple[str, str, li
         assert len(routes) > 25
         _ROUTES[server.url] = routes
     return _ROUTES[server.url]
+
+
+# Literals Python's json module reads but no JSON answer can carry, and where a valid
+# body leaves room for them (a member of any type: metadata, a schema, a signature).
+UNSENDABLE = ["NaN", "Infinity", "-Infinity", "1e999", "-2e308", '"\\ud800"', '"x\\udc80y"']
+_NOW = time.time()
+FREE_FORM = {
+    "/api/v1/executions": (
+        '{"execution": {"exec_id": "kx_@ID@", "flow": "f", "status": "completed", '
+        f'"created_at": {_NOW}, "updated_at": {_NOW}, "metadata": @FREE@}}}}'
+    ),
+    "/api/v1/runner/executions/kx_fuzz/metadata": '{"metadata": @FREE@}',
+    "/api/v1/runner/executions/kx_fuzz/waits": (
+        '{"owner": "fuzz:1:0:1", "wait": {"exec_id": "kx_fuzz", "key": "k@ID@", '
+        f'"name": "k", "seq": 1, "schema": @FREE@, "created_at": {_NOW}}}}}'
+    ),
+    "/api/v1/deployments": (
+        '{"deployment": {"flow": "fuzzflow", "version": 0, "image": "i", "digest": "d", '
+        '"content_hash": "c", "lock_hash": "l", "source_hash": "s", "kitaru_version": "1", '
+        '"signature": [@FREE@], "flow_ref": "m:f", "project_root": "/app", "stack": "s", '
+        '"orchestrator": "docker", "builder": "docker", "reused": false, "created_by": "x", '
+        f'"created_at": {_NOW}}}}}'
+    ),
+    "/api/v1/executions/kx_fuzz/waits/approve/answer": '{"value": @FREE@}',
+}
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_no_route_stores_nan_infinity_or_a_lone_surrogate(
+    server: ServerProcess, admin: str, data: st.DataObject
+) -> None:
+    path = data.draw(st.sampled_from(sorted(FREE_FORM)), label="route")
+    bad = data.draw(st.sampled_from(UNSENDABLE), label="value")
+    # Somewhere inside an otherwise valid value of the free-form member.
+    where = data.draw(json_values.filter(lambda v: isinstance(v, dict | list)), label="around")
+    text = json.dumps(where)
+    if isinstance(where, dict):
+        text = text[:-1] + (", " if where else "") + '"k": ' + "@BAD@" + "}"
+        if bad.startswith('"') and data.draw(st.booleans(), label="as a key"):
+            text = text.replace('"k": @BAD@', bad + ": 1")
+    else:
+        text = text[:-1] + (", " if where else "") + "@BAD@]"
+    body = FREE_FORM[path].replace("@FREE@", text).replace("@BAD@", bad)
+    body = body.replace("@ID@", data.draw(st.text("abcdef0123456789", min_size=8, max_size=8)))
+    with server.http(admin) as http:
+        answer = http.post(
+            path, content=body.encode(), headers={"content-type": "application/json"}
+        )
+        assert answer.status_code == 422, (path, body[:300], answer.text)
+        for read in READS:
+            got = http.get(read)
+            assert got.status_code in (200, 404), (path, body[:300], read, got.text)

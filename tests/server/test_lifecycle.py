@@ -169,6 +169,29 @@ def test_the_cli_does_through_the_server_what_it_does_locally(
     assert cancelled["status"] == "cancelled"
 
 
+def test_a_ready_execution_whose_flow_cannot_load_says_why_and_stays_ready(
+    server: ServerProcess, client: Client, write_token: str, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    script = write_script(project / "review.py", flows.REVIEW)
+    crashed = client.python(script, "owls", env={"CRASH_IN_DRAFT": "1"})
+    assert crashed.returncode == 9
+    exec_id = client.cli_json("executions", "list", "--flow", "review")[0]["exec_id"]
+    with server.http(write_token) as http:
+        assert http.post(f"/api/v1/executions/{exec_id}/resume").json()["status"] == "queued"
+    script.rename(project / "renamed.py")
+
+    resumed = client.cli("executions", "resume", exec_id, cwd=project)
+    # The reason the flow did not load, not an error about releasing the execution.
+    assert resumed.returncode == 1, resumed.stderr
+    assert "which no longer exists" in resumed.stderr, resumed.stderr
+    with server.http(write_token) as http:
+        view = http.get(f"/api/v1/executions/{exec_id}").json()
+        record = http.get(f"/api/v1/records/executions/{exec_id}").json()
+    assert view["status"] == "queued" and view["ready"]["command"].endswith(exec_id)
+    assert record["owner"] is None and "no longer exists" in record["error"]
+
+
 def test_the_server_readies_an_execution_whose_wait_timed_out(
     server: ServerProcess, client: Client, write_token: str, tmp_path: Path
 ) -> None:

@@ -161,6 +161,13 @@ def test_bad_input_gets_422_with_the_reason_and_changes_nothing(
         assert args.status_code == 422 and "owner" in args.json()["detail"]
         assert "exec: Extra inputs are not permitted" in args.json()["detail"]
         assert http.post(f"{runner}/drop_everything", json={}).status_code == 404
+        # Text PostgreSQL cannot hold (a NUL character) is the caller's mistake too.
+        nul = http.post(
+            "/api/v1/executions",
+            json={"execution": {"exec_id": "kx_nul", "flow": "f", "status": "failed",
+                                "created_at": 1.0, "updated_at": 1.0, "error": "a\u0000b"}},
+        )  # fmt: skip
+        assert nul.status_code == 422 and "NUL" in nul.json()["detail"], nul.text
         view = http.get(f"/api/v1/executions/{exec_id}").json()
     assert view["status"] == "waiting"
     assert [w["status"] for w in view["waits"]] == ["pending"]

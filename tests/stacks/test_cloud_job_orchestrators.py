@@ -95,6 +95,12 @@ def test_cloud_run_job_per_image_run_with_overrides(monkeypatch: pytest.MonkeyPa
         status = orch.status(run_id)
         orch.cancel(run_id)
 
+    # A run id of one of its own jobs; not another project's or another job's.
+    assert orch.is_run_of(run_id, "kx_1")
+    assert not orch.is_run_of(
+        "projects/x/locations/europe-west1/jobs/kitaru-1/executions/e", "kx_1"
+    )
+    assert not orch.is_run_of(run_id.replace("/jobs/kitaru-", "/jobs/billing-"), "kx_1")
     parent = "/v2/projects/p/locations/europe-west1"
     job_path = run_id.rsplit("/executions/", 1)[0]
     job_id = job_path.rsplit("/", 1)[1]
@@ -224,6 +230,9 @@ def test_container_apps_job_per_image_started_with_a_template(
         status = orch.status(run_id)
         orch.cancel(run_id)
 
+    assert orch.is_run_of(run_id, "kx_1")
+    assert not orch.is_run_of("billing-nightly/exec-1", "kx_1")
+    assert not orch.is_run_of(run_id.partition("/")[0], "kx_1")
     job, _, execution = run_id.partition("/")
     base = "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.App"
     assert api.made() == [

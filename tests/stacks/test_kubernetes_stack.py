@@ -110,6 +110,9 @@ def test_client_calls_against_the_api_emulator() -> None:
     assert stored.spec.template.spec.containers[0].command == list(_request().command)
     assert stored.spec.template.spec.service_account_name == "runner"
     assert stored.metadata.labels["kitaru.dev/execution"] == "kx-01abcdef"
+    # Its Jobs are named after the execution: no other Job is one of its runs.
+    assert orch.is_run_of(name, "kx_01ABCDEF") and not orch.is_run_of(name, "kx_01ABCDEE")
+    assert not orch.is_run_of("billing-nightly", "kx_01ABCDEF")
     assert orch.status(name).state == "pending"
     orch.batch.patch_namespaced_job_status(name, "default", {"status": {"active": 1}})
     assert orch.status(name).state == "running"

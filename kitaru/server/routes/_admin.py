@@ -2,7 +2,8 @@
 client changes stacks, settings, tags and deployment versions through a server.
 
 Each route is one journal method with its own semantics (a taken stack name answers
-`stored: false`, a tag move records who and when as given); the caller has already
+`stored: false`, a tag move records when as given, and who as the token that asked:
+the `by` a request sends is not kept); the caller has already
 applied the rules the CLI applies (`kitaru.stacks.register` checks settings and secret
 references before it stores). People and scripts use the checked routes instead:
 /api/v1/stacks, /api/v1/settings, /api/v1/deployments/{flow}/tags. Admin tokens only.
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kitaru.journal import StackRecord
 from kitaru.server._wire import Count, Number, Stack, Text, to_record
-from kitaru.server.routes._deps import Admin, State
+from kitaru.server.routes._deps import Admin, State, who
 from kitaru.server.routes._records import _json
 
 router = APIRouter(prefix="/api/v1/records", tags=["records"])
@@ -74,7 +75,7 @@ def set_setting(key: str, body: SettingRequest, state: State, caller: Admin) -> 
 @router.put("/deployments/{flow}/tags/{tag}", summary="Point a tag at a version")
 def set_tag(flow: str, tag: str, body: TagRequest, state: State, caller: Admin) -> object:
     moved = state.journal.set_tag(
-        flow, tag, body.version, weight=body.weight, by=body.by, now=body.now
+        flow, tag, body.version, weight=body.weight, by=who(state, caller), now=body.now
     )
     return _json(moved)
 
@@ -83,7 +84,7 @@ def set_tag(flow: str, tag: str, body: TagRequest, state: State, caller: Admin) 
 def remove_tag(
     flow: str, tag: str, body: ChangeRequest, state: State, caller: Admin
 ) -> dict[str, bool]:
-    return {"removed": state.journal.remove_tag(flow, tag, by=body.by, now=body.now)}
+    return {"removed": state.journal.remove_tag(flow, tag, by=who(state, caller), now=body.now)}
 
 
 @router.post("/deployments/{flow}/{version}/delete", summary="Mark a version deleted")

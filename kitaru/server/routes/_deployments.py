@@ -7,10 +7,11 @@ either: the deployed image runs on its stack's orchestrator, started by the serv
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from kitaru import deployments
@@ -18,7 +19,7 @@ from kitaru._errors import KitaruUsageError, NotFoundError
 from kitaru.client import Executions
 from kitaru.journal import DeploymentRecord
 from kitaru.server._wire import Deployment, Number, to_record
-from kitaru.server.routes._deps import Admin, Reader, State, Writer
+from kitaru.server.routes._deps import Admin, Reader, State, Writer, who
 
 router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
 
@@ -73,10 +74,17 @@ class DeleteRequest(BaseModel):
 )
 def create(body: DeploymentRequest, state: State, caller: Writer) -> dict[str, Any]:
     record: DeploymentRecord = to_record(DeploymentRecord, body.deployment)
+    record = dataclasses.replace(record, created_by=who(state, caller))
     if body.tag is not None:
         deployments.check_tag(body.tag)
+        if not caller.is_admin and state.journal.get_tag(record.flow, body.tag) is not None:
+            # Moving a tag changes what every invocation by it runs: an admin's change.
+            raise HTTPException(
+                403,
+                deployments.tag_taken(record.flow, body.tag),
+            )
     created = state.journal.create_deployment(record, tag=body.tag)
-    return {"flow": created.flow, "version": created.version}
+    return {"flow": created.flow, "version": created.version, "created_by": created.created_by}
 
 
 @router.delete(
@@ -122,7 +130,7 @@ def show(flow: str, version: int, state: State, caller: Reader) -> dict[str, Any
 def tag(flow: str, tag: str, body: TagRequest, state: State, caller: Admin) -> dict[str, Any]:
     deployments.check_tag(tag)
     moved = state.journal.set_tag(
-        flow, tag, body.version, weight=body.weight, by=f"token {caller.token_id}", now=time.time()
+        flow, tag, body.version, weight=body.weight, by=who(state, caller), now=time.time()
     )
     return deployments.tag_view(moved)
 
@@ -131,7 +139,7 @@ def tag(flow: str, tag: str, body: TagRequest, state: State, caller: Admin) -> d
 def untag(flow: str, tag: str, state: State, caller: Admin) -> dict[str, Any]:
     before = state.journal.get_tag(flow, tag)
     if before is None or not state.journal.remove_tag(
-        flow, tag, by=f"token {caller.token_id}", now=time.time()
+        flow, tag, by=who(state, caller), now=time.time()
     ):
         names = [t.tag for t in state.journal.list_tags(flow)]
         raise NotFoundError(f"flow {flow!r} has no tag {tag!r}; tags: {', '.join(names) or 'none'}")

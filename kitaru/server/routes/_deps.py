@@ -119,6 +119,14 @@ async def execution_runner_of(request: Request, exec_id: str) -> Caller:
     return await execution_runner(exec_id, await any_token(request))
 
 
+def who(state: ServerState, caller: Caller) -> str:
+    """Who made a change, for the records that keep it (a deployment's `created_by`, a
+    tag's history): the token that asked, never a name the request gives."""
+    record = state.tokens.get_token(caller.token_id)
+    name = f" ({record.name})" if record is not None else ""
+    return f"token {caller.token_id}{name}"
+
+
 Reader = Annotated[Caller, Depends(read_access)]
 Writer = Annotated[Caller, Depends(write_access)]
 Admin = Annotated[Caller, Depends(admin_access)]

@@ -9,21 +9,26 @@ inside the server.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from kitaru._errors import InvalidInputError, KitaruUsageError, NotFoundError
+from kitaru import _lease
+from kitaru._errors import InvalidInputError, KitaruUsageError, LeaseError, NotFoundError
 from kitaru.journal import ArtifactRecord, ExecutionRecord, Journal
 from kitaru.server import _owners
-from kitaru.server._wire import Artifact, Execution, ExecutionStatus, Id, Number, Text, to_record
+from kitaru.server._state import ServerState
+from kitaru.server._wire import Artifact, Execution, Id, Number, Text, to_record
 from kitaru.server.routes._deps import State, Writer
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 Owner = Annotated[str, Field(min_length=1, max_length=300)]
+# What an execution can be moved from: never one that has completed or was cancelled.
+Unfinished = Literal["queued", "running", "waiting", "failed"]
 
 
 class CreateRequest(BaseModel):
@@ -37,7 +42,7 @@ class TransitionRequest(BaseModel):
     to: Literal["queued", "failed"] = Field(
         description="queued before a submit; failed when its run never started it."
     )
-    from_statuses: Annotated[list[ExecutionStatus], Field(min_length=1, max_length=7)]
+    from_statuses: Annotated[list[Unfinished], Field(min_length=1, max_length=4)]
     expected_owner: Owner | None
     now: Number
     error: Annotated[str, Field(max_length=256 * 1024)] | None = None
@@ -73,6 +78,27 @@ def _current(journal: Journal, exec_id: str) -> ExecutionRecord:
     return record
 
 
+def _expected_owner(state: ServerState, given: str | None, current: ExecutionRecord) -> str | None:
+    """The owner a compare-and-swap on `current` expects. A caller that presents the
+    masked owner of a running execution (anyone who can read it) may move it only once
+    its process has stopped or its lease has expired, as with the lease route; the
+    process that runs it presents its real owner token and may always give it back."""
+    expected = _owners.expected(state.secret, given, current.owner)
+    if (
+        current.status == "running"
+        and current.owner is not None
+        and expected == current.owner
+        and given != current.owner
+        and _lease.owner_alive(current.owner, current.lease_until, time.time())
+    ):
+        raise LeaseError(
+            f"execution {current.exec_id} is running and its lease is live; it can be "
+            "moved once its process has stopped or its lease has expired (to stop it, "
+            f"cancel it: kitaru executions cancel {current.exec_id})"
+        )
+    return expected
+
+
 @router.post("", status_code=201, summary="Record a new execution and its input artifacts")
 def create(body: CreateRequest, state: State, caller: Writer) -> dict[str, str]:
     record: ExecutionRecord = to_record(ExecutionRecord, body.execution)
@@ -102,7 +128,7 @@ def transition(
         exec_id,
         to=body.to,
         from_statuses=body.from_statuses,
-        expected_owner=_owners.expected(state.secret, body.expected_owner, current.owner),
+        expected_owner=_expected_owner(state, body.expected_owner, current),
         now=body.now,
         error=body.error,
     )
@@ -132,7 +158,7 @@ def cancel_idle(
     current = _current(state.journal, exec_id)
     done = state.journal.cancel_idle(
         exec_id,
-        expected_owner=_owners.expected(state.secret, body.expected_owner, current.owner),
+        expected_owner=_expected_owner(state, body.expected_owner, current),
         now=body.now,
     )
     return {"cancelled": done}

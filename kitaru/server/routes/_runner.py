@@ -4,7 +4,9 @@ A run (a flow in a developer's process, a container a stack started, a worker) u
 in this order, every route under /api/v1/runner/executions/{exec_id}:
 
 1. `POST /lease`: claim the execution (compare-and-swap on its owner and status); it is
-   `running` and the caller's owner token holds it. A live lease is never taken over.
+   `running` and the caller's owner token holds it. A live lease is never taken over,
+   a completed or cancelled execution is never claimed, and no lease runs longer than
+   MAX_LEASE_SECONDS past the server's own clock, whatever the caller asks.
 2. reads: its record, calls, waits and artifacts through GET /api/v1/records/... .
 3. `POST /heartbeat`: extend the lease; the answer says whether a cancel was requested
    (`null`: the lease was lost, stop writing).
@@ -15,7 +17,9 @@ in this order, every route under /api/v1/runner/executions/{exec_id}:
    output between calls, `kitaru.log` on the execution.
 6. `POST /waits`: record a wait the flow reached. Its answer arrives through
    `POST /api/v1/executions/{id}/waits/{key}/answer` (a timed-out wait's default too).
-7. `POST /finish`: release the lease with the end status and the result.
+7. `POST /finish`: release the lease with the end status and the result; the answer
+   carries the execution as it now is. A run token that finishes its execution
+   (completed, failed, cancelled) is revoked there and then: it has nothing left to do.
 
 Each body is a pydantic model built from the journal's record dataclasses
 (kitaru/server/_wire.py): bounded, strict, unknown members refused (422). Every record
@@ -37,9 +41,11 @@ from starlette.concurrency import run_in_threadpool
 
 from kitaru import _lease
 from kitaru._errors import InvalidInputError, LeaseError, NotFoundError
-from kitaru.journal import ArtifactRecord, CallRecord, LogRecord, WaitRecord
+from kitaru.journal import TERMINAL_STATUSES, ArtifactRecord, CallRecord, LogRecord, WaitRecord
+from kitaru.remote._codec import to_wire
 from kitaru.server import _owners
 from kitaru.server._state import ServerState
+from kitaru.server._tokens import Caller
 from kitaru.server._wire import (
     Artifact,
     Call,
@@ -61,6 +67,16 @@ router = APIRouter(
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 Owner = Annotated[str, Field(min_length=1, max_length=300)]
+# What a run never claims, whatever it asks: an execution that completed or was
+# cancelled (a failed one is resumed by claiming it).
+UNCLAIMABLE = frozenset({"completed", "cancelled"})
+# The longest lease the server grants, from its own clock: a lease is renewed every
+# few seconds, and one set far in the future would hold an execution for good.
+MAX_LEASE_SECONDS = 3600.0
+
+
+def _capped(lease_until: float) -> float:
+    return min(lease_until, time.time() + MAX_LEASE_SECONDS)
 
 
 class LeaseRequest(BaseModel):
@@ -176,8 +192,9 @@ async def take_lease(exec_id: str, request: Request) -> JSONResponse:
 
     def take() -> bool:
         journal = state.journal
+        statuses = [s for s in body.statuses if s not in UNCLAIMABLE]
         current = journal.get_execution(exec_id)
-        if current is None:
+        if current is None or not statuses:
             return False
         expected = _owners.expected(state.secret, body.expected_owner, current.owner)
         if (
@@ -194,9 +211,9 @@ async def take_lease(exec_id: str, request: Request) -> JSONResponse:
             exec_id,
             owner=body.owner,
             expected_owner=expected,
-            statuses=body.statuses,
+            statuses=statuses,
             now=body.now,
-            lease_until=body.lease_until,
+            lease_until=_capped(body.lease_until),
         )
 
     return JSONResponse({"taken": await run_in_threadpool(take)})
@@ -212,7 +229,7 @@ async def heartbeat(exec_id: str, request: Request) -> JSONResponse:
     journal = _state(request).journal
     cancel = await run_in_threadpool(
         lambda: journal.heartbeat(
-            exec_id, owner=body.owner, now=body.now, lease_until=body.lease_until
+            exec_id, owner=body.owner, now=body.now, lease_until=_capped(body.lease_until)
         )
     )
     return JSONResponse({"cancel": cancel})
@@ -321,9 +338,11 @@ async def finish(exec_id: str, request: Request) -> JSONResponse:
     body = await _parse(request, FinishRequest)
     result = to_record(ArtifactRecord, body.result) if body.result is not None else None
     _mine(exec_id, result)
-    journal = _state(request).journal
-    done = await run_in_threadpool(
-        lambda: journal.finish(
+    state = _state(request)
+    caller: Caller = request.state.kitaru_caller
+
+    def end() -> dict[str, Any]:
+        done = state.journal.finish(
             exec_id,
             owner=body.owner,
             status=body.status,
@@ -331,5 +350,13 @@ async def finish(exec_id: str, request: Request) -> JSONResponse:
             error=body.error,
             result=result,
         )
-    )
-    return JSONResponse({"finished": done})
+        if done and caller.execution is not None and body.status in TERMINAL_STATUSES:
+            # The run is over: its token (which travelled in a job spec) dies with it.
+            # The sweeper revokes the tokens of runs that never finished.
+            state.revoke(caller.token_id)
+        current = state.journal.get_execution(exec_id) if done else None
+        if current is None:
+            return {"finished": done}
+        return {"finished": True, "execution": to_wire(_owners.masked(state.secret, current))}
+
+    return JSONResponse(await run_in_threadpool(end))

@@ -7,11 +7,15 @@ of plain segments: nothing can name an object outside a store. Objects are kept 
 reads those of the executions it replays), nothing else.
 
 Uploads are read in chunks and refused past the server's upload limit, never buffered
-beyond it.
+beyond it. Nothing Python would import is written (a `.py`, `.pyc`, `.so`, `.pth`
+file): a store on disk is a folder of files anyone with a write token fills, and a
+process whose path reached into it would run them. (Kitaru names artifact objects by
+their ids; clients never load code from a store either, kitaru/_project.py.)
 """
 
 from __future__ import annotations
 
+import importlib.machinery
 import re
 from typing import Any
 
@@ -27,6 +31,8 @@ from kitaru.server.routes._deps import RUN_TOKEN, AnyToken, State
 router = APIRouter(prefix="/api/v1/store", tags=["artifact store"])
 
 _SEGMENT = re.compile(r"^[\w#@+=,~-][\w.#@+=,~-]*$")
+# What the import system loads from a folder on sys.path, and site's path files.
+_IMPORTABLE = (*importlib.machinery.all_suffixes(), ".pth", ".pyz", ".pyw")
 
 
 def _store(state: State, root: str) -> ArtifactStore:
@@ -78,6 +84,11 @@ def keys(root: str, state: State, caller: AnyToken, prefix: str = "") -> dict[st
 async def write(key: str, root: str, request: Request, state: State, caller: AnyToken) -> Any:
     store = _store(state, root)
     _may(state, caller, _key(key), write=True)
+    if any(part.lower().endswith(_IMPORTABLE) for part in key.split("/")):
+        raise InvalidInputError(
+            f"artifact key {key!r} names a file Python would import; artifact objects are "
+            "named by their ids (kitaru writes nothing else)"
+        )
     data = await read_body(request, state.config.max_upload_bytes)
     uri = await run_in_threadpool(store.write, _key(key), data)
     return {"uri": uri, "size": len(data)}

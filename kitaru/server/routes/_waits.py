@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kitaru import _control, _views
 from kitaru._errors import InvalidInputError
 from kitaru.server import _actions, _webhooks
-from kitaru.server._guard import read_body
+from kitaru.server._guard import WEBHOOK_BYTES, read_body
 from kitaru.server._wire import Id
 from kitaru.server.routes._deps import OfExecution, Reader, RunsExecution, State, Writer
 
@@ -113,18 +113,21 @@ def webhook_url(
 async def answer_by_webhook(
     exec_id: str, key: str, expires: int, sig: str, request: Request, state: State
 ) -> dict[str, Any]:
+    # (The guard checked the signature before reading the body; this keeps the route
+    # correct on its own.)
     if not _webhooks.check(state.secret, exec_id, key, expires, sig):
         raise HTTPException(401, "webhook signature invalid or expired")
-    raw = await read_body(request, state.config.max_json_bytes)
-    try:
-        value = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
+    raw = await read_body(request, WEBHOOK_BYTES)
     from starlette.concurrency import run_in_threadpool
 
-    record = await run_in_threadpool(
-        lambda: _actions.answer(
+    def answer() -> Any:
+        try:
+            value = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
+        return _actions.answer(
             state.journal, exec_id, key, value, server_url=state.config.public_url
         )
-    )
+
+    record = await run_in_threadpool(answer)
     return {"exec_id": record.exec_id, "wait": key, "status": "answered"}
