@@ -12,7 +12,7 @@ import functools
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from kitaru._errors import ConfigurationError, KitaruUsageError
+from kitaru._errors import InvalidConfigurationError, KitaruUsageError
 
 # The extra that brings each well-known flavor (for the install hint when it is missing).
 KNOWN_EXTRAS: dict[str, str] = {
@@ -48,7 +48,7 @@ def load(group: str, name: str) -> Any:
     if ep is None:
         extra = KNOWN_EXTRAS.get(name)
         if extra is not None:
-            raise ConfigurationError(
+            raise InvalidConfigurationError(
                 f"the {name} {noun} is not installed; install it with: "
                 f'pip install "kitaru[{extra}]"'
             )
@@ -58,7 +58,7 @@ def load(group: str, name: str) -> Any:
         return ep.load()
     except ImportError as exc:
         extra = KNOWN_EXTRAS.get(name, name)
-        raise ConfigurationError(
+        raise InvalidConfigurationError(
             f"the {name} {noun} needs a package that is not installed ({exc.name or exc}); "
             f'install it with: pip install "kitaru[{extra}]"'
         ) from None
