@@ -21,8 +21,11 @@ from kitaru._api import load, log, save
 from kitaru._checkpoint import Checkpoint, checkpoint
 from kitaru._errors import (
     CheckpointTimeoutError,
+    ConfigurationError,
     ExecutionFailedError,
     ExecutionWaitingError,
+    InvalidConfigurationError,
+    JournalDamagedError,
     KitaruError,
     KitaruUsageError,
     NonDeterminismError,
@@ -43,10 +46,13 @@ if TYPE_CHECKING:
 __all__ = [
     "Checkpoint",
     "CheckpointTimeoutError",
+    "ConfigurationError",
     "ExecutionFailedError",
     "ExecutionHandle",
     "ExecutionWaitingError",
     "Flow",
+    "InvalidConfigurationError",
+    "JournalDamagedError",
     "KitaruClient",
     "KitaruError",
     "KitaruUsageError",
@@ -70,6 +76,25 @@ __all__ = [
     "submit",
     "wait",
 ]
+
+# Errors show as `kitaru.ConfigurationError` in a traceback, the name users import them
+# by, rather than the private module that defines them.
+for _error in (
+    CheckpointTimeoutError,
+    ConfigurationError,
+    ExecutionFailedError,
+    ExecutionWaitingError,
+    InvalidConfigurationError,
+    JournalDamagedError,
+    KitaruError,
+    KitaruUsageError,
+    NonDeterminismError,
+    NotFoundError,
+    SerializationError,
+    WaitTimeoutError,
+):
+    _error.__module__ = "kitaru"
+del _error
 
 
 def __getattr__(name: str) -> Any:

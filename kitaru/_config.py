@@ -15,7 +15,7 @@ import os
 from enum import StrEnum
 from pathlib import Path
 
-from kitaru._errors import ConfigurationError
+from kitaru._errors import InvalidConfigurationError
 
 
 class Durability(StrEnum):
@@ -33,21 +33,49 @@ class Durability(StrEnum):
 
 
 def home() -> Path:
-    """The Kitaru home directory, created on first use."""
-    raw = os.environ.get("KITARU_HOME")
-    path = Path(raw).expanduser() if raw else Path.home() / ".kitaru"
+    """The Kitaru home directory, created on first use.
+
+    It may be read-only (a mounted backup, another user's home): reading executions
+    works there, and whatever would write says so when it tries."""
+    path = home_path()
+    if path.is_dir():
+        return path
+    source = "KITARU_HOME" if os.environ.get("KITARU_HOME") else "the default KITARU_HOME"
+    if path.exists():
+        raise InvalidConfigurationError(
+            f"{source}={path} is a file, not a directory; set KITARU_HOME to a directory "
+            "(it is created if missing)"
+        )
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigurationError(
-            f"KITARU_HOME={path} cannot be created ({exc.strerror}); "
-            "set KITARU_HOME to a writable directory"
+        raise InvalidConfigurationError(
+            f"{source}={path} cannot be created ({_why_not(path, exc)}); set KITARU_HOME "
+            "to a directory you can write"
         ) from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise ConfigurationError(
-            f"KITARU_HOME={path} is not writable; set KITARU_HOME to a writable directory"
-        )
     return path
+
+
+def home_path() -> Path:
+    """Where the Kitaru home directory is, whether or not it exists yet."""
+    raw = os.environ.get("KITARU_HOME")
+    return Path(raw).expanduser() if raw else Path.home() / ".kitaru"
+
+
+def _why_not(path: Path, exc: OSError) -> str:
+    """Name the ancestor that stops a directory from being made: the usual case is a
+    file where a directory should be, which `mkdir` reports only as "Not a directory"."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{parent} is a file"
+            break
+    return exc.strerror or str(exc)
+
+
+def writable(path: Path) -> bool:
+    """Whether this process may create files in the directory `path`."""
+    return os.access(path, os.W_OK | os.X_OK)
 
 
 def durability() -> Durability:
@@ -55,7 +83,7 @@ def durability() -> Durability:
     try:
         return Durability(raw)
     except ValueError:
-        raise ConfigurationError(
+        raise InvalidConfigurationError(
             f"KITARU_DURABILITY={raw!r} is not a durability mode; use 'process' or 'fsync'"
         ) from None
 

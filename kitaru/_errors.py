@@ -2,12 +2,15 @@
 
 Every error Kitaru raises on purpose derives from `KitaruError`. Errors that mean
 "you used the API wrongly" derive from `KitaruUsageError`; errors that mean "a
-thing you asked for does not exist" derive from `NotFoundError` (the CLI maps
-these to exit code 2). Control flow that must cross a user's `except Exception`
+thing you asked for does not exist" derive from `NotFoundError`, and a configuration
+that cannot work as given is an `InvalidConfigurationError` (the CLI maps these three to
+exit code 2: the fix is in the command or the settings). Control flow that must cross a user's `except Exception`
 (a pending wait, a cancellation) derives from `BaseException`.
 """
 
 from __future__ import annotations
+
+import os
 
 
 class KitaruError(Exception):
@@ -23,7 +26,19 @@ class NotFoundError(KitaruError):
 
 
 class ConfigurationError(KitaruError):
-    """A setting (KITARU_HOME, a journal URL, a store URI) cannot be used."""
+    """A journal, store, server or platform that is set up cannot be used: unreachable,
+    refused or damaged (exit code 1: it was tried and failed)."""
+
+
+class InvalidConfigurationError(ConfigurationError):
+    """The configuration cannot work as given: a setting that is wrong by itself
+    (`KITARU_HOME` is a file, a URL of an unknown scheme) or an extra that is not
+    installed (exit code 2: the fix is in the settings, and nothing was tried)."""
+
+
+class JournalDamagedError(ConfigurationError):
+    """The journal's file is not a readable database; the message says where it is and
+    how to recover what it holds (`kitaru doctor` says more)."""
 
 
 class SerializationError(KitaruError):
@@ -64,6 +79,18 @@ class CheckpointTimeoutError(KitaruError, TimeoutError):
 
 class CheckpointError(KitaruError):
     """A checkpoint body raised; the original exception is the `__cause__`."""
+
+
+def debugging() -> bool:
+    """`KITARU_DEBUG=1`: show every traceback in full, for a bug report."""
+    return os.environ.get("KITARU_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def at_call_site(exc: ConfigurationError) -> ConfigurationError:
+    """A setup error raised through a public entry point (`flow.run()`), without the
+    frames inside kitaru: the user sees their own call and a message that says what to
+    fix, which is all those frames would lead to (`KITARU_DEBUG=1` keeps them)."""
+    return exc if debugging() else exc.with_traceback(None)
 
 
 class ExecutionSuspended(BaseException):

@@ -9,10 +9,12 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from kitaru import _loader, _runtime
 from kitaru._checkpoint import Durable, is_coroutine_function
 from kitaru._errors import (
+    ConfigurationError,
     ExecutionFailedError,
     ExecutionWaitingError,
     KitaruUsageError,
     NotFoundError,
+    at_call_site,
 )
 from kitaru.journal import (
     TERMINAL_STATUSES,
@@ -151,7 +153,10 @@ class Flow(Durable, Generic[P, R]):
             raise _loader.StopImport
         from kitaru.stacks._submit import run_flow
 
-        handle: ExecutionHandle[R] = run_flow(self, args, kwargs)
+        try:
+            handle: ExecutionHandle[R] = run_flow(self, args, kwargs)
+        except ConfigurationError as exc:
+            raise at_call_site(exc) from None
         return handle
 
     def deploy(self, tag: str | None = "default", stack: str | None = None) -> DeploymentRecord:

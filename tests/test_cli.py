@@ -114,16 +114,18 @@ def test_unwritable_home_as_root_is_reported_by_the_journal(tmp_path: Path) -> N
     blocker = tmp_path / "file"
     blocker.write_text("")
     result = kitaru_cli("executions", "list", env={"KITARU_HOME": str(blocker / "home")})
-    assert result.returncode == 1
-    assert "KITARU_HOME" in result.stderr and "writable" in result.stderr
+    # A configuration that cannot work is bad input (2), like an unknown id.
+    assert result.returncode == 2
+    assert "KITARU_HOME" in result.stderr and f"{blocker} is a file" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_bad_durability_and_journal_url() -> None:
     bad_mode = kitaru_cli("executions", "list", env={"KITARU_DURABILITY": "always"})
-    assert bad_mode.returncode == 1 and "'process' or 'fsync'" in bad_mode.stderr
+    assert bad_mode.returncode == 2 and "'process' or 'fsync'" in bad_mode.stderr
     bad_url = kitaru_cli("executions", "list", env={"KITARU_JOURNAL_URL": "mysql://x"})
-    assert bad_url.returncode == 1 and "not supported" in bad_url.stderr
+    assert bad_url.returncode == 2 and "not supported" in bad_url.stderr
+    # A journal that is set up right but does not answer is a failure (1), not bad input.
     no_pg = kitaru_cli(
         "executions", "list", env={"KITARU_JOURNAL_URL": "postgresql://nobody@127.0.0.1:1/db"}
     )

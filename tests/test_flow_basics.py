@@ -209,10 +209,13 @@ def test_public_surface_is_pinned() -> None:
         [
             "Checkpoint",
             "CheckpointTimeoutError",
+            "ConfigurationError",
             "ExecutionFailedError",
             "ExecutionHandle",
             "ExecutionWaitingError",
             "Flow",
+            "InvalidConfigurationError",
+            "JournalDamagedError",
             "KitaruClient",
             "KitaruError",
             "KitaruUsageError",

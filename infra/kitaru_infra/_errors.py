@@ -3,7 +3,12 @@ them to `error: ...` and the usual exit codes."""
 
 from __future__ import annotations
 
-from kitaru._errors import ConfigurationError, KitaruError, KitaruUsageError
+from kitaru._errors import (
+    ConfigurationError,
+    InvalidConfigurationError,
+    KitaruError,
+    KitaruUsageError,
+)
 
 
 class InfraError(KitaruError):
@@ -18,7 +23,7 @@ class PulumiCliMissingError(ConfigurationError, InfraError):
     """The Pulumi CLI (the engine the Automation API drives) is not on PATH."""
 
 
-class MissingExtraError(ConfigurationError, InfraError):
+class MissingExtraError(InvalidConfigurationError, InfraError):
     """The Pulumi SDK or a provider package for a flavor is not installed."""
 
 

@@ -16,7 +16,7 @@ import threading
 from typing import Any
 
 from kitaru import _config
-from kitaru._errors import ConfigurationError
+from kitaru._errors import ConfigurationError, InvalidConfigurationError
 from kitaru.artifacts._base import ArtifactStore
 
 __all__ = ["ArtifactStore", "open_store", "store_for_uri"]
@@ -76,14 +76,14 @@ def _create(uri: str) -> ArtifactStore:
     entry = _STORES.get(scheme)
     if entry is None:
         known = ", ".join(f"{s}://" for s in _STORES)
-        raise ConfigurationError(
+        raise InvalidConfigurationError(
             f"artifact store URI {uri!r} has an unknown scheme; use one of {known}"
         )
     module_name, class_name, extra = entry
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigurationError(
+        raise InvalidConfigurationError(
             f"the {scheme}:// artifact store needs an extra ({exc.name} is missing); "
             f'install it with: pip install "kitaru[{extra}]"'
         ) from None

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from kitaru._config import Durability
-from kitaru._errors import ConfigurationError
+from kitaru._errors import ConfigurationError, InvalidConfigurationError
 from kitaru.artifacts._buffer import Buffer, OnData
 
 _CHUNK = 8 << 20
@@ -28,6 +28,7 @@ class LocalArtifactStore:
         self.root = Path(unquote(parsed.path) if parsed.scheme else uri).expanduser()
         self.uri = self.root.as_uri()
         self._fsync = durability is Durability.FSYNC
+        self._read_only = False
 
     def check(self) -> None:
         try:
@@ -37,10 +38,9 @@ class LocalArtifactStore:
                 f"artifact store {self.uri} cannot be created ({exc.strerror}); "
                 "check the path and its permissions"
             ) from None
-        if not os.access(self.root, os.W_OK | os.X_OK):
-            raise ConfigurationError(
-                f"artifact store {self.uri} is not writable; check its permissions"
-            )
+        # A read-only store still serves what it holds (a read-only KITARU_HOME lists
+        # and shows executions); writing says why it cannot.
+        self._read_only = not os.access(self.root, os.W_OK | os.X_OK)
 
     def _path(self, key: str) -> Path:
         parts = key.split("/")
@@ -49,6 +49,11 @@ class LocalArtifactStore:
         return self.root.joinpath(*parts)
 
     def write(self, key: str, data: bytes | memoryview) -> str:
+        if self._read_only:
+            raise InvalidConfigurationError(
+                f"artifact store {self.uri} is read-only here; set KITARU_ARTIFACT_STORE (or "
+                "KITARU_HOME) to a directory you can write"
+            )
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)

@@ -1,4 +1,11 @@
-"""The `kitaru` command line: one Typer sub-app per noun."""
+"""The `kitaru` command line: one Typer sub-app per noun.
+
+Every error reaches the user as one line, `error: what is wrong; what to do`, with the
+exit code the README states: 0 success; 1 failure (the execution failed, a journal,
+store or server that is set up cannot be used); 2 bad input (an unknown or malformed id,
+invalid JSON or value, misuse, a configuration that cannot work, a missing extra).
+Tracebacks are for bug reports: `KITARU_DEBUG=1` shows them.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ from kitaru._version import __version__
 from kitaru.cli._artifacts import app as artifacts_app
 from kitaru.cli._deployments import app as deployments_app
 from kitaru.cli._deployments import deploy_command
+from kitaru.cli._doctor import doctor_command
 from kitaru.cli._executions import app as executions_app
 from kitaru.cli._model import app as model_app
 from kitaru.cli._server import app as server_app
@@ -18,9 +26,9 @@ from kitaru.cli._stack import app as stack_app
 app = typer.Typer(
     name="kitaru",
     help="Kitaru: durable executions for Python agents. Inspect, resume, replay and answer "
-    "executions; everything is also available from Python (kitaru.KitaruClient).",
+    "executions; everything is also available from Python (kitaru.KitaruClient).\n\n"
+    "Example: kitaru executions list --status waiting",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -31,6 +39,7 @@ app.add_typer(server_app, name="server")
 app.add_typer(stack_app, name="stack")
 app.add_typer(deployments_app, name="deployments")
 app.command("deploy")(deploy_command)
+app.command("doctor")(doctor_command)
 
 
 @app.command("run-execution", hidden=True)
@@ -50,35 +59,81 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", help="Print the version and exit.", callback=_version, is_eager=True
+        False,
+        "--version",
+        "-V",
+        help="Print the version and exit.",
+        callback=_version,
+        is_eager=True,
     ),
 ) -> None:
     """Kitaru: durable executions for Python agents."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI and turn Kitaru errors into one-line messages and exit codes.
-
-    Exit codes: 0 success, 1 failure (a failed execution, a store that cannot be used),
-    2 bad input (unknown id, invalid JSON, a wrong option).
-    """
-    from kitaru._errors import KitaruError, KitaruUsageError, NotFoundError
+    """Entry point: run the CLI and turn every error into one line and an exit code."""
+    from kitaru._errors import (
+        InvalidConfigurationError,
+        KitaruError,
+        KitaruUsageError,
+        NotFoundError,
+        debugging,
+    )
 
     try:
-        app(args=argv, prog_name="kitaru")
+        code = app(args=argv, prog_name="kitaru", standalone_mode=False)
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
-    except (NotFoundError, KitaruUsageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except typer.Abort:
+        return _fail("aborted", 1)
+    except (NotFoundError, KitaruUsageError, InvalidConfigurationError) as exc:
+        return _fail(str(exc), 2)
     except KitaruError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(str(exc), 1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return 0
+    except Exception as exc:
+        if _is_usage_error(exc):
+            # Typer's parser (its own copy of click): a wrong option, a missing argument.
+            where = getattr(getattr(exc, "ctx", None), "command_path", None) or "kitaru"
+            message = exc.format_message()  # type: ignore[attr-defined]
+            if not message:  # `kitaru executions` alone: the help was the answer
+                return int(exc.exit_code)  # type: ignore[attr-defined]
+            if getattr(exc, "ctx", None) is not None:
+                message += f" (see: {where} --help)"
+            return _fail(message, exc.exit_code)  # type: ignore[attr-defined]
+        # Not an error Kitaru raises on purpose: a bug here or in a library, or the
+        # system refusing something. The message still fits one line.
+        if debugging():
+            raise
+        return _fail(
+            f"{type(exc).__name__}: {exc} (unexpected; run again with KITARU_DEBUG=1 for the "
+            "traceback to report it)",
+            1,
+            unexpected=True,
+        )
+    return code if isinstance(code, int) else 0
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    return callable(getattr(exc, "format_message", None)) and isinstance(
+        getattr(exc, "exit_code", None), int
+    )
+
+
+def _fail(message: str, code: int, *, unexpected: bool = False) -> int:
+    from kitaru._errors import debugging
+
+    if debugging() and not unexpected and sys.exc_info()[0] is not None:
+        import traceback
+
+        traceback.print_exc()
+    # One line: a message that carries a multi-line text (a provider's answer, a
+    # flow's error) is folded rather than spread over the terminal.
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+    return code
 
 
 def run() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from kitaru import _control, _views
 from kitaru._artifact_io import load_value, read_bytes
-from kitaru._errors import NotFoundError
+from kitaru._errors import ConfigurationError, NotFoundError, at_call_site
 from kitaru.journal import ArtifactRecord, ExecutionRecord, Journal, current_journal, open_journal
 
 
@@ -251,6 +251,9 @@ class KitaruClient:
     """Reads and acts on executions in a journal (by default the one this process uses)."""
 
     def __init__(self, journal_url: str | None = None) -> None:
-        self.journal = open_journal(journal_url) if journal_url else current_journal()
+        try:
+            self.journal = open_journal(journal_url) if journal_url else current_journal()
+        except ConfigurationError as exc:
+            raise at_call_site(exc) from None
         self.executions = Executions(self.journal)
         self.artifacts = Artifacts(self.journal)

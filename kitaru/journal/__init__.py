@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from kitaru import _config
-from kitaru._errors import ConfigurationError
+from kitaru._errors import InvalidConfigurationError
 from kitaru.journal._base import Journal
 from kitaru.journal._records import (
     TERMINAL_STATUSES,
@@ -62,7 +62,7 @@ def current_journal() -> Journal:
 def _connect(url: str) -> Journal:
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ConfigurationError(
+        raise InvalidConfigurationError(
             f"journal URL {url!r} has no scheme; use sqlite:///path/to/journal.db "
             "or postgresql://user@host:5432/db"
         )
@@ -75,7 +75,7 @@ def _connect(url: str) -> Journal:
         try:
             from kitaru.journal._postgres import PostgresJournal
         except ImportError as exc:
-            raise ConfigurationError(
+            raise InvalidConfigurationError(
                 f"a PostgreSQL journal needs psycopg ({exc}); "
                 'install it with: pip install "kitaru[postgres]"'
             ) from None
@@ -85,7 +85,7 @@ def _connect(url: str) -> Journal:
         from kitaru.remote import HttpJournal
 
         return HttpJournal(url)
-    raise ConfigurationError(
+    raise InvalidConfigurationError(
         f"journal URL scheme {scheme!r} is not supported; use sqlite:///, postgresql:// "
         "or a Kitaru server's http(s):// URL"
     )

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
-from kitaru._errors import ConfigurationError
+from kitaru._errors import InvalidConfigurationError
 from kitaru.journal._deployments import DeploymentRows
 from kitaru.journal._migrations import LATEST, MIGRATIONS, statements
 from kitaru.journal._records import (
@@ -227,7 +227,7 @@ class SqlJournal(TokenRows, DeploymentRows):
             row = conn.execute(self._sql("SELECT MAX(version) FROM kitaru_schema")).fetchone()
             current = row[0] if row and row[0] is not None else 0
             if current > LATEST:
-                raise ConfigurationError(
+                raise InvalidConfigurationError(
                     f"the journal at {self.url} has schema version {current}, newer than this "
                     f"kitaru understands ({LATEST}); upgrade kitaru (pip install -U kitaru)"
                 )

@@ -4,18 +4,26 @@
 system's page cache) when `commit_call` returns: it survives a killed process.
 `KITARU_DURABILITY=fsync` switches to `synchronous=FULL`, which flushes the WAL on
 every commit and so also survives power loss.
+
+A journal this process may not write (a read-only `KITARU_HOME`) is opened read-only:
+listing and reading work, and a write says why it cannot happen. A file that is not a
+readable database raises `JournalDamagedError` naming the file and how to recover it,
+whichever statement finds out.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
+from urllib.parse import quote
 
-from kitaru._config import Durability
-from kitaru._errors import ConfigurationError
+from kitaru._config import Durability, writable
+from kitaru._errors import ConfigurationError, InvalidConfigurationError, JournalDamagedError
+from kitaru.journal._migrations import LATEST
 from kitaru.journal._sql import SqlJournal
 
 
@@ -30,7 +38,12 @@ class SqliteJournal(SqlJournal):
     def __init__(self, url: str, path: Path, durability: Durability) -> None:
         super().__init__(url)
         self.path = path
+        self.read_only = path.exists() and not (writable(path.parent) and os.access(path, os.W_OK))
         try:
+            if self.read_only:
+                self._conn = _open_read_only(path)
+                self._check_schema()
+                return
             path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(
                 str(path), isolation_level=None, check_same_thread=False, timeout=30.0
@@ -40,27 +53,71 @@ class SqliteJournal(SqlJournal):
             self._conn.execute(f"PRAGMA synchronous={sync}")
             self._conn.execute("PRAGMA busy_timeout=30000")
             self._migrate()
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
+            if _damaged(exc):
+                self._damaged(exc)
             raise ConfigurationError(
                 f"cannot open the journal at {path} ({exc}); check that the directory is "
                 "writable, or point KITARU_HOME / KITARU_JOURNAL_URL somewhere else"
             ) from None
 
+    def _check_schema(self) -> None:
+        version = self.schema_version()
+        if version < LATEST:
+            raise InvalidConfigurationError(
+                f"the journal at {self.path} is read-only and has schema version {version}; "
+                f"this kitaru needs {LATEST}, and upgrading it writes to the file: open it "
+                "once with write access, or use the kitaru that wrote it"
+            )
+        if version > LATEST:
+            raise InvalidConfigurationError(
+                f"the journal at {self.path} has schema version {version}, newer than this "
+                f"kitaru understands ({LATEST}); upgrade kitaru (pip install -U kitaru)"
+            )
+
+    def _damaged(self, exc: sqlite3.DatabaseError) -> NoReturn:
+        raise JournalDamagedError(damaged_message(self.path, str(exc))) from None
+
+    def _failed(self, exc: sqlite3.DatabaseError) -> NoReturn:
+        """Turn what SQLite says about the file into what the user can do about it."""
+        if _damaged(exc):
+            self._damaged(exc)
+        if "readonly" in str(exc):
+            raise InvalidConfigurationError(
+                f"the journal at {self.path} is read-only here: reading executions works, "
+                "this needs to write; set KITARU_HOME (or KITARU_JOURNAL_URL) to a place "
+                "you can write"
+            ) from None
+        raise exc
+
     @contextmanager
     def _tx(self, *, immediate: bool = False) -> Iterator[Any]:
         with self._lock:
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            try:
+                conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            except sqlite3.DatabaseError as exc:
+                self._failed(exc)
             try:
                 yield conn
+            except sqlite3.DatabaseError as exc:
+                _rollback(conn)
+                self._failed(exc)
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                _rollback(conn)
+                self._failed(exc)
 
     def _x(self, sql: str, params: Sequence[Any] = ()) -> Any:
         with self._lock:
-            return self._conn.execute(sql, params)
+            try:
+                return self._conn.execute(sql, params)
+            except sqlite3.DatabaseError as exc:
+                self._failed(exc)
 
     def _many(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         conn.executemany(sql, rows)
@@ -68,3 +125,44 @@ class SqliteJournal(SqlJournal):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    # `mode=ro` reads a WAL journal when its -wal and -shm files exist or can be made;
+    # in a directory we may not write, a journal closed cleanly has neither, and only
+    # `immutable=1` opens it (safe here: nobody without write access changes it under us
+    # through this process, and a writer elsewhere is seen on the next open).
+    base = "file:" + quote(str(path))
+    conn = sqlite3.connect(
+        base + "?mode=ro", uri=True, isolation_level=None, check_same_thread=False, timeout=30.0
+    )
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+    return sqlite3.connect(
+        base + "?immutable=1", uri=True, isolation_level=None, check_same_thread=False
+    )
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("ROLLBACK")
+    except sqlite3.DatabaseError:
+        pass  # no transaction left to roll back (SQLite ended it on the error)
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    # sqlite3 raises the base DatabaseError for SQLITE_NOTADB and SQLITE_CORRUPT; its
+    # subclasses are other troubles (locked, constraint, read-only).
+    return type(exc) is sqlite3.DatabaseError or "malformed" in str(exc)
+
+
+def damaged_message(path: Path, reason: str) -> str:
+    """One line: what is wrong, that nothing else is lost, and where to go next."""
+    return (
+        f"the journal {path} is damaged ({reason}); nothing was changed and artifact "
+        f'files are untouched; run `kitaru doctor` to see how to recover it (sqlite3 "{path}" '
+        '".recover")'
+    )

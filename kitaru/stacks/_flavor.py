@@ -37,9 +37,9 @@ class LocalSettings(BaseModel):
 
     mode: Literal["in_process", "subprocess"] = Field(
         "in_process",
-        description="in_process: the flow runs in the process that starts it (returns when "
-        "it ends or waits); subprocess: each execution runs in its own background "
-        "process and `run()` returns at once",
+        description="in_process: the flow runs in the process that starts it (`run()` "
+        "returns when it ends or waits); subprocess: each execution runs in a background "
+        "process of its own and `run()` returns at once",
     )
     environment: dict[str, str] = Field(
         default_factory=dict, description="extra environment variables for subprocesses"
@@ -52,7 +52,10 @@ class LocalSettings(BaseModel):
 
 class LocalFlavor:
     name = "local"
-    summary = "this machine: in the starting process, or one background process per execution"
+    summary = (
+        "this machine: in the process that starts it (mode=in_process), or in a background "
+        "process per execution (mode=subprocess)"
+    )
     settings_model: type[BaseModel] = LocalSettings
     default_builder: str | None = None
     needs_registry = False

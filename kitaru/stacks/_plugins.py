@@ -12,11 +12,10 @@ import functools
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from kitaru._errors import ConfigurationError, KitaruUsageError
+from kitaru._errors import InvalidConfigurationError, KitaruUsageError
 
 # The extra that brings each well-known flavor (for the install hint when it is missing).
 KNOWN_EXTRAS: dict[str, str] = {
-    "local": "docker",
     "docker": "docker",
     "kubernetes": "kubernetes",
     "aws_batch": "aws",
@@ -29,6 +28,13 @@ _GROUP_NOUN = {
     "kitaru.orchestrators": "orchestrator flavor",
     "kitaru.builders": "builder flavor",
     "kitaru.infra": "infrastructure program",
+}
+
+
+# Implementations the core carries itself, found when no distribution registers the name:
+# the `local` stack must work on the core install alone.
+_BUILT_IN: dict[tuple[str, str], str] = {
+    ("kitaru.orchestrators", "local"): "kitaru.stacks._background:LocalOrchestrator",
 }
 
 
@@ -45,10 +51,12 @@ def load(group: str, name: str) -> Any:
     """The object registered as `name` in `group`, with an error that says what to do."""
     noun = _GROUP_NOUN.get(group, group)
     ep = _entry_points(group).get(name)
+    if ep is None and (group, name) in _BUILT_IN:
+        ep = EntryPoint(name=name, value=_BUILT_IN[group, name], group=group)
     if ep is None:
         extra = KNOWN_EXTRAS.get(name)
         if extra is not None:
-            raise ConfigurationError(
+            raise InvalidConfigurationError(
                 f"the {name} {noun} is not installed; install it with: "
                 f'pip install "kitaru[{extra}]"'
             )
@@ -58,7 +66,7 @@ def load(group: str, name: str) -> Any:
         return ep.load()
     except ImportError as exc:
         extra = KNOWN_EXTRAS.get(name, name)
-        raise ConfigurationError(
+        raise InvalidConfigurationError(
             f"the {name} {noun} needs a package that is not installed ({exc.name or exc}); "
             f'install it with: pip install "kitaru[{extra}]"'
         ) from None

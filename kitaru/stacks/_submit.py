@@ -89,6 +89,15 @@ def find_project_root(flow: Any) -> Path:
     )
 
 
+def run_directory(flow: Any) -> Path:
+    """Where a background process on this machine runs a flow: its project when it has
+    one, else the directory it was started from (as `python script.py` there would)."""
+    try:
+        return find_project_root(flow)
+    except KitaruError:
+        return Path(os.getcwd())
+
+
 def runtime_extras(stack: StackRecord) -> tuple[str, ...]:
     """The kitaru extras a container needs to open the stack's journal and store."""
     from kitaru.artifacts import _STORES
@@ -116,7 +125,9 @@ def submit_new(
     open_store(stack.artifact_store)  # an unusable store fails before anything is recorded
     inputs = _execute.bind_inputs(flow.fn, args, kwargs)
     orchestrator = make_orchestrator(stack)
-    project = find_project_root(flow)
+    # Only an image needs a project to build from; a background process runs the flow's
+    # file where it is.
+    project = find_project_root(flow) if flavor.default_builder else run_directory(flow)
     image: str | None = None
     if flavor.default_builder is not None:
         repository = _repository(stack, project)

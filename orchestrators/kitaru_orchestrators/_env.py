@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from kitaru._errors import ConfigurationError
 from kitaru.stacks import SecretRef, SubmitRequest
+from kitaru.stacks._background import resolved_environment
 
-
-def resolved_environment(request: SubmitRequest, flavor: str) -> dict[str, str]:
-    """Plain variables plus `env:` references read here; for platforms with no secret store."""
-    env = dict(request.environment)
-    for name, ref in request.secrets.items():
-        if ref.kind != "env":
-            raise ConfigurationError(
-                f"secret_environment.{name}={ref}: the {flavor} orchestrator has no secret "
-                f"store to read it from; use env:VAR_NAME (read on the submitting machine)"
-            )
-        env[name] = ref.resolve_env(what=f"secret_environment.{name}")
-    return env
+__all__ = ["resolved_environment", "short_id", "split_secrets"]
 
 
 def split_secrets(

@@ -326,7 +326,7 @@ def test_a_missing_extra_and_a_flavor_without_a_program_say_what_to_do(
         env={**os.environ, "KITARU_HOME": str(tmp_path / "kh")},
         timeout=120,
     )
-    assert result.returncode == 1, result
+    assert result.returncode == 2, result  # a missing extra: configuration to fix
     assert result.stderr == (
         "error: the azure_container_apps infrastructure program needs pulumi_azure_native, "
         'which is not installed; install it with: pip install "kitaru[azure]"\n'

@@ -263,7 +263,8 @@ def test_missing_extra_names_the_pip_install(tmp_path: Path) -> None:
         "localhost:5000/k",
         env={"PYTHONPATH": str(blocker.parent)},
     )
-    assert result.returncode == 1, result
+    # A missing extra is a configuration to fix, like a wrong setting: exit 2.
+    assert result.returncode == 2, result
     assert 'install it with: pip install "kitaru[kubernetes]"' in result.stderr
     assert _names() == ["local"]
 

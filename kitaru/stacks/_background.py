@@ -1,7 +1,10 @@
-"""`local` in subprocess mode: one background process per execution on this machine.
+"""The `local` orchestrator in `mode=subprocess`: one background process per execution
+on this machine.
 
-(In-process mode never reaches an orchestrator: the core runs the flow in the process
-that starts it.)
+It is part of the core (no extra), like the `local` stack it runs: a flow started on
+it needs nothing but kitaru, and no project around it since nothing is built. (In
+`mode=in_process` no orchestrator is involved: the flow runs in the process that starts
+it.)
 """
 
 from __future__ import annotations
@@ -13,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from kitaru import _config
-from kitaru._errors import KitaruUsageError
+from kitaru._errors import ConfigurationError, KitaruUsageError
 from kitaru.journal import StackRecord
-from kitaru.stacks import RunStatus, SubmitRequest
-from kitaru_orchestrators._env import resolved_environment
+from kitaru.stacks._contracts import RunStatus, SubmitRequest
 
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -72,6 +74,19 @@ def runs_execution(pid: int, exec_id: str) -> bool:
     return any(
         argv[i : i + 4] == ["-m", "kitaru", "run-execution", exec_id] for i in range(len(argv))
     )
+
+
+def resolved_environment(request: SubmitRequest, flavor: str) -> dict[str, str]:
+    """Plain variables plus `env:` references read here; for platforms with no secret store."""
+    env = dict(request.environment)
+    for name, ref in request.secrets.items():
+        if ref.kind != "env":
+            raise ConfigurationError(
+                f"secret_environment.{name}={ref}: the {flavor} orchestrator has no secret "
+                f"store to read it from; use env:VAR_NAME (read on the submitting machine)"
+            )
+        env[name] = ref.resolve_env(what=f"secret_environment.{name}")
+    return env
 
 
 class LocalOrchestrator:
