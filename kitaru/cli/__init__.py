@@ -23,11 +23,16 @@ from kitaru.cli._model import app as model_app
 from kitaru.cli._server import app as server_app
 from kitaru.cli._stack import app as stack_app
 
+# Help text is Markdown, here and in every sub-app: a docstring's single line breaks are
+# soft (rich reflows them to the terminal), a blank line starts a paragraph, and `code`
+# and "- " lists render. Typer's default "rich" mode would print the line breaks of every
+# paragraph but the first, and of each summary in a group's command table.
 app = typer.Typer(
+    rich_markup_mode="markdown",
     name="kitaru",
     help="Kitaru: durable executions for Python agents. Inspect, resume, replay and answer "
     "executions; everything is also available from Python (kitaru.KitaruClient).\n\n"
-    "Example: kitaru executions list --status waiting",
+    "Example: `kitaru executions list --status waiting`",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},

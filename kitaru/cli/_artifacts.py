@@ -10,7 +10,12 @@ import typer
 
 from kitaru.cli._output import emit_json, short_time, size, table
 
-app = typer.Typer(help="List, read and compare artifacts.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode="markdown",
+    help="List, read and compare artifacts.\n\n"
+    "Example: `kitaru artifacts list kx_01a21c6d03e6c01d6771b05dc136`",
+    no_args_is_help=True,
+)
 
 JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
 
@@ -27,7 +32,10 @@ def list_(
     as_json: bool = JSON_OPT,
 ) -> None:
     """List the artifacts of an execution: inputs, checkpoint outputs, saves, wait inputs,
-    the result."""
+    the result.
+
+    Example: `kitaru artifacts list kx_01a21c6d03e6c01d6771b05dc136`
+    """
     artifacts = _client().artifacts.list(exec_id)
     if as_json:
         emit_json([a.to_dict() for a in artifacts])
@@ -56,7 +64,13 @@ def get(
     out: str | None = typer.Option(None, "--out", help="Write the stored bytes to this file."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Print an artifact's value (JSON as JSON, text as text), or write its bytes to --out."""
+    """Print an artifact's value (JSON as JSON, text as text), or write its bytes to --out.
+
+    Examples:
+
+    - `kitaru artifacts get ka_01a21c6d04a8e3b2f0d9c7e15b44`
+    - `kitaru artifacts get ka_01a21c6d04a8e3b2f0d9c7e15b44 --out draft.txt`
+    """
     from kitaru import _serialize
 
     artifact = _client().artifacts.get(artifact_id)
@@ -92,7 +106,10 @@ def diff(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Compare two executions checkpoint by checkpoint: same, changed (with a unified diff
-    of text and JSON values), or only in one of them."""
+    of text and JSON values), or only in one of them.
+
+    Example: `kitaru artifacts diff kx_01a21c6d03e6c01d6771b05dc136 kx_01a21c8e5f1b7a9c04d2e6b3a871`
+    """
     result = _client().artifacts.diff(exec_a, exec_b)
     if as_json:
         emit_json(result)

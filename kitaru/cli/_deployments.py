@@ -11,9 +11,11 @@ import typer
 from kitaru.cli._output import emit_json, print_execution, short_time, table
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     help="Deployed versions of flows and the tags that route invocations to them: list, "
     "show, tag (with --weight for a canary), untag, delete, history and invoke. Rolling "
-    "back is tagging the earlier version again.",
+    "back is tagging the earlier version again.\n\n"
+    "Example: `kitaru deployments tag support 1 default`",
     no_args_is_help=True,
 )
 
@@ -39,7 +41,13 @@ def deploy_command(
 ) -> None:
     """Deploy a flow: build (or reuse) the locked image of its project on the stack, push
     it, and record the next immutable version, which the tag then points at. An unchanged
-    project reuses the image already in the registry."""
+    project reuses the image already in the registry.
+
+    Examples:
+
+    - `kitaru deploy examples/deploy_agent/agent.py:support`
+    - `kitaru deploy examples/deploy_agent/agent.py:support --no-tag --stack prod`
+    """
     from kitaru import deployments
 
     flow = deployments.load_target(target)
@@ -77,7 +85,10 @@ def list_(
     flow: str | None = typer.Argument(None, help="Flow name (default: every deployed flow)."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """List deployed versions, newest first, with the tags that serve each."""
+    """List deployed versions, newest first, with the tags that serve each.
+
+    Example: `kitaru deployments list support`
+    """
     from kitaru import deployments
 
     j = _journal()
@@ -118,7 +129,10 @@ def show(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Show a version: its image, hashes, stack, signature, tags, and whether the project
-    on this machine still matches the snapshot."""
+    on this machine still matches the snapshot.
+
+    Example: `kitaru deployments show support 2`
+    """
     from kitaru import deployments
 
     j = _journal()
@@ -168,7 +182,13 @@ def tag(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Point a tag at a version, atomically (rolling back is tagging an earlier version).
-    With --weight the version becomes a canary of the tag."""
+    With --weight the version becomes a canary of the tag.
+
+    Examples:
+
+    - `kitaru deployments tag support 2 default --weight 10`
+    - `kitaru deployments tag support 1 default`
+    """
     from kitaru import deployments
     from kitaru._errors import InvalidInputError
 
@@ -199,7 +219,10 @@ def untag(
     tag_name: str = typer.Argument(..., metavar="TAG", help="Tag to remove."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Remove a tag (recorded in the history); invocations by it then fail."""
+    """Remove a tag (recorded in the history); invocations by it then fail.
+
+    Example: `kitaru deployments untag support staging`
+    """
     from kitaru import deployments
     from kitaru._errors import NotFoundError
 
@@ -224,7 +247,10 @@ def delete(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Delete a version (refused while a tag points at it). Its number is never reused;
-    its image stays in the registry."""
+    its image stays in the registry.
+
+    Example: `kitaru deployments delete support 3`
+    """
     from kitaru import deployments
     from kitaru._errors import KitaruUsageError
 
@@ -251,7 +277,10 @@ def history(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Every tag change of the flow, oldest first: deploys, moves, canaries, rollbacks,
-    removals, who made them and when."""
+    removals, who made them and when.
+
+    Example: `kitaru deployments history support`
+    """
     from kitaru import deployments
 
     events = _journal().tag_history(flow)
@@ -303,7 +332,13 @@ def invoke(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Run a deployed version in its own image on its stack (not the code on this
-    machine). Prints the execution id; follow it with `kitaru executions get`."""
+    machine). Prints the execution id; follow it with `kitaru executions get`.
+
+    Examples:
+
+    - `kitaru deployments invoke support --args '{"ticket": "my order is late"}' --wait`
+    - `kitaru deployments invoke support --version 2 --args '{"ticket": "refund"}' --invocation-id ticket-1234`
+    """
     from kitaru import deployments
     from kitaru._control import parse_json
     from kitaru._errors import InvalidInputError

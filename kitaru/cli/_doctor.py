@@ -17,7 +17,10 @@ def doctor_command(
     registry and platform answer, and which extras are installed. Each problem comes with
     what to do about it. Exits 1 when something is broken.
 
-    Example: kitaru doctor --json
+    Examples:
+
+    - `kitaru doctor`
+    - `kitaru doctor --json`
     """
     from kitaru import _doctor
 

@@ -12,7 +12,9 @@ import typer
 from kitaru.cli._output import emit_json, print_execution, short_time, table
 
 app = typer.Typer(
-    help="List, inspect, resume, replay, answer and cancel executions.",
+    rich_markup_mode="markdown",
+    help="List, inspect, resume, replay, answer and cancel executions.\n\n"
+    "Example: `kitaru executions list --status waiting`",
     no_args_is_help=True,
 )
 
@@ -77,7 +79,13 @@ def list_(
     as_json: bool = JSON_OPT,
 ) -> None:
     """List executions, newest first. A `running` execution whose process died shows as
-    `crashed`."""
+    `crashed`.
+
+    Examples:
+
+    - `kitaru executions list --status waiting`
+    - `kitaru executions list --flow writer --limit 10 --json`
+    """
     statuses = ("queued", "running", "waiting", "completed", "failed", "crashed", "cancelled")
     if status is not None and status not in statuses:
         from kitaru._errors import KitaruUsageError
@@ -122,7 +130,10 @@ def get(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Show an execution: status, result, and each checkpoint call (ran, from the journal,
-    reused from a replay source, or failed)."""
+    reused from a replay source, or failed).
+
+    Example: `kitaru executions get kx_01a21c6d03e6c01d6771b05dc136`
+    """
     view = _client().executions.get(exec_id).to_dict()
     if as_json:
         emit_json(view)
@@ -142,7 +153,13 @@ def logs(
     ),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Print what the execution wrote to stdout, stderr and logging, per checkpoint call."""
+    """Print what the execution wrote to stdout, stderr and logging, per checkpoint call.
+
+    Examples:
+
+    - `kitaru executions logs kx_01a21c6d03e6c01d6771b05dc136 --checkpoint draft`
+    - `kitaru executions logs kx_01a21c6d03e6c01d6771b05dc136 --orchestrator`
+    """
     if orchestrator:
         _orchestrator_logs(exec_id, as_json)
         return
@@ -209,7 +226,10 @@ def resume(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Continue a crashed, failed or waiting execution where it stopped. Completed
-    checkpoints return their stored outputs; the rest run. Prints the execution when it ends."""
+    checkpoints return their stored outputs; the rest run. Prints the execution when it ends.
+
+    Example: `kitaru executions resume kx_01a21c6d03e6c01d6771b05dc136 --detach`
+    """
     _use_project(project)
     with _flow_output(as_json):
         execution = _client().executions.resume(exec_id, detach=detach)
@@ -227,7 +247,10 @@ def cancel(
     ),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Cancel a running, waiting or crashed execution. It never resumes by itself."""
+    """Cancel a running, waiting or crashed execution. It never resumes by itself.
+
+    Example: `kitaru executions cancel kx_01a21c6d03e6c01d6771b05dc136 --grace 30`
+    """
     view = _client().executions.cancel(exec_id, grace=grace).to_dict()
     if as_json:
         emit_json(view)
@@ -248,7 +271,13 @@ def input_(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Answer a pending wait and resume the execution. The value is checked against the
-    wait's schema; an invalid value changes nothing."""
+    wait's schema; an invalid value changes nothing.
+
+    Examples:
+
+    - `kitaru executions input kx_01a21c6d03e6c01d6771b05dc136 approve true`
+    - `kitaru executions input kx_01a21c6d03e6c01d6771b05dc136 feedback '"shorter, please"' --detach`
+    """
     from kitaru import _control
 
     _use_project(project)
@@ -271,7 +300,10 @@ def _store_only(client: Any, exec_id: str, wait: str, value: Any) -> Any:
 
 @app.command()
 def waits(as_json: bool = JSON_OPT) -> None:
-    """List pending waits across all executions."""
+    """List pending waits across all executions.
+
+    Example: `kitaru executions waits --json`
+    """
     pending = _client().executions.waits()
     if as_json:
         emit_json(pending)
@@ -302,7 +334,10 @@ def sweep(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Resume every waiting execution whose wait passed its timeout, so the wait takes its
-    default (or fails). Nothing polls waits: run this from cron, or let the server do it."""
+    default (or fails). Nothing polls waits: run this from cron, or let the server do it.
+
+    Example: `kitaru executions sweep --detach`
+    """
     from kitaru import _control, _views
 
     _use_project(project)
@@ -362,7 +397,13 @@ def replay(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Start a new execution that reuses the source's checkpoint outputs before --from and
-    runs that checkpoint and everything after it with the current code."""
+    runs that checkpoint and everything after it with the current code.
+
+    Examples:
+
+    - `kitaru executions replay kx_01a21c6d03e6c01d6771b05dc136 --from draft`
+    - `kitaru executions replay kx_01a21c6d03e6c01d6771b05dc136 --from draft --override research='"new notes"' --input topic='"durable agents"'`
+    """
     _use_project(project)
     overrides = _pairs(override, "--override")
     inputs = _pairs(input_, "--input")

@@ -7,9 +7,11 @@ import typer
 from kitaru.cli._output import emit_json, table
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     help="Register, list and remove model aliases for kitaru.llm(). An alias names a "
     "provider/model and how to reach it, so flows say model='fast' and the model behind it "
-    "can change without code changes. Aliases live in $KITARU_HOME/models.json.",
+    "can change without code changes. Aliases live in $KITARU_HOME/models.json.\n\n"
+    "Example: `kitaru model register fast openai/gpt-4o-mini`",
     no_args_is_help=True,
 )
 
@@ -48,11 +50,9 @@ def register(
 
     Examples:
 
-      kitaru model register fast openai/gpt-4o-mini
-
-      kitaru model register local openai/qwen2.5 --base-url http://localhost:8000/v1 --input-price 0 --output-price 0
-
-      kitaru model register claude anthropic/claude-3-5-haiku-latest --api-key-env TEAM_ANTHROPIC_KEY
+    - `kitaru model register fast openai/gpt-4o-mini`
+    - `kitaru model register local openai/qwen2.5 --base-url http://localhost:8000/v1 --input-price 0 --output-price 0`
+    - `kitaru model register claude anthropic/claude-3-5-haiku-latest --api-key-env TEAM_ANTHROPIC_KEY`
     """
     from kitaru._errors import KitaruUsageError
     from kitaru._llm._aliases import ModelAlias
@@ -78,7 +78,10 @@ def register(
 
 @app.command("list")
 def list_(as_json: bool = JSON_OPT) -> None:
-    """List model aliases, with where each one sends requests and which key it reads."""
+    """List model aliases, with where each one sends requests and which key it reads.
+
+    Example: `kitaru model list --json`
+    """
     from kitaru._llm import _aliases, _prices
 
     aliases = sorted(_aliases.load_all().values(), key=lambda a: a.name)
@@ -115,7 +118,10 @@ def remove(
     name: str = typer.Argument(..., help="Alias to remove."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Remove a model alias. Executions that already ran keep their recorded responses."""
+    """Remove a model alias. Executions that already ran keep their recorded responses.
+
+    Example: `kitaru model remove fast`
+    """
     from kitaru._llm._aliases import remove as do_remove
 
     removed = do_remove(name)

@@ -11,13 +11,17 @@ from kitaru.cli._output import emit_json, short_time, table
 
 # Escaped: Rich would read "[server]" as markup and print `pip install "kitaru"`.
 app = typer.Typer(
+    rich_markup_mode="markdown",
     help="Run the Kitaru server (REST API + web UI), manage its API tokens, and build its "
-    'container image. Needs pip install "kitaru\\[server]".',
+    'container image. Needs pip install "kitaru\\[server]".\n\n'
+    "Example: `kitaru server start --port 8080`",
     no_args_is_help=True,
 )
 token_app = typer.Typer(
+    rich_markup_mode="markdown",
     help="API tokens: create (shown once), list, revoke. They are kept hashed in the "
-    "server's journal; these commands open that journal directly (--journal).",
+    "server's journal; these commands open that journal directly (--journal).\n\n"
+    "Example: `kitaru server token create --scope read --name dashboard`",
     no_args_is_help=True,
 )
 app.add_typer(token_app, name="token")
@@ -87,7 +91,13 @@ def start(
 ) -> None:
     """Serve the REST API (/api/v1), the web UI (/ui) and /health over one journal.
     PostgreSQL for teams, SQLite for one machine. Clients use it with KITARU_SERVER_URL
-    and KITARU_API_TOKEN."""
+    and KITARU_API_TOKEN.
+
+    Examples:
+
+    - `kitaru server start`
+    - `kitaru server start --host 0.0.0.0 --port 8080 --journal postgresql://kitaru@db.internal/kitaru`
+    """
     from kitaru import _config, server
 
     server.require_extra()
@@ -146,7 +156,10 @@ def token_create(
     journal: str | None = JOURNAL_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Create an API token and print it. It is shown only now: the journal keeps a hash."""
+    """Create an API token and print it. It is shown only now: the journal keeps a hash.
+
+    Example: `kitaru server token create --scope write --name ci`
+    """
     from kitaru.server import _tokens
 
     token, record = _tokens.create(_open(journal), scope=scope, name=name)
@@ -163,7 +176,10 @@ def token_create(
 
 @token_app.command("list")
 def token_list(journal: str | None = JOURNAL_OPT, as_json: bool = JSON_OPT) -> None:
-    """List API tokens (never their secrets): id, name, scope, last use, revoked."""
+    """List API tokens (never their secrets): id, name, scope, last use, revoked.
+
+    Example: `kitaru server token list --journal postgresql://kitaru@db.internal/kitaru`
+    """
     from kitaru.server._tokens import token_store
 
     tokens = [_token_view(t) for t in token_store(_open(journal)).list_tokens()]
@@ -195,7 +211,10 @@ def token_revoke(
     journal: str | None = JOURNAL_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Revoke an API token: every request with it is refused from now on."""
+    """Revoke an API token: every request with it is refused from now on.
+
+    Example: `kitaru server token revoke kt_01a21c6d05b9f4c3e1a0d8f26c55`
+    """
     from kitaru.server import _tokens
 
     record = _tokens.revoke(_open(journal), token_id)
@@ -215,7 +234,10 @@ def webhook(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Print a signed URL that answers this wait with a POSTed JSON body, without an API
-    token, until it expires. Asks the server in KITARU_SERVER_URL (write token)."""
+    token, until it expires. Asks the server in KITARU_SERVER_URL (write token).
+
+    Example: `kitaru server webhook kx_01a21c6d03e6c01d6771b05dc136 approve --expires-in 86400`
+    """
     from kitaru.remote import connect
 
     response = connect().request(
@@ -255,7 +277,10 @@ def build_image(
 ) -> None:
     """Build the server's container image through the stack's builder, push it to the
     stack's registry, and print it by digest with the Helm values that run it. The same
-    kitaru, extras, base image and recipe reuse the image already pushed."""
+    kitaru, extras, base image and recipe reuse the image already pushed.
+
+    Example: `kitaru server build-image --stack prod --extras server,postgres,aws --tag 1.0.0`
+    """
     from kitaru.journal import current_journal
     from kitaru.stacks._server_image import build_server_image
 
@@ -299,7 +324,10 @@ def build_image(
 def openapi(
     out: str | None = typer.Option(None, "--out", help="Write the document to this file."),
 ) -> None:
-    """Print the REST API's OpenAPI document (no server needed)."""
+    """Print the REST API's OpenAPI document (no server needed).
+
+    Example: `kitaru server openapi --out openapi.json`
+    """
     import json
 
     from kitaru import server

@@ -10,10 +10,12 @@ from kitaru.cli import _stack_infra
 from kitaru.cli._output import emit_json, table
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     help="Register, choose and inspect stacks: where executions run (this machine, Docker, "
     "Kubernetes, AWS Batch, GCP Cloud Run Jobs, Azure Container Apps). The built-in `local` "
     "stack is the default. `provision` creates a cloud stack's infrastructure and the "
-    "stack in one command.",
+    "stack in one command.\n\n"
+    "Example: `kitaru stack register dev-docker -o docker -a file:///srv/kitaru/artifacts`",
     no_args_is_help=True,
 )
 app.command("preview")(_stack_infra.preview)
@@ -73,7 +75,13 @@ def register(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Register a stack. Its settings are validated against the flavor's schema, and the
-    journal, bucket, registry and platform it names are checked to answer."""
+    journal, bucket, registry and platform it names are checked to answer.
+
+    Examples:
+
+    - `kitaru stack register dev-docker -o docker -a file:///srv/kitaru/artifacts`
+    - `kitaru stack register prod -o aws_batch -a s3://acme-kitaru/artifacts --journal env:PROD_JOURNAL_URL --registry 123456789012.dkr.ecr.eu-west-1.amazonaws.com/kitaru --use`
+    """
     from kitaru import stacks
 
     j = _journal()
@@ -109,7 +117,10 @@ def use(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Make a stack the active one for new executions. Executions already started stay
-    where they are."""
+    where they are.
+
+    Example: `kitaru stack use prod`
+    """
     import os
 
     from kitaru import stacks
@@ -127,7 +138,10 @@ def use(
 
 @app.command("list")
 def list_(as_json: bool = JSON_OPT) -> None:
-    """List stacks; the active one is marked with *."""
+    """List stacks; the active one is marked with *.
+
+    Example: `kitaru stack list --json`
+    """
     from kitaru import stacks
 
     j = _journal()
@@ -150,7 +164,10 @@ def show(
     name: str | None = typer.Argument(None, help="Stack name (default: the active stack)."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Show a stack: its components and every setting of its flavor, defaults included."""
+    """Show a stack: its components and every setting of its flavor, defaults included.
+
+    Example: `kitaru stack show prod`
+    """
     from kitaru import stacks
 
     j = _journal()
@@ -205,7 +222,10 @@ def delete(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Delete a registered stack (the built-in local stack cannot be deleted). Refused
-    while executions on it are queued, running or waiting, because resuming them needs it."""
+    while executions on it are queued, running or waiting, because resuming them needs it.
+
+    Example: `kitaru stack delete dev-docker`
+    """
     from kitaru import stacks
 
     stacks.delete(_journal(), name, force=force)
@@ -220,7 +240,13 @@ def flavors(
     name: str | None = typer.Argument(None, help="A flavor to show the settings of."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """List installed stack flavors, or the settings schema of one."""
+    """List installed stack flavors, or the settings schema of one.
+
+    Examples:
+
+    - `kitaru stack flavors`
+    - `kitaru stack flavors aws_batch`
+    """
     from kitaru import stacks
 
     names = [name] if name else stacks.installed_flavors()

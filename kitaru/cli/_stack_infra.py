@@ -59,7 +59,10 @@ def preview(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Show what `kitaru stack provision NAME` would create, change or delete, changing
-    nothing (also the stack). Needs the Pulumi CLI and the flavor's extra."""
+    nothing (also the stack). Needs the Pulumi CLI and the flavor's extra.
+
+    Example: `kitaru stack preview prod --flavor aws_batch --set region=eu-west-1`
+    """
     from kitaru.stacks import _provision
 
     plan = _provision.plan(_journal(), name, flavor=flavor, sets=set_, backend=backend)
@@ -100,12 +103,16 @@ def provision(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Create or update the stack's cloud infrastructure (bucket, registry, identities,
-    compute) and write what it made into the stack, creating the stack if needed:
-
-    kitaru stack provision prod --flavor aws_batch --set region=eu-west-1 --journal env:PROD_JOURNAL_URL
+    compute) and write what it made into the stack, creating the stack if needed.
 
     Everything is checked before the engine runs; nothing is stored unless it succeeds.
-    Needs the Pulumi CLI and the flavor's extra (pip install "kitaru\\[aws]")."""
+    Needs the Pulumi CLI and the flavor's extra (pip install "kitaru\\[aws]").
+
+    Examples:
+
+    - `kitaru stack provision prod --flavor aws_batch --set region=eu-west-1 --journal env:PROD_JOURNAL_URL`
+    - `kitaru stack provision prod --set max_vcpus=64`
+    """
     from kitaru import stacks
     from kitaru.stacks import _provision
 
@@ -168,7 +175,10 @@ def destroy(
     could not run anything without it). A bucket that still holds artifacts and a
     registry that still holds images stop it unless provisioned with
     force_destroy=true. For a stack whose first provision failed half-way, pass the same
-    --flavor and --set as that provision."""
+    --flavor and --set as that provision.
+
+    Example: `kitaru stack destroy prod --yes`
+    """
     from kitaru import stacks
     from kitaru._errors import KitaruUsageError
     from kitaru.stacks import _provision
