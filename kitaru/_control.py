@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from kitaru import _execute, _lease, _loader, _serialize, _trust
+from kitaru import _execute, _ids, _lease, _loader, _serialize, _trust
 from kitaru._artifact_io import build_artifact
 from kitaru._errors import (
     InvalidInputError,
@@ -32,10 +32,7 @@ from kitaru.journal._records import call_output_id
 def get_execution(journal: Journal, exec_id: str) -> ExecutionRecord:
     record = journal.get_execution(exec_id)
     if record is None:
-        raise NotFoundError(
-            f"execution {exec_id} not found in {journal.url}; list executions with "
-            "`kitaru executions list`"
-        )
+        raise NotFoundError(_ids.not_found("kx", exec_id, journal.url))
     return record
 
 
