@@ -122,12 +122,9 @@ def get(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Show an execution: status, result, and each checkpoint call (ran, from the journal,
-    reused from a replay source, or failed)."""
-    view = _client().executions.get(exec_id).to_dict()
-    if as_json:
-        emit_json(view)
-    else:
-        print_execution(view)
+    reused from a replay source, or failed). Exits 1 when the execution failed or crashed."""
+    # A failed execution exits 1, as `resume` and `input` do when it fails again.
+    _finish(_client().executions.get(exec_id).to_dict(), as_json)
 
 
 @app.command()
@@ -146,8 +143,10 @@ def logs(
     if orchestrator:
         _orchestrator_logs(exec_id, as_json)
         return
-    lines = _client().executions.logs(exec_id)
+    client = _client()
+    lines = client.executions.logs(exec_id)
     if checkpoint is not None:
+        _check_checkpoint_key(client.journal, exec_id, checkpoint)
         lines = [g for g in lines if g["checkpoint"] == checkpoint]
     if as_json:
         emit_json(lines)
@@ -163,11 +162,23 @@ def logs(
         prefix = "[stderr] " if g["stream"] == "stderr" else ""
         print(prefix + text, end="" if text.endswith("\n") else "\n")
     if not lines:
-        print("no output captured")
-    record = _client().journal.get_execution(exec_id)
+        print("no output captured" + (f" in checkpoint {checkpoint}" if checkpoint else ""))
+    record = client.journal.get_execution(exec_id)
     if record is not None and record.run_id is not None:
         print(
             f"(the {record.orchestrator} orchestrator's logs: kitaru executions logs {exec_id} --orchestrator)"
+        )
+
+
+def _check_checkpoint_key(journal: Any, exec_id: str, key: str) -> None:
+    """A key the execution never reached is a typo, not a call that printed nothing."""
+    keys = list(dict.fromkeys(c.key for c in journal.calls(exec_id)))
+    if key not in keys:
+        from kitaru._errors import NotFoundError
+
+        raise NotFoundError(
+            f"execution {exec_id} has no checkpoint call {key!r}; its checkpoint keys: "
+            f"{', '.join(keys) or 'none'} (see: kitaru executions get {exec_id})"
         )
 
 
