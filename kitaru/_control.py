@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from kitaru import _execute, _ids, _lease, _loader, _serialize, _trust
+from kitaru import _execute, _ids, _lease, _loader, _replay_values, _serialize, _trust
 from kitaru._artifact_io import build_artifact
 from kitaru._errors import (
     InvalidInputError,
@@ -176,15 +176,18 @@ def find_wait(journal: Journal, exec_id: str, name: str) -> WaitRecord:
     return exact[-1]
 
 
-def parse_json(raw: str, what: str) -> Any:
+def parse_json(raw: str, what: str, *, schema: dict[str, Any] | None = None) -> Any:
+    """`raw` as JSON; when it is not, the hint fits `schema` (a wait's) when given."""
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
-        hint = (
-            " (strings need JSON quotes: '\"text\"')"
-            if raw and raw[0] not in '[{"-0123456789tfn'
-            else ""
-        )
+        from kitaru._wait import answer_hint
+
+        hint = ""
+        if schema is not None:
+            hint = f" ({answer_hint(schema)})"
+        elif raw and raw[0] not in '[{"-0123456789tfn':
+            hint = " (strings need JSON quotes: '\"text\"')"
         raise InvalidInputError(
             f"{what} is not valid JSON: {exc.msg} at position {exc.pos}{hint}"
         ) from None
@@ -287,6 +290,8 @@ def replay(
     in this process (or, with `detach`, in a background process on this machine)."""
     journal = journal or current_journal()
     source, calls, by_key, start, overrides = _replay_source(journal, exec_id, from_, overrides)
+    # Clear type mismatches are refused before the flow's code is even loaded.
+    _replay_values.check(journal, exec_id, overrides=overrides, inputs=inputs)
     flow = _loader.load_flow(source, journal=journal)
     params = _execute.load_inputs(journal, source, flow.fn, allow_pickle=flow.allow_pickle)
     if inputs:

@@ -260,17 +260,31 @@ def input_(
 ) -> None:
     """Answer a pending wait and resume the execution. The value is checked against the
     wait's schema; an invalid value changes nothing."""
-    from kitaru import _control
 
     _use_project(project)
-    parsed = _control.parse_json(value, "the input")
     client = _client()
+    parsed = _parse_answer(client, exec_id, wait, value)
     with _flow_output(as_json):
         if no_resume:
             execution = _store_only(client, exec_id, wait, parsed)
         else:
             execution = client.executions.input(exec_id, wait, parsed, detach=detach)
     _finish(execution.to_dict(), as_json)
+
+
+def _parse_answer(client: Any, exec_id: str, wait: str, value: str) -> Any:
+    """The answer as JSON; an answer that is not JSON gets a hint that fits the wait
+    (`true` for a bool wait, `'"text"'` for a str wait)."""
+    import json
+
+    from kitaru import _control
+
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        pass
+    schema = _control.find_wait(client.journal, exec_id, wait).schema
+    return _control.parse_json(value, "the input", schema=schema)
 
 
 def _store_only(client: Any, exec_id: str, wait: str, value: Any) -> Any:
