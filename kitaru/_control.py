@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kitaru import _execute, _ids, _lease, _loader, _replay_values, _serialize, _trust
@@ -519,9 +519,11 @@ def cancel(
     grace: float = 10.0,
     journal: Journal | None = None,
     signal_processes: bool = True,
+    report: Callable[[str], None] | None = None,
 ) -> ExecutionRecord:
     """Stop an execution: a running one at its next checkpoint boundary (killed after
     `grace` seconds), a waiting or crashed one at once. It never resumes by itself.
+    `report` is told how it stopped (the CLI prints it).
 
     `signal_processes=False` (the server): never signal a process named by the record's
     owner, which a client wrote; the running execution stops at its next heartbeat. A
@@ -538,6 +540,8 @@ def cancel(
             raise LeaseError(f"execution {exec_id} changed while cancelling; try again")
         if status == "queued":
             _stop_orchestrator_run(journal, record)
+        if report is not None:
+            report(f"it was {status}; it never resumes by itself")
         return get_execution(journal, exec_id)
     journal.request_cancel(exec_id, now=time.time())
     pid = _lease.owner_pid_here(record.owner or "") if signal_processes else None
@@ -559,8 +563,17 @@ def cancel(
         except ProcessLookupError:
             pass
         time.sleep(0.1)
+        if report is not None:
+            report(
+                f"its process (pid {pid}) did not reach a checkpoint boundary within "
+                f"{grace:g}s and was killed"
+            )
     elif status_of(current) == "running":
         _stop_orchestrator_run(journal, current)
+        if report is not None:
+            report(f"it did not stop within {grace:g}s; its {current.orchestrator} run was stopped")
+    elif report is not None:
+        report("it stopped at a checkpoint boundary")
     current = get_execution(journal, exec_id)
     if current.status != "cancelled":
         try:

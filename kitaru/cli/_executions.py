@@ -239,11 +239,16 @@ def cancel(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Cancel a running, waiting or crashed execution. It never resumes by itself."""
-    view = _client().executions.cancel(exec_id, grace=grace).to_dict()
+    from kitaru import _control
+
+    client = _client()
+    how: list[str] = []
+    _control.cancel(exec_id, grace=grace, journal=client.journal, report=how.append)
+    view = client.executions.get(exec_id).to_dict()
     if as_json:
         emit_json(view)
     else:
-        print(f"{view['exec_id']} {view['status']}")
+        print(f"{view['exec_id']} {view['status']}" + "".join(f": {h}" for h in how))
 
 
 @app.command("input")
