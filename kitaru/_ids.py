@@ -19,7 +19,8 @@ _KINDS: dict[str, tuple[str, str]] = {
     "ka": ("artifact", "`kitaru artifacts list <execution id>`"),
     "ki": ("invocation", "`kitaru executions list`"),
 }
-_SHAPE = re.compile(r"^(k[a-z])_[0-9a-f]{28}$")
+# A checkpoint call's output is `ka_<its execution's digits>_<position>`.
+_SHAPE = re.compile(r"^(k[a-z])_[0-9a-f]{28}(_[0-9]+)?$")
 
 
 def not_found(prefix: str, value: str, where: str) -> str:
