@@ -35,8 +35,8 @@ def not_found(prefix: str, value: str, where: str) -> str:
     match = _SHAPE.match(value)
     if match is None:
         return (
-            f"{value!r} is not {article} {kind} id ({shape}, such as {prefix}_01a2...); "
-            f"list them with {listing}"
+            f"{kind} {value} not found: that is not {article} {kind} id ({shape}, such "
+            f"as {prefix}_01a2...); list them with {listing}"
         )
     other = match.group(1)
     if other != prefix and other in _KINDS:
@@ -45,7 +45,7 @@ def not_found(prefix: str, value: str, where: str) -> str:
             listing = listing.replace("<execution id>", value)
         other_article = "an" if other_kind[0] in "aeiou" else "a"
         return (
-            f"{value} is {other_article} {other_kind} id, not {article} {kind} id "
-            f"({shape}); list them with {listing}"
+            f"{kind} {value} not found: that is {other_article} {other_kind} id, not "
+            f"{article} {kind} id ({shape}); list them with {listing}"
         )
     return f"{kind} {value} not found in {where}; list them with {listing}"

@@ -236,9 +236,9 @@ def test_bool_wait_answer_hint_fits_the_schema(
 @pytest.mark.parametrize(
     ("given", "needle"),
     [
-        ("hello", "'hello' is not an execution id (kx_ and 28 hex digits"),
+        ("hello", "execution hello not found: that is not an execution id (kx_ and 28 hex digits"),
         ("", "an execution id is needed"),
-        ("artifact", "is an artifact id, not an execution id"),
+        ("artifact", "not found: that is an artifact id, not an execution id"),
     ],
 )
 def test_ids_of_the_wrong_kind_or_shape(
