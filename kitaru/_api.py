@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kitaru import _runtime
+from kitaru import _ids, _runtime
 from kitaru._artifact_io import load_value
 from kitaru._errors import KitaruUsageError, NotFoundError
 from kitaru.journal import current_journal
@@ -48,7 +48,7 @@ def load(exec_id: str, name: str, *, allow_pickle: bool = False) -> Any:
     journal = current_journal()
     record = journal.get_execution(exec_id)
     if record is None:
-        raise NotFoundError(f"execution {exec_id} not found in {journal.url}")
+        raise NotFoundError(_ids.not_found("kx", exec_id, journal.url))
     artifact = journal.find_artifact(exec_id, name)
     if artifact is None:
         call = next((c for c in journal.calls(exec_id) if c.key == name), None)

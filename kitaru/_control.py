@@ -12,10 +12,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from kitaru import _execute, _lease, _loader, _serialize, _trust
+from kitaru import _execute, _ids, _lease, _loader, _replay_values, _serialize, _trust
 from kitaru._artifact_io import build_artifact
 from kitaru._errors import (
     InvalidInputError,
@@ -32,10 +32,7 @@ from kitaru.journal._records import call_output_id
 def get_execution(journal: Journal, exec_id: str) -> ExecutionRecord:
     record = journal.get_execution(exec_id)
     if record is None:
-        raise NotFoundError(
-            f"execution {exec_id} not found in {journal.url}; list executions with "
-            "`kitaru executions list`"
-        )
+        raise NotFoundError(_ids.not_found("kx", exec_id, journal.url))
     return record
 
 
@@ -179,15 +176,18 @@ def find_wait(journal: Journal, exec_id: str, name: str) -> WaitRecord:
     return exact[-1]
 
 
-def parse_json(raw: str, what: str) -> Any:
+def parse_json(raw: str, what: str, *, schema: dict[str, Any] | None = None) -> Any:
+    """`raw` as JSON; when it is not, the hint fits `schema` (a wait's) when given."""
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
-        hint = (
-            " (strings need JSON quotes: '\"text\"')"
-            if raw and raw[0] not in '[{"-0123456789tfn'
-            else ""
-        )
+        from kitaru._wait import answer_hint
+
+        hint = ""
+        if schema is not None:
+            hint = f" ({answer_hint(schema)})"
+        elif raw and raw[0] not in '[{"-0123456789tfn':
+            hint = " (strings need JSON quotes: '\"text\"')"
         raise InvalidInputError(
             f"{what} is not valid JSON: {exc.msg} at position {exc.pos}{hint}"
         ) from None
@@ -290,6 +290,8 @@ def replay(
     in this process (or, with `detach`, in a background process on this machine)."""
     journal = journal or current_journal()
     source, calls, by_key, start, overrides = _replay_source(journal, exec_id, from_, overrides)
+    # Clear type mismatches are refused before the flow's code is even loaded.
+    _replay_values.check(journal, exec_id, overrides=overrides, inputs=inputs)
     flow = _loader.load_flow(source, journal=journal)
     params = _execute.load_inputs(journal, source, flow.fn, allow_pickle=flow.allow_pickle)
     if inputs:
@@ -517,9 +519,11 @@ def cancel(
     grace: float = 10.0,
     journal: Journal | None = None,
     signal_processes: bool = True,
+    report: Callable[[str], None] | None = None,
 ) -> ExecutionRecord:
     """Stop an execution: a running one at its next checkpoint boundary (killed after
     `grace` seconds), a waiting or crashed one at once. It never resumes by itself.
+    `report` is told how it stopped (the CLI prints it).
 
     `signal_processes=False` (the server): never signal a process named by the record's
     owner, which a client wrote; the running execution stops at its next heartbeat. A
@@ -536,6 +540,8 @@ def cancel(
             raise LeaseError(f"execution {exec_id} changed while cancelling; try again")
         if status == "queued":
             _stop_orchestrator_run(journal, record)
+        if report is not None:
+            report(f"it was {status}; it never resumes by itself")
         return get_execution(journal, exec_id)
     journal.request_cancel(exec_id, now=time.time())
     pid = _lease.owner_pid_here(record.owner or "") if signal_processes else None
@@ -557,8 +563,17 @@ def cancel(
         except ProcessLookupError:
             pass
         time.sleep(0.1)
+        if report is not None:
+            report(
+                f"its process (pid {pid}) did not reach a checkpoint boundary within "
+                f"{grace:g}s and was killed"
+            )
     elif status_of(current) == "running":
         _stop_orchestrator_run(journal, current)
+        if report is not None:
+            report(f"it did not stop within {grace:g}s; its {current.orchestrator} run was stopped")
+    elif report is not None:
+        report("it stopped at a checkpoint boundary")
     current = get_execution(journal, exec_id)
     if current.status != "cancelled":
         try:

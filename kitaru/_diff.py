@@ -59,20 +59,33 @@ def diff_executions(journal: Journal, exec_a: str, exec_b: str) -> dict[str, Any
             else:
                 entry["diff"] = None
         entries.append(entry)
-    result_same = _result_hash(journal, a.result_artifact) == _result_hash(
-        journal, b.result_artifact
-    )
+    ra = journal.get_artifact(a.result_artifact) if a.result_artifact else None
+    rb = journal.get_artifact(b.result_artifact) if b.result_artifact else None
+    result_diff: str | None = None
+    if ra is None or rb is None:
+        # A failed, waiting or cancelled execution has no result to compare.
+        result = "same" if ra is rb else ("only_in_a" if rb is None else "only_in_b")
+    elif ra.content_hash == rb.content_hash:
+        result = "same"
+    else:
+        result = "changed"
+        ta, tb = _text(ra, a.artifact_store), _text(rb, b.artifact_store)
+        if ta is not None and tb is not None:
+            result_diff = "".join(
+                difflib.unified_diff(
+                    ta.splitlines(keepends=True),
+                    tb.splitlines(keepends=True),
+                    fromfile=f"{exec_a}/result",
+                    tofile=f"{exec_b}/result",
+                )
+            )
     return {
         "a": exec_a,
         "b": exec_b,
+        "a_status": a.status,
+        "b_status": b.status,
         "checkpoints": entries,
-        "result": "same" if result_same else "changed",
+        "result": result,
+        "result_diff": result_diff,
         "changed": [e["key"] for e in entries if e["status"] == "changed"],
     }
-
-
-def _result_hash(journal: Journal, artifact_id: str | None) -> str | None:
-    if artifact_id is None:
-        return None
-    art = journal.get_artifact(artifact_id)
-    return art.content_hash if art else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -287,12 +288,24 @@ def _describe_failure(exc: BaseException) -> str:
     return f"{where}{type(exc).__name__}: {exc}{site}"
 
 
+def _on_cancel_signal(_signum: int, _frame: Any) -> None:
+    # The terminal of a script being cancelled learns why it stops (or is killed); the
+    # descriptor is written directly, which is safe inside a signal handler.
+    with contextlib.suppress(OSError):
+        os.write(
+            2,
+            b"kitaru: cancel requested (kitaru executions cancel); stopping at the next "
+            b"checkpoint boundary, or killed when the grace period ends\n",
+        )
+    _runtime.request_cancel_all()
+
+
 def _catch_cancel_signal() -> Callable[[], None]:
     """Route `kitaru executions cancel` (SIGUSR1 from the same host) to the running flows."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     try:
-        previous = signal.signal(_lease.CANCEL_SIGNAL, lambda _s, _f: _runtime.request_cancel_all())
+        previous = signal.signal(_lease.CANCEL_SIGNAL, _on_cancel_signal)
     except ValueError:
         return lambda: None
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from kitaru import _loader, _runtime
+from kitaru import _ids, _loader, _runtime
 from kitaru._checkpoint import Durable, is_coroutine_function
 from kitaru._errors import (
     ConfigurationError,
@@ -50,7 +50,7 @@ class ExecutionHandle(Generic[R]):
         journal = self._journal or current_journal()
         record = journal.get_execution(self.exec_id)
         if record is None:
-            raise NotFoundError(f"execution {self.exec_id} not found in {journal.url}")
+            raise NotFoundError(_ids.not_found("kx", self.exec_id, journal.url))
         return record
 
     @property

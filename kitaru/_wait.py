@@ -80,7 +80,10 @@ def validate(schema: dict[str, Any], value: Any, *, model: Any = None) -> Any:
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             ok, value = True, float(value)
         if not ok:
-            raise InvalidInputError(f"expected {kind}, got {_json_type(value)} {json.dumps(value)}")
+            raise InvalidInputError(
+                f"expected {kind}, got {_json_type(value)} {json.dumps(value)} "
+                f"({answer_hint(schema)})"
+            )
         return value
     if kind == "model":
         if model is not None:
@@ -99,6 +102,23 @@ def validate(schema: dict[str, Any], value: Any, *, model: Any = None) -> Any:
             raise InvalidInputError(f"missing required field(s): {', '.join(missing)}")
         return value
     raise InvalidInputError(f"unknown wait schema {schema!r}")
+
+
+_ANSWERS: dict[str, str] = {
+    "bool": "a bool wait takes true or false, without quotes",
+    "int": "an int wait takes a number such as 3, without quotes",
+    "float": "a float wait takes a number such as 2.5, without quotes",
+    "str": "strings need JSON quotes: '\"text\"'",
+    "dict": 'a dict wait takes a JSON object: \'{"key": "value"}\'',
+    "list": "a list wait takes a JSON array: '[1, 2]'",
+    "model": 'this wait takes a JSON object: \'{"field": "value"}\'',
+}
+
+
+def answer_hint(schema: dict[str, Any] | None) -> str:
+    """How an answer to a wait of this schema is written on the command line."""
+    kind = (schema or {}).get("type")
+    return _ANSWERS.get(str(kind), "strings need JSON quotes: '\"text\"'")
 
 
 def _json_type(value: Any) -> str:

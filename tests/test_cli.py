@@ -61,7 +61,9 @@ def test_help_shows_the_extras_to_install() -> None:
 def test_unknown_ids_give_one_line_and_exit_code_2(argv: list[str]) -> None:
     result = kitaru_cli(*argv)
     assert result.returncode == 2, result
-    assert result.stderr.startswith("error: ") and "not found" in result.stderr
+    # Not the shape of an id of that kind: the message says which kind is expected.
+    assert result.stderr.startswith("error: ") and " id " in result.stderr
+    assert "list them with `kitaru " in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
 

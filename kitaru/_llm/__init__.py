@@ -5,8 +5,9 @@ Inside a flow each call is a checkpoint call of kind `llm`, keyed `llm`, `llm#2`
 `<key>.prompt` before the request goes out, the response text is the call's output,
 and the call's metadata records provider, model, token counts, latency and the
 estimated cost. A resumed or replayed execution reads completed calls back from the
-journal and sends nothing. Outside a flow (or inside a checkpoint, whose output
-already covers it) `llm()` is a plain call.
+journal and sends nothing. Inside a checkpoint the enclosing call's output covers the
+answer; the prompt artifact and the metadata go on that call. Outside a flow `llm()` is
+a plain call.
 """
 
 from __future__ import annotations

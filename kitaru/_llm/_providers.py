@@ -19,6 +19,7 @@ import email.utils
 import json
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -219,6 +220,16 @@ def _backoff(attempt: int) -> float:
     return delay * (0.5 + random.random() / 2)
 
 
+def _say_retry(what: str, attempt: int, retries: int, delay: float) -> None:
+    # A retried request is never silent: a server that is down shows up at the first
+    # attempt, not after the whole backoff (inside an execution the line is also
+    # captured with the call's logs).
+    print(
+        f"kitaru.llm: {what}; attempt {attempt} of {retries + 1} failed, next in {delay:.1f}s",
+        file=sys.stderr,
+    )
+
+
 def _error_message(response: httpx.Response) -> str:
     try:
         data = response.json()
@@ -289,12 +300,21 @@ def complete(
                     provider=target.provider,
                     provider_message=str(exc),
                 ) from None
-            time.sleep(_backoff(attempt))
+            delay = _backoff(attempt)
+            _say_retry(
+                f"cannot reach {target.provider} at {url} ({type(exc).__name__})",
+                attempt,
+                retries,
+                delay,
+            )
+            time.sleep(delay)
             continue
         status = response.status_code
         if (status == 429 or status >= 500) and attempt <= retries:
             wait = retry_after(response)
-            time.sleep(min(MAX_RETRY_WAIT, wait) if wait is not None else _backoff(attempt))
+            delay = min(MAX_RETRY_WAIT, wait) if wait is not None else _backoff(attempt)
+            _say_retry(f"{target.provider} answered HTTP {status}", attempt, retries, delay)
+            time.sleep(delay)
             continue
         if status >= 400:
             message = _error_message(response)

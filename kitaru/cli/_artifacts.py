@@ -105,8 +105,8 @@ def diff(
     exec_b: str = typer.Argument(..., help="Second execution id."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Compare two executions checkpoint by checkpoint: same, changed (with a unified diff
-    of text and JSON values), or only in one of them.
+    """Compare two executions checkpoint by checkpoint, then their results: same, changed
+    (with a unified diff of text and JSON values), or only in one of them.
 
     Example: `kitaru artifacts diff kx_01a21c6d03e6c01d6771b05dc136 kx_01a21c8e5f1b7a9c04d2e6b3a871`
     """
@@ -118,8 +118,21 @@ def diff(
         ["checkpoint", "status"],
         [[e["key"], e["status"].replace("_", " ")] for e in result["checkpoints"]],
     )
-    print(f"\nresult: {result['result']}")
     for e in result["checkpoints"]:
         if e["status"] == "changed" and e.get("diff"):
             print()
             print(e["diff"], end="")
+    print(f"\nresult: {_result_text(result)}")
+    if result.get("result_diff"):
+        print(result["result_diff"], end="")
+
+
+def _result_text(result: dict[str, Any]) -> str:
+    status = result["result"]
+    if status == "only_in_a":
+        return f"only in A; no result in B ({result['b']} is {result['b_status']})"
+    if status == "only_in_b":
+        return f"only in B; no result in A ({result['a']} is {result['a_status']})"
+    if status == "same" and result.get("a_status") != "completed":
+        return "no result in A or B"
+    return str(status)

@@ -130,15 +130,12 @@ def get(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Show an execution: status, result, and each checkpoint call (ran, from the journal,
-    reused from a replay source, or failed).
+    reused from a replay source, or failed). Exits 1 when the execution failed or crashed.
 
     Example: `kitaru executions get kx_01a21c6d03e6c01d6771b05dc136`
     """
-    view = _client().executions.get(exec_id).to_dict()
-    if as_json:
-        emit_json(view)
-    else:
-        print_execution(view)
+    # A failed execution exits 1, as `resume` and `input` do when it fails again.
+    _finish(_client().executions.get(exec_id).to_dict(), as_json)
 
 
 @app.command()
@@ -163,8 +160,10 @@ def logs(
     if orchestrator:
         _orchestrator_logs(exec_id, as_json)
         return
-    lines = _client().executions.logs(exec_id)
+    client = _client()
+    lines = client.executions.logs(exec_id)
     if checkpoint is not None:
+        _check_checkpoint_key(client.journal, exec_id, checkpoint)
         lines = [g for g in lines if g["checkpoint"] == checkpoint]
     if as_json:
         emit_json(lines)
@@ -180,11 +179,23 @@ def logs(
         prefix = "[stderr] " if g["stream"] == "stderr" else ""
         print(prefix + text, end="" if text.endswith("\n") else "\n")
     if not lines:
-        print("no output captured")
-    record = _client().journal.get_execution(exec_id)
+        print("no output captured" + (f" in checkpoint {checkpoint}" if checkpoint else ""))
+    record = client.journal.get_execution(exec_id)
     if record is not None and record.run_id is not None:
         print(
             f"(the {record.orchestrator} orchestrator's logs: kitaru executions logs {exec_id} --orchestrator)"
+        )
+
+
+def _check_checkpoint_key(journal: Any, exec_id: str, key: str) -> None:
+    """A key the execution never reached is a typo, not a call that printed nothing."""
+    keys = list(dict.fromkeys(c.key for c in journal.calls(exec_id)))
+    if key not in keys:
+        from kitaru._errors import NotFoundError
+
+        raise NotFoundError(
+            f"execution {exec_id} has no checkpoint call {key!r}; its checkpoint keys: "
+            f"{', '.join(keys) or 'none'} (see: kitaru executions get {exec_id})"
         )
 
 
@@ -251,11 +262,16 @@ def cancel(
 
     Example: `kitaru executions cancel kx_01a21c6d03e6c01d6771b05dc136 --grace 30`
     """
-    view = _client().executions.cancel(exec_id, grace=grace).to_dict()
+    from kitaru import _control
+
+    client = _client()
+    how: list[str] = []
+    _control.cancel(exec_id, grace=grace, journal=client.journal, report=how.append)
+    view = client.executions.get(exec_id).to_dict()
     if as_json:
         emit_json(view)
     else:
-        print(f"{view['exec_id']} {view['status']}")
+        print(f"{view['exec_id']} {view['status']}" + "".join(f": {h}" for h in how))
 
 
 @app.command("input")
@@ -278,17 +294,31 @@ def input_(
     - `kitaru executions input kx_01a21c6d03e6c01d6771b05dc136 approve true`
     - `kitaru executions input kx_01a21c6d03e6c01d6771b05dc136 feedback '"shorter, please"' --detach`
     """
-    from kitaru import _control
 
     _use_project(project)
-    parsed = _control.parse_json(value, "the input")
     client = _client()
+    parsed = _parse_answer(client, exec_id, wait, value)
     with _flow_output(as_json):
         if no_resume:
             execution = _store_only(client, exec_id, wait, parsed)
         else:
             execution = client.executions.input(exec_id, wait, parsed, detach=detach)
     _finish(execution.to_dict(), as_json)
+
+
+def _parse_answer(client: Any, exec_id: str, wait: str, value: str) -> Any:
+    """The answer as JSON; an answer that is not JSON gets a hint that fits the wait
+    (`true` for a bool wait, `'"text"'` for a str wait)."""
+    import json
+
+    from kitaru import _control
+
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        pass
+    schema = _control.find_wait(client.journal, exec_id, wait).schema
+    return _control.parse_json(value, "the input", schema=schema)
 
 
 def _store_only(client: Any, exec_id: str, wait: str, value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import typer
@@ -223,16 +224,27 @@ def delete(
 ) -> None:
     """Delete a registered stack (the built-in local stack cannot be deleted). Refused
     while executions on it are queued, running or waiting, because resuming them needs it.
+    Deleting the active stack makes `local` active again, and says so.
 
     Example: `kitaru stack delete dev-docker`
     """
     from kitaru import stacks
+    from kitaru.stacks._resolve import chosen_name
 
-    stacks.delete(_journal(), name, force=force)
+    journal = _journal()
+    was_active = chosen_name(journal) == name
+    stacks.delete(journal, name, force=force)
     if as_json:
-        emit_json({"deleted": name})
+        emit_json({"deleted": name, "active": chosen_name(journal)})
     else:
         print(f"deleted stack {name!r}")
+    if was_active:
+        # New executions would otherwise move to another stack without a word.
+        print(
+            f"note: {name!r} was the active stack; the local stack is active now "
+            "(choose another with: kitaru stack use NAME)",
+            file=sys.stderr,
+        )
 
 
 @app.command()

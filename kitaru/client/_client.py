@@ -238,7 +238,9 @@ class Artifacts:
     def get(self, artifact_id: str) -> Artifact:
         record = self._journal.get_artifact(artifact_id)
         if record is None:
-            raise NotFoundError(f"artifact {artifact_id} not found in {self._journal.url}")
+            from kitaru import _ids
+
+            raise NotFoundError(_ids.not_found("ka", artifact_id, self._journal.url))
         return self._wrap(record)
 
     def diff(self, exec_a: str, exec_b: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from urllib.parse import urlencode, urlsplit
 from kitaru._errors import (
     ArtifactCorruptedError,
     ConfigurationError,
+    InvalidConfigurationError,
     InvalidInputError,
     KitaruError,
     KitaruUsageError,
@@ -240,13 +241,14 @@ _lock = threading.Lock()
 def connect(url: str | None = None) -> Connection:
     """The connection to `url` (default KITARU_SERVER_URL) with KITARU_API_TOKEN."""
     url = (url or os.environ.get("KITARU_SERVER_URL") or "").rstrip("/")
+    # Nothing was tried without these: the fix is in the settings (exit code 2).
     if not url:
-        raise ConfigurationError(
+        raise InvalidConfigurationError(
             "no Kitaru server configured; set KITARU_SERVER_URL (and KITARU_API_TOKEN)"
         )
     token = os.environ.get("KITARU_API_TOKEN", "")
     if not token:
-        raise ConfigurationError(
+        raise InvalidConfigurationError(
             f"KITARU_SERVER_URL is {url} but KITARU_API_TOKEN is not set; create a token with "
             "`kitaru server token create --scope write` on the server's journal and export it"
         )

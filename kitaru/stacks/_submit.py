@@ -49,6 +49,7 @@ def run_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Execut
             store_uri=stack.artifact_store,
             journal=target,
         )
+        _say_how_it_ended(record)
         return ExecutionHandle(
             record.exec_id,
             hint=flow.return_hint(),
@@ -56,6 +57,20 @@ def run_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Execut
             allow_pickle=flow.allow_pickle,
         )
     return submit_new(flow, args, kwargs, stack)
+
+
+def _say_how_it_ended(record: Any) -> None:
+    """`flow.run()` returns the handle whatever the outcome; a script that only prints
+    the status would end quietly with exit code 0, so a failed or cancelled execution
+    also says so on stderr, with where to look (`handle.result()` raises it)."""
+    if record.status == "failed":
+        print(
+            f"kitaru: execution {record.exec_id} failed: {record.error}; details: "
+            f"kitaru executions get {record.exec_id}",
+            file=sys.stderr,
+        )
+    elif record.status == "cancelled":
+        print(f"kitaru: execution {record.exec_id} was cancelled", file=sys.stderr)
 
 
 def make_orchestrator(stack: StackRecord) -> Orchestrator:

@@ -81,7 +81,8 @@ def test_register_use_show_list_delete(tmp_path: Path) -> None:
     assert kitaru_cli("stack", "show", "bg", "--json").json()["settings"]["mode"] == "in_process"
 
     deleted = kitaru_cli("stack", "delete", "bg", "--json")
-    assert deleted.returncode == 0 and deleted.json() == {"deleted": "bg"}
+    assert deleted.returncode == 0 and deleted.json() == {"deleted": "bg", "active": "local"}
+    assert "'bg' was the active stack" in deleted.stderr
     assert _names() == ["local"]
     assert kitaru_cli("stack", "show", "--json").json()["name"] == "local"
 
