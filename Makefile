@@ -9,7 +9,7 @@ unexport PYTHONDONTWRITEBYTECODE
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help demo test lint format typecheck unit bench clean uv
+.PHONY: help demo test test-pythons lint format typecheck unit bench clean uv
 
 help:
 	@echo "make demo       run the example agent: crash, resume, wait, answer, replay (no server, no cloud)"
@@ -17,6 +17,7 @@ help:
 	@echo "make lint       ruff check + format check"
 	@echo "make typecheck  mypy --strict"
 	@echo "make unit       pytest only (PYTEST_ARGS='-k name' to select)"
+	@echo "make test-pythons  the service-free tests on every other Python 3.12+ found here"
 	@echo "make bench      benchmarks side by side with the peers (slow; not part of make test)"
 	@echo "                QUICK=1 for a smoke run; BENCH_ARGS='--systems kitaru,dbos' to pick"
 
@@ -52,9 +53,13 @@ unit: .venv/.synced
 
 test: lint typecheck
 	bash scripts/test.sh $(PYTEST_ARGS)
+	bash scripts/test-pythons.sh $(PYTEST_ARGS)
+
+test-pythons: uv
+	bash scripts/test-pythons.sh $(PYTEST_ARGS)
 
 bench: .venv/.synced
 	$(PY) -m benchmarks $(if $(filter-out 0,$(QUICK)),--quick,) $(BENCH_ARGS)
 
 clean:
-	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .demo-home .test-services
+	rm -rf .venv .venv-py3* .mypy_cache .ruff_cache .pytest_cache .demo-home .test-services

@@ -117,6 +117,7 @@ def test_openai_agents_example(strategy: str) -> None:
         assert keys == ["forecaster.run"]
 
 
+@pytest.mark.services
 def test_crewai_example_kickoff_is_an_artifact_and_is_not_run_again(tmp_path: Path) -> None:
     python = os.environ.get("KITARU_CREWAI_PYTHON")
     assert python, (

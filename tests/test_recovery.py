@@ -105,7 +105,7 @@ def test_failed_execution_resumes_by_running_the_failed_call_again(tmp_path: Pat
     assert ledger_counts(ledger) == {0: 1, 1: 1, 2: 2, 3: 1}
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
 def journal_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test with the embedded journal and again with a fresh PostgreSQL database."""
     if request.param == "postgres":

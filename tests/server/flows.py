@@ -191,3 +191,38 @@ if __name__ == "__main__":
     handle = research.run(int(sys.argv[1]))
     print(json.dumps({"exec_id": handle.exec_id, "status": handle.status}))
 """
+
+# Everything long that a page can be asked to show: a 39 KB line, a long flow name, a long
+# error, a long question. `python wide.py wait|fail`.
+WIDE = """
+import json, sys
+import kitaru
+from kitaru import checkpoint, flow
+
+NAME = "summarize_every_quarterly_report_" * 6
+
+
+@checkpoint
+def fetch_the_whole_report_as_one_line() -> str:
+    return "w" * 39_000
+
+
+@checkpoint
+def explain(text: str) -> dict:
+    return {"k" * 300: "v" * 2_000, "size": len(text)}
+
+
+@flow(name=NAME)
+def wide(mode: str) -> str:
+    text = fetch_the_whole_report_as_one_line()
+    explain(text)
+    if mode == "fail":
+        raise RuntimeError("the upstream service said: " + "e" * 3_000)
+    kitaru.wait("approve_" + "a" * 120, schema=bool, question="Publish " + "q" * 2_000 + "?")
+    return "done"
+
+
+if __name__ == "__main__":
+    handle = wide.run(sys.argv[1])
+    print(json.dumps({"exec_id": handle.exec_id, "status": handle.status}))
+"""

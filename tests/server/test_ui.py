@@ -193,6 +193,8 @@ def test_waits_are_answered_from_forms_checked_against_their_schema(
     page: Any, server: ServerProcess, write_token: str, executions: dict[str, str]
 ) -> None:
     client = Client(server, write_token, Path(executions["home"]))
+    # Resume runs where the flows' code lives: the folder the fixture wrote them to.
+    client.project = Path(executions["home"]).parent
     sign_in(page, server, write_token, f"/ui/executions/{executions['replay']}")
     assert states(page) == {"research": "reused", "draft": "override", "approve": "waiting"}
     shot(page, "06-replay-waiting")
@@ -314,3 +316,89 @@ def test_parallel_calls_show_as_one_group_with_their_wall_time(
         call = http.get(f"/api/v1/executions/{started['exec_id']}/checkpoints/3/search")
     assert call.status_code == 200, call.text
     assert call.json()["branch"] == "3" and call.json()["output"]["name"] == "3/search"
+
+
+@pytest.fixture(scope="module")
+def wide(
+    server: ServerProcess, write_token: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """Executions that hold everything long: a 39 KB line, a long flow name, a long error
+    and a long question, plus a replay whose diff has long changed lines."""
+    folder = tmp_path_factory.mktemp("wide")
+    client = Client(server, write_token, folder / "home")
+    script = write_script(folder / "wide.py", flows.WIDE)
+    waiting = client.start(script, "wait")["exec_id"]
+    failed = client.start(script, "fail")["exec_id"]
+    replay = client.cli_json(
+        "executions",
+        "replay",
+        waiting,
+        "--from",
+        "explain",
+        "--override",
+        'explain={"' + "n" * 3_000 + '": 1}',
+    )["exec_id"]
+    return {"waiting": waiting, "failed": failed, "replay": replay}
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_no_page_is_wider_than_the_window(
+    browser: Any,
+    server: ServerProcess,
+    write_token: str,
+    admin_token: str,
+    executions: dict[str, str],
+    wide: dict[str, str],
+    width: int,
+    tmp_path: Path,
+) -> None:
+    """Long values wrap or scroll inside their own box: the page itself never scrolls
+    sideways, on a desktop or on a phone."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    pages = [
+        "/ui/executions",
+        "/ui/executions?status=failed",
+        f"/ui/executions/{wide['waiting']}",
+        f"/ui/executions/{wide['failed']}",
+        f"/ui/executions/{wide['replay']}",
+        f"/ui/executions/{executions['source']}",
+        f"/ui/diff?a={wide['waiting']}&b={wide['replay']}",
+        f"/ui/diff?a={executions['source']}&b={executions['replay']}",
+        "/ui/waits",
+        "/ui/stacks",
+        "/ui/executions/kx_" + "0" * 300,
+    ]
+    name = "wide-" + "s" * 58
+    with server.http(admin_token) as admin:
+        made = admin.post(
+            "/api/v1/stacks",
+            json={
+                "name": name,
+                "orchestrator": "docker",
+                "artifact_store": (tmp_path / ("store-" + "d" * 300)).as_uri(),
+                "registry": "127.0.0.1:5000/" + "r" * 300,
+                "settings": {"environment": {"LONG_" + "V" * 200: "x" * 2_000}},
+            },
+        )
+        assert made.status_code == 201, made.text
+        try:
+            page.goto(server.url + "/ui/login")
+            too_wide = {}
+            measure = "[document.documentElement.scrollWidth, window.innerWidth]"
+            scroll, inner = page.evaluate(measure)
+            if scroll > inner:
+                too_wide["/ui/login"] = scroll
+            sign_in(page, server, write_token)
+            for path in pages:
+                page.goto(server.url + path)
+                scroll, inner = page.evaluate(measure)
+                if scroll > inner:
+                    too_wide[path] = scroll
+            shot(page, f"11-error-{width}")
+            page.goto(f"{server.url}/ui/executions/{wide['waiting']}")
+            shot(page, f"11-wide-execution-{width}")
+        finally:
+            assert admin.delete(f"/api/v1/stacks/{name}").status_code == 200
+            context.close()
+    assert too_wide == {}, f"pages wider than a {width} px window: {too_wide}"
