@@ -96,6 +96,6 @@ def test_server_start_bad_input_is_one_line(tmp_path: Path) -> None:
     tokens = kitaru_cli("server", "token", "list", "--journal", journal)
     assert tokens.returncode == 0 and "kitaru server token create" in tokens.stdout
     no_server = kitaru_cli("server", "webhook", "kx_1", "approve")
-    assert no_server.returncode == 1 and "set KITARU_SERVER_URL" in no_server.stderr
+    assert no_server.returncode == 2 and "set KITARU_SERVER_URL" in no_server.stderr
     helptext = kitaru_cli("server", "start", "--help")
     assert "KITARU_SERVER_URL" in helptext.stdout and "--journal" in helptext.stdout
