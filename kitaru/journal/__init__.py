@@ -19,10 +19,12 @@ from kitaru.journal._records import (
     DeploymentRecord,
     ExecutionRecord,
     LogRecord,
+    QueueRecord,
     StackRecord,
     TagEvent,
     TagRecord,
     WaitRecord,
+    WorkerRecord,
 )
 
 __all__ = [
@@ -33,10 +35,12 @@ __all__ = [
     "ExecutionRecord",
     "Journal",
     "LogRecord",
+    "QueueRecord",
     "StackRecord",
     "TagEvent",
     "TagRecord",
     "WaitRecord",
+    "WorkerRecord",
     "current_journal",
     "open_journal",
 ]

@@ -18,10 +18,12 @@ from kitaru.journal._records import (
     DeploymentRecord,
     ExecutionRecord,
     LogRecord,
+    QueueRecord,
     StackRecord,
     TagEvent,
     TagRecord,
     WaitRecord,
+    WorkerRecord,
 )
 
 
@@ -96,6 +98,38 @@ class Journal(Protocol):
         submitted to a container, `failed` when its container never started it."""
 
     def set_run_id(self, exec_id: str, run_id: str, orchestrator: str) -> None: ...
+
+    # queues and workers (kitaru/journal/_queues.py)
+    def claim(
+        self,
+        *,
+        queue: str,
+        flows: Sequence[str],
+        owner: str,
+        worker: str,
+        now: float,
+        lease_until: float,
+    ) -> ExecutionRecord | None:
+        """Take the next execution of `flows` waiting in `queue` under `owner`'s lease, if
+        the queue's limits allow one more now."""
+
+    def queue_counts(self, now: float) -> dict[str, dict[str, object]]: ...
+
+    def put_queue(self, queue: QueueRecord) -> None: ...
+
+    def get_queue(self, name: str) -> QueueRecord | None: ...
+
+    def list_queues(self) -> list[QueueRecord]: ...
+
+    def delete_queue(self, name: str) -> bool: ...
+
+    def put_worker(self, worker: WorkerRecord) -> None: ...
+
+    def worker_seen(
+        self, name: str, *, running: int, now: float, stopped: bool = False
+    ) -> None: ...
+
+    def list_workers(self) -> list[WorkerRecord]: ...
 
     # checkpoint calls
     def calls(self, exec_id: str) -> list[CallRecord]:

@@ -249,6 +249,40 @@ ALTER TABLE calls ADD COLUMN pos INTEGER;
 ALTER TABLE calls ADD COLUMN fingerprint TEXT;
 """,
     ),
+    (
+        6,
+        # Workers and queues: the queue an execution waits in (NULL: the `default` queue)
+        # and its priority, the worker that claimed it last and when (the start rate
+        # limit counts claims), each queue's limits, and the workers serving queues.
+        """
+ALTER TABLE executions ADD COLUMN queue TEXT;
+ALTER TABLE executions ADD COLUMN priority INTEGER;
+ALTER TABLE executions ADD COLUMN worker TEXT;
+ALTER TABLE executions ADD COLUMN claimed_at {real};
+CREATE INDEX executions_claimed ON executions (claimed_at);
+
+CREATE TABLE queues (
+    name TEXT PRIMARY KEY,
+    concurrency INTEGER,
+    rate_per_minute INTEGER,
+    created_at {real} NOT NULL,
+    updated_at {real} NOT NULL
+);
+
+CREATE TABLE workers (
+    name TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    queues TEXT NOT NULL,
+    flows TEXT NOT NULL,
+    concurrency INTEGER NOT NULL,
+    running INTEGER NOT NULL,
+    started_at {real} NOT NULL,
+    seen_at {real} NOT NULL,
+    stopped_at {real}
+);
+""",
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -36,6 +36,10 @@ class PostgresJournal(SqlJournal):
         "bigint": "BIGINT",
         "without_rowid": "",
     }
+    # Claims of one queue run one at a time (its limits are read then used); candidate
+    # rows another transaction holds (a resume taking its lease) are skipped.
+    QUEUE_LOCK = "SELECT pg_advisory_xact_lock(727275, hashtext(?))"
+    SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str) -> None:
         super().__init__(redact(url))

@@ -66,6 +66,13 @@ class ExecutionRecord:
     # version of a canary).
     deployment_version: int | None = None
     invocation_id: str | None = None
+    # Workers (kitaru/_worker.py): the queue the execution waits in for a worker (None:
+    # `default`, where a server leaves executions it continues), its priority (higher
+    # first), and the worker that claimed it last and when.
+    queue: str | None = None
+    priority: int = 0
+    worker: str | None = None
+    claimed_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -243,3 +250,30 @@ class TagEvent:
     from_previous: int | None
     by: str
     at: float
+
+
+@dataclass(slots=True)
+class QueueRecord:
+    """A queue's limits; a queue nobody configured has none (and no row)."""
+
+    name: str
+    concurrency: int | None = None
+    rate_per_minute: int | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(slots=True)
+class WorkerRecord:
+    """A `kitaru worker` process, as it last reported itself."""
+
+    name: str
+    host: str
+    pid: int
+    queues: list[str]
+    flows: list[str]
+    concurrency: int
+    running: int
+    started_at: float
+    seen_at: float
+    stopped_at: float | None = None

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from kitaru._errors import InvalidConfigurationError
 from kitaru.journal._deployments import DeploymentRows
 from kitaru.journal._migrations import LATEST, MIGRATIONS, statements
+from kitaru.journal._queues import QueueRows
 from kitaru.journal._records import (
     ArtifactRecord,
     CallRecord,
@@ -30,7 +31,7 @@ EXEC_COLS = (
     "exec_id, flow, status, created_at, updated_at, ended_at, flow_ref, flow_file, import_path, "
     "python, stack, orchestrator, run_id, owner, heartbeat_at, lease_until, cancel_requested, "
     "runs, replayed_from, replay_point, error, result_artifact, artifact_store, metadata, argv, "
-    "project_root, deployment_version, invocation_id"
+    "project_root, deployment_version, invocation_id, queue, priority, worker, claimed_at"
 )
 ART_COLS = (
     "artifact_id, exec_id, name, version, producer, producer_key, type_ref, serializer, "
@@ -72,6 +73,7 @@ def _execution(row: Sequence[Any]) -> ExecutionRecord:
     r[16] = bool(r[16])
     r[23] = _unjson(r[23])
     r[24] = json.loads(r[24]) if r[24] else []
+    r[29] = r[29] or 0
     return ExecutionRecord(*r)
 
 
@@ -192,7 +194,7 @@ _INSERT_ARTIFACT = f"INSERT INTO artifacts ({ART_COLS}) VALUES ({_marks(ART_COLS
 _INSERT_LOG = f"INSERT INTO logs ({LOG_COLS}) VALUES ({_marks(LOG_COLS)})"
 
 
-class SqlJournal(TokenRows, DeploymentRows):
+class SqlJournal(TokenRows, DeploymentRows, QueueRows):
     """Everything but the connection; see `SqliteJournal` and `PostgresJournal`."""
 
     url: str
@@ -281,6 +283,10 @@ class SqlJournal(TokenRows, DeploymentRows):
             e.project_root,
             e.deployment_version,
             e.invocation_id,
+            e.queue,
+            e.priority,
+            e.worker,
+            e.claimed_at,
         )
         with self._tx() as conn:
             conn.execute(
@@ -332,7 +338,8 @@ class SqlJournal(TokenRows, DeploymentRows):
                 self._sql(
                     "UPDATE executions SET owner = ?, status = 'running', runs = runs + 1, "
                     "heartbeat_at = ?, lease_until = ?, updated_at = ?, ended_at = NULL, "
-                    f"error = NULL WHERE exec_id = ? AND owner {self._null_eq()} ? "
+                    "error = NULL, worker = NULL "
+                    f"WHERE exec_id = ? AND owner {self._null_eq()} ? "
                     f"AND status IN ({marks}) AND cancel_requested = 0"
                 ),
                 (owner, now, lease_until, now, exec_id, expected_owner, *statuses),

@@ -95,7 +95,12 @@ class SqliteJournal(SqlJournal):
         with self._lock:
             conn = self._conn
             try:
-                conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+                # Every transaction here writes: take the write lock at BEGIN. A deferred
+                # one would start as a reader, and a reader whose snapshot another
+                # process's commit made stale cannot become a writer: SQLite fails it
+                # with "database is locked" at once, without waiting (workers, their
+                # executions and a server all write one file).
+                conn.execute("BEGIN IMMEDIATE")
             except sqlite3.DatabaseError as exc:
                 self._failed(exc)
             try:
@@ -113,9 +118,14 @@ class SqliteJournal(SqlJournal):
                 self._failed(exc)
 
     def _x(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        # The rows are read before the lock is released: a statement still stepping
+        # holds a read snapshot on the shared connection, and another thread's write
+        # transaction on it would then fail at once (SQLITE_BUSY_SNAPSHOT) as soon as
+        # another process had committed since.
         with self._lock:
             try:
-                return self._conn.execute(sql, params)
+                cur = self._conn.execute(sql, params)
+                return _Rows(cur.fetchall(), cur.rowcount)
             except sqlite3.DatabaseError as exc:
                 self._failed(exc)
 
@@ -125,6 +135,28 @@ class SqliteJournal(SqlJournal):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+class _Rows:
+    """A statement's rows, all read."""
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self._next = 0
+        self.rowcount = rowcount
+
+    def fetchone(self) -> Any:
+        if self._next >= len(self._rows):
+            return None
+        self._next += 1
+        return self._rows[self._next - 1]
+
+    def fetchall(self) -> list[Any]:
+        rest, self._next = self._rows[self._next :], len(self._rows)
+        return rest
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
