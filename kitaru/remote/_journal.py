@@ -2,9 +2,9 @@
 
 Each method is one typed request: a running execution's writes go through the runner
 API (`/api/v1/runner/executions/{id}/...`: lease, heartbeat, calls, artifacts, logs,
-waits, finish), everything else through the REST API (reads of records under
-`/api/v1/records/...`, creating and moving executions, answers, stacks, settings,
-deployments). Records travel as JSON with one member per dataclass field
+waits, finish; a worker's `/api/v1/runner/claim`), everything else through the REST API
+(reads of records under `/api/v1/records/...`, creating and moving executions, answers,
+stacks, settings, deployments, queues, workers). Records travel as JSON with one member per dataclass field
 (kitaru/remote/_codec.py). Flows, the CLI and `KitaruClient` use this like any other
 journal.
 
@@ -28,10 +28,12 @@ from kitaru.journal._records import (
     DeploymentRecord,
     ExecutionRecord,
     LogRecord,
+    QueueRecord,
     StackRecord,
     TagEvent,
     TagRecord,
     WaitRecord,
+    WorkerRecord,
 )
 from kitaru.remote._codec import from_wire, many, maybe, to_wire
 from kitaru.remote._connection import Connection, connect
@@ -40,6 +42,8 @@ from kitaru.remote._connection import Connection, connect
 MAX_PAGE = 1000
 # How long the execution a `finish` answered with stands for a read of it.
 FINISHED_FRESH_SECONDS = 5.0
+# The longest lease the server grants from its own clock (a claim asks for no more).
+MAX_LEASE_SECONDS = 3600.0
 
 
 def _p(part: str | int) -> str:
@@ -191,6 +195,55 @@ class HttpJournal:
             f"/executions/{_p(exec_id)}/run",
             json={"run_id": run_id, "orchestrator": orchestrator},
         )
+
+    # queues and workers: the server stamps claims and leases, and counts, by its clock
+    def claim(
+        self,
+        *,
+        queue: str,
+        flows: Sequence[str],
+        owner: str,
+        worker: str,
+        now: float,
+        lease_until: float,
+    ) -> ExecutionRecord | None:
+        if not flows:
+            return None
+        body = {
+            "queue": queue,
+            "flows": list(flows),
+            "owner": owner,
+            "worker": worker,
+            "lease_seconds": min(max(lease_until - now, 1.0), MAX_LEASE_SECONDS),
+        }
+        return maybe(ExecutionRecord, self._post("/runner/claim", body)["execution"])
+
+    def queue_counts(self, now: float) -> dict[str, dict[str, object]]:
+        counts: dict[str, dict[str, object]] = self._get("/records/queue-counts")
+        return counts
+
+    def put_queue(self, queue: QueueRecord) -> None:
+        self._put(f"/records/queues/{_p(queue.name)}", to_wire(queue))
+
+    def get_queue(self, name: str) -> QueueRecord | None:
+        return maybe(QueueRecord, self._get(f"/records/queues/{_p(name)}"))
+
+    def list_queues(self) -> list[QueueRecord]:
+        return many(QueueRecord, self._get("/records/queues"))
+
+    def delete_queue(self, name: str) -> bool:
+        response = self._conn.request("DELETE", f"/records/queues/{_p(name)}")
+        return bool(response.json()["deleted"])
+
+    def put_worker(self, worker: WorkerRecord) -> None:
+        self._put(f"/records/workers/{_p(worker.name)}", to_wire(worker))
+
+    def worker_seen(self, name: str, *, running: int, now: float, stopped: bool = False) -> None:
+        body = {"running": running, "now": now, "stopped": stopped}
+        self._post(f"/records/workers/{_p(name)}/seen", body)
+
+    def list_workers(self) -> list[WorkerRecord]:
+        return many(WorkerRecord, self._get("/records/workers"))
 
     # checkpoint calls
     def calls(self, exec_id: str) -> list[CallRecord]:

@@ -82,7 +82,7 @@ def continue_execution(
 def runs_where_started(journal: Journal, record: ExecutionRecord) -> bool:
     """Whether the execution's stack runs flows on the machine that starts them, which
     for the server would be its own host."""
-    if record.run_id is None and record.orchestrator == "local":
+    if _ready.for_workers(record):
         return True
     from kitaru.stacks import _resolve
 

@@ -14,6 +14,7 @@ from kitaru.server.routes import (
     _health,
     _info,
     _lifecycle,
+    _queues,
     _records,
     _runner,
     _stacks,
@@ -23,11 +24,12 @@ from kitaru.server.routes import (
 )
 
 # Routes are matched in order, one by one: the runner API (called per checkpoint), the
-# execution view and record reads come first.
+# execution view, record reads and workers' claims (polled) come first.
 ROUTERS: list[APIRouter] = [
     _runner.router,
     _executions.router,
     _records.router,
+    _queues.router,
     _health.router,
     _info.router,
     _lifecycle.router,

@@ -51,6 +51,12 @@ class InvokeRequest(BaseModel):
         description="Your id for the invocation; a retry with the same id picks the same "
         "version of a canary. Default: a new one.",
     )
+    queue: str | None = Field(
+        None,
+        description="Put the execution in this queue for a worker whose code is the "
+        "version's snapshot, instead of starting it on the stack's orchestrator.",
+    )
+    priority: int = Field(0, ge=-1_000_000, le=1_000_000, description="Within the queue.")
 
 
 class DeploymentRequest(BaseModel):
@@ -152,7 +158,7 @@ def untag(flow: str, tag: str, state: State, caller: Admin) -> dict[str, Any]:
     summary="Run the version a tag picks (or a given version) in its image on its stack",
 )
 def invoke(flow: str, body: InvokeRequest, state: State, caller: Writer) -> dict[str, Any]:
-    if state.config.public_url is None:
+    if state.config.public_url is None and body.queue is None:
         raise KitaruUsageError(
             "this server does not know its own address, so the container it would start "
             "could not report back; restart it with --public-url URL"
@@ -169,5 +175,7 @@ def invoke(flow: str, body: InvokeRequest, state: State, caller: Writer) -> dict
         # address the server was configured with: never one a request or record names.
         server_url=state.config.public_url,
         refuse_local=True,
+        queue=body.queue,
+        priority=body.priority,
     )
     return Executions(handle._journal or state.journal).get(handle.exec_id).to_dict()

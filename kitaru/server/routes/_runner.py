@@ -39,9 +39,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from kitaru import _lease
+from kitaru import _lease, _ready
 from kitaru._errors import InvalidInputError, LeaseError, NotFoundError
-from kitaru.journal import TERMINAL_STATUSES, ArtifactRecord, CallRecord, LogRecord, WaitRecord
+from kitaru.journal import (
+    TERMINAL_STATUSES,
+    ArtifactRecord,
+    CallRecord,
+    ExecutionRecord,
+    LogRecord,
+    WaitRecord,
+)
 from kitaru.remote._codec import to_wire
 from kitaru.server import _owners
 from kitaru.server._state import ServerState
@@ -292,6 +299,15 @@ async def append_logs(exec_id: str, request: Request) -> JSONResponse:
 # Metadata Kitaru itself keeps on an execution: the image a server may resubmit, the
 # deployment it runs, why it is ready. A flow's kitaru.log() cannot set them.
 RESERVED_METADATA = frozenset({"image", "deployment", "ready", "server_url"})
+# Why an execution is ready (kitaru/_ready.py) is written by whoever queued it for a
+# runner: the server, or a worker that gave an execution back to its queue with a write
+# token. It is taken from such a caller only while the execution is queued for a runner,
+# so it says what holds; a run (which logs only while running) never sets it.
+WORKER_METADATA = frozenset({"ready"})
+
+
+def _queued_for_runner(record: ExecutionRecord) -> bool:
+    return record.status == "queued" and _ready.for_workers(record)
 
 
 @router.post(
@@ -301,16 +317,24 @@ RESERVED_METADATA = frozenset({"image", "deployment", "ready", "server_url"})
 )
 async def set_metadata(exec_id: str, request: Request) -> JSONResponse:
     body = await _parse(request, MetadataRequest)
-    reserved = sorted(RESERVED_METADATA & set(body.metadata))
-    if reserved:
+    reserved = RESERVED_METADATA & set(body.metadata)
+    if reserved - WORKER_METADATA:
         raise InvalidInputError(
-            f"metadata {', '.join(reserved)} is kept by Kitaru itself; log it under another name"
+            f"metadata {', '.join(sorted(reserved))} is kept by Kitaru itself; log it under "
+            "another name"
         )
     journal = _state(request).journal
+    caller: Caller = request.state.kitaru_caller
 
     def merge() -> None:
-        if journal.get_execution(exec_id) is None:
+        current = journal.get_execution(exec_id)
+        if current is None:
             raise NotFoundError(f"execution {exec_id} not found")
+        if reserved and (caller.execution is not None or not _queued_for_runner(current)):
+            raise InvalidInputError(
+                f"metadata {', '.join(sorted(reserved))} is kept by Kitaru itself (set when "
+                "an execution is queued for a runner); log it under another name"
+            )
         journal.set_metadata(exec_id, dict(body.metadata))
 
     await run_in_threadpool(merge)
