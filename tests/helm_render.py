@@ -3,8 +3,9 @@ cannot be installed here. It fails loudly on anything outside that subset, so a 
 change that needs more shows up as a test failure rather than a silent difference.
 
 Supported: text/action trimming (`{{-`, `-}}`), comments, `define`/`include`, `if`/
-`else`/`end`, `with`/`end`, field paths on `.` and `$`, string and number literals,
-parentheses, pipelines, and the functions in FUNCTIONS.
+`else`/`end`, `with`/`end`, `range`/`else`/`end` over a list or map (no `$i, $x :=`), field
+paths on `.` and `$` (a field of a missing value fails as Helm's "nil pointer" does), `$`
+alone, string and number literals, parentheses, pipelines, and the functions in FUNCTIONS.
 """
 
 from __future__ import annotations
@@ -61,8 +62,10 @@ def _parse(
         word = body.split(None, 1)[0] if body else ""
         rest = body[len(word) :].strip()
         if word in ("end", "else"):
+            if rest:
+                raise TemplateError(f"`{body}` is not supported by this renderer")
             return nodes, i, word
-        if word in ("if", "with"):
+        if word in ("if", "with", "range"):
             then, i, stop = _parse(parts, i, defines)
             other: list[Any] = []
             if stop == "else":
@@ -76,7 +79,7 @@ def _parse(
             if stop != "end":
                 raise TemplateError(f"define {name} has no end")
             defines[name] = body_nodes
-        elif word in ("range", "template", "block"):
+        elif word in ("template", "block"):
             raise TemplateError(f"`{word}` is not supported by this renderer")
         else:
             nodes.append(("action", body))
@@ -97,15 +100,21 @@ class Renderer:
         }
         self.defines: dict[str, list[Any]] = {}
         self.templates: dict[str, list[Any]] = {}
+        self.notes: list[Any] = []
         for path in sorted((chart / "templates").iterdir()):
             nodes, _i, stop = _parse(_lex(path.read_text()), 0, self.defines)
             if stop:
                 raise TemplateError(f"{path.name}: unexpected {stop}")
             if path.suffix in (".yaml", ".yml"):
                 self.templates[path.name] = nodes
+            elif path.name == "NOTES.txt":
+                self.notes = nodes
 
     def render(self) -> dict[str, str]:
         return {name: self._run(nodes, self.root) for name, nodes in self.templates.items()}
+
+    def render_notes(self) -> str:
+        return self._run(self.notes, self.root)
 
     def manifests(self) -> list[dict[str, Any]]:
         docs = []
@@ -129,6 +138,20 @@ class Renderer:
             elif node[0] == "with":
                 value = self._pipeline(node[1], dot)
                 out.append(self._run(node[2], value) if _truthy(value) else self._run(node[3], dot))
+            elif node[0] == "range":
+                if ":=" in node[1]:
+                    raise TemplateError(f"range variables are not supported: {node[1]!r}")
+                value = self._pipeline(node[1], dot)
+                if isinstance(value, dict):  # Go ranges over a map's values in key order
+                    items = [value[k] for k in sorted(value)]
+                elif isinstance(value, list) or value is None:
+                    items = value or []
+                else:
+                    raise TemplateError(f"range can't iterate over {value!r}")
+                if items:
+                    out.extend(self._run(node[2], item) for item in items)
+                else:
+                    out.append(self._run(node[3], dot))
         return "".join(out)
 
     def _pipeline(self, source: str, dot: Any) -> Any:
@@ -195,10 +218,18 @@ class Renderer:
             return float(token)
         if token.startswith("$"):
             dot, token = self.root, token[1:]
+            if not token:
+                return dot
         if token.startswith("."):
             value = dot
             for name in [p for p in token.split(".") if p]:
-                value = value.get(name) if isinstance(value, dict) else None
+                if value is None:
+                    raise TemplateError(
+                        f"nil pointer evaluating interface {{}}.{name} in {token!r}"
+                    )
+                if not isinstance(value, dict):
+                    raise TemplateError(f"can't evaluate field {name} in {value!r}")
+                value = value.get(name)
             return value
         raise TemplateError(f"unexpected {token!r}")
 
@@ -240,6 +271,31 @@ def _printf(_r: Renderer, fmt: str, *args: Any) -> str:
     return fmt.replace("%v", "%s") % tuple(str(a) for a in args)
 
 
+def _fail(_r: Renderer, message: str) -> Any:
+    raise TemplateError(f"execution error: {message}")
+
+
+def _to_int64(value: Any) -> int:
+    """Sprig's toInt64 (spf13/cast): what it cannot convert is 0, as in Helm."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, str):
+        text = re.sub(r"\.0*$", "", value.strip())
+        try:
+            return int(text, 0)
+        except ValueError:
+            return 0
+    return 0
+
+
+def _dict(_r: Renderer, *pairs: Any) -> dict[str, Any]:
+    if len(pairs) % 2:
+        pairs = (*pairs, "")
+    return {str(pairs[i]): pairs[i + 1] for i in range(0, len(pairs), 2)}
+
+
 FUNCTIONS: dict[str, Any] = {
     "include": lambda r, name, dot: r._run(r.defines[name], dot),
     "default": lambda _r, fallback, value=None: value if _truthy(value) else fallback,
@@ -252,6 +308,10 @@ FUNCTIONS: dict[str, Any] = {
     "nindent": lambda r, width, text: "\n" + _indent(r, width, text),
     "required": _required,
     "not": lambda _r, value: not _truthy(value),
+    "fail": _fail,
+    "hasKey": lambda _r, mapping, key: isinstance(mapping, dict) and key in mapping,
+    "add": lambda _r, *values: sum(_to_int64(v) for v in values),
+    "dict": _dict,
 }
 
 
