@@ -86,3 +86,20 @@ def test_fan_out_suite_measures_map_next_to_sequential_calls(tmp_path: Path) -> 
     assert set(us) == {"map", "sequential", "bare_threads"}
     assert all(v > 0 for v in us.values())
     assert "`.map(concurrency=16)`" in section["markdown"]
+
+
+def test_queue_suite_measures_throughput_and_answer_latency_on_both_journals(
+    tmp_path: Path,
+) -> None:
+    from benchmarks import queues
+
+    section = queues.bench(quick=True, workdir=tmp_path)
+    journals = section["data"]["journals"]
+    assert set(journals) == {"sqlite", "postgres"}  # make test runs PostgreSQL
+    for got in journals.values():
+        assert got["empty"]["executions_per_s"] > 0 and got["ten"]["executions_per_s"] > 0
+        answer = got["answer"]
+        assert len(answer["to_claim_s"]) == section["data"]["spec"]["answers"]
+        # claimed after the answer, and its next checkpoint after the claim
+        assert all(0 < c <= s for c, s in zip(answer["to_claim_s"], answer["to_next_checkpoint_s"]))
+    assert "| sqlite |" in section["markdown"] and "| postgres |" in section["markdown"]
