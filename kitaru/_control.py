@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kitaru import _execute, _ids, _lease, _loader, _replay_values, _serialize, _trust
+from kitaru import _execute, _ids, _lease, _loader, _ready, _replay_values, _serialize, _trust
 from kitaru._artifact_io import build_artifact
 from kitaru._errors import (
     InvalidInputError,
@@ -47,6 +47,16 @@ def resume(
     journal = journal or current_journal()
     record = get_execution(journal, exec_id)
     check_resumable(record)
+    if (
+        record.deployment_version is not None
+        and record.queue is not None
+        and _ready.for_workers(record)
+    ):
+        # An invoked version put in a queue: a worker whose code is its snapshot runs it,
+        # never the code on this machine, which may differ.
+        if record.status != "queued" and not _ready.mark_ready(journal, record, "resume requested"):
+            raise LeaseError(f"execution {exec_id} changed while it was being resumed; try again")
+        return get_execution(journal, exec_id)
     if record.run_id is not None:
         # It ran on an orchestrator: submit it again there, in the same image.
         from kitaru.stacks._submit import resubmit
@@ -235,8 +245,19 @@ def give_input(
         )
     record = get_execution(journal, exec_id)
     if resume_after and status_of(record) == "waiting":
+        if _back_to_queue(journal, record, f"wait {wait.key!r} answered"):
+            return get_execution(journal, exec_id)
         return resume(exec_id, detach=detach, journal=journal)
     return record
+
+
+def _back_to_queue(journal: Journal, record: ExecutionRecord, reason: str) -> bool:
+    """An execution submitted to a queue continues on a worker, under the queue's limits,
+    not in the process that answered it: queue it again; whether it was."""
+    if record.queue is None or not _ready.for_workers(record):
+        return False
+    _ready.mark_ready(journal, record, reason)
+    return True
 
 
 def _schema_model(journal: Journal, record: ExecutionRecord, ref: str) -> Any:
@@ -614,6 +635,10 @@ def sweep(
     errors: dict[str, str] = {}
     for exec_id in timed_out(journal):
         try:
+            record = get_execution(journal, exec_id)
+            if _back_to_queue(journal, record, "a wait timed out"):
+                done.append(get_execution(journal, exec_id))
+                continue
             done.append(resume(exec_id, detach=detach, journal=journal))
         except LeaseError:
             continue  # someone else resumed it first

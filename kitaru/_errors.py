@@ -111,3 +111,12 @@ class ExecutionCancelled(BaseException):
     def __init__(self, exec_id: str) -> None:
         super().__init__(f"execution {exec_id} was cancelled")
         self.exec_id = exec_id
+
+
+class ExecutionReleased(ExecutionCancelled):
+    """Unwinds a flow whose worker is stopping, at a checkpoint boundary: the execution
+    goes back to its queue (not cancelled) for another worker to continue."""
+
+    def __init__(self, exec_id: str) -> None:
+        BaseException.__init__(self, f"execution {exec_id} was released by its worker")
+        self.exec_id = exec_id

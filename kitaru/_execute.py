@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from kitaru import _config, _lease, _logs, _runtime
 from kitaru._errors import (
     ExecutionCancelled,
+    ExecutionReleased,
     ExecutionSuspended,
     KitaruError,
     SerializationError,
@@ -189,17 +190,27 @@ def drive(
 
     `calls` are the execution's journal calls when the caller has just written them
     (a replay), so the first run does not read them back."""
-    attempt = 0
-    while True:
-        status, error, result = _run_once(journal, record, owner, flow, args, kwargs, calls)
-        calls = None  # a retry reads what the failed run committed
-        if status == "failed" and attempt < flow.retries:
-            attempt += 1
-            continue
-        break
-    journal.finish(
-        record.exec_id, owner=owner, status=status, now=time.time(), error=error, result=result
-    )
+    status, error, result = _run_once(journal, record, owner, flow, args, kwargs, calls)
+    for _retry in range(flow.retries):
+        if status != "failed":
+            break
+        # a retry reads what the failed run committed
+        status, error, result = _run_once(journal, record, owner, flow, args, kwargs, None)
+    if status == "released":
+        # A stopping worker hands it back to its queue at a checkpoint boundary; a cancel
+        # requested meanwhile wins (the move to queued refuses a cancelled execution).
+        released = journal.transition(
+            record.exec_id,
+            to="queued",
+            from_statuses=("running",),
+            expected_owner=owner,
+            now=time.time(),
+        )
+        status = "queued" if released else "cancelled"
+    if status != "queued":
+        journal.finish(
+            record.exec_id, owner=owner, status=status, now=time.time(), error=error, result=result
+        )
     final = journal.get_execution(record.exec_id)
     assert final is not None
     return final
@@ -239,6 +250,8 @@ def _run_once(
                 value = flow.fn(*args, **kwargs)
         except ExecutionSuspended:
             status = "waiting"
+        except ExecutionReleased:
+            status = "released"
         except ExecutionCancelled:
             status = "cancelled"
         except (KeyboardInterrupt, SystemExit) as exc:

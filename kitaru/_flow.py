@@ -159,6 +159,24 @@ class Flow(Durable, Generic[P, R]):
             raise at_call_site(exc) from None
         return handle
 
+    def submit(
+        self, *args: Any, queue: str = "default", priority: int = 0, **kwargs: Any
+    ) -> ExecutionHandle[R]:
+        """Put a new execution in `queue` for a worker (`kitaru worker`) and return its
+        handle at once; nothing runs in this process. Higher `priority` runs first, then
+        the longest waiting. `handle.result()` waits for it."""
+        if _loader.loading.get():
+            raise _loader.StopImport
+        from kitaru import _queue
+
+        try:
+            record = _queue.submit(self, args, kwargs, queue=queue, priority=priority)
+        except ConfigurationError as exc:
+            raise at_call_site(exc) from None
+        return ExecutionHandle(
+            record.exec_id, hint=self.return_hint(), allow_pickle=self.allow_pickle
+        )
+
     def deploy(self, tag: str | None = "default", stack: str | None = None) -> DeploymentRecord:
         """Build (or reuse) the locked image of this flow's project on `stack` (default:
         the flow's or the active stack), push it, record the next immutable version and
@@ -173,12 +191,15 @@ class Flow(Durable, Generic[P, R]):
         tag: str | None = None,
         version: int | None = None,
         invocation_id: str | None = None,
+        queue: str | None = None,
+        priority: int = 0,
         **kwargs: Any,
     ) -> ExecutionHandle[R]:
         """Run a deployed version of this flow, not the code here: the one `tag` points at
         (default `default`; a canary tag splits invocations by weight, the same
         `invocation_id` always landing on the same version) or `version`, in its image
-        on its stack. Returns the handle at once; `handle.result()` waits."""
+        on its stack, or, with `queue`, on a worker whose code is that version's
+        snapshot. Returns the handle at once; `handle.result()` waits."""
         from kitaru.deployments import invoke
 
         handle: ExecutionHandle[R] = invoke(
@@ -189,6 +210,8 @@ class Flow(Durable, Generic[P, R]):
             version=version,
             invocation_id=invocation_id,
             hint=self.return_hint(),
+            queue=queue,
+            priority=priority,
         )
         return handle
 

@@ -42,6 +42,18 @@ def parse_owner(owner: str) -> tuple[str, int, str]:
     return host, int(pid), start
 
 
+def same_owner(seen: str | None, mine: str) -> bool:
+    """Whether `seen` (a record's owner, maybe as a server shows it, nonce masked:
+    kitaru/server/_owners.py) is the token `mine`. The host, pid and start time name one
+    process, and a worker's child makes one token in its life."""
+    if seen is None:
+        return False
+    if seen == mine:
+        return True
+    head, _, nonce = seen.rpartition(":")
+    return nonce.startswith("~") and head == mine.rpartition(":")[0]
+
+
 def owner_alive(owner: str, lease_until: float | None, now: float) -> bool:
     """Whether the owner may still be running the execution."""
     try:

@@ -7,9 +7,11 @@ its status and owner, as container stacks are queued) and records why under the
 `ready` metadata key. Such an execution has no orchestrator run (`run_id` is None), so
 nothing fails it for not starting: it waits for a runner.
 
-A runner claims it with `take_lease(statuses=("queued",), expected_owner=None)`: the
-same atomic compare-and-swap every resume uses, so two runners (a developer's
-`kitaru executions resume`, a worker) never both run it. The claim clears nothing but
+A runner claims it atomically: a worker (`kitaru worker`) with the journal's `claim`,
+which applies its queue's limits (the `queue` column, `default` when unset), a
+developer's `kitaru executions resume` with `take_lease(statuses=("queued",),
+expected_owner=None)`; both are compare-and-swaps on the status and owner, so two
+runners never both run it. The claim clears nothing but
 the status; the `ready` note stays as history and `is_ready` no longer holds once the
 execution is running.
 """
@@ -28,6 +30,13 @@ def command(exec_id: str) -> str:
     return f"kitaru executions resume {exec_id}"
 
 
+def for_workers(record: ExecutionRecord) -> bool:
+    """Whether a runner where the code lives continues it, rather than an orchestrator:
+    it has no orchestrator run and its stack runs flows where they start, or it was put
+    in a queue (`flow.submit`, `kitaru deployments invoke --queue`)."""
+    return record.run_id is None and (record.orchestrator == "local" or record.queue is not None)
+
+
 def is_ready(record: ExecutionRecord) -> bool:
     """Queued for a runner rather than for an orchestrator run."""
     return record.status == "queued" and record.run_id is None and READY in record.metadata
@@ -39,10 +48,13 @@ def note(record: ExecutionRecord) -> dict[str, Any] | None:
         return None
     found = record.metadata.get(READY)
     reason = found.get("reason") if isinstance(found, dict) else None
+    queue = record.queue or "default"
     return {
         "reason": reason if isinstance(reason, str) else "ready to continue",
+        "queue": queue,
         "command": command(record.exec_id),
-        "where": "where the flow's code lives (the stack runs flows in the starting process)",
+        "where": f"a worker taking queue {queue!r} (`kitaru worker --flows ... --queue "
+        f"{queue}`), or `{command(record.exec_id)}` where the flow's code lives",
     }
 
 

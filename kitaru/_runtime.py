@@ -23,6 +23,7 @@ from kitaru._artifact_io import build_artifact, load_value
 from kitaru._branches import Branch, current_branch
 from kitaru._errors import (
     ExecutionCancelled,
+    ExecutionReleased,
     KitaruUsageError,
     LeaseError,
     NonDeterminismError,
@@ -101,6 +102,14 @@ def request_cancel_all() -> None:
         ctx.cancel.set()
 
 
+def request_release_all() -> None:
+    """Signal handler target of a stopping worker: every execution in this process stops
+    at its next boundary and goes back to its queue."""
+    for ctx in list(_active):
+        ctx.releasing = True
+        ctx.cancel.set()
+
+
 class ExecutionContext:
     def __init__(
         self,
@@ -153,6 +162,7 @@ class ExecutionContext:
         self._versions: dict[str, int] = {}
         self.started = 0  # calls and waits reached in this run (legacy numbering only)
         self.cancel = threading.Event()
+        self.releasing = False  # the cancel event means "back to the queue" (a worker stops)
         if record.cancel_requested:
             self.cancel.set()
         self.flow_buffer = LogBuffer(self.exec_id, None, self.run)
@@ -270,6 +280,8 @@ class ExecutionContext:
 
     def check_cancel(self) -> None:
         if self.cancel.is_set():
+            if self.releasing:
+                raise ExecutionReleased(self.exec_id)
             raise ExecutionCancelled(self.exec_id)
 
     def _not_same(self, branch: str, pos: int, expected: str, key: str, func: str) -> str:

@@ -179,6 +179,10 @@ def execution_view(journal: Journal, e: ExecutionRecord, *, detail: bool = True)
         "metadata": e.metadata,
         "deployment_version": e.deployment_version,
         "invocation_id": e.invocation_id,
+        "queue": e.queue,
+        "priority": e.priority,
+        # The worker that claimed it last (`kitaru worker`), None if it never ran in one.
+        "worker": e.worker,
     }
     if status == "running" and e.owner:
         # Where it runs (host:pid:start), never the whole owner token: that token is

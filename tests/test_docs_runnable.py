@@ -135,6 +135,10 @@ def test_every_offline_command_of_the_readme_runs(tmp_path: Path) -> None:
     cli("model", "remove", "fast")
     cli("deployments", "list")
     cli("deployments", "history", "writer")
+    cli("queues", "set", "docs", "--concurrency", "2")
+    cli("queues", "list")
+    assert cli("queues", "show", "docs", "--json").json()["concurrency"] == 2
+    cli("worker", "--flows", str(script), "--queue", "docs", "--until-empty")
 
     for line in command_lines():
         if any(line.startswith(prefix) for prefix in NEEDS_MORE):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.conftest import REPO, kitaru_cli, run_python
@@ -55,3 +56,21 @@ def test_parallel_research_crash_in_a_fan_out_resumes_each_call_with_its_own_out
     # Groups are per run: the searches that finished before the crash ran 4 at a time.
     first = resumed["parallel_groups"][0]
     assert first["wall_s"] < first["sum_s"]
+
+
+def test_worker_queue_example_runs_every_submitted_execution_on_its_workers(
+    tmp_path: Path,
+) -> None:
+    result = run_python(
+        REPO / "examples" / "worker_queue.py",
+        cwd=tmp_path,
+        env={"KITARU_HOME": str(tmp_path / "home"), "KITARU_WORKER_DEMO_PAUSE": "0.05"},
+        timeout=300,
+    )
+    assert result.returncode == 0, result
+    out = result.stdout
+    assert "submitted 12 executions to queue 'reviews'" in out
+    assert "concurrency  3" in out
+    assert out.count(" completed ") == 12 and "it ships tomorrow" in out
+    counts = json.loads(out.split("executions per worker: ", 1)[1].splitlines()[0])
+    assert set(counts) <= {"worker-1", "worker-2"} and sum(counts.values()) == 12

@@ -22,6 +22,7 @@ from kitaru.cli._executions import app as executions_app
 from kitaru.cli._model import app as model_app
 from kitaru.cli._server import app as server_app
 from kitaru.cli._stack import app as stack_app
+from kitaru.cli._worker import queues_app, worker_command
 
 # Help text is Markdown, here and in every sub-app: a docstring's single line breaks are
 # soft (rich reflows them to the terminal), a blank line starts a paragraph, and `code`
@@ -43,6 +44,8 @@ app.add_typer(model_app, name="model")
 app.add_typer(server_app, name="server")
 app.add_typer(stack_app, name="stack")
 app.add_typer(deployments_app, name="deployments")
+app.add_typer(queues_app, name="queues")
+app.command("worker")(worker_command)
 app.command("deploy")(deploy_command)
 app.command("doctor")(doctor_command)
 

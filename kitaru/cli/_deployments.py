@@ -327,17 +327,26 @@ def invoke(
         help="Your id for this invocation (a request id); a retry with the same id picks the "
         "same version of a canary. Default: a new one.",
     ),
+    queue: str | None = typer.Option(
+        None,
+        "--queue",
+        help="Put it in this queue for `kitaru worker` (one whose code is the version's "
+        "snapshot) instead of starting its image on the stack.",
+    ),
+    priority: int = typer.Option(0, "--priority", help="With --queue: higher runs first."),
     wait: bool = typer.Option(False, "--wait", help="Wait for the execution and show it."),
     timeout: float = typer.Option(600, "--timeout", help="Seconds --wait waits at most."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Run a deployed version in its own image on its stack (not the code on this
-    machine). Prints the execution id; follow it with `kitaru executions get`.
+    machine), or put it in a queue for a worker. Prints the execution id; follow it with
+    `kitaru executions get`.
 
     Examples:
 
     - `kitaru deployments invoke support --args '{"ticket": "my order is late"}' --wait`
     - `kitaru deployments invoke support --version 2 --args '{"ticket": "refund"}' --invocation-id ticket-1234`
+    - `kitaru deployments invoke support --queue support --args '{"ticket": "refund"}'`
     """
     from kitaru import deployments
     from kitaru._control import parse_json
@@ -360,6 +369,8 @@ def invoke(
         version=version,
         invocation_id=invocation_id,
         journal=_journal(),
+        queue=queue,
+        priority=priority,
     )
     if wait:
         handle.wait(timeout)
@@ -375,6 +386,8 @@ def invoke(
             f"invoked {flow} version {view['deployment_version']} "
             f"(invocation {view['invocation_id']}) as {handle.exec_id}"
         )
+        if queue is not None:
+            print(f"queued in {queue!r} for a worker: kitaru worker --flows ... --queue {queue}")
         print(f"follow it with: kitaru executions get {handle.exec_id}")
     if wait and view["status"] in ("failed", "crashed"):
         raise typer.Exit(1)

@@ -364,7 +364,8 @@ def sweep(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Resume every waiting execution whose wait passed its timeout, so the wait takes its
-    default (or fails). Nothing polls waits: run this from cron, or let the server do it.
+    default (or fails). Run it from cron, or let the server or a worker do it; one
+    submitted to a queue goes back to its queue for a worker.
 
     Example: `kitaru executions sweep --detach`
     """

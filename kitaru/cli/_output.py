@@ -78,6 +78,13 @@ def print_execution(view: dict[str, Any]) -> None:
             f"deployed   version {view['deployment_version']} "
             f"(invocation {view.get('invocation_id')})"
         )
+    if view.get("worker") or (view.get("queue") or "default") != "default":
+        where = f"queue {view.get('queue') or 'default'}"
+        if view.get("priority"):
+            where += f", priority {view['priority']}"
+        if view.get("worker"):
+            where += f"; worker {view['worker']}"
+        print(f"queue      {where}")
     print(f"created    {short_time(view.get('created_at'))}")
     if view.get("ended_at"):
         print(f"ended      {short_time(view['ended_at'])}")
@@ -118,8 +125,11 @@ def print_execution(view: dict[str, Any]) -> None:
         print(f"resume with: kitaru executions resume {view['exec_id']}")
     elif view.get("ready"):
         print()
-        print(f"ready to continue ({view['ready']['reason']}); where its code lives, run:")
-        print(f"  {view['ready']['command']}")
+        ready = view["ready"]
+        queue = ready.get("queue", "default")
+        print(f"ready to continue ({ready['reason']}); a worker on queue {queue} takes it:")
+        print(f"  kitaru worker --flows <module> --queue {queue}")
+        print(f"or, where its code lives: {ready['command']}")
 
 
 def _timeline(checkpoints: list[dict[str, Any]], groups: list[dict[str, Any]]) -> list[list[str]]:

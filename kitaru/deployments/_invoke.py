@@ -158,22 +158,31 @@ def invoke(
     hint: Any = None,
     server_url: str | None = None,
     refuse_local: bool = False,
+    queue: str | None = None,
+    priority: int = 0,
 ) -> Any:
     """Start an execution of a deployed version; returns its handle.
+
+    `queue`: put it in that queue for a worker (`kitaru worker`) whose code is the
+    version's snapshot, instead of handing it to the stack's orchestrator.
 
     `refuse_local`: a server invoking: refuse stacks that would run the flow here.
     `server_url`: the public URL of a server that starts the invocation itself (from its
     configuration), so that the container reports to the server rather than to its
     database."""
+    from kitaru import _queue
     from kitaru.stacks import _resolve
     from kitaru.stacks._submit import StackExecutionHandle, _submit, make_orchestrator
 
     journal = journal or current_journal()
+    if queue is not None:
+        _queue.check_name(queue)
+        _queue.check_priority(priority)
     invocation_id = check_invocation_id(invocation_id or new_id("ki"))
     deployment, chosen_by = pick(journal, flow, tag, version, invocation_id)
     inputs = bind(deployment, args, kwargs or {})
     stack = _resolve.get_stack(journal, deployment.stack)
-    if refuse_local and stack.orchestrator == "local":
+    if refuse_local and stack.orchestrator == "local" and queue is None:
         # The local orchestrator runs the flow on the submitting machine: for a server,
         # its own host, which runs no flow code.
         raise KitaruUsageError(
@@ -181,7 +190,7 @@ def invoke(
             "whose orchestrator runs flows on the machine that starts them; a server runs no "
             "flow code: invoke it with `kitaru deployments invoke` where its code lives"
         )
-    orchestrator = make_orchestrator(stack)
+    orchestrator = make_orchestrator(stack) if queue is None else None
     target = open_journal(_resolve.journal_url_for(stack))
     root = deployment.project_root
     flow_file = os.path.join(root, deployment.flow_file) if deployment.flow_file else None
@@ -211,6 +220,13 @@ def invoke(
         deployment_version=deployment.version,
         invocation_id=invocation_id,
     )
+    if queue is not None:
+        record.queue, record.priority = queue, priority
+        record.metadata.update(_queue.ready_note(queue, now))
+        target.create_execution(
+            record, input_artifacts(record.exec_id, stack.artifact_store, deployment, inputs)
+        )
+        return StackExecutionHandle(record.exec_id, hint=hint, journal=target)
     if server_url is not None:
         from kitaru.stacks._submit import check_server_image
 
@@ -218,5 +234,6 @@ def invoke(
     target.create_execution(
         record, input_artifacts(record.exec_id, stack.artifact_store, deployment, inputs)
     )
+    assert orchestrator is not None
     _submit(target, record, stack, orchestrator, server_url=server_url)
     return StackExecutionHandle(record.exec_id, hint=hint, journal=target)

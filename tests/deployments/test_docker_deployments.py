@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -241,3 +242,44 @@ def test_the_server_invokes_a_retried_invocation_on_the_same_version(
         assert container_env["KITARU_API_TOKEN"] != token
     finally:
         server.stop()
+
+
+def test_an_invocation_put_in_a_queue_runs_on_a_worker_whose_code_is_its_snapshot(
+    shipped: dict[str, Any],
+) -> None:
+    """`deployments invoke --queue`: no container starts; a worker started where the code
+    lives runs the versions its code is the snapshot of (3: the code here), and leaves
+    the others (1: an older style) queued for a worker that has their code."""
+    assert "retry" in shipped, "runs after the tests above"
+    project, env = shipped["project"], shipped["env"]
+    args = ("--args", '{"ticket": "my order is late", "customer": "Ada"}', "--queue", "support-q")
+    mine = cli_json(shipped, "deployments", "invoke", "support", "--version", "3", *args)
+    older = cli_json(shipped, "deployments", "invoke", "support", "--version", "1", *args)
+    for view in (mine, older):
+        assert (view["status"], view["queue"], view["run_id"]) == ("queued", "support-q", None)
+        assert "kitaru worker" in view["ready"]["where"]
+    bad = cli(shipped, "deployments", "invoke", "support", "--queue", "no such")
+    assert bad.returncode == 2 and "queue name 'no such' is not valid" in bad.stderr
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "kitaru", "worker", "--flows", "agent.py", "--queue", "support-q",
+         "--name", "edge", "--json"],
+        cwd=project, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while cli_json(shipped, "executions", "get", mine["exec_id"])["status"] != "completed":
+            assert time.monotonic() < deadline and worker.poll() is None
+            time.sleep(0.5)
+        time.sleep(2)  # the worker had every chance to take version 1 too
+        older_now = cli_json(shipped, "executions", "get", older["exec_id"])
+    finally:
+        worker.terminate()
+        output = worker.communicate(timeout=60)[0]
+    done = cli_json(shipped, "executions", "get", mine["exec_id"])
+    assert done["worker"] == "edge" and done["deployment_version"] == 3, output
+    assert done["result"]["style"] == shipped["style"]
+    assert not done["result"]["host"].startswith("docker-")  # no container: the worker ran it
+    assert older_now["status"] == "queued" and older_now["worker"] is None, output
+    assert '"support@3"' in output and '"support@1"' not in output
+    assert cli(shipped, "executions", "cancel", older["exec_id"]).returncode == 0
