@@ -41,6 +41,7 @@ __all__ = [
     "TagRecord",
     "WaitRecord",
     "WorkerRecord",
+    "connect_journal",
     "current_journal",
     "open_journal",
 ]
@@ -56,6 +57,13 @@ def open_journal(url: str) -> Journal:
         if journal is None:
             journal = _open[url] = _connect(url)
         return journal
+
+
+def connect_journal(url: str) -> Journal:
+    """A journal for `url` on a connection of its own, shared with nothing: the server
+    reads its metrics on one, so that a scrape never holds the connection that runs
+    commit through."""
+    return _connect(url)
 
 
 def current_journal() -> Journal:

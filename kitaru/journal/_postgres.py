@@ -40,6 +40,16 @@ class PostgresJournal(SqlJournal):
     # rows another transaction holds (a resume taking its lease) are skipped.
     QUEUE_LOCK = "SELECT pg_advisory_xact_lock(727275, hashtext(?))"
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+    JSON_DOC = "metadata::json"
+
+    def _json_text(self, doc: str, key: str) -> str:
+        return f"({doc} ->> '{key}')"
+
+    def _json_number(self, doc: str, key: str) -> str:
+        return (
+            f"CASE WHEN json_typeof({doc} -> '{key}') = 'number' "
+            f"THEN CAST({doc} ->> '{key}' AS DOUBLE PRECISION) END"
+        )
 
     def __init__(self, url: str) -> None:
         super().__init__(redact(url))

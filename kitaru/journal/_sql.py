@@ -25,6 +25,7 @@ from kitaru.journal._records import (
     WaitRecord,
     parse_call_output_id,
 )
+from kitaru.journal._stats import StatsRows
 from kitaru.journal._tokens import TokenRows
 
 EXEC_COLS = (
@@ -194,7 +195,7 @@ _INSERT_ARTIFACT = f"INSERT INTO artifacts ({ART_COLS}) VALUES ({_marks(ART_COLS
 _INSERT_LOG = f"INSERT INTO logs ({LOG_COLS}) VALUES ({_marks(LOG_COLS)})"
 
 
-class SqlJournal(TokenRows, DeploymentRows, QueueRows):
+class SqlJournal(TokenRows, DeploymentRows, QueueRows, StatsRows):
     """Everything but the connection; see `SqliteJournal` and `PostgresJournal`."""
 
     url: str

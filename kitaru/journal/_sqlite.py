@@ -35,6 +35,15 @@ class SqliteJournal(SqlJournal):
         "without_rowid": " WITHOUT ROWID",
     }
 
+    def _json_text(self, doc: str, key: str) -> str:
+        return f"json_extract({doc}, '$.{key}')"
+
+    def _json_number(self, doc: str, key: str) -> str:
+        return (
+            f"CASE WHEN json_type({doc}, '$.{key}') IN ('integer', 'real') "
+            f"THEN json_extract({doc}, '$.{key}') END"
+        )
+
     def __init__(self, url: str, path: Path, durability: Durability) -> None:
         super().__init__(url)
         self.path = path
