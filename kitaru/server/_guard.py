@@ -68,6 +68,8 @@ class BodyTooLarge(Exception):
 
 
 def needs_token(path: str) -> bool:
+    if path == "/metrics":
+        return True
     return path.startswith("/api/") and not path.startswith("/api/v1/hooks/")
 
 
