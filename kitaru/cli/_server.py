@@ -86,10 +86,11 @@ def start(
     sweep_interval: float = typer.Option(
         10, "--sweep-interval", help="Seconds between checks for timed-out waits (0: never)."
     ),
-    metrics_cache_seconds: float = typer.Option(
-        5,
-        "--metrics-cache-seconds",
-        help="How long /metrics serves one reading of the journal again (0: read at every scrape).",
+    metrics_interval: float = typer.Option(
+        30,
+        "--metrics-interval",
+        help="Seconds between reads of the journal for /metrics; scrapes in between get the "
+        "last reading at once (0: read at every scrape).",
     ),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning, error."),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
@@ -116,10 +117,8 @@ def start(
         raise KitaruUsageError(f"--max-upload-mb must be positive, not {max_upload_mb}")
     if max_json_mb <= 0:
         raise KitaruUsageError(f"--max-json-mb must be positive, not {max_json_mb}")
-    if metrics_cache_seconds < 0:
-        raise KitaruUsageError(
-            f"--metrics-cache-seconds must be 0 or more, not {metrics_cache_seconds}"
-        )
+    if metrics_interval < 0:
+        raise KitaruUsageError(f"--metrics-interval must be 0 or more, not {metrics_interval}")
     if public_url is not None and not public_url.startswith(("http://", "https://")):
         raise KitaruUsageError(f"--public-url {public_url!r} is not an http(s):// URL")
     config = ServerConfig(
@@ -128,7 +127,7 @@ def start(
         max_upload_bytes=_size_bytes(max_upload_mb),
         max_json_bytes=_size_bytes(max_json_mb),
         sweep_interval=sweep_interval,
-        metrics_cache_seconds=metrics_cache_seconds,
+        metrics_interval=metrics_interval,
         public_url=public_url.rstrip("/") if public_url else None,
     )
     serve(config, host=host, port=port, log_level=log_level, access_log=access_log)

@@ -4,13 +4,15 @@ A scrape, in order:
 
 1. The guard has checked the token (a read, write or admin token; never a run token)
    before the route runs (kitaru/server/_guard.py, routes/_metrics.py).
-2. A page rendered less than `cache_seconds` ago is served again: however many
-   Prometheus servers scrape however often, each replica queries the journal at most
-   once per that time, and concurrent scrapes wait for one query, not one each.
-3. Otherwise a handful of aggregate queries read the journal (kitaru/journal/_stats.py,
-   the queue counts of kitaru/journal/_queues.py) on a connection of this module's own,
-   so a slow scrape never holds the connection that runs commit through, and the
-   families below are rendered from them.
+2. The last page is served at once. If it is older than `interval` seconds, a
+   background thread reads the journal again for the scrapes after this one: however
+   many Prometheus servers scrape however often, each replica reads the journal at most
+   once per interval, and no scrape waits for the read (only the first one, which has
+   no page yet).
+3. A read is a handful of aggregate queries (kitaru/journal/_stats.py, the queue
+   counts of kitaru/journal/_queues.py) on a connection of this module's own, so it
+   never holds the connection that runs commit through. Their cost grows with the
+   journal (a pass over the calls table; docs/server.md has the measured figures).
 
 Every value comes from the journal, none from counters in this process: replicas
 sharing a journal all report the same journal-wide numbers (aggregate across them with
@@ -231,26 +233,52 @@ def _models(stats: JournalStats) -> Iterator[Metric]:
 
 
 class Metrics:
-    """One replica's `/metrics` page, read from the journal at most once per
-    `cache_seconds`."""
+    """One replica's `/metrics` page.
 
-    def __init__(self, journal_url: str, cache_seconds: float) -> None:
+    With an `interval`, the page is read from the journal again at most once per
+    interval, in a background thread, while scrapes get the last page at once: a scrape
+    costs no query however large the journal (the read is a pass over the calls table,
+    docs/server.md has its cost). The first scrape reads the journal itself. With
+    interval 0 every scrape reads the journal (tests)."""
+
+    def __init__(self, journal_url: str, interval: float) -> None:
         self.journal_url = journal_url
-        self.cache_seconds = cache_seconds
+        self.interval = interval
         self._lock = threading.Lock()
         self._page: tuple[float, bytes] | None = None
         self._registry: CollectorRegistry | None = None
+        self._refreshing = False
 
     def page(self) -> bytes:
         with self._lock:
-            if self._page is not None and time.monotonic() - self._page[0] < self.cache_seconds:
-                return self._page[1]
-            if self._registry is None:
-                # Opened at the first scrape: a server nobody scrapes holds no extra connection.
-                journal = connect_journal(self.journal_url)
-                assert isinstance(journal, SqlJournal), "a server's journal is SQL"
-                self._registry = CollectorRegistry(auto_describe=False)
-                self._registry.register(JournalCollector(journal))
-            body = generate_latest(self._registry)
-            self._page = (time.monotonic(), body)
-            return body
+            current = self._page
+            if current is None or self.interval <= 0:
+                return self._read()
+            if time.monotonic() - current[0] >= self.interval and not self._refreshing:
+                self._refreshing = True
+                threading.Thread(target=self._refresh, name="kitaru-metrics", daemon=True).start()
+            return current[1]
+
+    def _refresh(self) -> None:
+        try:
+            body = generate_latest(self._collectors())
+            with self._lock:
+                self._page = (time.monotonic(), body)
+        finally:
+            self._refreshing = False
+
+    def _read(self) -> bytes:
+        """Read the journal now (the caller holds the lock)."""
+        body = generate_latest(self._collectors())
+        self._page = (time.monotonic(), body)
+        return body
+
+    def _collectors(self) -> CollectorRegistry:
+        if self._registry is None:
+            # Opened at the first scrape: a server nobody scrapes holds no extra connection.
+            journal = connect_journal(self.journal_url)
+            assert isinstance(journal, SqlJournal), "a server's journal is SQL"
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(JournalCollector(journal))
+            self._registry = registry
+        return self._registry

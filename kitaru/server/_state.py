@@ -30,8 +30,8 @@ class ServerConfig:
     # Where people and the containers the server starts reach it (`--public-url`);
     # never taken from a request or a record.
     public_url: str | None = None
-    # How long a replica serves one reading of the journal at /metrics again.
-    metrics_cache_seconds: float = 5.0
+    # Seconds between a replica's reads of the journal for /metrics (0: every scrape).
+    metrics_interval: float = 30.0
     secret: str | None = field(default=None, repr=False)
 
 
@@ -57,7 +57,7 @@ class ServerState:
         self._verified: dict[str, tuple[float, Caller]] = {}
         from kitaru.server._metrics import Metrics
 
-        self.metrics = Metrics(config.journal_url, config.metrics_cache_seconds)
+        self.metrics = Metrics(config.journal_url, config.metrics_interval)
 
     def store(self, root: str) -> ArtifactStore | None:
         return self.stores.get(root.rstrip("/"))

@@ -20,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kitaru._lease import effective_status
-from kitaru.journal import Journal, open_journal
+from kitaru.journal import CallRecord, ExecutionRecord, Journal, open_journal
 from kitaru.journal._stats import DURATION_BUCKETS
 from tests.llm_server import LLMServer
 from tests.server.conftest import running_server
@@ -94,9 +94,7 @@ if __name__ == "__main__":
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    yield from running_server(
-        tmp_path_factory, "--sweep-interval", "0", "--metrics-cache-seconds", "0"
-    )
+    yield from running_server(tmp_path_factory, "--sweep-interval", "0", "--metrics-interval", "0")
 
 
 @pytest.fixture(scope="module")
@@ -323,3 +321,67 @@ def test_no_token_a_wrong_token_and_a_run_token_are_refused(
 
     for token in (read_token, write_token, admin_token):
         scrape(server, token)
+
+
+# -- how often the journal is read ------------------------------------------------------
+def test_between_reads_scrapes_get_the_last_page_and_one_read_refreshes_it(
+    tmp_path: Path,
+) -> None:
+    from kitaru.server._metrics import Metrics
+    from tests.server.hostile import new_exec_id
+
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    journal = open_journal(url)
+    metrics = Metrics(url, interval=0.5)
+    first = metrics.page()
+    assert b"kitaru_executions{" not in first
+    now = time.time()
+    journal.create_execution(
+        ExecutionRecord(new_exec_id(), "report", "queued", now, now, None, "app:report", None,
+                        None, None, "local", "local", None, None, None, None, False, 0),
+        [],
+    )  # fmt: skip
+    assert metrics.page() == first  # within the interval: no read
+    time.sleep(0.6)
+    assert metrics.page() == first  # past it: served at once, read in the background
+    wait_until(lambda: metrics.page() != first, 10, lambda: "no second read")
+    families = {f.name: f.samples for f in text_string_to_metric_families(metrics.page().decode())}
+    found = samples(families, "kitaru_executions", "kitaru_executions")
+    assert nonzero(found) == {("report", "queued"): 1}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_metadata_a_flow_wrote_cannot_break_the_counts(backend: str, tmp_path: Path) -> None:
+    """`kitaru.log()` lets a flow record any value under any name, `input_tokens` too."""
+    from tests.journal.conftest import fresh_postgres_url
+    from tests.server.hostile import new_exec_id
+
+    url = f"sqlite:///{tmp_path / 'j.db'}" if backend == "sqlite" else fresh_postgres_url()
+    journal = open_journal(url)
+    now, exec_id = time.time(), new_exec_id()
+    journal.create_execution(
+        ExecutionRecord(exec_id, "f", "running", now, now, None, "app:f", None, None, None,
+                        "local", "local", None, "me", now, now + 60, False, 1),
+        [],
+    )  # fmt: skip
+    hostile = [
+        {"model": "m", "input_tokens": "12; DROP TABLE calls", "output_tokens": [1]},
+        {"model": {"nested": True}, "input_tokens": None, "cost_usd": "free"},
+        {
+            "provider": "openai",
+            "model": "m",
+            "input_tokens": 3,
+            "output_tokens": 2,
+            "cost_usd": 0.5,
+        },
+    ]
+    for seq, meta in enumerate(hostile, 1):
+        call = CallRecord(exec_id, f"c#{seq}", seq, "c", "app:c", "completed", now, now + 1,
+                          1, metadata=meta)  # fmt: skip
+        assert journal.commit_call(call, None, [], owner="me")
+    stats = journal.journal_stats()  # type: ignore[attr-defined]
+    usage = {(m.provider, m.model): m for m in stats.models}
+    assert (usage[("openai", "m")].input_tokens, usage[("openai", "m")].cost_usd) == (3, 0.5)
+    assert (usage[("", "m")].input_tokens, usage[("", "m")].output_tokens) == (0, 0)
+    assert sum(m.calls for m in stats.models) == 3
+    assert [c.count for c in stats.calls] == [3]
