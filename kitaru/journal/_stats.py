@@ -21,6 +21,7 @@ as completed. Deleting executions lowers the totals (Prometheus takes it as a re
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,25 +54,91 @@ class ModelUsage:
 
 
 @dataclass(slots=True)
+class CallTotals:
+    """Checkpoint calls and model usage of a set of executions; totals of two disjoint
+    sets add up."""
+
+    calls: dict[tuple[str, str], CallCounts] = field(default_factory=dict)
+    models: dict[tuple[str, str], ModelUsage] = field(default_factory=dict)
+
+    def add(self, other: CallTotals, sign: int = 1) -> None:
+        """Add `other` (with sign -1: take it away again)."""
+        for key, c in other.calls.items():
+            mine = self.calls.get(key)
+            if mine is None:
+                mine = self.calls[key] = CallCounts(c.kind, c.status, 0, 0.0, [0] * len(c.buckets))
+            mine.count += sign * c.count
+            mine.seconds += sign * c.seconds
+            mine.buckets = [a + sign * b for a, b in zip(mine.buckets, c.buckets, strict=True)]
+        for key, m in other.models.items():
+            had = self.models.get(key)
+            if had is None:
+                had = self.models[key] = ModelUsage(m.provider, m.model, 0, 0, 0, 0.0)
+            had.calls += sign * m.calls
+            had.input_tokens += sign * m.input_tokens
+            had.output_tokens += sign * m.output_tokens
+            had.cost_usd += sign * m.cost_usd
+
+
+@dataclass(slots=True)
+class Folded:
+    """Call totals one process has already read, so that it reads them only once.
+
+    A completed or cancelled execution never gets another call (no run claims it, and
+    every call commit is guarded by the lease it released), so its calls are read once
+    and added to `totals`. Executions are folded by creation time, up to `horizon`,
+    which trails the clock by FOLD_MARGIN so that a client whose clock is behind still
+    lands after it; those not finished then are kept in `open` until they finish. An
+    open execution nobody runs (failed, waiting, queued) takes no call until a run takes
+    its lease, which changes its `updated_at`: its totals are kept in `idle` with that
+    time (and summed in `idle_sum`) and read again only when it changes. What a pass reads is what changed:
+    executions created in the last FOLD_MARGIN, the running ones, and the ones whose
+    status changed since the last pass."""
+
+    horizon: float | None = None
+    totals: CallTotals = field(default_factory=CallTotals)
+    open: set[str] = field(default_factory=set)
+    idle: dict[str, tuple[float, CallTotals]] = field(default_factory=dict)
+    idle_sum: CallTotals = field(default_factory=CallTotals)
+
+    def forget_idle(self, exec_id: str) -> None:
+        kept = self.idle.pop(exec_id, None)
+        if kept is not None:
+            self.idle_sum.add(kept[1], -1)
+
+
+# Completed and cancelled executions take no more calls; failed ones may be resumed.
+SETTLED = ("completed", "cancelled")
+FOLD_MARGIN = 600.0
+# exec_ids per `IN (...)` list.
+CHUNK = 500
+
+
+@dataclass(slots=True)
 class JournalStats:
     # (flow, status, count) for every status but `running`.
     executions: list[tuple[str, str, int]] = field(default_factory=list)
     # (flow, owner, lease_until) of each running execution: the caller tells crashed apart.
     running: list[tuple[str, str | None, float | None]] = field(default_factory=list)
-    calls: list[CallCounts] = field(default_factory=list)
+    calls: CallTotals = field(default_factory=CallTotals)
     # (flow, count, oldest created_at)
     pending_waits: list[tuple[str, int, float]] = field(default_factory=list)
-    models: list[ModelUsage] = field(default_factory=list)
 
 
-_DURATION = "(ended_at - started_at)"
+_DURATION = "(c.ended_at - c.started_at)"
 _CALLS = (
-    f"SELECT kind, status, COUNT(*), SUM({_DURATION}), "
+    "SELECT {by}, c.kind, c.status, COUNT(*), "
+    + f"SUM({_DURATION}), "
     + ", ".join(f"SUM(CASE WHEN {_DURATION} <= {b!r} THEN 1 ELSE 0 END)" for b in DURATION_BUCKETS)
-    + " FROM calls WHERE reused_from IS NULL GROUP BY kind, status"
+    + " FROM calls c {join} WHERE c.reused_from IS NULL AND {where} GROUP BY 1, 2, 3"
 )
+# Calls of the executions created in a time range (the created_at index), optionally
+# only the settled ones; or of a list of executions (the calls' primary key).
+_IN_RANGE = "JOIN executions e ON e.exec_id = c.exec_id"
+_RANGE = "e.created_at >= ? AND e.created_at < ?"
+_SETTLED = f"status IN ({', '.join(repr(s) for s in SETTLED)})"
 # Only rows whose metadata names token counts are parsed as JSON.
-_USAGE_ROWS = "reused_from IS NULL AND metadata LIKE '%\"input_tokens\"%'"
+_USAGE_ROWS = "c.metadata LIKE '%\"input_tokens\"%'"
 
 
 class StatsRows:
@@ -80,9 +147,10 @@ class StatsRows:
     def _x(self, sql: str, params: Sequence[Any] = ()) -> Any:
         raise NotImplementedError
 
-    # JSON of the metadata column, and a field of it as text or as a number (NULL when it
-    # is not one: `kitaru.log()` lets a flow write any value under any name).
-    JSON_DOC: str = "metadata"
+    # The metadata column as JSON (`{col}` its name), and a field of it as text or as a
+    # number (NULL when it is not one: `kitaru.log()` lets a flow write any value under
+    # any name).
+    JSON_DOC: str = "{col}"
 
     def _json_text(self, doc: str, key: str) -> str:
         raise NotImplementedError
@@ -90,7 +158,11 @@ class StatsRows:
     def _json_number(self, doc: str, key: str) -> str:
         raise NotImplementedError
 
-    def journal_stats(self) -> JournalStats:
+    def journal_stats(
+        self, folded: Folded | None = None, *, now: float | None = None
+    ) -> JournalStats:
+        """The journal's counts; pass the same `folded` again to read only what changed
+        since (see `Folded`)."""
         stats = JournalStats()
         stats.executions = [
             (flow, status, int(n))
@@ -105,10 +177,6 @@ class StatsRows:
                 "SELECT flow, owner, lease_until FROM executions WHERE status = 'running'"
             ).fetchall()
         ]
-        for kind, status, n, seconds, *buckets in self._x(_CALLS).fetchall():
-            stats.calls.append(
-                CallCounts(kind, status, int(n), float(seconds or 0), [int(b) for b in buckets])
-            )
         stats.pending_waits = [
             (flow, int(n), float(oldest))
             for flow, n, oldest in self._x(
@@ -118,22 +186,102 @@ class StatsRows:
                 "GROUP BY e.flow"
             ).fetchall()
         ]
+        stats.calls = self._fold(folded or Folded(), time.time() if now is None else now)
+        return stats
+
+    def _fold(self, folded: Folded, now: float) -> CallTotals:
+        """Fold what settled since the last pass; return the totals of every call."""
+        start = float("-inf") if folded.horizon is None else folded.horizon
+        horizon = max(start, now - FOLD_MARGIN)
+        if horizon > start:
+            folded.totals.add(
+                self._totals(_IN_RANGE, f"{_RANGE} AND e.{_SETTLED}", (start, horizon))[""]
+            )
+            folded.open.update(
+                exec_id
+                for (exec_id,) in self._x(
+                    f"SELECT exec_id FROM executions e WHERE {_RANGE} AND NOT e.{_SETTLED}",
+                    (start, horizon),
+                ).fetchall()
+            )
+            folded.horizon = horizon
+        live = self._totals(_IN_RANGE, _RANGE, (horizon, float("inf")))[""]
+        if folded.open:
+            self._pass_open(folded, live)
+        out = CallTotals()
+        out.add(folded.totals)
+        out.add(live)
+        return out
+
+    def _pass_open(self, folded: Folded, live: CallTotals) -> None:
+        """Open executions: fold the ones that finished, add the others to `live` (read
+        again only if they run or changed)."""
+        unsettled: dict[str, tuple[str, float]] = {
+            exec_id: (status, updated_at)
+            for exec_id, status, updated_at in self._x(
+                f"SELECT exec_id, status, updated_at FROM executions WHERE NOT {_SETTLED}"
+            ).fetchall()
+        }
+        finished, unread = [], []
+        for exec_id in sorted(folded.open):
+            now_is = unsettled.get(exec_id)
+            kept = folded.idle.get(exec_id)
+            if now_is is None:  # finished (or deleted): its calls are final
+                finished.append(exec_id)
+            elif kept is not None and kept[0] == now_is[1] and now_is[0] != "running":
+                pass  # in idle_sum
+            else:
+                unread.append(exec_id)
+        for chunk in _chunks(finished):
+            folded.totals.add(self._totals("", _ids(chunk), chunk)[""])
+        folded.open.difference_update(finished)
+        for exec_id in finished:
+            folded.forget_idle(exec_id)
+        for chunk in _chunks(unread):
+            each = self._totals("", _ids(chunk), chunk, each=True)
+            for exec_id in chunk:
+                totals = each.get(exec_id, CallTotals())
+                folded.forget_idle(exec_id)
+                status, updated_at = unsettled[exec_id]
+                if status == "running":
+                    live.add(totals)
+                else:
+                    folded.idle[exec_id] = (updated_at, totals)
+                    folded.idle_sum.add(totals)
+        live.add(folded.idle_sum)
+
+    def _totals(
+        self, join: str, where: str, params: Sequence[Any], *, each: bool = False
+    ) -> dict[str, CallTotals]:
+        """Totals of the calls `where` selects: of each execution, or all under ""."""
+        out: dict[str, CallTotals] = {}
+        by = "c.exec_id" if each else "''"
+        for exec_id, kind, status, n, seconds, *buckets in self._x(
+            _CALLS.format(by=by, join=join, where=where), params
+        ).fetchall():
+            out.setdefault(exec_id, CallTotals()).calls[kind, status] = CallCounts(
+                kind, status, int(n), float(seconds or 0), [int(b) for b in buckets]
+            )
         text, number = self._json_text, self._json_number
-        for provider, model, n, tokens_in, tokens_out, cost in self._x(
-            f"SELECT {text('m', 'provider')}, {text('m', 'model')}, COUNT(*), "
+        doc = self.JSON_DOC.format(col="c.metadata")
+        for exec_id, provider, model, n, tokens_in, tokens_out, cost in self._x(
+            f"SELECT x, {text('m', 'provider')}, {text('m', 'model')}, COUNT(*), "
             f"SUM({number('m', 'input_tokens')}), SUM({number('m', 'output_tokens')}), "
             f"SUM({number('m', 'cost_usd')}) "
-            f"FROM (SELECT {self.JSON_DOC} AS m FROM calls WHERE {_USAGE_ROWS}) AS usage "
-            "GROUP BY 1, 2"
+            f"FROM (SELECT {by} AS x, {doc} AS m FROM calls c {join} WHERE "
+            f"c.reused_from IS NULL AND {_USAGE_ROWS} AND {where}) AS usage GROUP BY 1, 2, 3",
+            params,
         ).fetchall():
-            stats.models.append(
-                ModelUsage(
-                    provider or "",
-                    model or "",
-                    int(n),
-                    int(tokens_in or 0),
-                    int(tokens_out or 0),
-                    float(cost or 0),
-                )
+            key = (provider or "", model or "")
+            out.setdefault(exec_id, CallTotals()).models[key] = ModelUsage(
+                *key, int(n), int(tokens_in or 0), int(tokens_out or 0), float(cost or 0)
             )
-        return stats
+        return out if each else {"": out.get("", CallTotals())}
+
+
+def _chunks(exec_ids: list[str]) -> list[list[str]]:
+    return [exec_ids[at : at + CHUNK] for at in range(0, len(exec_ids), CHUNK)]
+
+
+def _ids(exec_ids: list[str]) -> str:
+    return f"c.exec_id IN ({', '.join('?' for _ in exec_ids)})"

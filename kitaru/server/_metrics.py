@@ -40,7 +40,7 @@ from prometheus_client.registry import Collector
 from kitaru import _lease
 from kitaru.journal import QueueRecord, WorkerRecord, connect_journal
 from kitaru.journal._sql import SqlJournal
-from kitaru.journal._stats import DURATION_BUCKETS, JournalStats
+from kitaru.journal._stats import DURATION_BUCKETS, Folded, JournalStats
 
 STATUSES = ("queued", "running", "waiting", "completed", "failed", "crashed", "cancelled")
 # A worker reports itself every 5 s (kitaru/_worker.py); one not heard from for this
@@ -58,11 +58,13 @@ class JournalCollector(Collector):
 
     def __init__(self, journal: SqlJournal) -> None:
         self.journal = journal
+        # Calls of finished executions, read once (kitaru/journal/_stats.py).
+        self.folded = Folded()
 
     def collect(self) -> Iterator[Metric]:
         started = time.perf_counter()
         now = time.time()
-        stats = self.journal.journal_stats()
+        stats = self.journal.journal_stats(self.folded, now=now)
         queues = self.journal.queue_counts(now)
         limits = self.journal.list_queues()
         workers = self.journal.list_workers()
@@ -112,7 +114,7 @@ def _calls(stats: JournalStats) -> Iterator[Metric]:
         labels=["kind"],
     )
     by_kind: dict[str, tuple[list[int], int, float]] = {}
-    for c in stats.calls:
+    for c in stats.calls.calls.values():
         total.add_metric([_label(c.kind), _label(c.status)], c.count)
         buckets, count, seconds = by_kind.get(c.kind, ([0] * len(DURATION_BUCKETS), 0, 0.0))
         by_kind[c.kind] = (
@@ -223,7 +225,7 @@ def _models(stats: JournalStats) -> Iterator[Metric]:
         "calls of a model without a known price add nothing.",
         labels=labels,
     )
-    for m in stats.models:
+    for m in stats.calls.models.values():
         names = [_label(m.provider), _label(m.model)]
         calls.add_metric(names, m.calls)
         tokens.add_metric([*names, "input"], m.input_tokens)

@@ -380,8 +380,8 @@ def test_metadata_a_flow_wrote_cannot_break_the_counts(backend: str, tmp_path: P
                           1, metadata=meta)  # fmt: skip
         assert journal.commit_call(call, None, [], owner="me")
     stats = journal.journal_stats()  # type: ignore[attr-defined]
-    usage = {(m.provider, m.model): m for m in stats.models}
+    usage = stats.calls.models
     assert (usage[("openai", "m")].input_tokens, usage[("openai", "m")].cost_usd) == (3, 0.5)
     assert (usage[("", "m")].input_tokens, usage[("", "m")].output_tokens) == (0, 0)
-    assert sum(m.calls for m in stats.models) == 3
-    assert [c.count for c in stats.calls] == [3]
+    assert sum(m.calls for m in usage.values()) == 3
+    assert [c.count for c in stats.calls.calls.values()] == [3]
