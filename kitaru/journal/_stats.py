@@ -1,22 +1,21 @@
 """Journal-wide counts, for the server's `/metrics` (kitaru/server/_metrics.py).
 
 Every number is read from the journal, so server replicas sharing one journal report
-the same values and none of them counts what another did twice. Each is one aggregate
-query that the database answers in a pass over a table, with no per-row work in
-Python (the running executions excepted: `executions list` decides which of them
-crashed, and there are few):
+the same values and none of them counts what another did twice:
 
-- executions by flow and status (`GROUP BY`);
-- checkpoint calls by kind and status, with their summed duration and a histogram of
-  durations (one conditional count per bucket), over the calls that ran in their own
-  execution: a replay's copies of its source's calls ran once, in the source;
+- executions by flow and status: one `GROUP BY` (the running ones are listed, for the
+  caller to tell crashed ones apart as `executions list` does);
 - pending waits by flow, with the oldest one's time;
-- model usage (`kitaru.llm()`, the harness adapters): calls, input and output tokens
-  and estimated cost by provider and model, read from the call metadata they record.
+- checkpoint calls by kind and status, with their summed duration and a histogram of
+  durations (one conditional count per bucket), and model usage (`kitaru.llm()`, the
+  harness adapters: calls, input and output tokens, estimated cost by provider and
+  model, from the call metadata they record). Calls are the journal's largest table,
+  so these are folded (`Folded`): a finished execution's calls are read once by each
+  process that keeps the `Folded`, and a pass reads only what may have changed.
 
-A call row is replaced when the same call runs again (a retry on resume), so calls
-count as the journal keeps them: a call that failed and then completed counts once,
-as completed. Deleting executions lowers the totals (Prometheus takes it as a reset).
+Calls count if they ran in their own execution: a replay's copies of its source's
+calls ran once, in the source. A call row is replaced when the same call runs again (a
+retry on resume), so a call that failed and then completed counts once, as completed.
 """
 
 from __future__ import annotations
@@ -88,7 +87,8 @@ class Folded:
     every call commit is guarded by the lease it released), so its calls are read once
     and added to `totals`. Executions are folded by creation time, up to `horizon`,
     which trails the clock by FOLD_MARGIN so that a client whose clock is behind still
-    lands after it; those not finished then are kept in `open` until they finish. An
+    lands after it; those not finished then (or finished after it) are kept in `open`
+    until they finish. An
     open execution nobody runs (failed, waiting, queued) takes no call until a run takes
     its lease, which changes its `updated_at`: its totals are kept in `idle` with that
     time (and summed in `idle_sum`) and read again only when it changes. What a pass reads is what changed:
@@ -194,14 +194,18 @@ class StatsRows:
         start = float("-inf") if folded.horizon is None else folded.horizon
         horizon = max(start, now - FOLD_MARGIN)
         if horizon > start:
+            # Finished before the horizon too, so that one finishing between these two
+            # statements is not in the first and is in the second (clocks within
+            # FOLD_MARGIN of each other).
+            old = f"e.{_SETTLED} AND e.updated_at < ?"
             folded.totals.add(
-                self._totals(_IN_RANGE, f"{_RANGE} AND e.{_SETTLED}", (start, horizon))[""]
+                self._totals(_IN_RANGE, f"{_RANGE} AND {old}", (start, horizon, horizon))[""]
             )
             folded.open.update(
                 exec_id
                 for (exec_id,) in self._x(
-                    f"SELECT exec_id FROM executions e WHERE {_RANGE} AND NOT e.{_SETTLED}",
-                    (start, horizon),
+                    f"SELECT exec_id FROM executions e WHERE {_RANGE} AND NOT ({old})",
+                    (start, horizon, horizon),
                 ).fetchall()
             )
             folded.horizon = horizon
