@@ -21,6 +21,8 @@ from tests.helm_render import Renderer, TemplateError, merged
 
 CHART = REPO / "infra" / "helm" / "kitaru-server"
 K8S_VERSION = "1.30.0"
+# Custom resources the chart may render (the Prometheus Operator's ServiceMonitor).
+CRDS = {"monitoring.coreos.com/v1"}
 
 
 def _values(**override: Any) -> dict[str, Any]:
@@ -33,6 +35,8 @@ def _render_all(values: dict[str, Any]) -> list[dict[str, Any]]:
     jsonschema.validate(values, schema)
     docs = Renderer(CHART, values).manifests()
     for doc in docs:
+        if doc["apiVersion"] in CRDS:
+            continue  # not in the Kubernetes schemas; its test checks its fields
         kubernetes_validate.validate(
             {k: v for k, v in doc.items() if k != "__file__"}, K8S_VERSION, strict=True
         )
@@ -127,7 +131,7 @@ def test_every_template_is_within_the_renderer_subset() -> None:
     # uses nothing it would render differently from Helm.
     renderer = Renderer(CHART, _values())
     assert set(renderer.templates) == {
-        "deployment.yaml", "service.yaml", "ingress.yaml", "workers.yaml"
+        "deployment.yaml", "service.yaml", "ingress.yaml", "workers.yaml", "servicemonitor.yaml"
     }  # fmt: skip
     assert {"kitaru-server.fullname", "kitaru-server.labels"} <= set(renderer.defines)
     notes = (CHART / "templates" / "NOTES.txt").read_text()
@@ -425,3 +429,41 @@ def test_the_documented_worker_values_render() -> None:
     ]  # fmt: skip
     support = rendered["support"]["spec"]["template"]["spec"]
     assert support["terminationGracePeriodSeconds"] == 75
+
+
+def test_a_service_monitor_scrapes_metrics_of_the_service_with_a_read_token() -> None:
+    docs = _render(
+        _values(metrics={"interval": 60, "serviceMonitor": {
+            "enabled": True, "tokenSecret": "kitaru-prometheus", "tokenKey": "token",
+            "interval": "30s", "labels": {"release": "prometheus"}}})
+    )  # fmt: skip
+    assert set(docs) == {"Deployment", "Service", "ServiceMonitor"}
+    monitor, service = docs["ServiceMonitor"], docs["Service"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    selected = monitor["spec"]["selector"]["matchLabels"]
+    assert selected.items() <= service["metadata"]["labels"].items()
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert {p["name"] for p in service["spec"]["ports"]} == {endpoint["port"]}
+    assert endpoint == {
+        "port": "http",
+        "path": "/metrics",
+        "interval": "30s",
+        "authorization": {
+            "type": "Bearer",
+            "credentials": {"name": "kitaru-prometheus", "key": "token"},
+        },
+    }
+    [container] = docs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert "--metrics-interval=60" in container["args"]
+
+
+def test_metrics_defaults_render_no_monitor_and_the_default_interval() -> None:
+    docs = _render(_values())
+    [container] = docs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert "--metrics-interval=30" in container["args"] and "ServiceMonitor" not in docs
+    with pytest.raises(TemplateError, match=r"metrics\.serviceMonitor\.tokenSecret is required"):
+        Renderer(CHART, _values(metrics={"serviceMonitor": {"enabled": True}})).render()
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(_values(metrics={"serviceMonitor": {"interval": "often"}}), schema)
