@@ -198,16 +198,14 @@ class StatsRows:
             # statements is not in the first and is in the second (clocks within
             # FOLD_MARGIN of each other).
             old = f"e.{_SETTLED} AND e.updated_at < ?"
-            folded.totals.add(
-                self._totals(_IN_RANGE, f"{_RANGE} AND {old}", (start, horizon, horizon))[""]
-            )
-            folded.open.update(
-                exec_id
-                for (exec_id,) in self._x(
-                    f"SELECT exec_id FROM executions e WHERE {_RANGE} AND NOT ({old})",
-                    (start, horizon, horizon),
-                ).fetchall()
-            )
+            settled = self._totals(_IN_RANGE, f"{_RANGE} AND {old}", (start, horizon, horizon))
+            unsettled = self._x(
+                f"SELECT exec_id FROM executions e WHERE {_RANGE} AND NOT ({old})",
+                (start, horizon, horizon),
+            ).fetchall()
+            # Kept only once both reads succeeded: a failed pass folds nothing twice.
+            folded.totals.add(settled[""])
+            folded.open.update(exec_id for (exec_id,) in unsettled)
             folded.horizon = horizon
         live = self._totals(_IN_RANGE, _RANGE, (horizon, float("inf")))[""]
         if folded.open:
@@ -238,9 +236,9 @@ class StatsRows:
                 unread.append(exec_id)
         for chunk in _chunks(finished):
             folded.totals.add(self._totals("", _ids(chunk), chunk)[""])
-        folded.open.difference_update(finished)
-        for exec_id in finished:
-            folded.forget_idle(exec_id)
+            folded.open.difference_update(chunk)
+            for exec_id in chunk:
+                folded.forget_idle(exec_id)
         for chunk in _chunks(unread):
             each = self._totals("", _ids(chunk), chunk, each=True)
             for exec_id in chunk:
