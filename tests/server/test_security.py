@@ -37,7 +37,9 @@ def test_every_endpoint_but_health_needs_a_valid_token(
 ) -> None:
     routes = [r for r in _routes(server, read_token) if not r[1].startswith("/health")]
     assert len(routes) > 20
-    assert all(path.startswith("/api/v1/") for _m, path in routes)
+    # The API, and /metrics for Prometheus (a read token, like any read).
+    assert all(path.startswith("/api/v1/") or path == "/metrics" for _m, path in routes)
+    assert ("GET", "/metrics") in routes
     with server.http(None) as anonymous:
         assert anonymous.get("/health").json()["status"] == "ok"
         assert anonymous.get("/health/ready").status_code == 200
