@@ -300,6 +300,26 @@ def test_a_replay_counts_the_calls_it_ran_not_those_it_reused(
     )
 
 
+def test_two_replicas_on_one_journal_report_the_same_numbers(
+    server: ServerProcess, read_token: str, tmp_path: Path
+) -> None:
+    """Nothing is counted per process: a second replica, started after every execution
+    above, shows what the first shows."""
+    other = ServerProcess(
+        server.journal_url, tmp_path / "replica", args=("--metrics-interval", "0")
+    )
+    try:
+        pages = [scrape(replica, read_token)[1] for replica in (server, other)]
+    finally:
+        other.stop()
+    moving = {"kitaru_metrics_journal_read_seconds", "kitaru_waits_oldest_pending_seconds",
+              "kitaru_queue_oldest_waiting_seconds", "kitaru_queue_claims_last_minute",
+              "kitaru_workers"}  # fmt: skip
+    first, second = ({k: v for k, v in page.items() if k not in moving} for page in pages)
+    assert first == second
+    assert any(s.value for s in first["kitaru_checkpoint_calls"])
+
+
 # -- who may scrape ----------------------------------------------------------------------
 def test_no_token_a_wrong_token_and_a_run_token_are_refused(
     server: ServerProcess, write_token: str, admin_token: str, read_token: str
