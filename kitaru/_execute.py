@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kitaru import _config, _lease, _logs, _runtime, _tracebacks
+from kitaru import _config, _lease, _logs, _runtime, _speak, _tracebacks
 from kitaru._errors import (
     ExecutionCancelled,
     ExecutionReleased,
@@ -288,6 +288,7 @@ def _run_once(
             journal.finish(
                 record.exec_id, owner=owner, status="failed", now=time.time(), error=error
             )
+            _speak.interrupted(record.exec_id, error)
     return status, error, result
 
 
