@@ -11,9 +11,12 @@ the server's runner API carry it as they are.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 import traceback
 from collections.abc import Sequence
+from types import TracebackType
 
 from kitaru._logs import LogBuffer
 from kitaru.journal import LogRecord
@@ -29,9 +32,7 @@ def _header(exec_id: str, run: int) -> str:
 
 def keep(buffer: LogBuffer, exc: BaseException) -> None:
     """Add the traceback of `exc`, which ended the flow, to the flow's own log buffer."""
-    # Its first frame is the runtime's call of the flow function: the flow's is next.
-    tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
-    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    text = "".join(traceback.format_exception(type(exc), exc, _from_flow(exc.__traceback__)))
     if len(text) > _MAX_CHARS:
         half = _MAX_CHARS // 2
         left_out = f"\n... ({len(text) - 2 * half} characters left out) ...\n"
@@ -39,6 +40,20 @@ def keep(buffer: LogBuffer, exc: BaseException) -> None:
     header = _header(buffer.exec_id, buffer.run)
     record = LogRecord(buffer.exec_id, None, buffer.run, time.time(), "log", header + text)
     buffer.records.append(record)
+
+
+def _from_flow(tb: TracebackType | None) -> TracebackType | None:
+    """The traceback from the flow function down, without the frames above it: the
+    runtime's call of the function, and for an async flow the event loop's."""
+    above = [os.path.dirname(__file__) + os.sep]
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None and asyncio.__file__:
+        above.append(os.path.dirname(asyncio.__file__) + os.sep)
+    while tb is not None and tb.tb_next is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith(tuple(above)):
+            break
+        tb = tb.tb_next
+    return tb
 
 
 def find(logs: Sequence[LogRecord], exec_id: str, run: int) -> str | None:

@@ -3,8 +3,12 @@ and shown by `executions get` (the `traceback` field) and `executions logs`."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pytest
+
+from kitaru import KitaruClient, checkpoint, flow
 from tests.conftest import kitaru_cli, run_python, write_script
 
 FLOW = """
@@ -68,3 +72,23 @@ def test_no_traceback_for_an_execution_that_did_not_fail(tmp_path: Path) -> None
     exec_id = started.stdout.strip().splitlines()[-1]
     view = kitaru_cli("executions", "get", exec_id, "--json").json()
     assert view["status"] == "completed" and view["traceback"] is None
+
+
+def test_an_async_flow_traceback_starts_at_the_flow(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KITARU_QUIET", "1")
+
+    @checkpoint
+    async def step(x: int) -> int:
+        return 1 // x
+
+    @flow
+    async def divide(x: int) -> int:
+        return await step(x)
+
+    handle = divide.run(0)
+    trace = KitaruClient().executions.get(handle.exec_id).traceback
+    assert trace is not None
+    frames = re.findall(r'^  File "(.*)", line \d+, in (\w+)$', trace, re.MULTILINE)
+    assert frames[0] == (__file__, "divide"), trace  # no runtime or event loop frame above
+    assert frames[-1] == (__file__, "step"), trace
+    assert trace.endswith("ZeroDivisionError: integer division or modulo by zero\n")
