@@ -15,7 +15,17 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kitaru import _execute, _ids, _lease, _loader, _ready, _replay_values, _serialize, _trust
+from kitaru import (
+    _execute,
+    _ids,
+    _lease,
+    _loader,
+    _ready,
+    _replay_values,
+    _serialize,
+    _speak,
+    _trust,
+)
 from kitaru._artifact_io import build_artifact
 from kitaru._errors import (
     InvalidInputError,
@@ -47,6 +57,8 @@ def resume(
     journal = journal or current_journal()
     record = get_execution(journal, exec_id)
     check_resumable(record)
+    if status_of(record) == "crashed":
+        _speak.resuming_crashed(record)
     if (
         record.deployment_version is not None
         and record.queue is not None

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kitaru import _config, _lease, _logs, _runtime
+from kitaru import _config, _lease, _logs, _runtime, _speak, _tracebacks
 from kitaru._errors import (
     ExecutionCancelled,
     ExecutionReleased,
@@ -256,9 +256,11 @@ def _run_once(
             status = "cancelled"
         except (KeyboardInterrupt, SystemExit) as exc:
             error = f"{type(exc).__name__}: interrupted"
+            _tracebacks.keep(ctx.flow_buffer, exc)
             raise
         except BaseException as exc:
             error = _describe_failure(exc)
+            _tracebacks.keep(ctx.flow_buffer, exc)
             if not isinstance(exc, Exception):
                 raise
         else:
@@ -286,6 +288,7 @@ def _run_once(
             journal.finish(
                 record.exec_id, owner=owner, status="failed", now=time.time(), error=error
             )
+            _speak.interrupted(record.exec_id, error)
     return status, error, result
 
 

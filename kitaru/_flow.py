@@ -45,6 +45,8 @@ class ExecutionHandle(Generic[R]):
         self._journal = journal
         # The flow's own permission: its pickled result loads back here, nowhere else.
         self._allow_pickle = allow_pickle
+        # The status this handle has said on stderr (kitaru/_speak.py), so it says it once.
+        self._told: str | None = None
 
     def _record(self) -> ExecutionRecord:
         journal = self._journal or current_journal()
@@ -62,15 +64,28 @@ class ExecutionHandle(Generic[R]):
         return effective_status(r.status, r.owner, r.lease_until)
 
     def wait(self, timeout: float | None = None, poll: float = 0.2) -> str:
-        """Block until the execution is no longer queued or running; return its status."""
+        """Block until the execution is no longer queued or running; return its status.
+
+        An execution that ended waiting, failed, crashed or cancelled is said once on
+        stderr, with the command that comes next (`KITARU_QUIET`, kitaru/_speak.py)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             status = self.status
             if status not in ("running", "queued"):
+                self.tell(status)
                 return status
             if deadline is not None and time.monotonic() > deadline:
                 return status
             time.sleep(poll)
+
+    def tell(self, status: str, record: ExecutionRecord | None = None) -> None:
+        """Say on stderr that the execution ended in `status`, unless this handle said so."""
+        if status == self._told or status in ("completed", "running", "queued"):
+            return
+        self._told = status
+        from kitaru import _speak
+
+        _speak.ended(self._journal or current_journal(), record or self._record(), status)
 
     def result(self, timeout: float | None = None) -> R:
         """The flow's return value.
@@ -148,6 +163,13 @@ class Flow(Durable, Generic[P, R]):
         the execution completed, failed, or paused at a wait. On a stack that runs
         executions elsewhere (docker, kubernetes, ...) it comes back once the execution
         is submitted; `handle.result()` waits for it.
+
+        It never raises for how the execution ended (`handle.result()` does). An
+        execution that waits, fails or is cancelled here is said in one line on stderr
+        with the command that comes next (`kitaru executions input ...`, `kitaru
+        executions get ...`); on other stacks `handle.wait()` says it, a crash included.
+        `KITARU_QUIET=1` silences it; unset, a stderr that is no terminal hears only
+        failures (kitaru/_speak.py).
         """
         if _loader.loading.get():
             raise _loader.StopImport
@@ -167,9 +189,10 @@ class Flow(Durable, Generic[P, R]):
         the longest waiting. `handle.result()` waits for it."""
         if _loader.loading.get():
             raise _loader.StopImport
-        from kitaru import _queue
+        from kitaru import _queue, _speak
 
         try:
+            _speak.mode()  # a bad KITARU_QUIET is refused before anything is recorded
             record = _queue.submit(self, args, kwargs, queue=queue, priority=priority)
         except ConfigurationError as exc:
             raise at_call_site(exc) from None

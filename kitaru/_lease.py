@@ -21,13 +21,18 @@ _HOST = os.environ.get("KITARU_HOST") or os.uname().nodename
 
 
 def _start_time(pid: int) -> str:
+    """The process's start time from /proc; "0" where there is no /proc to read, and
+    "dead" for a zombie: it died, and stays listed only until its parent reaps it (a
+    handle waiting on the background run it started is that parent)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
         return "0"
-    # Field 22 (starttime) counts after the parenthesised command name, which may hold spaces.
-    return stat.rsplit(b")", 1)[1].split()[19].decode()
+    # Fields 3 (state) and 22 (starttime) count after the parenthesised command name,
+    # which may hold spaces.
+    fields = stat.rsplit(b")", 1)[1].split()
+    return "dead" if fields[0] == b"Z" else fields[19].decode()
 
 
 _SELF_START = _start_time(os.getpid())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from kitaru import _lease, _ready, _serialize
+from kitaru import _lease, _ready, _serialize, _tracebacks
 from kitaru._artifact_io import read_bytes
 from kitaru.journal import ArtifactRecord, CallRecord, ExecutionRecord, Journal, WaitRecord
 
@@ -198,6 +198,12 @@ def execution_view(journal: Journal, e: ExecutionRecord, *, detail: bool = True)
         view.update(checkpoints_view(journal.calls(e.exec_id), e.runs))
         now = time.time()
         view["waits"] = [wait_view(w, now) for w in journal.waits(e.exec_id)]
+        # The full traceback of a failed flow (kitaru/_tracebacks.py); None otherwise.
+        view["traceback"] = (
+            _tracebacks.find(journal.logs(e.exec_id), e.exec_id, e.runs)
+            if status == "failed"
+            else None
+        )
         view["flow_ref"] = e.flow_ref
         view["flow_file"] = e.flow_file
         view["artifact_store"] = e.artifact_store

@@ -121,6 +121,9 @@ def print_execution(view: dict[str, Any]) -> None:
             print()
             print(f"waiting for input: kitaru executions input {view['exec_id']} {w['key']} <json>")
     elif view["status"] in ("failed", "crashed"):
+        if view.get("traceback"):
+            print()
+            print(view["traceback"].rstrip("\n"))
         print()
         print(f"resume with: kitaru executions resume {view['exec_id']}")
     elif view.get("ready"):

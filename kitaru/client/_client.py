@@ -78,6 +78,13 @@ class Execution:
         return list(self._full().get("waits", []))
 
     @property
+    def traceback(self) -> str | None:
+        """The full traceback of a failed flow (`error` is its one-line summary); None
+        for any other status, or a failure with no traceback (a crash, a lost run)."""
+        value = self._full().get("traceback")
+        return None if value is None else str(value)
+
+    @property
     def data(self) -> dict[str, Any]:
         """Every field of the summary (stack, runs, metadata, ...)."""
         return self._summary

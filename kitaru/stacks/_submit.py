@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kitaru import _config, _execute, _project, _trust
+from kitaru import _config, _execute, _project, _speak, _trust
 from kitaru._errors import ConfigurationError, KitaruError, KitaruUsageError, LeaseError
 from kitaru._flow import ExecutionHandle
 from kitaru._ids import new_id
@@ -37,6 +37,7 @@ IMAGE_PROJECT_ROOT = "/app"
 
 def run_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ExecutionHandle[Any]:
     """`Flow.run`: start an execution on the flow's stack (or the active one)."""
+    _speak.mode()  # a bad KITARU_QUIET is refused before anything is recorded
     journal = current_journal()
     stack = _stacks.resolve(journal, flow.stack)
     if runs_in_process(stack):
@@ -49,28 +50,16 @@ def run_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Execut
             store_uri=stack.artifact_store,
             journal=target,
         )
-        _say_how_it_ended(record)
-        return ExecutionHandle(
+        handle: ExecutionHandle[Any] = ExecutionHandle(
             record.exec_id,
             hint=flow.return_hint(),
             journal=target,
             allow_pickle=flow.allow_pickle,
         )
+        # It ended here: say how now (waiting, failed, cancelled), once.
+        handle.tell(record.status, record)
+        return handle
     return submit_new(flow, args, kwargs, stack)
-
-
-def _say_how_it_ended(record: Any) -> None:
-    """`flow.run()` returns the handle whatever the outcome; a script that only prints
-    the status would end quietly with exit code 0, so a failed or cancelled execution
-    also says so on stderr, with where to look (`handle.result()` raises it)."""
-    if record.status == "failed":
-        print(
-            f"kitaru: execution {record.exec_id} failed: {record.error}; details: "
-            f"kitaru executions get {record.exec_id}",
-            file=sys.stderr,
-        )
-    elif record.status == "cancelled":
-        print(f"kitaru: execution {record.exec_id} was cancelled", file=sys.stderr)
 
 
 def make_orchestrator(stack: StackRecord) -> Orchestrator:
