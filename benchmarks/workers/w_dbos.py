@@ -207,8 +207,10 @@ def queue_task(task: str, spec: dict[str, Any]) -> dict[str, Any]:
         return {}
     if task == "queue_worker":
         stop = spec.get("stop_file")
+        # Checked twice a second: the span is read from the tables, not from when this
+        # process exits, and a busier check would contend for SQLite's lock.
         while not os.path.exists(stop) if stop else _unfinished(spec["queue"]):
-            time.sleep(0.05)
+            time.sleep(0.5)
         return {}
     if task == "queue_span":
         return _span(spec["queue"])
