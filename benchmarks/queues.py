@@ -1,7 +1,8 @@
 """Queues and workers: executions per second through a queue, and how soon an answered
 wait runs again.
 
-    .venv/bin/python -m benchmarks --only extras --systems kitaru --no-chart
+    .venv/bin/python -m benchmarks --only extras --systems kitaru,dbos --no-chart
+    .venv/bin/python -m benchmarks.queues [--quick] [--no-dbos] [--no-install]  # alone
 
 For each journal (SQLite, and PostgreSQL when `KITARU_TEST_POSTGRES_URL` or
 `BENCH_POSTGRES_URL` names one, or `scripts/services/postgres.sh` can start one):
@@ -25,8 +26,10 @@ says DBOS was not measured.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -303,3 +306,28 @@ def _fresh_database(base: str) -> str:
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return base.rsplit("/", 1)[0] + "/" + name
+
+
+def main() -> None:
+    """This suite alone; a full run writes results/queues.json, a quick one .work/."""
+    parser = argparse.ArgumentParser(description="The queue suite alone: Kitaru and DBOS.")
+    parser.add_argument("--quick", action="store_true", help="60 executions, 5 answers")
+    parser.add_argument("--no-dbos", action="store_true", help="Kitaru only")
+    parser.add_argument("--no-install", action="store_true", help="never install DBOS's venv")
+    args = parser.parse_args()
+    here = REPO / "benchmarks"
+    work = here / ".work" / "queues"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    load = os.getloadavg()[0]
+    peers = () if args.no_dbos else ("dbos",)
+    section = bench(args.quick, work, peers=peers, install=not args.no_install)
+    section["load"] = [load, os.getloadavg()[0]]
+    out = work / "queues.json" if args.quick else here / "results" / "queues.json"
+    out.write_text(json.dumps(section, indent=1) + "\n")
+    print(section["markdown"])
+    print(f"load average {load:.1f} before, {section['load'][1]:.1f} after; written to {out}")
+
+
+if __name__ == "__main__":
+    main()
