@@ -20,6 +20,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ def measure(config: str, url: str | None, where: Path, spec: dict[str, Any]) -> 
         queue = f"{flow}-{time.monotonic_ns()}"
         q = {**base, "queue": queue}
         call("dbos", "queue_enqueue", {**q, "flow": flow, "n": spec["n"]}, env, timeout=900)
-        _workers(q, env, spec["workers"])
+        _workers(q, env, spec["workers"])()
         span = call("dbos", "queue_span", q, env).result()
         if span["n"] != spec["n"] or span["statuses"] != 1:
             raise RuntimeError(f"DBOS {flow} on {config}: not all succeeded: {span}")
@@ -72,13 +73,14 @@ def measure(config: str, url: str | None, where: Path, spec: dict[str, Any]) -> 
 
 def _workers(
     q: dict[str, Any], env: dict[str, str], count: int, stop_file: Path | None = None
-) -> list[threading.Thread]:
-    """`count` worker processes, each with its own executor id; waits for them to drain
-    the queue unless they run until `stop_file` exists (then returns their threads)."""
+) -> Callable[[], None]:
+    """Start `count` worker processes, each with its own executor id, which drain the
+    queue or, given `stop_file`, run until it exists. Returns the wait for them, which
+    raises what a worker raised."""
     errors: list[BaseException] = []
+    spec = {**q, "stop_file": str(stop_file)} if stop_file else q
 
     def one(i: int) -> None:
-        spec = {**q, "stop_file": str(stop_file)} if stop_file else q
         try:
             call("dbos", "queue_worker", spec, {**env, "DBOS__VMID": f"bench-{i}"}, timeout=1800)
         except BaseException as exc:
@@ -87,25 +89,26 @@ def _workers(
     threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
     for t in threads:
         t.start()
-    if stop_file is None:
+
+    def wait() -> None:
         for t in threads:
             t.join()
         if errors:
             raise errors[0]
-    return threads
+
+    return wait
 
 
 def _answers(
     q: dict[str, Any], env: dict[str, str], spec: dict[str, Any], where: Path
 ) -> dict[str, Any]:
     stop = where / f"stop-{q['queue']}"
-    threads = _workers(q, env, spec["workers"], stop_file=stop)
+    wait = _workers(q, env, spec["workers"], stop_file=stop)
     try:
         got = call("dbos", "queue_answers", {**q, "answers": spec["answers"]}, env).result()
     finally:
         stop.touch()
-        for t in threads:
-            t.join()
+        wait()
     return {
         **got,
         "median_to_recv_s": statistics.median(got["to_recv_s"]),
