@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Workdir(Path(os.environ.get("BENCH_WORK", HERE / ".work" / "run")).resolve())
 
-    for product in products:
+    # Extra suites see to their peers themselves (and report one that is missing).
+    for product in products if only - {"extras"} else ():
         _envs.ensure(product, install=not args.no_install)
     chart_python = None
     if not args.no_chart:
@@ -129,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
             [p for p in products if "wait" not in CANNOT.get(p, {})], settings, work
         )
     loads.append(os.getloadavg()[0])
-    extras = _extras.run(args.quick, work.root / "extras") if "extras" in only else {}
+    extras = {}
+    if "extras" in only:
+        extras = _extras.run(
+            args.quick, work.root / "extras", products=products, install=not args.no_install
+        )
 
     overhead_loads = [s.get("load", -1) for v in raw.get("overhead", {}).values() for s in v]
     loads += [x for x in overhead_loads if x >= 0]

@@ -5,7 +5,9 @@ A suite is a module `benchmarks.<name>` with
     def bench(quick: bool, workdir: pathlib.Path) -> dict[str, Any]
 
 returning at least `title` and `markdown` (a section of the report) and optionally `data`
-(anything JSON can hold, kept in the results file), or, like `storage_s3`, a
+(anything JSON can hold, kept in the results file); a `bench` that also takes `peers`
+and `install` is given the products of the run and whether it may install their venvs.
+Or, like `storage_s3`, a
 `run(size_mb=..., rounds=...)` that returns `throughput_mb_s` and `ratios`, which is
 turned into a section here. A suite that is not there is skipped; one that fails is
 reported as failed and does not stop the rest.
@@ -15,7 +17,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,14 @@ from benchmarks._run import progress
 SUITES = ("storage_s3", "fanout", "adapters", "queues")
 
 
-def run(quick: bool, workdir: Path, only: list[str] | None = None) -> dict[str, Any]:
+def run(
+    quick: bool,
+    workdir: Path,
+    only: list[str] | None = None,
+    *,
+    products: Sequence[str] = (),
+    install: bool = True,
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in SUITES:
         if only is not None and name not in only:
@@ -38,7 +49,9 @@ def run(quick: bool, workdir: Path, only: list[str] | None = None) -> dict[str, 
             section = workdir / name
             section.mkdir(parents=True, exist_ok=True)
             if hasattr(module, "bench"):
-                out[name] = dict(module.bench(quick, section))
+                takes = inspect.signature(module.bench).parameters
+                peers = {"peers": products, "install": install} if "peers" in takes else {}
+                out[name] = dict(module.bench(quick, section, **peers))
             else:
                 data = module.run(size_mb=10 if quick else 100, rounds=1 if quick else 3)
                 out[name] = {"title": _title(name, data), "markdown": _markdown(data), "data": data}
