@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kitaru import _config, _lease, _logs, _runtime
+from kitaru import _config, _lease, _logs, _runtime, _tracing
 from kitaru._errors import (
     ExecutionCancelled,
     ExecutionReleased,
@@ -238,6 +238,9 @@ def _run_once(
     heartbeat.start()
     restore_signal = _catch_cancel_signal()
     _logs.install()
+    ctx.trace = _tracing.start_run(ctx, flow.name)
+    if ctx.trace is not None:
+        ctx.trace.attach()
     deactivate = _runtime.activate(ctx)
     status, error, result = "failed", None, None
     try:
@@ -281,6 +284,8 @@ def _run_once(
         restore_signal()
         heartbeat.stop()
         journal.append_logs(ctx.flow_buffer.take())
+        if ctx.trace is not None:
+            ctx.trace.end(status, error)
         if error is not None and status == "failed" and sys.exc_info()[0] is not None:
             # Interrupted (Ctrl-C): record the failure before the interrupt propagates.
             journal.finish(
