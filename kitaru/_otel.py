@@ -122,9 +122,11 @@ class Tracing:
         stored = parse_traceparent(record.metadata.get(TRACE_METADATA))
         if stored is not None:
             return stored
+        # A child of the span current where the flow starts, else of TRACEPARENT.
+        here = trace.get_current_span().get_span_context().is_valid
         span = self.tracer.start_span(
             f"kitaru.execution {record.flow}",
-            context=_parent(parse_traceparent(os.environ.get("TRACEPARENT"))),
+            context=None if here else _parent(parse_traceparent(os.environ.get("TRACEPARENT"))),
             attributes={
                 "kitaru.execution.id": record.exec_id,
                 "kitaru.flow": record.flow,

@@ -255,3 +255,43 @@ def test_a_flow_log_cannot_move_the_execution_into_another_trace(tmp_path: Path)
     )
     done = run_python(script)
     assert "failed" in done.stdout and "traceparent" in done.stderr, done
+
+
+OWN_PROVIDER = """
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+import kitaru
+
+provider = TracerProvider(resource=Resource({"service.name": "my-app"}))
+provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+trace.set_tracer_provider(provider)
+
+@kitaru.checkpoint
+def step() -> int:
+    with trace.get_tracer("mine").start_as_current_span("inside the step"):
+        return 1
+
+@kitaru.flow
+def handled() -> int:
+    return step()
+
+with trace.get_tracer("mine").start_as_current_span("request"):
+    print(handled.run().status)
+"""
+
+
+def test_a_program_with_its_own_provider_gets_kitaru_spans_under_its_own(
+    tmp_path: Path, receiver: OTLPReceiver
+) -> None:
+    done = run_python(write_script(tmp_path / "app.py", OWN_PROVIDER), env=traced(receiver))
+    assert done.returncode == 0 and "completed" in done.stdout, done
+    spans = receiver.wait_for(lambda s: bool(by_name(s, "request")))
+    assert {s.service for s in spans} == {"my-app"}  # through the program's provider
+    request = one(spans, "request")
+    assert one(spans, "kitaru.execution handled").parent_id == request.span_id
+    # The checkpoint's span is current in its body: the program's own span nests there.
+    assert one(spans, "inside the step").parent_id == one(spans, "step").span_id
