@@ -21,7 +21,7 @@ from typing import Any
 
 from benchmarks._run import progress
 
-SUITES = ("storage_s3", "fanout", "adapters", "queues")
+SUITES = ("storage_s3", "fanout", "adapters", "queues", "otel")
 
 
 def run(quick: bool, workdir: Path, only: list[str] | None = None) -> dict[str, Any]:
