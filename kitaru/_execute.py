@@ -237,8 +237,8 @@ def _run_once(
     )
     heartbeat.start()
     restore_signal = _catch_cancel_signal()
+    ctx.trace = _tracing.start_run(ctx, flow.name)  # (what it says goes to stderr, not the logs)
     _logs.install()
-    ctx.trace = _tracing.start_run(ctx, flow.name)
     if ctx.trace is not None:
         ctx.trace.attach()
     deactivate = _runtime.activate(ctx)

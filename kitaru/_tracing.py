@@ -32,6 +32,7 @@ ENDPOINT_VARIABLES = frozenset(
 )
 
 _installed: bool | None = None
+_told = False  # the missing SDK is said once per process
 
 
 def _sdk_installed() -> bool:
@@ -58,7 +59,16 @@ def configured() -> bool:
         return False
     if not any(env.get(name) for name in ENDPOINT_VARIABLES):
         return False
-    return _sdk_installed()
+    if not _sdk_installed():
+        global _told
+        if not _told:
+            _told = True
+            _warn(
+                "an OTLP endpoint is set but the OpenTelemetry SDK is not installed, so "
+                'executions are not traced; pip install "kitaru[otel]"'
+            )
+        return False
+    return True
 
 
 def tracing() -> Tracing | None:

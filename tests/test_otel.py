@@ -295,3 +295,18 @@ def test_a_program_with_its_own_provider_gets_kitaru_spans_under_its_own(
     assert one(spans, "kitaru.execution handled").parent_id == request.span_id
     # The checkpoint's span is current in its body: the program's own span nests there.
     assert one(spans, "inside the step").parent_id == one(spans, "step").span_id
+
+
+def test_an_endpoint_without_the_sdk_runs_untraced_and_says_how_to_install_it(
+    tmp_path: Path, receiver: OTLPReceiver
+) -> None:
+    from benchmarks.otel import BLOCKER  # opentelemetry made unimportable, as if absent
+
+    write_script(tmp_path / "site" / "sitecustomize.py", BLOCKER)
+    env = {**traced(receiver), "PYTHONPATH": str(tmp_path / "site")}
+    done = run_python(write_script(tmp_path / "quiet.py", QUIET), env=env)
+    assert done.returncode == 0, done
+    assert done.stdout.split("\n")[0] == "completed []"
+    assert 'pip install "kitaru[otel]"' in done.stderr
+    time.sleep(0.3)
+    assert receiver.requests == 0
