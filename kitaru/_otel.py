@@ -13,7 +13,7 @@ across every run of it, in whichever process or container each runs:
         kitaru.run <flow>       a run in that container
       kitaru.run <flow>         a run in this process: the first, a resume after a
                                 crash, after an answered wait, ...
-        <checkpoint key>        each checkpoint call: ran or reused
+        <checkpoint name>       each checkpoint call: ran or reused
         chat <model>            each kitaru.llm() call (GenAI semantic conventions)
 
 Waits are events on the run's span. The first run's execution span is the child of
@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from contextvars import Token
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -180,7 +181,7 @@ class RunTrace:
         self.tracing = tracing
         self.span = span
         self.context = trace.set_span_in_context(span)
-        self._token: object | None = None
+        self._token: Token[otel_context.Context] | None = None
 
     # -- the run -------------------------------------------------------------------------
     def attach(self) -> None:
@@ -190,7 +191,7 @@ class RunTrace:
 
     def end(self, status: str, error: str | None) -> None:
         if self._token is not None:
-            otel_context.detach(self._token)  # type: ignore[arg-type]
+            otel_context.detach(self._token)
             self._token = None
         self.span.set_attribute("kitaru.run.status", status)
         if error is not None:
@@ -202,7 +203,7 @@ class RunTrace:
         self.span.add_event("kitaru.wait", {"kitaru.wait.key": key, "kitaru.wait.outcome": outcome})
 
     # -- checkpoint calls ----------------------------------------------------------------
-    def call_started(self, call: CheckpointRun) -> tuple[Span, object]:
+    def call_started(self, call: CheckpointRun) -> tuple[Span, Token[otel_context.Context]]:
         span = self.tracing.tracer.start_span(
             _call_name(call), context=self.context, attributes=_call_attributes(call, "ran")
         )
@@ -241,14 +242,16 @@ class RunTrace:
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
-    def call_exit(self, span: Span, token: object) -> None:
-        otel_context.detach(token)  # type: ignore[arg-type]
+    def call_exit(self, span: Span, token: Token[otel_context.Context]) -> None:
+        otel_context.detach(token)
         span.end()
 
 
 def _call_name(call: CheckpointRun, metadata: dict[str, Any] | None = None) -> str:
+    """The checkpoint's name (its key, `draft#2`, is an attribute: span names stay few);
+    `chat <model>` for a model call, as the GenAI conventions name it."""
     if call.spec.kind != "llm":
-        return call.key
+        return call.name
     model = (metadata or {}).get("model")
     return f"chat {model}" if model else "chat"
 

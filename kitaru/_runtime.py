@@ -429,7 +429,7 @@ class CheckpointRun:
         self.buf: LogBuffer | None = None
         self.frame: CallFrame | None = None
         self.tokens: tuple[Any, Any] | None = None
-        self.span: tuple[Any, object] | None = None  # (span, its context token) when traced
+        self.span: tuple[Any, Any] | None = None  # (span, its context token) when traced
 
     def reused(self) -> tuple[bool, Any]:
         done = self.ctx.completed.get(self.key)
