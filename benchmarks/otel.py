@@ -23,6 +23,7 @@ within 5% of today.
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -89,8 +90,6 @@ print("RESULT " + json.dumps(per_step))
 
 
 def base_commit() -> str:
-    import os
-
     if os.environ.get("BENCH_OTEL_BASE"):
         return os.environ["BENCH_OTEL_BASE"]
     added = subprocess.run(
@@ -218,7 +217,8 @@ def summarize(
         f"N = {n} steps, small outputs; today is Kitaru at {base}. Not installed and not "
         f"configured {'are' if within else 'are NOT'} within {TARGET - 1:.0%} of today "
         f"(CPU time); exporting every span costs {ratios['exporting']['cpu']:.2f}x today's "
-        f"per-checkpoint CPU time ({extra:+.1f} µs per checkpoint).",
+        f"per-checkpoint CPU time ({extra:+.1f} µs per checkpoint). Load average at the "
+        f"end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs.",
     ]
     return {
         "title": f"OpenTelemetry: per-checkpoint overhead, N = {n}, median of {rounds} rounds",
@@ -231,6 +231,7 @@ def summarize(
             "ratio_to_today": ratios,
             "samples_us": samples,
             "within_target": within,
+            "load_average": os.getloadavg()[0],
         },
     }
 
