@@ -35,7 +35,7 @@ _installed: bool | None = None
 _told = False  # the missing SDK is said once per process
 
 
-def _sdk_installed() -> bool:
+def sdk_installed() -> bool:
     global _installed
     if _installed is None:
         from importlib.util import find_spec
@@ -59,7 +59,7 @@ def configured() -> bool:
         return False
     if not any(env.get(name) for name in ENDPOINT_VARIABLES):
         return False
-    if not _sdk_installed():
+    if not sdk_installed():
         global _told
         if not _told:
             _told = True

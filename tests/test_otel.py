@@ -315,3 +315,7 @@ def test_an_endpoint_without_the_sdk_runs_untraced_and_says_how_to_install_it(
     assert 'pip install "kitaru[otel]"' in done.stderr
     time.sleep(0.3)
     assert receiver.requests == 0
+    # kitaru doctor says the same.
+    doctor = kitaru_cli("doctor", "--json", env=env)
+    [tracing] = [c for c in doctor.json()["checks"] if c["name"] == "tracing"]
+    assert tracing["status"] == "warning" and tracing["fix"] == 'pip install "kitaru[otel]"'
