@@ -49,6 +49,7 @@ def run_checks() -> list[Check]:
     else:
         checks.append(_stack())
     checks.append(_extras())
+    checks.append(_tracing_check())
     return checks
 
 
@@ -303,6 +304,29 @@ def _extras() -> Check:
         text,
         f'add one with: pip install "kitaru[{missing[0]}]"' if missing else None,
     )
+
+
+def _tracing_check() -> Check:
+    """Whether runs started here are traced (docs/observability.md), from the environment."""
+    import os
+
+    from kitaru import _tracing
+
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if not endpoint:
+        return Check("tracing", "info", "off: no OTEL_EXPORTER_OTLP_ENDPOINT set")
+    if not _tracing.sdk_installed():
+        return Check(
+            "tracing",
+            "warning",
+            f"off: an OTLP endpoint is set ({endpoint}) but the OpenTelemetry SDK is not installed",
+            'pip install "kitaru[otel]"',
+        )
+    if not _tracing.configured():
+        return Check("tracing", "info", "off: OTEL_SDK_DISABLED or OTEL_TRACES_EXPORTER=none")
+    return Check("tracing", "ok", f"on: spans go to {endpoint} over OTLP/HTTP")
 
 
 def header() -> str:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kitaru import _config, _lease, _logs, _runtime, _speak, _tracebacks
+from kitaru import _config, _lease, _logs, _runtime, _speak, _tracebacks, _tracing
 from kitaru._errors import (
     ExecutionCancelled,
     ExecutionReleased,
@@ -237,7 +237,10 @@ def _run_once(
     )
     heartbeat.start()
     restore_signal = _catch_cancel_signal()
+    ctx.trace = _tracing.start_run(ctx, flow.name)  # (what it says goes to stderr, not the logs)
     _logs.install()
+    if ctx.trace is not None:
+        ctx.trace.attach()
     deactivate = _runtime.activate(ctx)
     status, error, result = "failed", None, None
     try:
@@ -283,6 +286,8 @@ def _run_once(
         restore_signal()
         heartbeat.stop()
         journal.append_logs(ctx.flow_buffer.take())
+        if ctx.trace is not None:
+            ctx.trace.end(status, error)
         if error is not None and status == "failed" and sys.exc_info()[0] is not None:
             # Interrupted (Ctrl-C): record the failure before the interrupt propagates.
             journal.finish(

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kitaru import _branches, _serialize
 from kitaru._artifact_io import build_artifact, load_value
@@ -34,6 +34,9 @@ from kitaru._logs import LogBuffer, current_buffer
 from kitaru.artifacts import open_store
 from kitaru.journal import ArtifactRecord, CallRecord, ExecutionRecord, Journal, WaitRecord
 from kitaru.journal._records import call_output_id
+
+if TYPE_CHECKING:
+    from kitaru._otel import RunTrace
 
 
 @dataclass(slots=True)
@@ -168,6 +171,9 @@ class ExecutionContext:
         self.flow_buffer = LogBuffer(self.exec_id, None, self.run)
         self._lock = threading.Lock()
         self._submitted: list[threading.Thread] = []
+        # This run's span when tracing is on (kitaru/_tracing.py); the only thing a
+        # checkpoint call checks when it is off.
+        self.trace: RunTrace | None = None
 
     def track(self, thread: threading.Thread) -> None:
         """A thread `submit` started: the run waits for it before it ends."""
@@ -398,7 +404,7 @@ class CheckpointRun:
 
     __slots__ = (
         "branch", "buf", "ctx", "explicit", "fingerprint", "frame", "func", "key", "name",
-        "pos", "seq", "spec", "started", "tokens",
+        "pos", "seq", "span", "spec", "started", "tokens",
     )  # fmt: skip
 
     def __init__(
@@ -423,6 +429,7 @@ class CheckpointRun:
         self.buf: LogBuffer | None = None
         self.frame: CallFrame | None = None
         self.tokens: tuple[Any, Any] | None = None
+        self.span: tuple[Any, Any] | None = None  # (span, its context token) when traced
 
     def reused(self) -> tuple[bool, Any]:
         done = self.ctx.completed.get(self.key)
@@ -431,6 +438,8 @@ class CheckpointRun:
             self.ctx.check_cancel()
             return False, None
         self.ctx.check_reuse(done, self)
+        if self.ctx.trace is not None:
+            self.ctx.trace.call_reused(self, done)
         return True, self.ctx.load_output(
             done, self.spec.return_hint(), allow_pickle=self.spec.allow_pickle
         )
@@ -440,8 +449,14 @@ class CheckpointRun:
         self.buf = LogBuffer(self.ctx.exec_id, self.key, self.ctx.run)
         self.frame = CallFrame(self.key)
         self.tokens = (current_buffer.set(self.buf), current_frame.set(self.frame))
+        if self.ctx.trace is not None:
+            self.span = self.ctx.trace.call_started(self)
 
     def exit(self) -> None:
+        if self.span is not None:
+            assert self.ctx.trace is not None
+            self.ctx.trace.call_exit(*self.span)
+            self.span = None
         if self.tokens is not None:
             current_frame.reset(self.tokens[1])
             current_buffer.reset(self.tokens[0])
@@ -492,9 +507,18 @@ class CheckpointRun:
                 artifact_id=call_output_id(self.ctx.exec_id, self.seq),
             )
         except SerializationError as exc:
+            self._traced(attempts, None, exc)
             self.ctx.commit(self._record("failed", attempts, None, str(exc)), None, self.buf)
             raise
+        self._traced(attempts, output, None)
         self.ctx.commit(self._record("completed", attempts, output), output, self.buf)
+
+    def _traced(
+        self, attempts: int, output: ArtifactRecord | None, error: BaseException | None
+    ) -> None:
+        if self.span is not None:
+            assert self.ctx.trace is not None
+            self.ctx.trace.call_ended(self, self.span[0], attempts, output, error)
 
     def failed(self, exc: BaseException, attempts: int) -> None:
         assert self.buf is not None
@@ -507,4 +531,5 @@ class CheckpointRun:
 
         error = f"{type(exc).__name__}: {exc}"
         tb = "".join(traceback.format_exception(exc))
+        self._traced(attempts, None, exc)
         self.ctx.commit(self._record("failed", attempts, None, error, tb), None, self.buf)

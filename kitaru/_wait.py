@@ -206,6 +206,8 @@ def wait(
     if record is not None and record.status == "answered" and record.value_artifact:
         artifact = ctx.journal.get_artifact(record.value_artifact)
         assert artifact is not None
+        if ctx.trace is not None:
+            ctx.trace.wait(key, "answered")
         return _typed(answer_value(artifact, ctx.store_uri), schema)
     if record is None:
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
@@ -246,7 +248,11 @@ def wait(
             metadata={"timed_out": True},
         )
         ctx.journal.answer_wait(ctx.exec_id, key, artifact, now=now)
+        if ctx.trace is not None:
+            ctx.trace.wait(key, "timed_out")
         return _typed(record.default, schema)
+    if ctx.trace is not None:
+        ctx.trace.wait(key, "waiting")
     raise ExecutionSuspended(ctx.exec_id, key)
 
 

@@ -108,3 +108,14 @@ def test_queue_suite_measures_throughput_and_answer_latency_on_both_journals(
         # claimed after the answer, and its next checkpoint after the claim
         assert all(0 < c <= s for c, s in zip(answer["to_claim_s"], answer["to_next_checkpoint_s"]))
     assert "| sqlite |" in section["markdown"] and "| postgres |" in section["markdown"]
+
+
+def test_otel_suite_measures_every_set_up_against_today(tmp_path: Path) -> None:
+    from benchmarks import otel
+
+    section = otel.bench(quick=True, workdir=tmp_path)
+    ratios = section["data"]["ratio_to_today"]
+    assert set(ratios) == set(otel.SETUPS)
+    assert all(r["cpu"] > 0 and r["wall"] > 0 for r in ratios.values())
+    assert ratios["today"] == {"cpu": 1.0, "wall": 1.0}
+    assert "exporting every span costs" in section["markdown"]

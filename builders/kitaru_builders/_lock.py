@@ -106,14 +106,15 @@ def project_pins(project: Path) -> list[str]:
 
 
 # What a container needs of each extra: the client of the journal or the artifact store,
-# and the web stack of the server image. The cloud extras also bring orchestrator SDKs
-# and Pulumi, which only the submitting side uses.
+# the web stack of the server image, the tracing SDK and its exporter. The cloud extras
+# also bring orchestrator SDKs and Pulumi, which only the submitting side uses.
 RUNTIME_PACKAGES: dict[str, tuple[str, ...]] = {
     "server": ("fastapi", "uvicorn", "httptools", "uvloop", "jinja2", "jsonschema"),
     "postgres": ("psycopg",),
     "aws": ("boto3",),
     "gcp": ("google-cloud-storage",),
     "azure": ("azure-storage-blob", "azure-identity"),
+    "otel": ("opentelemetry-api", "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"),
 }
 
 

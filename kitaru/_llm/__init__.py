@@ -69,6 +69,7 @@ def llm(
         _calls.log(
             provider=target.provider,
             model=target.model_id,
+            response_model=done.response_model,
             alias=target.alias,
             base_url=target.base_url,
             input_tokens=done.input_tokens,

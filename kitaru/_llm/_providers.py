@@ -69,6 +69,7 @@ class Completion:
     output_tokens: int | None
     attempts: int
     latency_s: float
+    response_model: str | None = None  # the model that answered, as the provider names it
 
 
 def resolve(model: str | None) -> Target:
@@ -343,4 +344,5 @@ def complete(
             output_tokens=output_tokens,
             attempts=attempt,
             latency_s=round(time.monotonic() - started, 6),
+            response_model=data.get("model") if isinstance(data.get("model"), str) else None,
         )

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kitaru import _config, _execute, _project, _speak, _trust
+from kitaru import _config, _execute, _project, _speak, _tracing, _trust
 from kitaru._errors import ConfigurationError, KitaruError, KitaruUsageError, LeaseError
 from kitaru._flow import ExecutionHandle
 from kitaru._ids import new_id
@@ -114,6 +114,9 @@ def runtime_extras(stack: StackRecord) -> tuple[str, ...]:
     store_extra = _STORES.get(stack.artifact_store.partition("://")[0], ("", "", None))[2]
     if store_extra:
         extras.append(store_extra)
+    environment = stack.settings.get("environment") or {}
+    if isinstance(environment, dict) and _tracing.ENDPOINT_VARIABLES & set(environment):
+        extras.append("otel")  # the stack sends its runs' spans to a collector
     return tuple(extras)
 
 
@@ -195,6 +198,9 @@ def _submit(
     route = reporting(journal, record, stack, secrets, server_url)
     environment.update(route.environment)
     secrets.update(route.secrets)
+    handed = _tracing.submit_traceparent(journal, record, stack.orchestrator)
+    if handed is not None:
+        environment["TRACEPARENT"] = handed  # the run's span continues this trace
     image = record.metadata.get("image")
     in_image = image is not None
     if in_image:

@@ -30,6 +30,7 @@ token, which the server never shows anyone (kitaru/server/_owners.py).
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -41,6 +42,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kitaru import _lease, _ready
 from kitaru._errors import InvalidInputError, LeaseError, NotFoundError
+from kitaru._tracing import TRACE_METADATA
 from kitaru.journal import (
     TERMINAL_STATUSES,
     ArtifactRecord,
@@ -304,6 +306,10 @@ RESERVED_METADATA = frozenset({"image", "deployment", "ready", "server_url"})
 # token. It is taken from such a caller only while the execution is queued for a runner,
 # so it says what holds; a run (which logs only while running) never sets it.
 WORKER_METADATA = frozenset({"ready"})
+# The execution's trace (kitaru/_tracing.py): set once, by its first traced run or
+# submission, as a W3C traceparent; a trace id is no authority, but a flow's own log
+# must not move an execution's later runs into another trace.
+_TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 
 
 def _queued_for_runner(record: ExecutionRecord) -> bool:
@@ -330,6 +336,14 @@ async def set_metadata(exec_id: str, request: Request) -> JSONResponse:
         current = journal.get_execution(exec_id)
         if current is None:
             raise NotFoundError(f"execution {exec_id} not found")
+        if TRACE_METADATA in body.metadata:
+            value = body.metadata[TRACE_METADATA]
+            if not isinstance(value, str) or not _TRACEPARENT.fullmatch(value):
+                raise InvalidInputError(f"metadata {TRACE_METADATA} must be a W3C traceparent")
+            if current.metadata.get(TRACE_METADATA) not in (None, value):
+                raise InvalidInputError(
+                    f"execution {exec_id} already has its trace; {TRACE_METADATA} is set once"
+                )
         if reserved and (caller.execution is not None or not _queued_for_runner(current)):
             raise InvalidInputError(
                 f"metadata {', '.join(sorted(reserved))} is kept by Kitaru itself (set when "
