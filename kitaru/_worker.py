@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kitaru import _control, _lease, _queue, _ready, _worker_child
+from kitaru._errors import LeaseError
 from kitaru.journal import Journal, WorkerRecord
 from kitaru.journal._queues import DEFAULT_QUEUE
 
@@ -299,7 +300,12 @@ class Worker:
                 or _lease.owner_alive(record.owner, record.lease_until, now)
             ):
                 continue
-            self._requeue(record.exec_id, record.owner, f"its worker ({record.worker}) died")
+            try:
+                self._requeue(record.exec_id, record.owner, f"its worker ({record.worker}) died")
+            except LeaseError:
+                # A server judged its lease live by its own clock (ours may run ahead,
+                # or the owner beat since we read it): not an orphan after all.
+                continue
 
     def _queue_timed_out(self) -> None:
         for exec_id in _control.timed_out(self.journal):

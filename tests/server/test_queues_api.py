@@ -17,7 +17,14 @@ from kitaru.journal import Journal, WorkerRecord, open_journal
 from kitaru.server.routes._deps import NOT_ADMIN, READ_ONLY
 from tests.server.hostile import create, run_token
 from tests.server_process import ServerProcess
-from tests.workers.support import Workers, env_through_server, submit, wait_until, write_flows
+from tests.workers.support import (
+    Workers,
+    env_through_server,
+    skewed,
+    submit,
+    wait_until,
+    write_flows,
+)
 
 CLAIM = "/api/v1/runner/claim"
 OWNER = "worker-host:4242:0:5ecret"
@@ -339,3 +346,34 @@ def test_kitaru_worker_runs_submitted_executions_through_the_server(
         workers.stop()
     assert {r["queue"] for r in shown} == {queue}
     assert all(r["worker"] and r["claimed_at"] for r in shown)
+
+
+@pytest.mark.slow
+def test_a_worker_whose_clock_runs_ahead_keeps_working_when_a_recovery_is_refused(
+    server: ServerProcess, write_token: str, tmp_path: Path
+) -> None:
+    # Another host's worker runs an execution of our queue; its lease is live by the
+    # server's clock. Ours, two minutes ahead, thinks it expired and asks to requeue it:
+    # the server refuses (a live lease is never taken over), and the worker must go on.
+    folder = tmp_path / "project"
+    write_flows(folder)
+    env = env_through_server(tmp_path, server.url, write_token)
+    queue = f"q-{time.monotonic_ns()}"
+    with server.http(write_token) as http:
+        held = create(http, queue=queue, flow="steps")
+        body = claim_body(queue, flows=["steps"], lease_seconds=90)
+        assert http.post(CLAIM, json=body).json()["execution"]["exec_id"] == held
+    workers = Workers(folder, {**skewed(env, tmp_path / "skew", 120), "KITARU_HOST": "host-c"})
+    try:
+        proc = workers.start("--queue", queue)
+        time.sleep(3)  # it looks for dead workers' executions every second
+        assert proc.poll() is None, workers.output()
+        [exec_id] = submit(folder, env, f"steps.submit(1, queue={queue!r})")
+        wait_until(
+            lambda: record_of(server, write_token, exec_id)["status"] == "completed",
+            30,
+            workers.output,
+        )
+    finally:
+        workers.stop()
+    assert record_of(server, write_token, held)["status"] == "running"
