@@ -213,13 +213,14 @@ class Worker:
                     os.close(self.spare[1])
                     self.spare = None
                 continue
-            if os.WIFSIGNALED(status) or os.WEXITSTATUS(status) not in (0, 1):
-                how = (
-                    f"killed by signal {os.WTERMSIG(status)}"
-                    if os.WIFSIGNALED(status)
-                    else f"exit code {os.WEXITSTATUS(status)}"
-                )
-                self._crashed(child, how)
+            how = (
+                f"killed by signal {os.WTERMSIG(status)}"
+                if os.WIFSIGNALED(status)
+                else f"exit code {os.WEXITSTATUS(status)}"
+            )
+            # Whatever its exit code (a flow may call os._exit(0)), a child that leaves
+            # its execution running under its lease died holding it.
+            self._crashed(child, how)
 
     def _crashed(self, child: Running, how: str) -> None:
         """The child died holding its execution: queue it again, or fail it."""

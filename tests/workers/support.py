@@ -56,13 +56,13 @@ def timed(i: int) -> str:
 
 
 @checkpoint
-def die() -> str:
-    os._exit(9)
+def die(code: int) -> str:
+    os._exit(code)
 
 
 @flow
-def crashes() -> str:
-    return die()
+def crashes(code: int = 9) -> str:
+    return die(code)
 """
 
 

@@ -8,6 +8,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from kitaru.journal import Journal
 from tests.workers.support import (
     Workers,
@@ -155,6 +157,21 @@ def test_a_flow_that_kills_its_process_fails_after_three_deaths(
     assert record.runs == 3
 
 
+@pytest.mark.parametrize("code", [0, 1])
+def test_a_flow_that_exits_its_process_with_code_0_or_1_also_fails_after_three_deaths(
+    workers: Workers, journal: Journal, project: Path, worker_env: dict[str, str], code: int
+) -> None:
+    # The exit codes a child uses for "ended as recorded": a flow's os._exit(0 or 1)
+    # leaves its execution running under a dead process all the same.
+    [exec_id] = submit(project, worker_env, f"crashes.submit({code})")
+    workers.start()
+    wait_until(_all(journal, [exec_id], "failed"), 60, workers.output)
+    record = journal.get_execution(exec_id)
+    assert record is not None and record.error is not None
+    assert "died 3 times" in record.error and f"exit code {code}" in record.error
+    assert record.runs == 3
+
+
 def test_cancel_stops_the_execution_and_not_its_worker(
     workers: Workers, journal: Journal, project: Path, worker_env: dict[str, str]
 ) -> None:
@@ -169,3 +186,4 @@ def test_cancel_stops_the_execution_and_not_its_worker(
     assert worker.poll() is None
     [later] = submit(project, worker_env, "steps.submit(1, pause=0)")
     wait_until(_all(journal, [later]), 30, workers.output)
+
