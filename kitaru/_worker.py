@@ -82,6 +82,7 @@ class Worker:
         self._next_report = 0.0
         self._next_versions = 0.0
         self.runnable: list[str] = sorted(flows)  # what claims ask for (see _queues.claim)
+        self._hashes: dict[tuple[str, str], str | None] = {}  # see _queue.deployed_versions
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> int:
@@ -91,6 +92,7 @@ class Worker:
         # `kitaru executions cancel` signals an execution's owner: its child, never this
         # process; a stray one must not kill the worker.
         previous[_lease.CANCEL_SIGNAL] = signal.signal(_lease.CANCEL_SIGNAL, signal.SIG_IGN)
+        self._find_versions()  # hash the projects now, as close to their import as can be
         now = time.time()
         self.journal.put_worker(
             WorkerRecord(
@@ -275,11 +277,7 @@ class Worker:
     def _housekeeping(self) -> None:
         now = time.monotonic()
         if now >= self._next_versions:
-            self._next_versions = now + VERSIONS_EVERY
-            deployed = _queue.deployed_versions(self.journal, self.flows)
-            if set(deployed) - set(self.runnable):
-                self.say("", "deployments", {"runs": deployed})
-            self.runnable = sorted(self.flows) + deployed
+            self._find_versions()
         if now >= self._next_recover:
             self._next_recover = now + RECOVER_EVERY
             self._recover_orphans()
@@ -287,6 +285,13 @@ class Worker:
         if now >= self._next_report:
             self._next_report = now + REPORT_EVERY
             self.journal.worker_seen(self.name, running=len(self.running), now=time.time())
+
+    def _find_versions(self) -> None:
+        self._next_versions = time.monotonic() + VERSIONS_EVERY
+        deployed = _queue.deployed_versions(self.journal, self.flows, self._hashes)
+        if set(deployed) - set(self.runnable):
+            self.say("", "deployments", {"runs": deployed})
+        self.runnable = sorted(self.flows) + deployed
 
     def _recover_orphans(self) -> None:
         """Queue again the executions of our queues whose worker's child is gone."""
