@@ -15,7 +15,7 @@ import pytest
 from kitaru import remote
 from kitaru.journal import Journal, WorkerRecord, open_journal
 from kitaru.server.routes._deps import NOT_ADMIN, READ_ONLY
-from tests.server.hostile import create, run_token
+from tests.server.hostile import create, new_exec_id, record, run_token
 from tests.server_process import ServerProcess
 from tests.workers.support import (
     Workers,
@@ -202,6 +202,39 @@ def test_why_an_execution_is_ready_is_written_only_while_it_is_queued_for_a_runn
     assert shown["ready"]["reason"] == "its worker stopped" and "image" not in shown
 
 
+FORGED = {
+    "claimed a billion seconds from now": {"claimed_at": 2e9 + time.time(), "worker": "ghost"},
+    "running under a worker, its lease for ever": {
+        "status": "running",
+        "owner": "far-host:1:0:n0nce",
+        "worker": "ghost",
+        "lease_until": 1e15,
+    },
+}
+
+
+@pytest.mark.parametrize("forged", list(FORGED.values()), ids=list(FORGED))
+def test_a_new_execution_cannot_say_a_worker_claimed_it(
+    server: ServerProcess, write_token: str, admin_token: str, forged: dict[str, Any]
+) -> None:
+    # Queue limits count what workers claimed (claimed_at) and run (worker, lease): a
+    # write token that could record those itself would hold a queue's limit for ever.
+    queue = f"q-{time.monotonic_ns()}"
+    limits = {"name": queue, "concurrency": 1, "rate_per_minute": 1}
+    with server.http(admin_token) as admin:
+        stamps = {"created_at": 1.0, "updated_at": 1.0}
+        admin.put(f"/api/v1/records/queues/{queue}", json={**limits, **stamps}).raise_for_status()
+    with server.http(write_token) as http:
+        made = http.post(
+            "/api/v1/executions",
+            json={"execution": record(new_exec_id(), queue=queue, **forged), "inputs": []},
+        )
+        exec_id = create(http, queue=queue)
+        answer = http.post(CLAIM, json=claim_body(queue))
+    assert (answer.json()["execution"] or {}).get("exec_id") == exec_id, answer.text
+    assert made.status_code == 422 and "worker" in made.json()["detail"], made.text
+
+
 # -- queue limits are settings; worker records are bounded -------------------------------
 def test_a_write_token_cannot_set_or_remove_queue_limits(
     server: ServerProcess, write_token: str, admin_token: str
@@ -377,3 +410,4 @@ def test_a_worker_whose_clock_runs_ahead_keeps_working_when_a_recovery_is_refuse
     finally:
         workers.stop()
     assert record_of(server, write_token, held)["status"] == "running"
+
