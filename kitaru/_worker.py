@@ -143,6 +143,10 @@ class Worker:
     def _done(self) -> bool:
         return self.stopping is not None and not self.running
 
+    def _stopped(self) -> bool:
+        """Whether SIGTERM or Ctrl-C came (a signal handler sets it at any moment)."""
+        return self.stopping is not None
+
     def _on_stop(self, _signum: int, _frame: Any) -> None:
         if self.stopping is None:
             self.stopping = time.monotonic()
@@ -171,6 +175,10 @@ class Worker:
                     lease_until=now + _lease.LEASE_SECONDS,
                 )
                 if record is None:
+                    break
+                if self._stopped():
+                    # Stopped while the claim was on its way: hand it back unstarted.
+                    self._requeue(record.exec_id, owner, "its worker stopped before it started")
                     break
                 self.spare = None
                 _worker_child.assign(pipe, record.exec_id, owner)

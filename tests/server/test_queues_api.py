@@ -411,3 +411,48 @@ def test_a_worker_whose_clock_runs_ahead_keeps_working_when_a_recovery_is_refuse
         workers.stop()
     assert record_of(server, write_token, held)["status"] == "running"
 
+
+@pytest.mark.slow
+def test_a_claim_that_answers_after_sigterm_is_handed_back_too(tmp_path: Path) -> None:
+    # The worker is stopped (SIGTERM) while its claim waits for the server; the claim
+    # then answers with an execution: it goes back to the queue unstarted, rather than
+    # run to its end (or be killed past the grace) in a worker that is stopping.
+    import os
+    import signal
+
+    from tests.journal.conftest import fresh_postgres_url
+    from tests.workers.support import env_for
+
+    url = fresh_postgres_url()
+    own = ServerProcess(url, tmp_path / "server", args=("--access-log",))  # read below
+    folder = tmp_path / "project"
+    write_flows(folder)
+    workers = Workers(folder, env_through_server(tmp_path, own.url, own.token("write")))
+    try:
+        worker = workers.start("--grace", "60")
+
+        # Right after the first claim that follows its once-a-second housekeeping, the
+        # worker's next call is a claim again.
+        def after_housekeeping() -> bool:
+            lines = own.log().splitlines()
+            return len(lines) > 1 and "/runner/claim" in lines[-1] and "/claim" not in lines[-2]
+
+        wait_until(after_housekeeping, 10, own.log)
+        time.sleep(0.1)
+        os.kill(own.proc.pid, signal.SIGSTOP)  # the claim waits for an answer
+        time.sleep(0.5)
+        direct = env_for(url, tmp_path / "direct-home", tmp_path / "ledger.txt")
+        [exec_id] = submit(folder, direct, "steps.submit(40, pause=0.25)")
+        worker.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        os.kill(own.proc.pid, signal.SIGCONT)
+        resumed = time.monotonic()
+        worker.wait(30)
+        assert time.monotonic() - resumed < 5, workers.output()  # the flow takes 10 s
+        found = open_journal(url).get_execution(exec_id)
+    finally:
+        os.kill(own.proc.pid, signal.SIGCONT)
+        workers.stop()
+        own.stop()
+    assert found is not None and (found.status, found.owner) == ("queued", None), workers.output()
+    assert "requeued" in [e["event"] for e in workers.events(0)], workers.output()
