@@ -171,15 +171,20 @@ def _load_module(spec: str, target: str) -> Any:
         _loader.loading.reset(token)
 
 
-def deployed_versions(journal: Journal, flows: dict[str, Any]) -> list[str]:
+def deployed_versions(
+    journal: Journal, flows: dict[str, Any], hashes: dict[tuple[str, str], str | None]
+) -> list[str]:
     """`name@version` for each deployed version whose snapshot is the code this worker
     loaded: the project around the loaded flow's file holds the same files, byte for
     byte, as the version's image (its recorded source hash). A worker runs an invoked
-    deployment only then: a queued invocation never runs other code than it names."""
+    deployment only then: a queued invocation never runs other code than it names.
+
+    `hashes` (by project root and builder) is the worker's for its whole life: each
+    project is hashed once, as the worker starts, so a file edited afterwards (and
+    deployed) is not taken for the code the worker imported before."""
     from kitaru.deployments._deploy import _builder_for, manifest_of, source_hash
 
     found: list[str] = []
-    hashes: dict[tuple[str, str], str | None] = {}
     for name, flow in flows.items():
         if not flow.flow_file:
             continue

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kitaru import _control, _lease, _queue, _ready, _worker_child
+from kitaru._errors import LeaseError
 from kitaru.journal import Journal, WorkerRecord
 from kitaru.journal._queues import DEFAULT_QUEUE
 
@@ -81,6 +82,7 @@ class Worker:
         self._next_report = 0.0
         self._next_versions = 0.0
         self.runnable: list[str] = sorted(flows)  # what claims ask for (see _queues.claim)
+        self._hashes: dict[tuple[str, str], str | None] = {}  # see _queue.deployed_versions
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> int:
@@ -90,6 +92,7 @@ class Worker:
         # `kitaru executions cancel` signals an execution's owner: its child, never this
         # process; a stray one must not kill the worker.
         previous[_lease.CANCEL_SIGNAL] = signal.signal(_lease.CANCEL_SIGNAL, signal.SIG_IGN)
+        self._find_versions()  # hash the projects now, as close to their import as can be
         now = time.time()
         self.journal.put_worker(
             WorkerRecord(
@@ -140,6 +143,10 @@ class Worker:
     def _done(self) -> bool:
         return self.stopping is not None and not self.running
 
+    def _stopped(self) -> bool:
+        """Whether SIGTERM or Ctrl-C came (a signal handler sets it at any moment)."""
+        return self.stopping is not None
+
     def _on_stop(self, _signum: int, _frame: Any) -> None:
         if self.stopping is None:
             self.stopping = time.monotonic()
@@ -168,6 +175,10 @@ class Worker:
                     lease_until=now + _lease.LEASE_SECONDS,
                 )
                 if record is None:
+                    break
+                if self._stopped():
+                    # Stopped while the claim was on its way: hand it back unstarted.
+                    self._requeue(record.exec_id, owner, "its worker stopped before it started")
                     break
                 self.spare = None
                 _worker_child.assign(pipe, record.exec_id, owner)
@@ -212,13 +223,14 @@ class Worker:
                     os.close(self.spare[1])
                     self.spare = None
                 continue
-            if os.WIFSIGNALED(status) or os.WEXITSTATUS(status) not in (0, 1):
-                how = (
-                    f"killed by signal {os.WTERMSIG(status)}"
-                    if os.WIFSIGNALED(status)
-                    else f"exit code {os.WEXITSTATUS(status)}"
-                )
-                self._crashed(child, how)
+            how = (
+                f"killed by signal {os.WTERMSIG(status)}"
+                if os.WIFSIGNALED(status)
+                else f"exit code {os.WEXITSTATUS(status)}"
+            )
+            # Whatever its exit code (a flow may call os._exit(0)), a child that leaves
+            # its execution running under its lease died holding it.
+            self._crashed(child, how)
 
     def _crashed(self, child: Running, how: str) -> None:
         """The child died holding its execution: queue it again, or fail it."""
@@ -273,11 +285,7 @@ class Worker:
     def _housekeeping(self) -> None:
         now = time.monotonic()
         if now >= self._next_versions:
-            self._next_versions = now + VERSIONS_EVERY
-            deployed = _queue.deployed_versions(self.journal, self.flows)
-            if set(deployed) - set(self.runnable):
-                self.say("", "deployments", {"runs": deployed})
-            self.runnable = sorted(self.flows) + deployed
+            self._find_versions()
         if now >= self._next_recover:
             self._next_recover = now + RECOVER_EVERY
             self._recover_orphans()
@@ -285,6 +293,13 @@ class Worker:
         if now >= self._next_report:
             self._next_report = now + REPORT_EVERY
             self.journal.worker_seen(self.name, running=len(self.running), now=time.time())
+
+    def _find_versions(self) -> None:
+        self._next_versions = time.monotonic() + VERSIONS_EVERY
+        deployed = _queue.deployed_versions(self.journal, self.flows, self._hashes)
+        if set(deployed) - set(self.runnable):
+            self.say("", "deployments", {"runs": deployed})
+        self.runnable = sorted(self.flows) + deployed
 
     def _recover_orphans(self) -> None:
         """Queue again the executions of our queues whose worker's child is gone."""
@@ -299,7 +314,12 @@ class Worker:
                 or _lease.owner_alive(record.owner, record.lease_until, now)
             ):
                 continue
-            self._requeue(record.exec_id, record.owner, f"its worker ({record.worker}) died")
+            try:
+                self._requeue(record.exec_id, record.owner, f"its worker ({record.worker}) died")
+            except LeaseError:
+                # A server judged its lease live by its own clock (ours may run ahead,
+                # or the owner beat since we read it): not an orphan after all.
+                continue
 
     def _queue_timed_out(self) -> None:
         for exec_id in _control.timed_out(self.journal):

@@ -31,10 +31,12 @@ WORKER_COLS = (
     "name, host, pid, queues, flows, concurrency, running, started_at, seen_at, stopped_at"
 )
 # What a worker can take: queued for a runner, not for an orchestrator run: on a stack
-# that runs flows where they start, or put in a queue (`deployments invoke --queue`).
+# that runs flows where they start, or put in a queue (`deployments invoke --queue`);
+# owned by nobody (a record written queued under an owner cannot be claimed, and must
+# not stand first in line for ever).
 _READY = (
     "status = 'queued' AND run_id IS NULL AND (orchestrator = 'local' OR queue IS NOT NULL) "
-    "AND cancel_requested = 0"
+    "AND cancel_requested = 0 AND owner IS NULL"
 )
 # A worker names the flows it runs (`name`) and the deployed versions its code is the
 # snapshot of (`name@version`); an invocation of a deployment needs the second.
@@ -125,8 +127,7 @@ class QueueRows:
                 self._sql(
                     "UPDATE executions SET owner = ?, status = 'running', runs = runs + 1, "
                     "heartbeat_at = ?, lease_until = ?, updated_at = ?, ended_at = NULL, "
-                    f"error = NULL, worker = ?, claimed_at = ? WHERE exec_id = ? AND {_READY} "
-                    "AND owner IS NULL"
+                    f"error = NULL, worker = ?, claimed_at = ? WHERE exec_id = ? AND {_READY}"
                 ),
                 (owner, now, lease_until, now, worker, now, row[0]),
             )

@@ -197,3 +197,17 @@ def test_queue_counts_show_waiting_running_and_started(journal: Journal) -> None
     }
     assert counts["counted-too"]["depth"] == 1
     assert counts["counted-too"]["running"] == 0
+
+
+def test_a_queued_record_that_names_an_owner_does_not_block_its_queue(journal: Journal) -> None:
+    # A write token records an execution queued under an owner, first in line (the top
+    # priority, the oldest): no claim can take it, and it must not stop every claim of
+    # the queue behind it.
+    blocker = queued("jammed", priority=1_000_000, updated_at=1.0, owner=owner())
+    waiting = queued("jammed")
+    for e in (blocker, waiting):
+        journal.create_execution(e, [])
+    got, _ = take(journal, "jammed")
+    assert got is not None and got.exec_id == waiting.exec_id
+    still = journal.get_execution(blocker.exec_id)
+    assert still is not None and still.status == "queued"

@@ -15,9 +15,16 @@ import pytest
 from kitaru import remote
 from kitaru.journal import Journal, WorkerRecord, open_journal
 from kitaru.server.routes._deps import NOT_ADMIN, READ_ONLY
-from tests.server.hostile import create, run_token
+from tests.server.hostile import create, new_exec_id, record, run_token
 from tests.server_process import ServerProcess
-from tests.workers.support import Workers, env_through_server, submit, wait_until, write_flows
+from tests.workers.support import (
+    Workers,
+    env_through_server,
+    skewed,
+    submit,
+    wait_until,
+    write_flows,
+)
 
 CLAIM = "/api/v1/runner/claim"
 OWNER = "worker-host:4242:0:5ecret"
@@ -195,6 +202,39 @@ def test_why_an_execution_is_ready_is_written_only_while_it_is_queued_for_a_runn
     assert shown["ready"]["reason"] == "its worker stopped" and "image" not in shown
 
 
+FORGED = {
+    "claimed a billion seconds from now": {"claimed_at": 2e9 + time.time(), "worker": "ghost"},
+    "running under a worker, its lease for ever": {
+        "status": "running",
+        "owner": "far-host:1:0:n0nce",
+        "worker": "ghost",
+        "lease_until": 1e15,
+    },
+}
+
+
+@pytest.mark.parametrize("forged", list(FORGED.values()), ids=list(FORGED))
+def test_a_new_execution_cannot_say_a_worker_claimed_it(
+    server: ServerProcess, write_token: str, admin_token: str, forged: dict[str, Any]
+) -> None:
+    # Queue limits count what workers claimed (claimed_at) and run (worker, lease): a
+    # write token that could record those itself would hold a queue's limit for ever.
+    queue = f"q-{time.monotonic_ns()}"
+    limits = {"name": queue, "concurrency": 1, "rate_per_minute": 1}
+    with server.http(admin_token) as admin:
+        stamps = {"created_at": 1.0, "updated_at": 1.0}
+        admin.put(f"/api/v1/records/queues/{queue}", json={**limits, **stamps}).raise_for_status()
+    with server.http(write_token) as http:
+        made = http.post(
+            "/api/v1/executions",
+            json={"execution": record(new_exec_id(), queue=queue, **forged), "inputs": []},
+        )
+        exec_id = create(http, queue=queue)
+        answer = http.post(CLAIM, json=claim_body(queue))
+    assert (answer.json()["execution"] or {}).get("exec_id") == exec_id, answer.text
+    assert made.status_code == 422 and "worker" in made.json()["detail"], made.text
+
+
 # -- queue limits are settings; worker records are bounded -------------------------------
 def test_a_write_token_cannot_set_or_remove_queue_limits(
     server: ServerProcess, write_token: str, admin_token: str
@@ -339,3 +379,80 @@ def test_kitaru_worker_runs_submitted_executions_through_the_server(
         workers.stop()
     assert {r["queue"] for r in shown} == {queue}
     assert all(r["worker"] and r["claimed_at"] for r in shown)
+
+
+@pytest.mark.slow
+def test_a_worker_whose_clock_runs_ahead_keeps_working_when_a_recovery_is_refused(
+    server: ServerProcess, write_token: str, tmp_path: Path
+) -> None:
+    # Another host's worker runs an execution of our queue; its lease is live by the
+    # server's clock. Ours, two minutes ahead, thinks it expired and asks to requeue it:
+    # the server refuses (a live lease is never taken over), and the worker must go on.
+    folder = tmp_path / "project"
+    write_flows(folder)
+    env = env_through_server(tmp_path, server.url, write_token)
+    queue = f"q-{time.monotonic_ns()}"
+    with server.http(write_token) as http:
+        held = create(http, queue=queue, flow="steps")
+        body = claim_body(queue, flows=["steps"], lease_seconds=90)
+        assert http.post(CLAIM, json=body).json()["execution"]["exec_id"] == held
+    workers = Workers(folder, {**skewed(env, tmp_path / "skew", 120), "KITARU_HOST": "host-c"})
+    try:
+        proc = workers.start("--queue", queue)
+        time.sleep(3)  # it looks for dead workers' executions every second
+        assert proc.poll() is None, workers.output()
+        [exec_id] = submit(folder, env, f"steps.submit(1, queue={queue!r})")
+        wait_until(
+            lambda: record_of(server, write_token, exec_id)["status"] == "completed",
+            30,
+            workers.output,
+        )
+    finally:
+        workers.stop()
+    assert record_of(server, write_token, held)["status"] == "running"
+
+
+@pytest.mark.slow
+def test_a_claim_that_answers_after_sigterm_is_handed_back_too(tmp_path: Path) -> None:
+    # The worker is stopped (SIGTERM) while its claim waits for the server; the claim
+    # then answers with an execution: it goes back to the queue unstarted, rather than
+    # run to its end (or be killed past the grace) in a worker that is stopping.
+    import os
+    import signal
+
+    from tests.journal.conftest import fresh_postgres_url
+    from tests.workers.support import env_for
+
+    url = fresh_postgres_url()
+    own = ServerProcess(url, tmp_path / "server", args=("--access-log",))  # read below
+    folder = tmp_path / "project"
+    write_flows(folder)
+    workers = Workers(folder, env_through_server(tmp_path, own.url, own.token("write")))
+    try:
+        worker = workers.start("--grace", "60")
+
+        # Right after the first claim that follows its once-a-second housekeeping, the
+        # worker's next call is a claim again.
+        def after_housekeeping() -> bool:
+            lines = own.log().splitlines()
+            return len(lines) > 1 and "/runner/claim" in lines[-1] and "/claim" not in lines[-2]
+
+        wait_until(after_housekeeping, 10, own.log)
+        time.sleep(0.1)
+        os.kill(own.proc.pid, signal.SIGSTOP)  # the claim waits for an answer
+        time.sleep(0.5)
+        direct = env_for(url, tmp_path / "direct-home", tmp_path / "ledger.txt")
+        [exec_id] = submit(folder, direct, "steps.submit(40, pause=0.25)")
+        worker.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        os.kill(own.proc.pid, signal.SIGCONT)
+        resumed = time.monotonic()
+        worker.wait(30)
+        assert time.monotonic() - resumed < 5, workers.output()  # the flow takes 10 s
+        found = open_journal(url).get_execution(exec_id)
+    finally:
+        os.kill(own.proc.pid, signal.SIGCONT)
+        workers.stop()
+        own.stop()
+    assert found is not None and (found.status, found.owner) == ("queued", None), workers.output()
+    assert "requeued" in [e["event"] for e in workers.events(0)], workers.output()

@@ -56,13 +56,13 @@ def timed(i: int) -> str:
 
 
 @checkpoint
-def die() -> str:
-    os._exit(9)
+def die(code: int) -> str:
+    os._exit(code)
 
 
 @flow
-def crashes() -> str:
-    return die()
+def crashes(code: int = 9) -> str:
+    return die(code)
 """
 
 
@@ -199,3 +199,17 @@ def kitaru(folder: Path, env: dict[str, str], *args: str) -> subprocess.Complete
         [sys.executable, "-m", "kitaru", *args], cwd=folder, env=env, capture_output=True,
         text=True, timeout=120,
     )  # fmt: skip
+
+
+def skewed(env: dict[str, str], folder: Path, seconds: float) -> dict[str, str]:
+    """`env` for a process whose clock runs `seconds` ahead of this machine's (a host
+    whose clock drifted): a sitecustomize shifts `time.time` at interpreter start."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(
+        "import time\n"
+        f"_real, _real_ns, _skew = time.time, time.time_ns, {float(seconds)!r}\n"
+        "time.time = lambda: _real() + _skew\n"
+        "time.time_ns = lambda: _real_ns() + int(_skew * 1e9)\n"
+    )
+    path = [str(folder), *filter(None, [env.get("PYTHONPATH")])]
+    return {**env, "PYTHONPATH": os.pathsep.join(path)}

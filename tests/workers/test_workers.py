@@ -8,12 +8,17 @@ import signal
 import time
 from pathlib import Path
 
-from kitaru.journal import Journal
+import pytest
+
+from kitaru.journal import Journal, open_journal
+from tests.journal.conftest import fresh_postgres_url
 from tests.workers.support import (
     Workers,
+    env_for,
     kitaru,
     ledger,
     max_overlap,
+    skewed,
     statuses,
     submit,
     wait_until,
@@ -155,6 +160,21 @@ def test_a_flow_that_kills_its_process_fails_after_three_deaths(
     assert record.runs == 3
 
 
+@pytest.mark.parametrize("code", [0, 1])
+def test_a_flow_that_exits_its_process_with_code_0_or_1_also_fails_after_three_deaths(
+    workers: Workers, journal: Journal, project: Path, worker_env: dict[str, str], code: int
+) -> None:
+    # The exit codes a child uses for "ended as recorded": a flow's os._exit(0 or 1)
+    # leaves its execution running under a dead process all the same.
+    [exec_id] = submit(project, worker_env, f"crashes.submit({code})")
+    workers.start()
+    wait_until(_all(journal, [exec_id], "failed"), 60, workers.output)
+    record = journal.get_execution(exec_id)
+    assert record is not None and record.error is not None
+    assert "died 3 times" in record.error and f"exit code {code}" in record.error
+    assert record.runs == 3
+
+
 def test_cancel_stops_the_execution_and_not_its_worker(
     workers: Workers, journal: Journal, project: Path, worker_env: dict[str, str]
 ) -> None:
@@ -169,3 +189,32 @@ def test_cancel_stops_the_execution_and_not_its_worker(
     assert worker.poll() is None
     [later] = submit(project, worker_env, "steps.submit(1, pause=0)")
     wait_until(_all(journal, [later]), 30, workers.output)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="leases are stamped and judged by each host's own clock: a worker whose clock "
+    "runs ahead of the owner's by more than the lease sees a live execution of another "
+    "host as orphaned, queues it again (_recover_orphans) and runs it a second time; "
+    "judging leases needs one clock (the database's), a change to every lease writer",
+)
+def test_a_worker_whose_clock_runs_ahead_never_takes_a_live_execution_of_another_host(
+    project: Path, tmp_path: Path, ledger_path: Path
+) -> None:
+    url = fresh_postgres_url()
+    env = env_for(url, tmp_path / "home", ledger_path)
+    journal = open_journal(url)
+    workers = Workers(project, env)
+    try:
+        [exec_id] = submit(project, env, "steps.submit(30, pause=0.5)")
+        workers.env = {**env, "KITARU_HOST": "host-a"}
+        workers.start()
+        wait_until(lambda: len(ledger(ledger_path)) >= 1, 30, workers.output)
+        workers.env = {**skewed(env, tmp_path / "skew", 60), "KITARU_HOST": "host-b"}
+        workers.start()
+        wait_until(_all(journal, [exec_id]), 120, workers.output)
+    finally:
+        workers.stop()
+    record = journal.get_execution(exec_id)
+    assert record is not None and record.runs == 1, workers.output()
+    assert all(len(v) == 1 for v in ledger(ledger_path).values()), workers.output()

@@ -102,6 +102,12 @@ def _expected_owner(state: ServerState, given: str | None, current: ExecutionRec
 @router.post("", status_code=201, summary="Record a new execution and its input artifacts")
 def create(body: CreateRequest, state: State, caller: Writer) -> dict[str, str]:
     record: ExecutionRecord = to_record(ExecutionRecord, body.execution)
+    if record.worker is not None or record.claimed_at is not None:
+        # Only a claim says a worker took it: queue limits count these.
+        raise InvalidInputError(
+            f"execution {record.exec_id} says a worker claimed it (worker, claimed_at); a "
+            "new execution is claimed by a worker through /api/v1/runner/claim"
+        )
     inputs = [to_record(ArtifactRecord, a) for a in body.inputs]
     for artifact in inputs:
         if artifact.exec_id != record.exec_id or artifact.producer != "input":
