@@ -239,6 +239,7 @@ def _run_once(
     restore_signal = _catch_cancel_signal()
     _logs.install()
     deactivate = _runtime.activate(ctx)
+    ctx.feed.add("run_started", flow.name, None, {"run": ctx.run})
     status, error, result = "failed", None, None
     try:
         try:
@@ -281,6 +282,8 @@ def _run_once(
         restore_signal()
         heartbeat.stop()
         journal.append_logs(ctx.flow_buffer.take())
+        # Before the status changes: whoever sees the execution ended has every entry.
+        ctx.feed.close(status, error)
         if error is not None and status == "failed" and sys.exc_info()[0] is not None:
             # Interrupted (Ctrl-C): record the failure before the interrupt propagates.
             journal.finish(
