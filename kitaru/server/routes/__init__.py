@@ -19,6 +19,7 @@ from kitaru.server.routes import (
     _runner,
     _stacks,
     _store,
+    _stream,
     _ui,
     _waits,
 )
@@ -28,6 +29,7 @@ from kitaru.server.routes import (
 ROUTERS: list[APIRouter] = [
     _runner.router,
     _executions.router,
+    _stream.router,
     _records.router,
     _queues.router,
     _health.router,
