@@ -456,13 +456,17 @@ class CheckpointRun:
             done, self.spec.return_hint(), allow_pickle=self.spec.allow_pickle
         )
 
-    def enter(self) -> None:
+    def enter(self, *, detached: bool = False) -> None:
+        """Start running the call. `detached`: the body runs in pieces between the
+        caller's own code (a streamed llm call), so this context is not marked as inside
+        the call."""
         self.started = time.time()
         feed = self.ctx.feed
         self.buf = LogBuffer(self.ctx.exec_id, self.key, self.ctx.run, feed.output)
         self.frame = CallFrame(self.key)
         feed.add("call_started", self.name, self.key, {"kind": self.spec.kind})
-        self.tokens = (current_buffer.set(self.buf), current_frame.set(self.frame))
+        if not detached:
+            self.tokens = (current_buffer.set(self.buf), current_frame.set(self.frame))
 
     def exit(self) -> None:
         if self.tokens is not None:
