@@ -1,5 +1,7 @@
 // Kitaru web UI: builds each pending wait's form from its stored schema, checks the
-// answer before sending it, and posts it to the same API endpoint the CLI uses.
+// answer before sending it, and posts it to the same API endpoint the CLI uses. On the
+// page of a running execution, follows its live feed (Server-Sent Events) and refreshes
+// the timeline as calls end.
 "use strict";
 
 (function () {
@@ -134,7 +136,55 @@
     });
   }
 
+  const KINDS = ["run_started", "run_ended", "call_started", "call_ended", "event", "output", "wait"];
+  const FEED_MAX = 500; // entries kept on the page; older ones are dropped from the top
+
+  function describe(e) {
+    const d = e.data || {};
+    switch (e.kind) {
+      case "run_started": return "run " + e.run + " started";
+      case "run_ended": return "run " + e.run + " ended " + (d.status || e.name) + (d.error ? ": " + d.error : "");
+      case "call_started": return e.checkpoint + " started";
+      case "call_ended": return e.checkpoint + " " + d.status + (d.duration_s !== undefined ? " in " + d.duration_s.toFixed(3) + "s" : "") + (d.error ? ": " + d.error : "");
+      case "wait": return "waits at " + e.name + (d.question ? ": " + d.question : "");
+      case "output": return (e.checkpoint || "flow") + " | " + (d.text || "").replace(/\n$/, "");
+      default: return "event " + e.name + (e.checkpoint ? " in " + e.checkpoint : "") + " " + JSON.stringify(e.data);
+    }
+  }
+
+  // Replace the parts of the page a finished call changes with the server's new render.
+  let pending = null;
+  function refresh() {
+    clearTimeout(pending);
+    pending = setTimeout(async () => {
+      const response = await fetch(window.location.href, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+      ["timeline", "status"].forEach((id) => {
+        const now = fresh.getElementById(id); const here = document.getElementById(id);
+        if (now && here) here.replaceWith(now);
+      });
+    }, 200);
+  }
+
+  function follow(section) {
+    const feed = section.querySelector("#feed");
+    const source = new EventSource(section.dataset.stream);
+    KINDS.forEach((kind) => source.addEventListener(kind, (message) => {
+      const entry = JSON.parse(message.data);
+      const when = new Date(entry.ts * 1000).toLocaleTimeString();
+      feed.append(el("li", { "data-kind": entry.kind, "data-seq": String(entry.seq) }, [
+        el("time", {}, [when]), " ", describe(entry)]));
+      while (feed.children.length > FEED_MAX) feed.firstElementChild.remove();
+      if (kind === "call_ended" || kind === "wait") refresh();
+    }));
+    // The execution ended or waits: the whole page shows its new state.
+    source.addEventListener("end", () => { source.close(); setTimeout(() => window.location.reload(), 300); });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     document.querySelectorAll("form.waitform").forEach(build);
+    const live = document.getElementById("live");
+    if (live) follow(live);
   });
 })();
