@@ -97,8 +97,9 @@ def first_execution(list_ids: Callable[[], list[str]], timeout: float = 30) -> s
 
 
 def check_live(entries: list[tuple[float, dict[str, Any]]], steps: int) -> None:
-    """Each entry reached the follower within a second of happening, the first ones
-    long before the run ended, and the last line says how it ended."""
+    """Every entry is there once, in order; each entry that happened after the follower
+    printed its first line reached it within a second or so (entries from before it
+    started arrive at once), several calls among them; the last line says how it ended."""
     *feed, (_, end) = entries
     assert end["kind"] == "end"
     kinds = [e["kind"] for _, e in feed]
@@ -108,8 +109,8 @@ def check_live(entries: list[tuple[float, dict[str, Any]]], steps: int) -> None:
     ]
     assert progress == list(range(1, steps + 1))
     assert [e["seq"] for _, e in feed] == list(range(1, len(feed) + 1))
-    for arrived, e in feed:
+    following_since = feed[0][0]
+    later = [(at, e) for at, e in feed if e["ts"] > following_since]
+    assert sum(e["kind"] == "call_ended" for _, e in later) >= 2, "the follower came too late"
+    for arrived, e in later:
         assert arrived - e["ts"] < 1.5, (e, arrived)
-    run_ended = next(e["ts"] for _, e in feed if e["kind"] == "run_ended")
-    first_done = next(at for at, e in feed if e["kind"] == "call_ended")
-    assert run_ended - first_done > (steps - 2) * 0.5, "the first call's end arrived late"
