@@ -88,6 +88,7 @@
   }
 
   function build(form) {
+    form.dataset.built = "1";
     const schema = JSON.parse(form.dataset.schema);
     const fields = form.querySelector(".fields");
     let read;
@@ -152,19 +153,26 @@
     }
   }
 
-  // Replace the parts of the page a finished call changes with the server's new render.
+  // Replace parts of the page with the server's new render of it: the status and the
+  // timeline as calls end; also the facts, the ready note and the wait forms once the
+  // execution ended or waits (forms are replaced only then: nobody is typing in them).
+  const AS_CALLS_END = ["#status", "#timeline"];
+  const AT_THE_END = AS_CALLS_END.concat(["dl.facts", "#ready", "#pending-waits"]);
   let pending = null;
-  function refresh() {
+  function refresh(selectors, delay) {
     clearTimeout(pending);
     pending = setTimeout(async () => {
       const response = await fetch(window.location.href, { credentials: "same-origin" });
       if (!response.ok) return;
       const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
-      ["timeline", "status"].forEach((id) => {
-        const now = fresh.getElementById(id); const here = document.getElementById(id);
+      selectors.forEach((selector) => {
+        const now = fresh.querySelector(selector); const here = document.querySelector(selector);
         if (now && here) here.replaceWith(now);
+        else if (here) here.remove();
+        else if (now) document.getElementById("live").after(now);
       });
-    }, 200);
+      document.querySelectorAll("form.waitform:not([data-built])").forEach(build);
+    }, delay);
   }
 
   function follow(section) {
@@ -176,10 +184,14 @@
       feed.append(el("li", { "data-kind": entry.kind, "data-seq": String(entry.seq) }, [
         el("time", {}, [when]), " ", describe(entry)]));
       while (feed.children.length > FEED_MAX) feed.firstElementChild.remove();
-      if (kind === "call_ended" || kind === "wait") refresh();
+      if (kind === "call_ended" || kind === "wait") refresh(AS_CALLS_END, 200);
     }));
-    // The execution ended or waits: the whole page shows its new state.
-    source.addEventListener("end", () => { source.close(); setTimeout(() => window.location.reload(), 300); });
+    source.addEventListener("end", (message) => {
+      source.close();
+      const end = JSON.parse(message.data);
+      feed.append(el("li", { "data-kind": "end" }, ["execution " + end.status]));
+      refresh(AT_THE_END, 0);
+    });
   }
 
   document.addEventListener("DOMContentLoaded", () => {
