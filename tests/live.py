@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 # Each step prints, sleeps STEP_SECONDS, emits its progress; env vars make the flow crash
-# in a step, fail or wait at its end.
+# in a step, fail or wait at its end. With GATE set, the flow prints a line and holds
+# until that file exists: the test opens the gate once its follower shows a line, so
+# every call happens while the follower follows, however slowly the machine starts it.
 LIVE = """
 import json, os, sys, time
 import kitaru
@@ -33,6 +35,11 @@ def step(i: int) -> int:
 @flow
 def live(n: int) -> int:
     kitaru.emit("plan", {"steps": n})
+    gate = os.environ.get("GATE")
+    if gate:
+        print("waiting for the follower", flush=True)
+        while not os.path.exists(gate):
+            time.sleep(0.05)
     total = sum(step(i) for i in range(n))
     if os.environ.get("FAIL_AT_END"):
         raise RuntimeError("it broke at the end")
@@ -71,6 +78,13 @@ class Follower:
         for line in self.proc.stdout:
             self.lines.append((time.time(), line.rstrip("\n")))
 
+    def first_line(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.lines:
+            assert self.proc.poll() is None or self.lines, f"the follower exited: {self.stderr}"
+            assert time.monotonic() < deadline, "the follower printed nothing"
+            time.sleep(0.02)
+
     def finish(self, timeout: float = 60) -> int:
         code = self.proc.wait(timeout)
         self._reader.join(5)
@@ -97,9 +111,9 @@ def first_execution(list_ids: Callable[[], list[str]], timeout: float = 30) -> s
 
 
 def check_live(entries: list[tuple[float, dict[str, Any]]], steps: int) -> None:
-    """Every entry is there once, in order; each entry that happened after the follower
-    printed its first line reached it within a second or so (entries from before it
-    started arrive at once), several calls among them; the last line says how it ended."""
+    """Every entry is there once, in order; every call happened after the follower printed
+    its first line (the flow waited at its gate) and each entry reached the follower
+    within a second or so of happening; the last line says how it ended."""
     *feed, (_, end) = entries
     assert end["kind"] == "end"
     kinds = [e["kind"] for _, e in feed]
@@ -111,6 +125,6 @@ def check_live(entries: list[tuple[float, dict[str, Any]]], steps: int) -> None:
     assert [e["seq"] for _, e in feed] == list(range(1, len(feed) + 1))
     following_since = feed[0][0]
     later = [(at, e) for at, e in feed if e["ts"] > following_since]
-    assert sum(e["kind"] == "call_ended" for _, e in later) >= 2, "the follower came too late"
+    assert sum(e["kind"] == "call_ended" for _, e in later) == steps, "the follower came late"
     for arrived, e in later:
         assert arrived - e["ts"] < 1.5, (e, arrived)

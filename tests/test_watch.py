@@ -39,8 +39,11 @@ def start(tmp_path: Path, **env: str) -> tuple[subprocess.Popen[str], str]:
 def test_watch_shows_calls_and_events_as_they_happen_and_stops_at_the_end(
     tmp_path: Path,
 ) -> None:
-    flow, exec_id = start(tmp_path)
+    gate = tmp_path / "gate"
+    flow, exec_id = start(tmp_path, GATE=str(gate))
     watch = Follower(["executions", "watch", exec_id, "--json"], dict(os.environ))
+    watch.first_line()
+    gate.touch()
     assert watch.finish() == 0, watch.stderr
     flow.wait(30)
     check_live(watch.entries(), STEPS)
@@ -56,8 +59,11 @@ def test_watch_shows_calls_and_events_as_they_happen_and_stops_at_the_end(
 
 
 def test_logs_follow_prints_output_as_it_is_printed(tmp_path: Path) -> None:
-    flow, exec_id = start(tmp_path)
+    gate = tmp_path / "gate"
+    flow, exec_id = start(tmp_path, GATE=str(gate))
     logs = Follower(["executions", "logs", exec_id, "--follow"], dict(os.environ))
+    logs.first_line()
+    gate.touch()
     assert logs.finish() == 0
     flow.wait(30)
     printed = [(at, line) for at, line in logs.lines if line.startswith("working on")]
@@ -65,6 +71,10 @@ def test_logs_follow_prints_output_as_it_is_printed(tmp_path: Path) -> None:
     # Lines arrived one step apart, not all at the end.
     assert printed[-1][0] - printed[0][0] > (STEPS - 2) * 0.5
     assert "── checkpoint step#3 (run 1) ──" in [line for _, line in logs.lines]
+    assert [line for _, line in logs.lines[:2]] == [
+        "── flow (run 1) ──",
+        "waiting for the follower",
+    ]
 
 
 def test_watch_ends_when_the_execution_waits_or_fails(tmp_path: Path) -> None:

@@ -100,27 +100,35 @@ def sse(response: httpx.Response) -> Iterator[dict[str, Any]]:
 def test_watch_and_logs_follow_through_the_server(
     server: ServerProcess, write_token: str, tmp_path: Path
 ) -> None:
-    flow, exec_id = start(server, write_token, tmp_path, LIVE, "6")
+    gate = tmp_path / "gate"
+    flow, exec_id = start(server, write_token, tmp_path, LIVE, "4", GATE=str(gate))
     env = server.client_env(write_token, tmp_path / "watcher-home")
     watch = Follower(["executions", "watch", exec_id, "--json"], env, cwd=tmp_path)
     logs = Follower(["executions", "logs", exec_id, "--follow"], env, cwd=tmp_path)
+    watch.first_line()
+    logs.first_line()
+    gate.touch()
     assert watch.finish() == 0, watch.stderr
     assert logs.finish() == 0, logs.stderr
     flow.wait(30)
-    check_live(watch.entries(), 6)
+    check_live(watch.entries(), 4)
     printed = [line for _, line in logs.lines if line.startswith("working on")]
-    assert printed == [f"working on {i}" for i in range(6)]
+    assert printed == [f"working on {i}" for i in range(4)]
 
 
 def test_sse_reconnect_with_last_event_id_loses_none_and_repeats_none(
     server: ServerProcess, read_token: str, write_token: str, tmp_path: Path
 ) -> None:
-    flow, exec_id = start(server, write_token, tmp_path, LIVE, "6", STEP_SECONDS="0.3")
+    gate = tmp_path / "gate"
+    flow, exec_id = start(
+        server, write_token, tmp_path, LIVE, "6", STEP_SECONDS="0.3", GATE=str(gate)
+    )
     seen: list[dict[str, Any]] = []
     with server.http(read_token) as http:
         with http.stream("GET", f"/api/v1/executions/{exec_id}/events") as first:
             assert first.headers["content-type"].startswith("text/event-stream")
             for event in sse(first):
+                gate.touch()  # the flow goes on once the stream is open
                 seen.append(event)
                 if len(seen) == 6:
                     break  # the client drops: the run goes on meanwhile
@@ -144,10 +152,10 @@ def test_sse_reconnect_with_last_event_id_loses_none_and_repeats_none(
     assert [int(e["id"]) for e in entries] == list(range(1, len(stored) + 1))
     assert [e["data"] for e in entries] == [_wire(s) for s in stored]
     assert seen[-1]["data"]["status"] == "completed"
-    # The stream was live: the first call's end arrived long before the run's end.
-    first_end = next(e for e in entries if e["event"] == "call_ended")
+    # The stream was live: the first step's progress arrived long before the run ended.
+    first = next(e for e in entries if e["event"] == "event" and e["data"]["name"] == "progress")
     run_end = next(e for e in entries if e["event"] == "run_ended")
-    assert run_end["data"]["ts"] - first_end["arrived"] > 1.0
+    assert run_end["data"]["ts"] - first["arrived"] > 1.0
 
 
 def _wire(stored: dict[str, Any]) -> dict[str, Any]:
