@@ -9,7 +9,9 @@ reaches a wait with no answer; `run_ended` with the run's status, before the exe
 status changes. The journal numbers the entries (kitaru/journal/_events.py).
 
 Entries are written by one daemon thread per run, every FLUSH_SECONDS, in batches, so a
-checkpoint call pays a list append for them, not a journal write. Two points are written
+checkpoint call pays a list append for them, not a journal write. Calls that start and
+end between two writes are compacted: their ends, next to each other, become one
+`calls_ended` entry that lists them (`_fold`). Two points are written
 at once instead: a checkpoint call that emitted events writes them before the call is
 committed, so the events of a completed call are in the journal before it counts as done
 and a resume (which reads the call back and does not run it) never emits them again; and
@@ -42,6 +44,9 @@ FLUSH_SECONDS = 0.1
 PENDING_MAX = 5000
 # Characters of output per entry: escaped as JSON, within DATA_MAX_BYTES.
 OUTPUT_CHARS = 2000
+# Fast calls listed in one `calls_ended` entry (each about 150 bytes of JSON; a longer
+# error makes the entry larger, so errors are cut in call_ended entries).
+FOLD_MAX = 50
 
 
 def emit(name: str, data: Any = None) -> None:
@@ -171,6 +176,7 @@ class Feed:
         with self._writing:
             with self._lock:
                 batch, self._pending = self._pending, []
+            batch = _fold(batch)
             while batch and not self.lost:
                 part = batch[:BATCH_MAX]
                 try:
@@ -195,3 +201,41 @@ class Feed:
             self.flush()
         except Exception:
             pass
+
+
+def _fold(batch: list[EventRecord]) -> list[EventRecord]:
+    """Fast calls, compacted: a call that started and ended within one write keeps only
+    its end (with `started_at`), and a run of such ends next to each other becomes one
+    `calls_ended` entry listing them (at most FOLD_MAX each). A tight loop of small
+    checkpoints then costs the journal a row per write, not two per call; calls slow
+    enough to watch keep their `call_started` and `call_ended` entries."""
+    ended = {e.call_key for e in batch if e.kind == "call_ended"}
+    if not ended:
+        return batch
+    folded: list[EventRecord] = []
+    started: dict[str | None, float] = {}
+    for e in batch:
+        if e.kind == "call_started" and e.call_key in ended:
+            started[e.call_key] = e.ts
+            continue
+        if e.kind == "call_ended" and e.call_key in started:
+            call = {"key": e.call_key, "name": e.name, "started_at": started.pop(e.call_key)}
+            last = folded[-1] if folded else None
+            if (
+                last is not None
+                and last.kind == "calls_ended"
+                and last.run == e.run
+                and len(last.data["calls"]) < FOLD_MAX
+            ):
+                last.data["calls"].append({**call, **e.data})
+                last.ts = e.ts
+                continue
+            folded.append(
+                EventRecord(
+                    e.exec_id, 0, e.run, e.ts, "calls_ended", "calls", None,
+                    {"calls": [{**call, **e.data}]},
+                )
+            )  # fmt: skip
+            continue
+        folded.append(e)
+    return folded

@@ -407,7 +407,7 @@ class ExecutionContext:
                 "kind": call.kind,
                 "attempts": call.attempts,
                 "duration_s": round(call.ended_at - call.started_at, 6),
-                "error": call.error,
+                "error": call.error[:200] if call.error else None,
             },
         )
         # (`completed` and `key_at` hold what earlier runs committed: a key and a position

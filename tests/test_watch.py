@@ -123,3 +123,26 @@ def test_an_ended_execution_prints_its_feed_and_returns_at_once(
     started = time.monotonic()
     done = kitaru_cli("executions", *command[:1], exec_id, *command[1:])
     assert done.returncode == 0 and time.monotonic() - started < 10
+
+
+def test_fast_calls_are_compacted_and_watch_still_shows_each() -> None:
+    from kitaru import checkpoint, flow
+    from kitaru.journal import current_journal
+
+    @checkpoint
+    def tiny(i: int) -> int:
+        return i
+
+    @flow
+    def loop() -> int:
+        return sum(tiny(i) for i in range(300))
+
+    handle = loop.run()
+    feed = current_journal().events(handle.exec_id)
+    compacted = [c["key"] for e in feed if e.kind == "calls_ended" for c in e.data["calls"]]
+    single = [e.call_key for e in feed if e.kind == "call_ended"]
+    assert sorted(compacted + single) == sorted(["tiny"] + [f"tiny#{i}" for i in range(2, 301)])
+    assert len(feed) < 50  # not 600 rows
+    watch = kitaru_cli("executions", "watch", handle.exec_id)
+    assert watch.returncode == 0
+    assert sum(" completed in " in line for line in watch.stdout.splitlines()) == 300

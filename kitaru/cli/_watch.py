@@ -26,6 +26,12 @@ def _data(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _ended(key: str | None, data: dict[str, Any]) -> str:
+    took = f" in {data['duration_s']:.3f}s" if "duration_s" in data else ""
+    error = f": {data['error']}" if data.get("error") else ""
+    return f"{key} {data.get('status', 'ended')}{took}{error}"
+
+
 def _line(e: EventRecord) -> str:
     data = e.data if isinstance(e.data, dict) else {}
     if e.kind == "run_started":
@@ -36,9 +42,8 @@ def _line(e: EventRecord) -> str:
     if e.kind == "call_started":
         return f"{e.call_key} started ({data.get('kind', 'checkpoint')})"
     if e.kind == "call_ended":
-        took = f" in {data['duration_s']:.3f}s" if "duration_s" in data else ""
-        error = f": {data['error']}" if data.get("error") else ""
-        return f"{e.call_key} {data.get('status', 'ended')}{took}{error}"
+        return _ended(e.call_key, data)
+
     if e.kind == "wait":
         question = f": {data['question']}" if data.get("question") else ""
         return f"waits at {e.name}{question}"
@@ -77,6 +82,11 @@ def watch(journal: Journal, exec_id: str, *, as_json: bool, poll: float) -> None
             end = item
         if as_json:
             print(_as_json(item), flush=True)
+        elif isinstance(item, EventRecord) and item.kind == "calls_ended":
+            # Fast calls compacted into one entry: a line for each, at its own end.
+            for call in item.data.get("calls", []) if isinstance(item.data, dict) else []:
+                ended = call.get("started_at", item.ts) + call.get("duration_s", 0)
+                print(f"{_clock(ended)}  {_ended(call.get('key'), call)}", flush=True)
         elif isinstance(item, EventRecord):
             print(f"{_clock(item.ts)}  {_line(item)}", flush=True)
     assert end is not None

@@ -18,7 +18,10 @@ from typing import Any, ClassVar
 from kitaru.journal._records import EventRecord
 
 # What an entry is; `event` is a flow's own (`kitaru.emit`), the rest Kitaru writes.
-KINDS = ("event", "call_started", "call_ended", "output", "wait", "run_started", "run_ended")
+KINDS = (
+    "event", "call_started", "call_ended", "calls_ended", "output", "wait", "run_started",
+    "run_ended",
+)  # fmt: skip
 # An entry's data as JSON text is at most this many bytes (UTF-8), and its name this
 # many characters: a feed is for progress and partial results; values go in artifacts.
 DATA_MAX_BYTES = 16 * 1024
@@ -83,5 +86,10 @@ class EventRows:
         ]
 
 
+# One encoder for every row: `json.dumps` with options builds a new one per call, which
+# cost half of an append.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
 def _dump(data: Any) -> str | None:
-    return None if data is None else json.dumps(data, ensure_ascii=False, allow_nan=False)
+    return None if data is None else _ENCODE(data)

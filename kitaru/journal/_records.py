@@ -161,7 +161,8 @@ class EventRecord:
     seq: int
     run: int
     ts: float
-    kind: str  # event | call_started | call_ended | output | wait | run_started | run_ended
+    # event | call_started | call_ended | calls_ended | output | wait | run_started | run_ended
+    kind: str
     name: str
     call_key: str | None = None
     data: Any = None

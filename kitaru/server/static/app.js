@@ -137,8 +137,12 @@
     });
   }
 
-  const KINDS = ["run_started", "run_ended", "call_started", "call_ended", "event", "output", "wait"];
+  const KINDS = ["run_started", "run_ended", "call_started", "call_ended", "calls_ended", "event", "output", "wait"];
   const FEED_MAX = 500; // entries kept on the page; older ones are dropped from the top
+
+  function ended(key, d) {
+    return key + " " + d.status + (d.duration_s !== undefined ? " in " + d.duration_s.toFixed(3) + "s" : "") + (d.error ? ": " + d.error : "");
+  }
 
   function describe(e) {
     const d = e.data || {};
@@ -146,7 +150,8 @@
       case "run_started": return "run " + e.run + " started";
       case "run_ended": return "run " + e.run + " ended " + (d.status || e.name) + (d.error ? ": " + d.error : "");
       case "call_started": return e.checkpoint + " started";
-      case "call_ended": return e.checkpoint + " " + d.status + (d.duration_s !== undefined ? " in " + d.duration_s.toFixed(3) + "s" : "") + (d.error ? ": " + d.error : "");
+      case "call_ended": return ended(e.checkpoint, d);
+      case "calls_ended": return (d.calls || []).map((c) => ended(c.key, c)).join("; ");
       case "wait": return "waits at " + e.name + (d.question ? ": " + d.question : "");
       case "output": return (e.checkpoint || "flow") + " | " + (d.text || "").replace(/\n$/, "");
       default: return "event " + e.name + (e.checkpoint ? " in " + e.checkpoint : "") + " " + JSON.stringify(e.data);
@@ -184,7 +189,7 @@
       feed.append(el("li", { "data-kind": entry.kind, "data-seq": String(entry.seq) }, [
         el("time", {}, [when]), " ", describe(entry)]));
       while (feed.children.length > FEED_MAX) feed.firstElementChild.remove();
-      if (kind === "call_ended" || kind === "wait") refresh(AS_CALLS_END, 200);
+      if (kind === "call_ended" || kind === "calls_ended" || kind === "wait") refresh(AS_CALLS_END, 200);
     }));
     source.addEventListener("end", (message) => {
       source.close();
