@@ -33,6 +33,7 @@ from kitaru._errors import (
     SerializationError,
     WaitTimeoutError,
 )
+from kitaru._events import emit
 from kitaru._flow import ExecutionHandle, Flow, flow
 from kitaru._llm import LLMError, MissingAPIKeyError, ModelNotFoundError, ProviderError, llm
 from kitaru._parallel import map, submit
@@ -67,6 +68,7 @@ __all__ = [
     "WaitTimeoutError",
     "__version__",
     "checkpoint",
+    "emit",
     "flow",
     "llm",
     "load",

@@ -242,6 +242,7 @@ def _run_once(
     if ctx.trace is not None:
         ctx.trace.attach()
     deactivate = _runtime.activate(ctx)
+    ctx.feed.add("run_started", flow.name, None, {"run": ctx.run})
     status, error, result = "failed", None, None
     try:
         try:
@@ -286,6 +287,8 @@ def _run_once(
         restore_signal()
         heartbeat.stop()
         journal.append_logs(ctx.flow_buffer.take())
+        # Before the status changes: whoever sees the execution ended has every entry.
+        ctx.feed.close(status, error)
         if ctx.trace is not None:
             ctx.trace.end(status, error)
         if error is not None and status == "failed" and sys.exc_info()[0] is not None:

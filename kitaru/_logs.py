@@ -19,18 +19,29 @@ from kitaru.journal import LogRecord
 
 if TYPE_CHECKING:
     import logging
+    from collections.abc import Callable
 
 
 class LogBuffer:
-    __slots__ = ("call_key", "exec_id", "records", "run")
+    __slots__ = ("call_key", "exec_id", "live", "records", "run")
 
-    def __init__(self, exec_id: str, call_key: str | None, run: int) -> None:
+    def __init__(
+        self,
+        exec_id: str,
+        call_key: str | None,
+        run: int,
+        live: Callable[[str | None, str, str], None] | None = None,
+    ) -> None:
         self.exec_id = exec_id
         self.call_key = call_key
         self.run = run
         self.records: list[LogRecord] = []
+        # The run's live feed (kitaru/_events.py): the same text, as it is printed.
+        self.live = live
 
     def add(self, stream: str, text: str) -> None:
+        if self.live is not None:
+            self.live(self.call_key, stream, text)
         records = self.records
         if records and records[-1].stream == stream and not records[-1].text.endswith("\n"):
             records[-1].text += text

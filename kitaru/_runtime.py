@@ -29,6 +29,7 @@ from kitaru._errors import (
     NonDeterminismError,
     SerializationError,
 )
+from kitaru._events import Feed
 from kitaru._fingerprint import differences
 from kitaru._logs import LogBuffer, current_buffer
 from kitaru.artifacts import open_store
@@ -45,6 +46,7 @@ class CallFrame:
 
     key: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    emitted: bool = False  # kitaru.emit() was called: write the feed before the commit
 
 
 current_frame: contextvars.ContextVar[CallFrame | None] = contextvars.ContextVar(
@@ -168,7 +170,8 @@ class ExecutionContext:
         self.releasing = False  # the cancel event means "back to the queue" (a worker stops)
         if record.cancel_requested:
             self.cancel.set()
-        self.flow_buffer = LogBuffer(self.exec_id, None, self.run)
+        self.feed = Feed(journal, self.exec_id, self.run, owner)
+        self.flow_buffer = LogBuffer(self.exec_id, None, self.run, self.feed.output)
         self._lock = threading.Lock()
         self._submitted: list[threading.Thread] = []
         # This run's span when tracing is on (kitaru/_tracing.py); the only thing a
@@ -387,14 +390,32 @@ class ExecutionContext:
         call: CallRecord,
         output: ArtifactRecord | None,
         buf: LogBuffer,
+        *,
+        emitted: bool = False,
     ) -> None:
         if self.closed:
             self.check_open()
+        if emitted:
+            # The call's events are stored before the call counts as done: a resume reads
+            # the call back and does not run it, so they are never emitted again.
+            self.feed.flush()
         if not self.journal.commit_call(call, output, buf.take(), owner=self.owner):
             raise LeaseError(
                 f"execution {self.exec_id} was taken over by another process while this one "
                 f"ran checkpoint {call.key!r}; this process stops here"
             )
+        self.feed.add(
+            "call_ended",
+            call.name,
+            call.key,
+            {
+                "status": call.status,
+                "kind": call.kind,
+                "attempts": call.attempts,
+                "duration_s": round(call.ended_at - call.started_at, 6),
+                "error": call.error[:200] if call.error else None,
+            },
+        )
         # (`completed` and `key_at` hold what earlier runs committed: a key and a position
         # are taken once per run, so this run's own commits are never looked up again.)
 
@@ -444,11 +465,17 @@ class CheckpointRun:
             done, self.spec.return_hint(), allow_pickle=self.spec.allow_pickle
         )
 
-    def enter(self) -> None:
+    def enter(self, *, detached: bool = False) -> None:
+        """Start running the call. `detached`: the body runs in pieces between the
+        caller's own code (a streamed llm call), so this context is not marked as inside
+        the call."""
         self.started = time.time()
-        self.buf = LogBuffer(self.ctx.exec_id, self.key, self.ctx.run)
+        feed = self.ctx.feed
+        self.buf = LogBuffer(self.ctx.exec_id, self.key, self.ctx.run, feed.output)
         self.frame = CallFrame(self.key)
-        self.tokens = (current_buffer.set(self.buf), current_frame.set(self.frame))
+        feed.add("call_started", self.name, self.key, {"kind": self.spec.kind})
+        if not detached:
+            self.tokens = (current_buffer.set(self.buf), current_frame.set(self.frame))
         if self.ctx.trace is not None:
             self.span = self.ctx.trace.call_started(self)
 
@@ -508,10 +535,10 @@ class CheckpointRun:
             )
         except SerializationError as exc:
             self._traced(attempts, None, exc)
-            self.ctx.commit(self._record("failed", attempts, None, str(exc)), None, self.buf)
+            self._commit(self._record("failed", attempts, None, str(exc)), None)
             raise
         self._traced(attempts, output, None)
-        self.ctx.commit(self._record("completed", attempts, output), output, self.buf)
+        self._commit(self._record("completed", attempts, output), output)
 
     def _traced(
         self, attempts: int, output: ArtifactRecord | None, error: BaseException | None
@@ -532,4 +559,8 @@ class CheckpointRun:
         error = f"{type(exc).__name__}: {exc}"
         tb = "".join(traceback.format_exception(exc))
         self._traced(attempts, None, exc)
-        self.ctx.commit(self._record("failed", attempts, None, error, tb), None, self.buf)
+        self._commit(self._record("failed", attempts, None, error, tb), None)
+
+    def _commit(self, record: CallRecord, output: ArtifactRecord | None) -> None:
+        assert self.buf is not None and self.frame is not None
+        self.ctx.commit(record, output, self.buf, emitted=self.frame.emitted)

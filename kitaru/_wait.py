@@ -233,6 +233,7 @@ def wait(
         )
         ctx.journal.create_wait(record, owner=ctx.owner)
         ctx.waits[key] = record
+        ctx.feed.add("wait", key, None, {"question": question, "timeout_at": record.timeout_at})
     elif record.timeout_at is not None and now >= record.timeout_at:
         if not record.has_default:
             raise WaitTimeoutError(

@@ -3,13 +3,16 @@ real HTTP on a free loopback port.
 
 It records every request (path, headers, JSON body), answers with canned text and
 usage figures (tokens = words), and can be told to fail the next requests with a status
-code and a Retry-After header.
+code and a Retry-After header. A request with `"stream": true` is answered with Server-
+Sent Events, one word per chunk, `token_delay` seconds apart; `sent` keeps when each
+chunk left (time.time()) and `finished` when each streamed response ended.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +33,9 @@ class LLMServer:
     requests: list[dict[str, Any]] = field(default_factory=list)
     replies: deque[str] = field(default_factory=deque)
     failures: deque[Failure] = field(default_factory=deque)
+    token_delay: float = 0.0
+    sent: list[float] = field(default_factory=list)
+    finished: list[float] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -80,7 +86,9 @@ class LLMServer:
                     headers = {"retry-after": failure.retry_after} if failure.retry_after else {}
                     self._send(failure.status, {"error": {"message": failure.message}}, headers)
                     return
-                if self.path.endswith("/messages"):
+                if body.get("stream"):
+                    self._stream(body, canned)
+                elif self.path.endswith("/messages"):
                     self._anthropic(body, canned)
                 elif self.path.endswith("/chat/completions"):
                     self._openai(body, canned)
@@ -140,6 +148,49 @@ class LLMServer:
                         "usage": {"input_tokens": words_in, "output_tokens": len(text.split())},
                     },
                 )
+
+            def _stream(self, body: dict[str, Any], canned: str | None) -> None:
+                prompt = body["messages"][-1]["content"]
+                text = canned if canned is not None else f"echo: {prompt}"
+                words = text.split(" ")
+                anthropic = self.path.endswith("/messages")
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("connection", "close")
+                self.end_headers()
+                frames: list[dict[str, Any]] = []
+                if anthropic:
+                    frames.append(
+                        {"type": "message_start", "message": {"usage": {"input_tokens": 3}}}
+                    )
+                for i, word in enumerate(words):
+                    piece = word if i == 0 else " " + word
+                    frames.append(
+                        {
+                            "type": "content_block_delta",
+                            "delta": {"type": "text_delta", "text": piece},
+                        }
+                        if anthropic
+                        else {"choices": [{"index": 0, "delta": {"content": piece}}]}
+                    )
+                frames.append(
+                    {"type": "message_delta", "usage": {"output_tokens": len(words)}}
+                    if anthropic
+                    else {
+                        "choices": [],
+                        "usage": {"prompt_tokens": 3, "completion_tokens": len(words)},
+                    }
+                )
+                for frame in frames:
+                    time.sleep(server.token_delay)
+                    self.wfile.write(f"data: {json.dumps(frame)}\n\n".encode())
+                    self.wfile.flush()
+                    server.sent.append(time.time())
+                if not anthropic:
+                    self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+                server.finished.append(time.time())
+                self.close_connection = True
 
             def _send(
                 self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None

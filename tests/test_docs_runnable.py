@@ -101,6 +101,8 @@ def test_every_offline_command_of_the_readme_runs(tmp_path: Path) -> None:
     cli("executions", "get", exec_id)
     cli("executions", "logs", exec_id)
     cli("executions", "logs", exec_id, "--checkpoint", "draft")
+    cli("executions", "logs", exec_id, "--follow")
+    cli("executions", "watch", exec_id)
     replay = cli(
         "executions",
         "replay",

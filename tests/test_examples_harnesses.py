@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -160,3 +161,42 @@ def test_crewai_example_kickoff_is_an_artifact_and_is_not_run_again(tmp_path: Pa
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert '"result": "THREE FACTS ABOUT SEA OTTERS."' in resumed.stdout
     assert log.read_text().split() == ["llm"]  # the crew did not run again
+
+
+def test_live_progress_example_is_followed_as_it_runs(tmp_path: Path) -> None:
+    """The example runs in the background with a slow streamed summary while `watch`
+    follows it: events, output and the model's words arrive as they happen."""
+    from tests.live import Follower, first_execution
+
+    slow = LLMServer(token_delay=0.2).start()
+    try:
+        registered = kitaru_cli("model", "register", "local", "openai/llama3.2",
+                                "--base-url", slow.base_url)  # fmt: skip
+        assert registered.returncode == 0, registered
+        slow.reply("otters hold hands while they sleep")
+        env = {**os.environ, "EXAMPLE_MODEL": "local", "EXAMPLE_STEP_SECONDS": "0.4"}
+        example = subprocess.Popen(
+            [sys.executable, str(EXAMPLES / "live_progress.py"), "sea otters"],
+            env=env, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        exec_id = first_execution(lambda: [e.exec_id for e in KitaruClient().executions.list()])
+        watch = Follower(["executions", "watch", exec_id, "--json"], dict(os.environ))
+        assert watch.finish() == 0
+        out, _ = example.communicate(timeout=60)
+    finally:
+        slow.stop()
+    assert "otters hold hands while they sleep" in out
+    entries = watch.entries()
+    events = [(e["name"], e["data"]) for _, e in entries if e["kind"] == "event"]
+    assert [d["done"] for n, d in events if n == "progress"] == [1, 2, 3]
+    assert [n for n, _ in events].count("found") == 3
+    # The streamed words reached the watcher while the model was still writing them.
+    said = [(at, e) for at, e in entries if e["kind"] == "output" and e["checkpoint"] is None]
+    first_word = next(at for at, e in said if "otters" in e["data"]["text"])
+    (finished,) = slow.finished
+    assert first_word < finished - 0.4, (first_word, finished)
+    summary = next(
+        e for _, e in entries if e.get("checkpoint") == "summary" and e["kind"] == "call_ended"
+    )
+    assert summary["data"]["status"] == "completed"
+    assert entries[-1][1] == {"kind": "end", "status": "completed", "error": None}

@@ -230,6 +230,7 @@ def test_public_surface_is_pinned() -> None:
             "WaitTimeoutError",
             "__version__",
             "checkpoint",
+            "emit",
             "flow",
             "llm",
             "load",

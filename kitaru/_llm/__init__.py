@@ -5,14 +5,17 @@ Inside a flow each call is a checkpoint call of kind `llm`, keyed `llm`, `llm#2`
 `<key>.prompt` before the request goes out, the response text is the call's output,
 and the call's metadata records provider, model, token counts, latency and the
 estimated cost. A resumed or replayed execution reads completed calls back from the
-journal and sends nothing. Inside a checkpoint the enclosing call's output covers the
+journal and sends nothing. With `stream=True` the call returns an iterator of text
+pieces as the model writes them; it is still one checkpoint call whose output is the
+whole text (kitaru/_llm/_stream.py). Inside a checkpoint the enclosing call's output covers the
 answer; the prompt artifact and the metadata go on that call. Outside a flow `llm()` is
 a plain call.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Literal, overload
 
 from kitaru import _calls
 from kitaru._checkpoint import _check_name
@@ -24,6 +27,7 @@ __all__ = ["LLMError", "MissingAPIKeyError", "ModelNotFoundError", "ProviderErro
 _FUNC_REF = "kitaru:llm"
 
 
+@overload
 def llm(
     prompt: str,
     *,
@@ -32,13 +36,41 @@ def llm(
     temperature: float | None = None,
     max_tokens: int | None = None,
     name: str | None = None,
-) -> str:
+    stream: Literal[False] = False,
+) -> str: ...
+
+
+@overload
+def llm(
+    prompt: str,
+    *,
+    model: str | None = None,
+    system: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    name: str | None = None,
+    stream: Literal[True],
+) -> Iterator[str]: ...
+
+
+def llm(
+    prompt: str,
+    *,
+    model: str | None = None,
+    system: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    name: str | None = None,
+    stream: bool = False,
+) -> str | Iterator[str]:
     """Ask a model and return its text.
 
     `model` is a registered alias (`kitaru model register fast openai/gpt-4o-mini`) or
     `provider/model` (`openai/...`, `anthropic/...`, `ollama/...`, `openrouter/...`);
     without it the alias `default` is used. `name` keys the checkpoint call
-    (`summarize`, `summarize#2`, ...) instead of `llm`.
+    (`summarize`, `summarize#2`, ...) instead of `llm`. `stream=True` returns an
+    iterator of text pieces as they arrive (read it to its end: the whole text is the
+    call's output; a resumed call yields the stored text and sends no request).
     """
     if not isinstance(prompt, str):
         raise KitaruUsageError(
@@ -87,4 +119,15 @@ def llm(
         (prompt,),
         {"model": model, "system": system, "temperature": temperature, "max_tokens": max_tokens},
     )
+    if stream:
+        from kitaru._llm import _stream
+
+        request = {
+            "prompt": prompt,
+            "system": system,
+            "model": model,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+        }
+        return _stream.stream(spec, request, inputs)
     return _calls.run_sync(spec, body, fingerprint=inputs)

@@ -148,6 +148,13 @@ def logs(
         help="The orchestrator's own logs of the latest run instead (docker logs, the Job's "
         "pod, CloudWatch Logs): what happened before and around the flow.",
     ),
+    follow: bool = typer.Option(
+        False,
+        "--follow",
+        "-f",
+        help="Print output as the execution prints it, until it ends or waits (exit 1 if "
+        "it failed or crashed). With --json, one JSON object per line.",
+    ),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Print what the execution wrote to stdout, stderr and logging, per checkpoint call.
@@ -155,12 +162,22 @@ def logs(
     Examples:
 
     - `kitaru executions logs kx_01a21c6d03e6c01d6771b05dc136 --checkpoint draft`
+    - `kitaru executions logs kx_01a21c6d03e6c01d6771b05dc136 --follow`
     - `kitaru executions logs kx_01a21c6d03e6c01d6771b05dc136 --orchestrator`
     """
     if orchestrator:
         _orchestrator_logs(exec_id, as_json)
         return
     client = _client()
+    if follow and _has_feed(client.journal, exec_id):
+        from kitaru.cli import _watch
+
+        if checkpoint is not None:
+            _check_checkpoint_key(client.journal, exec_id, checkpoint)
+        _watch.follow_logs(
+            client.journal, exec_id, checkpoint=checkpoint, as_json=as_json, poll=0.2
+        )
+        return
     lines = client.executions.logs(exec_id)
     if checkpoint is not None:
         _check_checkpoint_key(client.journal, exec_id, checkpoint)
@@ -185,6 +202,44 @@ def logs(
         print(
             f"(the {record.orchestrator} orchestrator's logs: kitaru executions logs {exec_id} --orchestrator)"
         )
+
+
+def _has_feed(journal: Any, exec_id: str) -> bool:
+    """Whether to follow the live feed: it has entries, or the execution may still write
+    some (one that ended before feeds existed prints its stored logs instead)."""
+    from kitaru import _follow, _lease
+    from kitaru._errors import NotFoundError
+
+    record = journal.get_execution(exec_id)
+    if record is None:
+        raise NotFoundError(
+            f"execution {exec_id} not found; list them with `kitaru executions list`"
+        )
+    status = _lease.effective_status(record.status, record.owner, record.lease_until)
+    return status not in _follow.STOPS or bool(journal.events(exec_id, limit=1))
+
+
+@app.command()
+def watch(
+    exec_id: str = typer.Argument(..., help="Execution id (kx_...)."),
+    as_json: bool = typer.Option(
+        False, "--json", help="One JSON object per line (the last one has kind `end`)."
+    ),
+    poll: float = typer.Option(
+        0.2, "--poll", min=0.05, max=60, help="Seconds between reads of the journal."
+    ),
+) -> None:
+    """Follow an execution as it runs: calls as they start and end, events, output, waits.
+
+    Each line is stamped with the time it happened. The command ends when the execution
+    ends or waits for input, with a final line; exit code 1 if it failed or crashed.
+    Works on the embedded journal and through a server.
+
+    Example: `kitaru executions watch kx_01a21c6d03e6c01d6771b05dc136`
+    """
+    from kitaru.cli import _watch
+
+    _watch.watch(_client().journal, exec_id, as_json=as_json, poll=poll)
 
 
 def _check_checkpoint_key(journal: Any, exec_id: str, key: str) -> None:

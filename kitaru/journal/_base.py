@@ -16,6 +16,7 @@ from kitaru.journal._records import (
     ArtifactRecord,
     CallRecord,
     DeploymentRecord,
+    EventRecord,
     ExecutionRecord,
     LogRecord,
     QueueRecord,
@@ -176,6 +177,15 @@ class Journal(Protocol):
     def append_logs(self, logs: Sequence[LogRecord]) -> None: ...
 
     def logs(self, exec_id: str) -> list[LogRecord]: ...
+
+    # the live feed (kitaru/_events.py)
+    def append_events(self, exec_id: str, events: Sequence[EventRecord], *, owner: str) -> bool:
+        """Append entries to the execution's feed in one transaction, numbered after its
+        last (the records' own `seq` is ignored); False, storing nothing, unless `owner`
+        holds the execution's lease."""
+
+    def events(self, exec_id: str, *, after: int = 0, limit: int = 1000) -> list[EventRecord]:
+        """Entries numbered after `after`, in order, at most `limit`."""
 
     # stacks and settings
     def put_stack(self, stack: StackRecord, *, replace: bool = False) -> bool:

@@ -283,6 +283,26 @@ CREATE TABLE workers (
 );
 """,
     ),
+    (
+        7,
+        # The live feed of an execution (kitaru/_events.py): events a flow emits, calls as
+        # they start and end, output as it is printed, waits. `seq` counts one
+        # execution's entries in the order they were stored, so a reader that saw entry N
+        # (an SSE client's Last-Event-ID) reads on from N + 1 and misses none.
+        """
+CREATE TABLE events (
+    exec_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    run INTEGER NOT NULL,
+    ts {real} NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    call_key TEXT,
+    data TEXT,
+    PRIMARY KEY (exec_id, seq)
+){without_rowid};
+""",
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

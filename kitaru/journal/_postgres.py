@@ -40,6 +40,7 @@ class PostgresJournal(SqlJournal):
     # rows another transaction holds (a resume taking its lease) are skipped.
     QUEUE_LOCK = "SELECT pg_advisory_xact_lock(727275, hashtext(?))"
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+    FOR_UPDATE = " FOR UPDATE"
     JSON_DOC = "{col}::json"
 
     def _json_text(self, doc: str, key: str) -> str:

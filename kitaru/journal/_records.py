@@ -151,6 +151,24 @@ class LogRecord:
 
 
 @dataclass(slots=True)
+class EventRecord:
+    """One entry of an execution's live feed (kitaru/_events.py): an event a flow emitted,
+    a call that started or ended, output as it was printed, a wait, a run's start and end.
+    `seq` numbers an execution's entries 1, 2, 3, ... in the order they were stored; the
+    journal gives it (a row sent with another number takes the next one)."""
+
+    exec_id: str
+    seq: int
+    run: int
+    ts: float
+    # event | call_started | call_ended | calls_ended | output | wait | run_started | run_ended
+    kind: str
+    name: str
+    call_key: str | None = None
+    data: Any = None
+
+
+@dataclass(slots=True)
 class TokenRecord:
     """A server API token. Only a hash of the secret part is kept; `scope` is `read`
     (GET requests) or `write` (everything)."""

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from kitaru._errors import InvalidConfigurationError
 from kitaru.journal._deployments import DeploymentRows
+from kitaru.journal._events import EventRows
 from kitaru.journal._migrations import LATEST, MIGRATIONS, statements
 from kitaru.journal._queues import QueueRows
 from kitaru.journal._records import (
@@ -195,7 +196,7 @@ _INSERT_ARTIFACT = f"INSERT INTO artifacts ({ART_COLS}) VALUES ({_marks(ART_COLS
 _INSERT_LOG = f"INSERT INTO logs ({LOG_COLS}) VALUES ({_marks(LOG_COLS)})"
 
 
-class SqlJournal(TokenRows, DeploymentRows, QueueRows, StatsRows):
+class SqlJournal(TokenRows, DeploymentRows, QueueRows, StatsRows, EventRows):
     """Everything but the connection; see `SqliteJournal` and `PostgresJournal`."""
 
     url: str

@@ -26,6 +26,7 @@ from kitaru.journal._records import (
     ArtifactRecord,
     CallRecord,
     DeploymentRecord,
+    EventRecord,
     ExecutionRecord,
     LogRecord,
     QueueRecord,
@@ -333,6 +334,15 @@ class HttpJournal:
 
     def logs(self, exec_id: str) -> list[LogRecord]:
         return many(LogRecord, self._get(f"/records/executions/{_p(exec_id)}/logs"))
+
+    # the live feed
+    def append_events(self, exec_id: str, events: Sequence[EventRecord], *, owner: str) -> bool:
+        body = {"owner": owner, "events": to_wire(list(events))}
+        return bool(self._runner(exec_id, "events", body)["appended"])
+
+    def events(self, exec_id: str, *, after: int = 0, limit: int = 1000) -> list[EventRecord]:
+        params = {"after": after, "limit": min(limit, MAX_PAGE)}
+        return many(EventRecord, self._get(f"/records/executions/{_p(exec_id)}/events", params))
 
     # stacks and settings
     def put_stack(self, stack: StackRecord, *, replace: bool = False) -> bool:

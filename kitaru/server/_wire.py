@@ -31,10 +31,12 @@ from pydantic import (
 )
 
 from kitaru._artifact_io import INLINE_MAX
+from kitaru.journal._events import KINDS, NAME_MAX
 from kitaru.journal._records import (
     ArtifactRecord,
     CallRecord,
     DeploymentRecord,
+    EventRecord,
     ExecutionRecord,
     LogRecord,
     StackRecord,
@@ -92,6 +94,10 @@ _BOUNDS: dict[tuple[type, str], Any] = {
     (LogRecord, "exec_id"): Id,
     (LogRecord, "stream"): Literal["stdout", "stderr", "log"],
     (LogRecord, "text"): Annotated[str, StringConstraints(max_length=1024 * 1024)],
+    (EventRecord, "exec_id"): Id,
+    (EventRecord, "kind"): Literal[KINDS],
+    (EventRecord, "name"): Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX)],
+    (EventRecord, "call_key"): Annotated[str, StringConstraints(max_length=1000)] | None,
     (DeploymentRecord, "signature"): Annotated[list[dict[str, Any]], Field(max_length=1000)],
     (DeploymentRecord, "manifest"): Annotated[dict[Text, Text], Field(max_length=100_000)],
 }
@@ -189,6 +195,7 @@ if typing.TYPE_CHECKING:
     Log: typing.TypeAlias = BaseModel
     Stack: typing.TypeAlias = BaseModel
     Deployment: typing.TypeAlias = BaseModel
+    Event: typing.TypeAlias = BaseModel
 else:
     Execution = model_for(ExecutionRecord)
     Artifact = model_for(ArtifactRecord)
@@ -197,3 +204,4 @@ else:
     Log = model_for(LogRecord)
     Stack = model_for(StackRecord)
     Deployment = model_for(DeploymentRecord)
+    Event = model_for(EventRecord)

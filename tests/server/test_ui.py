@@ -402,3 +402,46 @@ def test_no_page_is_wider_than_the_window(
             assert admin.delete(f"/api/v1/stacks/{name}").status_code == 200
             context.close()
     assert too_wide == {}, f"pages wider than a {width} px window: {too_wide}"
+
+
+def test_a_running_execution_page_updates_live(
+    page: Any, server: ServerProcess, write_token: str, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.live import LIVE, first_execution
+
+    client = Client(server, write_token, tmp_path / "home")
+    script = write_script(tmp_path / "live.py", LIVE)
+    with server.http(write_token) as http:
+        before = {e["exec_id"] for e in http.get("/api/v1/records/executions").json()}
+        flow = subprocess.Popen(
+            [sys.executable, str(script), "8"],
+            env={**client.env, "STEP_SECONDS": "0.7"},
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        exec_id = first_execution(
+            lambda: [
+                e["exec_id"]
+                for e in http.get("/api/v1/records/executions").json()
+                if e["exec_id"] not in before
+            ]
+        )
+    try:
+        sign_in(page, server, write_token, f"/ui/executions/{exec_id}")
+        page.evaluate("window.kitaruNotReloaded = true")
+        feed = page.locator("#feed li[data-kind=event]")
+        expect(feed.filter(has_text='"done":2')).to_have_count(1, timeout=20_000)
+        expect(page.locator("#status")).to_have_text("running")
+        # Rows join the timeline as calls end, with no reload of the page.
+        expect(page.locator("#timeline tr[data-key='step#3']")).to_have_count(1, timeout=20_000)
+        shot(page, "10-execution-live")
+        expect(page.locator("#status")).to_have_text("completed", timeout=30_000)
+        expect(page.locator("#timeline tr[data-key='step#8']")).to_have_count(1)
+        assert page.evaluate("window.kitaruNotReloaded") is True
+        assert "execution completed" in page.locator("#feed").inner_text()
+    finally:
+        flow.wait(60)

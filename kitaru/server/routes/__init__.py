@@ -20,6 +20,7 @@ from kitaru.server.routes import (
     _runner,
     _stacks,
     _store,
+    _stream,
     _ui,
     _waits,
 )
@@ -29,6 +30,7 @@ from kitaru.server.routes import (
 ROUTERS: list[APIRouter] = [
     _runner.router,
     _executions.router,
+    _stream.router,
     _records.router,
     _queues.router,
     _health.router,

@@ -87,6 +87,20 @@ def logs(exec_id: str, state: State, caller: OfExecution) -> JSONResponse:
     return _json(state.journal.logs(exec_id))
 
 
+@router.get(
+    "/executions/{exec_id}/events",
+    summary="Its live feed after entry `after`, in order (see also GET /api/v1/executions/{id}/events)",
+)
+def events(
+    exec_id: str,
+    state: State,
+    caller: OfExecution,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 1000,
+) -> JSONResponse:
+    return _json(state.journal.events(exec_id, after=after, limit=limit))
+
+
 @router.get("/artifacts/{artifact_id}", summary="One artifact record, with inline bytes")
 def get_artifact(artifact_id: str, state: State, caller: AnyToken) -> JSONResponse:
     found = state.journal.get_artifact(artifact_id)

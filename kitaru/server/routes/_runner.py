@@ -14,7 +14,9 @@ in this order, every route under /api/v1/runner/executions/{exec_id}:
    log lines, in one transaction. A call is recorded when it ends: a call that started
    and never committed simply runs again on the next run.
 5. `POST /artifacts`, `POST /logs`, `POST /metadata`: `kitaru.save`, the flow's own
-   output between calls, `kitaru.log` on the execution.
+   output between calls, `kitaru.log` on the execution. `POST /events`: entries of the
+   execution's live feed (`kitaru.emit`, calls starting and ending, output as printed),
+   numbered by the journal, stored only while the owner token holds the lease.
 6. `POST /waits`: record a wait the flow reached. Its answer arrives through
    `POST /api/v1/executions/{id}/waits/{key}/answer` (a timed-out wait's default too).
 7. `POST /finish`: release the lease with the end status and the result; the answer
@@ -30,6 +32,7 @@ token, which the server never shows anyone (kitaru/server/_owners.py).
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Annotated, Any, Literal, TypeVar
@@ -47,10 +50,12 @@ from kitaru.journal import (
     TERMINAL_STATUSES,
     ArtifactRecord,
     CallRecord,
+    EventRecord,
     ExecutionRecord,
     LogRecord,
     WaitRecord,
 )
+from kitaru.journal._events import BATCH_MAX, DATA_MAX_BYTES
 from kitaru.remote._codec import to_wire
 from kitaru.server import _owners
 from kitaru.server._state import ServerState
@@ -58,6 +63,7 @@ from kitaru.server._tokens import Caller
 from kitaru.server._wire import (
     Artifact,
     Call,
+    Event,
     ExecutionStatus,
     Log,
     Number,
@@ -122,6 +128,12 @@ class ArtifactRequest(BaseModel):
 class LogsRequest(BaseModel):
     model_config = _STRICT
     logs: Annotated[list[Log], Field(max_length=10_000)]
+
+
+class EventsRequest(BaseModel):
+    model_config = _STRICT
+    owner: Owner
+    events: Annotated[list[Event], Field(min_length=1, max_length=BATCH_MAX)]
 
 
 class MetadataRequest(BaseModel):
@@ -296,6 +308,28 @@ async def append_logs(exec_id: str, request: Request) -> JSONResponse:
     journal = _state(request).journal
     await run_in_threadpool(journal.append_logs, logs)
     return JSONResponse({"appended": len(logs)})
+
+
+@router.post(
+    "/events",
+    summary="Append entries to the execution's live feed",
+    openapi_extra=_doc(EventsRequest),
+)
+async def append_events(exec_id: str, request: Request) -> JSONResponse:
+    body = await _parse(request, EventsRequest)
+    events = [to_record(EventRecord, e) for e in body.events]
+    _mine(exec_id, *events)
+    for event in events:
+        if event.data is not None and len(json.dumps(event.data).encode()) > DATA_MAX_BYTES:
+            raise InvalidInputError(
+                f"event {event.name!r} carries more than {DATA_MAX_BYTES} bytes of JSON; "
+                "store large values as artifacts (kitaru.save) and emit their name"
+            )
+    journal = _state(request).journal
+    appended = await run_in_threadpool(
+        lambda: journal.append_events(exec_id, events, owner=body.owner)
+    )
+    return JSONResponse({"appended": appended})
 
 
 # Metadata Kitaru itself keeps on an execution: the image a server may resubmit, the

@@ -1,5 +1,7 @@
 // Kitaru web UI: builds each pending wait's form from its stored schema, checks the
-// answer before sending it, and posts it to the same API endpoint the CLI uses.
+// answer before sending it, and posts it to the same API endpoint the CLI uses. On the
+// page of a running execution, follows its live feed (Server-Sent Events) and refreshes
+// the timeline as calls end.
 "use strict";
 
 (function () {
@@ -86,6 +88,7 @@
   }
 
   function build(form) {
+    form.dataset.built = "1";
     const schema = JSON.parse(form.dataset.schema);
     const fields = form.querySelector(".fields");
     let read;
@@ -134,7 +137,71 @@
     });
   }
 
+  const KINDS = ["run_started", "run_ended", "call_started", "call_ended", "calls_ended", "event", "output", "wait"];
+  const FEED_MAX = 500; // entries kept on the page; older ones are dropped from the top
+
+  function ended(key, d) {
+    return key + " " + d.status + (d.duration_s !== undefined ? " in " + d.duration_s.toFixed(3) + "s" : "") + (d.error ? ": " + d.error : "");
+  }
+
+  function describe(e) {
+    const d = e.data || {};
+    switch (e.kind) {
+      case "run_started": return "run " + e.run + " started";
+      case "run_ended": return "run " + e.run + " ended " + (d.status || e.name) + (d.error ? ": " + d.error : "");
+      case "call_started": return e.checkpoint + " started";
+      case "call_ended": return ended(e.checkpoint, d);
+      case "calls_ended": return (d.calls || []).map((c) => ended(c.key, c)).join("; ");
+      case "wait": return "waits at " + e.name + (d.question ? ": " + d.question : "");
+      case "output": return (e.checkpoint || "flow") + " | " + (d.text || "").replace(/\n$/, "");
+      default: return "event " + e.name + (e.checkpoint ? " in " + e.checkpoint : "") + " " + JSON.stringify(e.data);
+    }
+  }
+
+  // Replace parts of the page with the server's new render of it: the status and the
+  // timeline as calls end; also the facts, the ready note and the wait forms once the
+  // execution ended or waits (forms are replaced only then: nobody is typing in them).
+  const AS_CALLS_END = ["#status", "#timeline"];
+  const AT_THE_END = AS_CALLS_END.concat(["dl.facts", "#ready", "#pending-waits"]);
+  let pending = null;
+  function refresh(selectors, delay) {
+    clearTimeout(pending);
+    pending = setTimeout(async () => {
+      const response = await fetch(window.location.href, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+      selectors.forEach((selector) => {
+        const now = fresh.querySelector(selector); const here = document.querySelector(selector);
+        if (now && here) here.replaceWith(now);
+        else if (here) here.remove();
+        else if (now) document.getElementById("live").after(now);
+      });
+      document.querySelectorAll("form.waitform:not([data-built])").forEach(build);
+    }, delay);
+  }
+
+  function follow(section) {
+    const feed = section.querySelector("#feed");
+    const source = new EventSource(section.dataset.stream);
+    KINDS.forEach((kind) => source.addEventListener(kind, (message) => {
+      const entry = JSON.parse(message.data);
+      const when = new Date(entry.ts * 1000).toLocaleTimeString();
+      feed.append(el("li", { "data-kind": entry.kind, "data-seq": String(entry.seq) }, [
+        el("time", {}, [when]), " ", describe(entry)]));
+      while (feed.children.length > FEED_MAX) feed.firstElementChild.remove();
+      if (kind === "call_ended" || kind === "calls_ended" || kind === "wait") refresh(AS_CALLS_END, 200);
+    }));
+    source.addEventListener("end", (message) => {
+      source.close();
+      const end = JSON.parse(message.data);
+      feed.append(el("li", { "data-kind": "end" }, ["execution " + end.status]));
+      refresh(AT_THE_END, 0);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     document.querySelectorAll("form.waitform").forEach(build);
+    const live = document.getElementById("live");
+    if (live) follow(live);
   });
 })();

@@ -1,0 +1,95 @@
+"""The live feed of executions in the SQL journals (schema version 7).
+
+Only the process holding an execution's lease appends to its feed, one batch at a time
+(kitaru/_events.py has one writer per run), and the journal numbers the entries: the
+batch takes the numbers after the execution's largest, in the transaction that stores
+it. Entries therefore become visible in the order of their numbers, and a reader that
+has seen entry N (an SSE client's `Last-Event-ID`) reads on with `seq > N`, missing none
+and repeating none.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar
+
+from kitaru.journal._records import EventRecord
+
+# What an entry is; `event` is a flow's own (`kitaru.emit`), the rest Kitaru writes.
+KINDS = (
+    "event", "call_started", "call_ended", "calls_ended", "output", "wait", "run_started",
+    "run_ended",
+)  # fmt: skip
+# An entry's data as JSON text is at most this many bytes (UTF-8), and its name this
+# many characters: a feed is for progress and partial results; values go in artifacts.
+DATA_MAX_BYTES = 16 * 1024
+NAME_MAX = 200
+# The most entries one append stores (a run's writer sends smaller batches).
+BATCH_MAX = 1000
+
+EVENT_COLS = "exec_id, seq, run, ts, kind, name, call_key, data"
+_INSERT = f"INSERT INTO events ({EVENT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+class EventRows:
+    """Mixed into `SqlJournal`, which supplies the connection hooks."""
+
+    # Locks the execution's row until the batch commits (PostgreSQL); SQLite's
+    # transactions already hold the database's one write lock.
+    FOR_UPDATE: ClassVar[str] = ""
+
+    def _tx(self, *, immediate: bool = False) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def _x(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        raise NotImplementedError
+
+    def _many(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    def _sql(self, sql: str) -> str:
+        raise NotImplementedError
+
+    def append_events(self, exec_id: str, events: Sequence[EventRecord], *, owner: str) -> bool:
+        if not events:
+            return True
+        with self._tx() as conn:
+            held = conn.execute(
+                self._sql(
+                    "SELECT 1 FROM executions WHERE exec_id = ? AND owner = ?" + self.FOR_UPDATE
+                ),
+                (exec_id, owner),
+            ).fetchone()
+            if held is None:
+                return False
+            last = conn.execute(
+                self._sql("SELECT MAX(seq) FROM events WHERE exec_id = ?"), (exec_id,)
+            ).fetchone()[0]
+            first = int(last or 0) + 1
+            rows = [
+                (exec_id, first + i, e.run, e.ts, e.kind, e.name, e.call_key, _dump(e.data))
+                for i, e in enumerate(events)
+            ]
+            self._many(conn, self._sql(_INSERT), rows)
+        return True
+
+    def events(self, exec_id: str, *, after: int = 0, limit: int = 1000) -> list[EventRecord]:
+        rows = self._x(
+            f"SELECT {EVENT_COLS} FROM events WHERE exec_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (exec_id, after, limit),
+        ).fetchall()
+        return [
+            EventRecord(e, seq, run, ts, kind, name, key, json.loads(data) if data else None)
+            for (e, seq, run, ts, kind, name, key, data) in rows
+        ]
+
+
+# One encoder for every row: `json.dumps` with options builds a new one per call, which
+# cost half of an append.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+def _dump(data: Any) -> str | None:
+    return None if data is None else _ENCODE(data)

@@ -1,0 +1,45 @@
+"""The live feed on every backend: numbered by the journal in the order it stores
+batches, read on after any entry, written only by the lease's owner."""
+
+from __future__ import annotations
+
+import time
+
+from kitaru.journal import EventRecord, Journal
+from tests.journal.test_conformance import execution
+
+
+def entry(exec_id: str, name: str, data: object = None, kind: str = "event") -> EventRecord:
+    # seq 0: the journal gives the number.
+    return EventRecord(exec_id, 0, 1, time.time(), kind, name, None, data)
+
+
+def test_entries_are_numbered_in_order_and_read_on_after_any_of_them(journal: Journal) -> None:
+    e = execution()
+    journal.create_execution(e, [])
+    assert journal.append_events(e.exec_id, [entry(e.exec_id, "a", {"n": 1})], owner="me")
+    batch = [entry(e.exec_id, f"b{i}", [i, "é", None]) for i in range(5)]
+    assert journal.append_events(e.exec_id, batch, owner="me")
+
+    stored = journal.events(e.exec_id)
+    assert [(x.seq, x.name) for x in stored] == [(1, "a")] + [(i + 2, f"b{i}") for i in range(5)]
+    assert stored[0].data == {"n": 1} and stored[3].data == [2, "é", None]
+    assert [x.seq for x in journal.events(e.exec_id, after=3)] == [4, 5, 6]
+    assert [x.seq for x in journal.events(e.exec_id, after=1, limit=2)] == [2, 3]
+    assert journal.events(e.exec_id, after=6) == []
+
+
+def test_only_the_lease_owner_appends(journal: Journal) -> None:
+    e = execution()
+    journal.create_execution(e, [])
+    assert not journal.append_events(e.exec_id, [entry(e.exec_id, "x")], owner="someone-else")
+    assert journal.events(e.exec_id) == []
+
+
+def test_feeds_of_executions_are_apart(journal: Journal) -> None:
+    a, b = execution(), execution()
+    journal.create_execution(a, [])
+    journal.create_execution(b, [])
+    journal.append_events(a.exec_id, [entry(a.exec_id, "for-a")], owner="me")
+    journal.append_events(b.exec_id, [entry(b.exec_id, "for-b")], owner="me")
+    assert [(x.seq, x.name) for x in journal.events(b.exec_id)] == [(1, "for-b")]
