@@ -109,7 +109,15 @@ def project_pins(project: Path) -> list[str]:
 # the web stack of the server image, the tracing SDK and its exporter. The cloud extras
 # also bring orchestrator SDKs and Pulumi, which only the submitting side uses.
 RUNTIME_PACKAGES: dict[str, tuple[str, ...]] = {
-    "server": ("fastapi", "uvicorn", "httptools", "uvloop", "jinja2", "jsonschema"),
+    "server": (
+        "fastapi",
+        "uvicorn",
+        "httptools",
+        "uvloop",
+        "jinja2",
+        "jsonschema",
+        "prometheus-client",
+    ),
     "postgres": ("psycopg",),
     "aws": ("boto3",),
     "gcp": ("google-cloud-storage",),
