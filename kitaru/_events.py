@@ -1,18 +1,20 @@
 """The live feed of an execution: `kitaru.emit`, and what `watch` and the SSE stream show.
 
 While a run goes, its feed gets an entry (`EventRecord`) for each of these, in order:
-`run_started`; `call_started` when a checkpoint call starts running (a call read back
-from the journal does not run, and gets none); `output` as the run prints and logs
-(coalesced, the same text `kitaru executions logs` shows per call); `event` for each
-`kitaru.emit(name, data)`; `call_ended` once the call is committed; `wait` when the flow
-reaches a wait with no answer; `run_ended` with the run's status, before the execution's
-status changes. The journal numbers the entries (kitaru/journal/_events.py).
+`run_started`; `call_started` for a checkpoint call still running when the writer next
+writes, or that emits (a call read back from the journal does not run, and gets none);
+`output` as the run prints and logs (coalesced, the same text `kitaru executions logs`
+shows per call); `event` for each `kitaru.emit(name, data)`; `call_ended` once a call
+that got a `call_started`, or that failed, is committed; `calls_ended` for the fast
+completed calls in between, by number (readers get their details from the calls table);
+`wait` when the flow reaches a wait with no answer; `run_ended` with the run's status,
+before the execution's status changes. The journal numbers the entries
+(kitaru/journal/_events.py).
 
 Entries are written by one daemon thread per run, every FLUSH_SECONDS, in batches, so a
-checkpoint call pays a list append for them, not a journal write. Calls that start and
-end between two writes are compacted: their ends, next to each other, become one
-`calls_ended` entry that lists them (`_fold`). Two points are written
-at once instead: a checkpoint call that emitted events writes them before the call is
+checkpoint call pays a dict entry and a tuple for them, not a journal write nor JSON
+(the per-checkpoint overhead `make bench` measures). Two points are written at once
+instead: a checkpoint call that emitted events writes them before the call is
 committed, so the events of a completed call are in the journal before it counts as done
 and a resume (which reads the call back and does not run it) never emits them again; and
 the run's last entries are written before its status changes, so a reader that sees the
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from kitaru._errors import KitaruUsageError
 from kitaru.journal._events import BATCH_MAX, DATA_MAX_BYTES, NAME_MAX
-from kitaru.journal._records import EventRecord
+from kitaru.journal._records import CallRecord, EventRecord
 
 if TYPE_CHECKING:
     from kitaru.journal import Journal
@@ -44,9 +46,8 @@ FLUSH_SECONDS = 0.1
 PENDING_MAX = 5000
 # Characters of output per entry: escaped as JSON, within DATA_MAX_BYTES.
 OUTPUT_CHARS = 2000
-# Fast calls listed in one `calls_ended` entry (each about 150 bytes of JSON; a longer
-# error makes the entry larger, so errors are cut in call_ended entries).
-FOLD_MAX = 50
+# Fast calls listed in one `calls_ended` entry (by their numbers: a few bytes each).
+FOLD_MAX = 500
 
 
 def emit(name: str, data: Any = None) -> None:
@@ -103,8 +104,11 @@ class Feed:
         self.exec_id = exec_id
         self.run = run
         self.owner = owner
-        self._pending: list[EventRecord] = []
-        self._lock = threading.Lock()  # the pending list
+        # Entries, and the ends of calls as plain tuples (`call_ended`), in order.
+        self._pending: list[EventRecord | tuple[Any, ...]] = []
+        self._running: dict[str, tuple[float, str, str]] = {}  # key: (started, name, kind)
+        self._announced: set[str] = set()  # running calls that have a call_started entry
+        self._lock = threading.Lock()  # the pending list and the announced set
         self._writing = threading.Lock()  # one batch in flight: numbers follow adds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -114,11 +118,46 @@ class Feed:
     def add(self, kind: str, name: str, call_key: str | None = None, data: Any = None) -> None:
         entry = EventRecord(self.exec_id, 0, self.run, time.time(), kind, name, call_key, data)
         with self._lock:
+            if call_key is not None and call_key in self._running:
+                self._announce(call_key)  # its events follow its start
             self._pending.append(entry)
             full = len(self._pending) >= PENDING_MAX
             self._start()
         if full:
             self.flush()
+
+    def call_started(self, key: str, name: str, kind: str, started: float) -> None:
+        """A checkpoint call starts running. This is on every call's path, so it costs a
+        dict entry: the writer announces the call only if it is still running when it
+        writes (or when the call emits), so fast calls get no entry of their own."""
+        self._running[key] = (started, name, kind)
+        if self._thread is None:
+            with self._lock:
+                self._start()
+
+    def call_ended(self, call: CallRecord) -> None:
+        """A checkpoint call was committed (on every call's path: one tuple)."""
+        self._running.pop(call.key, None)
+        end = (
+            call.seq, call.key, call.name, call.status, call.kind, call.attempts,
+            call.started_at, call.ended_at, call.error,
+        )  # fmt: skip
+        with self._lock:
+            self._pending.append(end)
+            full = len(self._pending) >= PENDING_MAX
+        if full:
+            self.flush()
+
+    def _announce(self, key: str) -> None:
+        # (under self._lock) The running call's call_started entry, now.
+        if key not in self._announced:
+            self._announced.add(key)
+            started, name, kind = self._running[key]
+            self._pending.append(
+                EventRecord(
+                    self.exec_id, 0, self.run, started, "call_started", name, key, {"kind": kind}
+                )
+            )
 
     def output(self, call_key: str | None, stream: str, text: str) -> None:
         """Printed text, from the tee of kitaru/_logs.py: never raises, never blocks on
@@ -129,7 +168,7 @@ class Feed:
                 return
             last = self._pending[-1] if self._pending else None
             if (
-                last is not None
+                isinstance(last, EventRecord)
                 and last.kind == "output"
                 and last.call_key == call_key
                 and last.name == stream
@@ -175,8 +214,8 @@ class Feed:
         stay pending)."""
         with self._writing:
             with self._lock:
-                batch, self._pending = self._pending, []
-            batch = _fold(batch)
+                batch = self._entries(self._pending)
+                self._pending = []
             while batch and not self.lost:
                 part = batch[:BATCH_MAX]
                 try:
@@ -187,6 +226,57 @@ class Feed:
                     raise
                 self.lost = not stored
                 batch = batch[BATCH_MAX:]
+
+    def _entries(self, batch: list[EventRecord | tuple[Any, ...]]) -> list[EventRecord]:
+        """(under self._lock) The batch as entries. A completed call nobody was told had
+        started (it ran within one write) is stored as its number only, and such numbers
+        next to each other share one `calls_ended` entry (at most FOLD_MAX): a tight loop
+        of small checkpoints costs the journal a row per write, and its readers get each
+        call's details from the calls table (kitaru/journal/_events.py). Calls slow
+        enough to watch, and calls that failed, get `call_started` and `call_ended`."""
+        entries: list[EventRecord] = []
+        compact: list[int] | None = None
+        for item in batch:
+            if isinstance(item, EventRecord):
+                entries.append(item)
+                compact = None
+                continue
+            seq, key, name, status, kind, attempts, started, ended, error = item
+            if status == "completed" and key not in self._announced:
+                if compact is None or len(compact) >= FOLD_MAX:
+                    compact = [seq]
+                    entries.append(
+                        EventRecord(
+                            self.exec_id, 0, self.run, ended, "calls_ended", "calls", None,
+                            {"seqs": compact},
+                        )
+                    )  # fmt: skip
+                else:
+                    compact.append(seq)
+                    entries[-1].ts = ended
+                continue
+            compact = None
+            self._announced.discard(key)
+            data = {
+                "status": status, "kind": kind, "attempts": attempts,
+                "duration_s": round(ended - started, 6),
+                "error": error[:200] if error else None,
+            }  # fmt: skip
+            entries.append(
+                EventRecord(self.exec_id, 0, self.run, ended, "call_ended", name, key, data)
+            )
+        for key, (started, name, kind) in sorted(self._running.items(), key=_started):
+            if key in self._announced:
+                continue
+            self._announced.add(key)
+            at = next((i for i, e in enumerate(entries) if e.ts > started), len(entries))
+            entries.insert(
+                at,
+                EventRecord(
+                    self.exec_id, 0, self.run, started, "call_started", name, key, {"kind": kind}
+                ),
+            )
+        return entries
 
     def close(self, status: str, error: str | None) -> None:
         """The run's last entry; everything pending is written before this returns
@@ -203,39 +293,5 @@ class Feed:
             pass
 
 
-def _fold(batch: list[EventRecord]) -> list[EventRecord]:
-    """Fast calls, compacted: a call that started and ended within one write keeps only
-    its end (with `started_at`), and a run of such ends next to each other becomes one
-    `calls_ended` entry listing them (at most FOLD_MAX each). A tight loop of small
-    checkpoints then costs the journal a row per write, not two per call; calls slow
-    enough to watch keep their `call_started` and `call_ended` entries."""
-    ended = {e.call_key for e in batch if e.kind == "call_ended"}
-    if not ended:
-        return batch
-    folded: list[EventRecord] = []
-    started: dict[str | None, float] = {}
-    for e in batch:
-        if e.kind == "call_started" and e.call_key in ended:
-            started[e.call_key] = e.ts
-            continue
-        if e.kind == "call_ended" and e.call_key in started:
-            call = {"key": e.call_key, "name": e.name, "started_at": started.pop(e.call_key)}
-            last = folded[-1] if folded else None
-            if (
-                last is not None
-                and last.kind == "calls_ended"
-                and last.run == e.run
-                and len(last.data["calls"]) < FOLD_MAX
-            ):
-                last.data["calls"].append({**call, **e.data})
-                last.ts = e.ts
-                continue
-            folded.append(
-                EventRecord(
-                    e.exec_id, 0, e.run, e.ts, "calls_ended", "calls", None,
-                    {"calls": [{**call, **e.data}]},
-                )
-            )  # fmt: skip
-            continue
-        folded.append(e)
-    return folded
+def _started(item: tuple[str, tuple[float, str, str]]) -> float:
+    return item[1][0]

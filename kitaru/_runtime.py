@@ -404,18 +404,7 @@ class ExecutionContext:
                 f"execution {self.exec_id} was taken over by another process while this one "
                 f"ran checkpoint {call.key!r}; this process stops here"
             )
-        self.feed.add(
-            "call_ended",
-            call.name,
-            call.key,
-            {
-                "status": call.status,
-                "kind": call.kind,
-                "attempts": call.attempts,
-                "duration_s": round(call.ended_at - call.started_at, 6),
-                "error": call.error[:200] if call.error else None,
-            },
-        )
+        self.feed.call_ended(call)
         # (`completed` and `key_at` hold what earlier runs committed: a key and a position
         # are taken once per run, so this run's own commits are never looked up again.)
 
@@ -473,7 +462,7 @@ class CheckpointRun:
         feed = self.ctx.feed
         self.buf = LogBuffer(self.ctx.exec_id, self.key, self.ctx.run, feed.output)
         self.frame = CallFrame(self.key)
-        feed.add("call_started", self.name, self.key, {"kind": self.spec.kind})
+        feed.call_started(self.key, self.name, self.spec.kind, self.started)
         if not detached:
             self.tokens = (current_buffer.set(self.buf), current_frame.set(self.frame))
         if self.ctx.trace is not None:

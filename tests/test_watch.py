@@ -146,3 +146,34 @@ def test_fast_calls_are_compacted_and_watch_still_shows_each() -> None:
     watch = kitaru_cli("executions", "watch", handle.exec_id)
     assert watch.returncode == 0
     assert sum(" completed in " in line for line in watch.stdout.splitlines()) == 300
+
+
+def test_a_call_slow_enough_to_watch_starts_before_its_output_and_ends_after() -> None:
+    from kitaru import checkpoint, flow
+    from kitaru.journal import current_journal
+
+    @checkpoint
+    def tiny(i: int) -> int:
+        return i
+
+    @checkpoint
+    def slow() -> str:
+        print("thinking")
+        time.sleep(0.35)  # past a few writes of the feed
+        print("done thinking")
+        return "ok"
+
+    @flow
+    def mixed() -> str:
+        for i in range(5):
+            tiny(i)
+        return slow()
+
+    handle = mixed.run()
+    feed = [e for e in current_journal().events(handle.exec_id) if e.call_key == "slow"]
+    kinds = [e.kind for e in feed]
+    assert kinds[0] == "call_started" and kinds[-1] == "call_ended", kinds
+    assert kinds.count("call_started") == 1 and kinds.count("call_ended") == 1
+    text = "".join(e.data["text"] for e in feed if e.kind == "output")
+    assert text == "thinking\ndone thinking\n"
+    assert feed[-1].data["status"] == "completed"

@@ -80,10 +80,47 @@ class EventRows:
             f"SELECT {EVENT_COLS} FROM events WHERE exec_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (exec_id, after, limit),
         ).fetchall()
-        return [
+        found = [
             EventRecord(e, seq, run, ts, kind, name, key, json.loads(data) if data else None)
             for (e, seq, run, ts, kind, name, key, data) in rows
         ]
+        self._expand(exec_id, [e for e in found if e.kind == "calls_ended"])
+        return found
+
+    def _expand(self, exec_id: str, entries: list[EventRecord]) -> None:
+        """`calls_ended` entries store the numbers of the calls they list (kitaru/_events.py
+        writes them on every checkpoint's path, so they carry nothing more); a reader gets
+        each call's details, from the calls table, as `{"calls": [...]}`."""
+        wanted = [
+            (e, [s for s in e.data["seqs"] if type(s) is int])
+            for e in entries
+            if isinstance(e.data, dict) and isinstance(e.data.get("seqs"), list)
+        ]
+        numbers = [s for _, seqs in wanted for s in seqs]
+        if not numbers:
+            return
+        rows = self._x(
+            "SELECT seq, key, name, status, kind, attempts, started_at, ended_at, error, run "
+            "FROM calls WHERE exec_id = ? AND seq BETWEEN ? AND ?",
+            (exec_id, min(numbers), max(numbers)),
+        ).fetchall()
+        calls = {row[0]: row for row in rows}
+        for entry, seqs in wanted:
+            listed = []
+            for seq in seqs:
+                row = calls.get(seq)
+                if row is None or row[9] != entry.run:
+                    continue  # not this run's commit (a malformed entry): nothing to show
+                _, key, name, status, kind, attempts, started, ended, error, _ = row
+                listed.append(
+                    {
+                        "key": key, "name": name, "started_at": started, "status": status,
+                        "kind": kind, "attempts": attempts,
+                        "duration_s": round(ended - started, 6),
+                        "error": error[:200] if error else None,
+                    }
+                )  # fmt: skip
+            entry.data = {"calls": listed}
 
 
 # One encoder for every row: `json.dumps` with options builds a new one per call, which

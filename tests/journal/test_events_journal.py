@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from kitaru.journal import EventRecord, Journal
-from tests.journal.test_conformance import execution
+from tests.journal.test_conformance import artifact, call, execution
 
 
 def entry(exec_id: str, name: str, data: object = None, kind: str = "event") -> EventRecord:
@@ -43,3 +43,30 @@ def test_feeds_of_executions_are_apart(journal: Journal) -> None:
     journal.append_events(a.exec_id, [entry(a.exec_id, "for-a")], owner="me")
     journal.append_events(b.exec_id, [entry(b.exec_id, "for-b")], owner="me")
     assert [(x.seq, x.name) for x in journal.events(b.exec_id)] == [(1, "for-b")]
+
+
+def test_fast_calls_are_read_with_their_details_and_only_from_their_own_execution(
+    journal: Journal,
+) -> None:
+    # A run stores fast calls by number (kitaru/_events.py); a reader gets each call's
+    # details. An entry that names numbers of no call of this run, or that are not
+    # numbers (a run token can write any entry), lists nothing: never another
+    # execution's calls.
+    a, b = execution(), execution()
+    journal.create_execution(a, [])
+    journal.create_execution(b, [])
+    for i, key in enumerate(["fetch", "fetch#2"], start=1):
+        out = artifact(a.exec_id, key)
+        assert journal.commit_call(call(a.exec_id, key, i, out), out, [], owner="me")
+    out = artifact(b.exec_id, "secret")
+    assert journal.commit_call(call(b.exec_id, "secret", 7, out), out, [], owner="me")
+    fast = entry(a.exec_id, "calls", {"seqs": [1, 2]}, kind="calls_ended")
+    forged = entry(a.exec_id, "calls", {"seqs": [7, "1", None, 2.0, 99]}, kind="calls_ended")
+    assert journal.append_events(a.exec_id, [fast, forged], owner="me")
+
+    listed, nothing = journal.events(a.exec_id)
+    assert [c["key"] for c in listed.data["calls"]] == ["fetch", "fetch#2"]
+    first = listed.data["calls"][0]
+    assert first["status"] == "completed" and first["kind"] == "checkpoint"
+    assert first["attempts"] == 1 and first["duration_s"] >= 0
+    assert nothing.data == {"calls": []}
