@@ -182,7 +182,9 @@ def deployed_versions(
     `hashes` (by project root and builder) is the worker's for its whole life: each
     project is hashed once, as the worker starts, so a file edited afterwards (and
     deployed) is not taken for the code the worker imported before."""
-    from kitaru.deployments._deploy import _builder_for, manifest_of, source_hash
+    from pathlib import Path
+
+    from kitaru.deployments._deploy import project_manifest, source_hash
 
     found: list[str] = []
     for name, flow in flows.items():
@@ -199,10 +201,7 @@ def deployed_versions(
             key = (root, deployment.builder)
             if key not in hashes:
                 try:
-                    from pathlib import Path
-
-                    files = _builder_for(deployment, journal).project_files(Path(root))
-                    hashes[key] = source_hash(manifest_of(Path(root), files))
+                    hashes[key] = source_hash(project_manifest(deployment, journal, Path(root)))
                 except Exception:  # an unusable builder or project: no version matches
                     hashes[key] = None
             if hashes[key] == deployment.source_hash:

@@ -249,11 +249,10 @@ def local_changes(deployment: DeploymentRecord, journal: Journal) -> dict[str, A
         out["reason"] = f"{project} does not exist on this machine"
         return out
     try:
-        files = _builder_for(deployment, journal).project_files(project)
+        now = project_manifest(deployment, journal, project)
     except (ConfigurationError, KitaruUsageError) as exc:
         out["reason"] = str(exc)
         return out
-    now = manifest_of(project, files)
     then = deployment.manifest
     changed = sorted(k for k in now.keys() & then.keys() if now[k] != then[k])
     added = sorted(now.keys() - then.keys())
@@ -266,6 +265,14 @@ def local_changes(deployment: DeploymentRecord, journal: Journal) -> dict[str, A
         removed=removed,
     )
     return out
+
+
+def project_manifest(
+    deployment: DeploymentRecord, journal: Journal, project: Path
+) -> dict[str, str]:
+    """The files of `project` as the deployment's builder lists them, with their hashes:
+    what its snapshot held, if nothing changed (`source_hash` of it is the version's)."""
+    return manifest_of(project, _builder_for(deployment, journal).project_files(project))
 
 
 def _builder_for(deployment: DeploymentRecord, journal: Journal) -> Any:
