@@ -119,3 +119,14 @@ def test_otel_suite_measures_every_set_up_against_today(tmp_path: Path) -> None:
     assert all(r["cpu"] > 0 and r["wall"] > 0 for r in ratios.values())
     assert ratios["today"] == {"cpu": 1.0, "wall": 1.0}
     assert "exporting every span costs" in section["markdown"]
+
+
+def test_claims_suite_times_a_claim_at_both_depths_on_both_journals(tmp_path: Path) -> None:
+    from benchmarks import claims
+
+    section = claims.bench(quick=True, workdir=tmp_path)
+    journals = section["data"]["journals"]
+    assert set(journals) == {"sqlite", "postgres"}  # make test runs PostgreSQL
+    for got in journals.values():
+        assert got["shallow_ms"] > 0 and got["deep_ms"] > 0
+    assert "| sqlite |" in section["markdown"] and "8,000 queued" in section["markdown"]

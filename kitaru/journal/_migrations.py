@@ -303,6 +303,17 @@ CREATE TABLE events (
 ){without_rowid};
 """,
     ),
+    (
+        10,
+        # What a worker's claim reads: the ready executions of one queue in the order they
+        # are taken (kitaru/journal/_queues.py), so a claim reads the head of its queue
+        # instead of every queued row (75-110 ms each with 100,000 queued).
+        """
+CREATE INDEX executions_ready ON executions
+    ((COALESCE(queue, 'default')), (COALESCE(priority, 0)) DESC, updated_at, exec_id)
+    WHERE status = 'queued' AND run_id IS NULL AND cancel_requested = 0 AND owner IS NULL;
+""",
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -1,4 +1,4 @@
-"""Queues and workers in the SQL journals (schema version 6).
+"""Queues and workers in the SQL journals (schema version 6; the claim's index, 10).
 
 An execution waits for a worker when it is `queued` with no orchestrator run on a stack
 that runs flows where they start (orchestrator `local`): submitted with `flow.submit`,
