@@ -215,7 +215,7 @@ class RunTrace:
         attributes["kitaru.checkpoint.attempts"] = done.attempts
         if done.output is not None:
             attributes["kitaru.checkpoint.output.size"] = done.output.size
-        attributes.update(_llm_attributes(call, done.metadata))
+        attributes.update(genai_attributes(call.spec.kind, done.metadata))
         span = self.tracing.tracer.start_span(
             _call_name(call, done.metadata), context=self.context,
             attributes=attributes, start_time=now,
@@ -235,8 +235,8 @@ class RunTrace:
         if output is not None:
             span.set_attribute("kitaru.checkpoint.output.size", output.size)
         metadata = call.frame.metadata if call.frame is not None else {}
-        if call.spec.kind == "llm":
-            span.set_attributes(_llm_attributes(call, metadata))
+        if call.spec.kind in MODEL_KINDS:
+            span.set_attributes(genai_attributes(call.spec.kind, metadata))
             span.update_name(_call_name(call, metadata))
         if error is not None:
             span.record_exception(error)
@@ -250,7 +250,7 @@ class RunTrace:
 def _call_name(call: CheckpointRun, metadata: dict[str, Any] | None = None) -> str:
     """The checkpoint's name (its key, `draft#2`, is an attribute: span names stay few);
     `chat <model>` for a model call, as the GenAI conventions name it."""
-    if call.spec.kind != "llm":
+    if call.spec.kind not in MODEL_KINDS:
         return call.name
     model = (metadata or {}).get("model")
     return f"chat {model}" if model else "chat"
@@ -265,15 +265,28 @@ def _call_attributes(call: CheckpointRun, origin: str) -> dict[str, Any]:
     }
 
 
-def _llm_attributes(call: CheckpointRun, metadata: dict[str, Any]) -> dict[str, Any]:
-    """A model call's attributes under the GenAI semantic conventions."""
-    if call.spec.kind != "llm":
+# Calls that are one request to a model: kitaru.llm() and a harness's model request
+# (the adapters). Each records in its metadata `provider`, `model` (as requested),
+# `response_model` (as the provider answered, where known) and the token counts.
+MODEL_KINDS = frozenset({"llm", "model"})
+
+
+def genai_attributes(kind: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """A model call's attributes under the GenAI semantic conventions, from the metadata
+    it recorded; both names of the provider (`gen_ai.system`, and `gen_ai.provider.name`,
+    which newer versions of the conventions use instead)."""
+    if kind not in MODEL_KINDS:
         return {}
+    response_model = metadata.get("response_model")
+    if response_model is None and kind == "llm":
+        # kitaru.llm() sends the model id the provider answers under (no alias, no prefix).
+        response_model = metadata.get("model")
     pairs = {
         "gen_ai.operation.name": "chat",
         "gen_ai.system": metadata.get("provider"),
+        "gen_ai.provider.name": metadata.get("provider"),
         "gen_ai.request.model": metadata.get("model"),
-        "gen_ai.response.model": metadata.get("response_model") or metadata.get("model"),
+        "gen_ai.response.model": response_model,
         "gen_ai.usage.input_tokens": metadata.get("input_tokens"),
         "gen_ai.usage.output_tokens": metadata.get("output_tokens"),
         "kitaru.llm.cost_usd": metadata.get("cost_usd"),

@@ -198,6 +198,7 @@ def test_llm_calls_are_gen_ai_spans(tmp_path: Path, receiver: OTLPReceiver) -> N
     assert attributes == {
         "gen_ai.operation.name": "chat",
         "gen_ai.system": "openai",
+        "gen_ai.provider.name": "openai",
         "gen_ai.request.model": "gpt-4o-mini",
         "gen_ai.response.model": "gpt-4o-mini",
         "gen_ai.usage.input_tokens": 2,  # the test server counts words
@@ -205,6 +206,102 @@ def test_llm_calls_are_gen_ai_spans(tmp_path: Path, receiver: OTLPReceiver) -> N
     }
     assert chat.attr("kitaru.checkpoint.key") == "llm"
     assert chat.attr("kitaru.checkpoint.kind") == "llm"
+
+
+HARNESS_FLOWS = {
+    "pydantic_ai": """
+import os, sys
+from pydantic_ai import Agent
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers.openai import OpenAIProvider
+from kitaru import checkpoint, flow
+from kitaru.adapters import pydantic_ai as adapter
+
+model = OpenAIChatModel(
+    "gpt-4o-mini", provider=OpenAIProvider(base_url=os.environ["BASE_URL"], api_key="sk-test")
+)
+support = adapter.durable(Agent(model, name="support"))
+
+@checkpoint
+def finish(answer: str) -> str:
+    return answer.upper()
+
+@flow
+def ask(question: str) -> str:
+    return finish(support.run_sync(question).output)
+
+handle = ask.run("where is order 7")
+print("EXEC", handle.exec_id, handle.status)
+""",
+    "openai_agents": """
+import os
+from agents import Agent, OpenAIChatCompletionsModel
+from openai import AsyncOpenAI
+from kitaru import checkpoint, flow
+from kitaru.adapters import openai_agents
+
+client = AsyncOpenAI(base_url=os.environ["BASE_URL"], api_key="sk-test")
+support = Agent(
+    name="support", instructions="Answer.",
+    model=OpenAIChatCompletionsModel(model="gpt-4o-mini", openai_client=client),
+)
+
+@checkpoint
+def finish(answer: str) -> str:
+    return answer.upper()
+
+@flow
+def ask(question: str) -> str:
+    return finish(openai_agents.run_sync(support, question).final_output)
+
+handle = ask.run("where is order 7")
+print("EXEC", handle.exec_id, handle.status)
+""",
+}
+
+
+@pytest.mark.parametrize("harness", sorted(HARNESS_FLOWS))
+def test_adapter_model_requests_are_gen_ai_spans(
+    harness: str, tmp_path: Path, receiver: OTLPReceiver
+) -> None:
+    server = LLMServer().start()
+    try:
+        server.reply("order 7 is shipped")
+        script = write_script(tmp_path / "ask.py", HARNESS_FLOWS[harness])
+        env = {**traced(receiver), "BASE_URL": server.base_url}
+        done = run_python(script, env=env)
+        assert done.returncode == 0 and "completed" in done.stdout, done
+        exec_id = done.stdout.split()[1]
+        # A replay reads the response back: the reused span says the same.
+        replay = kitaru_cli("executions", "replay", exec_id, "--from", "finish", "--json", env=env)
+        assert replay.returncode == 0, replay
+        assert len(server.requests) == 1
+    finally:
+        server.stop()
+
+    spans = receiver.wait_for(lambda s: len(by_name(s, "chat gpt-4o-mini")) == 2)
+    ran, reused = sorted(
+        by_name(spans, "chat gpt-4o-mini"), key=lambda s: s.attr("kitaru.checkpoint.origin")
+    )
+    for span in (ran, reused):
+        assert span.attr("kitaru.checkpoint.key") == "support.model"
+        assert span.attr("kitaru.checkpoint.kind") == "model"
+        attributes = {k: v for k, v in span.attributes.items() if k.startswith("gen_ai.")}
+        assert attributes == {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.system": "openai",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o-mini",
+            # PydanticAI reads the model the server answered under; the Agents SDK does not.
+            **({"gen_ai.response.model": "gpt-4o-mini"} if harness == "pydantic_ai" else {}),
+            "gen_ai.usage.input_tokens": 4 if harness == "pydantic_ai" else 5,
+            "gen_ai.usage.output_tokens": 4,  # the test server counts words
+        }
+    assert ran.attr("kitaru.checkpoint.origin") == "ran"
+    assert reused.attr("kitaru.checkpoint.origin") == "reused"
+    runs = {s.attr("kitaru.execution.id"): s for s in by_name(spans, "kitaru.run ask")}
+    assert ran.parent_id == runs[exec_id].span_id
+    assert reused.parent_id == runs[replay.json()["exec_id"]].span_id
 
 
 QUIET = """
