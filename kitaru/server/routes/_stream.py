@@ -116,6 +116,8 @@ def frame(entry: EventRecord) -> bytes:
         "seq": entry.seq, "ts": entry.ts, "run": entry.run, "kind": entry.kind,
         "name": entry.name, "checkpoint": entry.call_key, "data": entry.data,
     }  # fmt: skip
+    if entry.reused:
+        data["reused"] = True
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     return f"id: {entry.seq}\nevent: {entry.kind}\ndata: {text}\n\n".encode()
 

@@ -154,7 +154,7 @@
       case "calls_ended": return (d.calls || []).map((c) => ended(c.key, c)).join("; ");
       case "wait": return "waits at " + e.name + (d.question ? ": " + d.question : "");
       case "output": return (e.checkpoint || "flow") + " | " + (d.text || "").replace(/\n$/, "");
-      default: return "event " + e.name + (e.checkpoint ? " in " + e.checkpoint : "") + " " + JSON.stringify(e.data);
+      default: return "event " + e.name + (e.checkpoint ? " in " + e.checkpoint : "") + " " + JSON.stringify(e.data) + (e.reused ? " (reused)" : "");
     }
   }
 
