@@ -98,28 +98,37 @@ def test_a_crash_and_its_resume_are_one_trace(tmp_path: Path, receiver: OTLPRece
 
     [execution_row] = kitaru_cli("executions", "list", "--json").json()
     exec_id = execution_row["exec_id"]
+    assert not by_name(receiver.spans, "kitaru.run agent")  # the killed run sent no span
+    resuming = time.time_ns()
     resumed = kitaru_cli("executions", "resume", exec_id, "--json", env=traced(receiver))
     assert resumed.returncode == 0, resumed
     assert resumed.json()["status"] == "completed"
 
-    spans = receiver.wait_for(lambda s: len(by_name(s, "kitaru.run agent")) == 1)
+    spans = receiver.wait_for(lambda s: len(by_name(s, "kitaru.run agent")) == 2)
     assert {s.trace_id for s in spans} == {spans[0].trace_id}  # one trace
     assert {s.service for s in spans} == {"otel-test"}
     execution = one(spans, "kitaru.execution agent")
     assert execution.parent_id == ""
     assert execution.attr("kitaru.execution.id") == exec_id
-    # The killed run's span never ended, so it never left; its calls name it as parent.
-    # The resume's run is a child of the execution, in the same trace.
-    run2 = one(spans, "kitaru.run agent")
+    # Both runs are children of the execution, in the same trace. The killed run's span
+    # was sent by the resume, which found it never ended: from the run's start to then.
+    run1, run2 = sorted(by_name(spans, "kitaru.run agent"), key=lambda s: s.attr("kitaru.run"))
     assert run2.parent_id == execution.span_id and run2.attr("kitaru.run") == 2
     assert run2.attr("kitaru.run.status") == "completed"
+    assert run1.parent_id == execution.span_id and run1.attr("kitaru.run") == 1
+    assert run1.attr("kitaru.run.outcome") == "crashed"
+    assert run1.attr("kitaru.run.status") == "crashed"
+    assert run1.status_code == 2  # error
+    assert run1.start_ns < execution.end_ns + 1_000_000_000
+    assert resuming <= run1.end_ns <= run2.start_ns
 
     calls = [s for s in spans if s.attr("kitaru.checkpoint.key")]
     first = [s for s in calls if s.parent_id != run2.span_id]
     assert sorted(key(s) for s in first) == ["step", "step#2", "step#3"]
     assert {s.name for s in first} == {"step"}
-    assert len({s.parent_id for s in first}) == 1
-    assert first[0].parent_id not in (execution.span_id, run2.span_id)
+    # The calls the killed run completed are under its span, sent late.
+    assert {s.parent_id for s in first} == {run1.span_id}
+    assert all(run1.start_ns <= s.start_ns and s.end_ns <= run1.end_ns for s in first)
     assert {s.attr("kitaru.checkpoint.origin") for s in first} == {"ran"}
 
     second = {key(s): s for s in calls if s.parent_id == run2.span_id}
@@ -153,6 +162,7 @@ def test_a_wait_answered_later_continues_the_trace(tmp_path: Path, receiver: OTL
     runs = sorted(by_name(spans, "kitaru.run agent"), key=lambda s: s.attr("kitaru.run"))
     assert [r.parent_id for r in runs] == [execution.span_id] * 2
     assert [r.attr("kitaru.run.status") for r in runs] == ["waiting", "completed"]
+    assert [r.attr("kitaru.run.outcome") for r in runs] == ["waiting", "completed"]
     # The wait is an event on each run: reached and left waiting, then answered.
     assert runs[0].events == [
         ("kitaru.wait", {"kitaru.wait.key": "approve", "kitaru.wait.outcome": "waiting"})
