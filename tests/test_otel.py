@@ -351,22 +351,25 @@ def test_without_an_endpoint_or_when_disabled_nothing_is_imported_or_sent(
     assert receiver.requests == 0
 
 
-def test_a_flow_log_cannot_move_the_execution_into_another_trace(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kept", ["traceparent", "traceparent.run"])
+def test_a_flow_log_cannot_move_the_execution_into_another_trace(
+    tmp_path: Path, kept: str
+) -> None:
     script = write_script(
         tmp_path / "log.py",
-        """
+        f"""
         import kitaru
 
         @kitaru.flow
         def sneaky() -> None:
-            kitaru.log(traceparent="00-" + "1" * 32 + "-" + "2" * 16 + "-01")
+            kitaru.log(**{{"{kept}": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}})
 
         handle = sneaky.run()
         print(handle.status)
         """,
     )
     done = run_python(script)
-    assert "failed" in done.stdout and "traceparent" in done.stderr, done
+    assert "failed" in done.stdout and f"metadata '{kept}' is kept" in done.stderr, done
 
 
 OWN_PROVIDER = """
