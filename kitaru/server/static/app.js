@@ -162,7 +162,7 @@
   // timeline as calls end; also the facts, the ready note and the wait forms once the
   // execution ended or waits (forms are replaced only then: nobody is typing in them).
   const AS_CALLS_END = ["#status", "#timeline"];
-  const AT_THE_END = AS_CALLS_END.concat(["dl.facts", "#ready", "#pending-waits"]);
+  const AT_THE_END = AS_CALLS_END.concat(["dl.facts", "#traceback", "#ready", "#pending-waits"]);
   let pending = null;
   function refresh(selectors, delay) {
     clearTimeout(pending);
