@@ -352,9 +352,7 @@ def test_without_an_endpoint_or_when_disabled_nothing_is_imported_or_sent(
 
 
 @pytest.mark.parametrize("kept", ["traceparent", "traceparent.run"])
-def test_a_flow_log_cannot_move_the_execution_into_another_trace(
-    tmp_path: Path, kept: str
-) -> None:
+def test_a_flow_log_cannot_move_the_execution_into_another_trace(tmp_path: Path, kept: str) -> None:
     script = write_script(
         tmp_path / "log.py",
         f"""

@@ -133,12 +133,17 @@ def test_a_replay_shows_the_events_of_the_calls_it_reuses_marked_reused(tmp_path
     assert entries[len(reused)]["kind"] == "run_started"
     # The source's times: they happened there, when the source ran.
     source_feed = [
-        json.loads(line) for line in kitaru_cli("executions", "watch", source, "--json").stdout.splitlines()
+        json.loads(line)
+        for line in kitaru_cli("executions", "watch", source, "--json").stdout.splitlines()
     ]
     times = {e["checkpoint"]: e["ts"] for e in source_feed if e.get("name") == "progress"}
     assert [e["ts"] for e in reused] == [times["step"], times["step#3"]]
     # What the replay ran emitted anew, in run 1, unmarked.
-    fresh = [(e["run"], e["name"], e["data"]) for e in entries if e["kind"] == "event" and not e.get("reused")]
+    fresh = [
+        (e["run"], e["name"], e["data"])
+        for e in entries
+        if e["kind"] == "event" and not e.get("reused")
+    ]
     assert fresh == [(1, "plan", {"steps": STEPS}), (1, "progress", {"done": 4})]
 
     text = kitaru_cli("executions", "watch", exec_id).stdout.splitlines()
@@ -151,7 +156,10 @@ def test_a_replay_shows_the_events_of_the_calls_it_reuses_marked_reused(tmp_path
     assert again.returncode == 0, again
     feed = kitaru_cli("executions", "watch", again.json()["exec_id"], "--json").stdout.splitlines()
     copied = [json.loads(line) for line in feed if '"reused":true' in line]
-    assert [(e["checkpoint"], e["data"]) for e in copied] == [("step", {"done": 1}), ("step#3", {"done": 3})]
+    assert [(e["checkpoint"], e["data"]) for e in copied] == [
+        ("step", {"done": 1}),
+        ("step#3", {"done": 3}),
+    ]
 
 
 def test_unknown_execution_is_exit_2() -> None:

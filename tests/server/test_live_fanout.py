@@ -115,7 +115,9 @@ def test_twenty_streams_of_one_execution_share_one_journal_poll(
 
     # The server read the journal for twenty clients as it did for one: polls per
     # second alike (twenty pollers would make twenty times as many).
-    one_rate = (one_after["kitaru_sse_polls_total"] - one_before["kitaru_sse_polls_total"]) / one_took
+    one_rate = (
+        one_after["kitaru_sse_polls_total"] - one_before["kitaru_sse_polls_total"]
+    ) / one_took
     polls = after["kitaru_sse_polls_total"] - before["kitaru_sse_polls_total"]
     many_rate = polls / many_took
     assert 0 < many_rate <= 1.5 * one_rate + 1, (many_rate, one_rate)

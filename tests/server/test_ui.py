@@ -192,7 +192,7 @@ def test_execution_page_timeline_logs_artifacts_lineage_and_diff(
     assert page.locator("section#traceback h2").inner_text() == "Traceback (run 1)"
     traceback = panel.locator("pre.traceback").inner_text()
     assert traceback.startswith("Traceback (most recent call last)")
-    assert 'in ingest\n    return parse(fetch())' in traceback
+    assert "in ingest\n    return parse(fetch())" in traceback
     assert traceback.rstrip().endswith("ValueError: row 3 is not a record")
     above = page.evaluate(
         "document.querySelector('#traceback').compareDocumentPosition("

@@ -24,7 +24,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
     response_class=Response,
 )
 def metrics(request: Request, state: State, caller: Reader) -> Response:
-    return Response(state.metrics.page() + _streams(request, state.journal), media_type=CONTENT_TYPE)
+    return Response(
+        state.metrics.page() + _streams(request, state.journal), media_type=CONTENT_TYPE
+    )
 
 
 def _streams(request: Request, journal: Journal) -> bytes:
