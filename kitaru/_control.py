@@ -362,7 +362,7 @@ def replay(
             record.exec_id, store_uri, flow.fn, params, allow_pickle=flow.allow_pickle
         ),
     )
-    journal.copy_calls(exec_id, record.exec_id, before_seq=start.seq)
+    journal.copy_calls(exec_id, record.exec_id, before_seq=start.seq, overridden=overrides)
     journal.copy_waits(exec_id, record.exec_id, before_seq=start.seq)
     # What the journal now holds for the new execution, without reading it back: the
     # source's records, marked as copies (a copy's output is reused whatever inputs the
@@ -438,7 +438,7 @@ def record_replay(
         store = open_store(record.artifact_store or "")
         copied.append(_execute.input_artifact(record.exec_id, store, name, encoded))
     journal.create_execution(record, copied)
-    journal.copy_calls(exec_id, record.exec_id, before_seq=start.seq)
+    journal.copy_calls(exec_id, record.exec_id, before_seq=start.seq, overridden=overrides)
     journal.copy_waits(exec_id, record.exec_id, before_seq=start.seq)
     for key, value in overrides.items():
         _commit_override(journal, record, owner, by_key[key], value)

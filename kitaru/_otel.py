@@ -36,10 +36,12 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Span, SpanContext, Status, StatusCode, TraceFlags
 
-from kitaru._tracing import TRACE_METADATA
+from kitaru._tracing import RUN_METADATA, TRACE_METADATA, _warn
 from kitaru._version import __version__
 
 if TYPE_CHECKING:
@@ -110,10 +112,37 @@ def _parent(span_context: SpanContext | None) -> otel_context.Context | None:
     return trace.set_span_in_context(trace.NonRecordingSpan(span_context))
 
 
+class _Ids(IdGenerator):
+    """The tracer's ids, except for the span of a crashed run, sent late by the run
+    after it: that span takes the id the crashed run's calls already name as parent."""
+
+    def __init__(self, wrapped: IdGenerator) -> None:
+        self.wrapped = wrapped
+        self._given = threading.local()
+
+    def generate_span_id(self) -> int:
+        given: int | None = getattr(self._given, "span_id", None)
+        if given is not None:
+            self._given.span_id = None
+            return given
+        return self.wrapped.generate_span_id()
+
+    def generate_trace_id(self) -> int:
+        return self.wrapped.generate_trace_id()
+
+    def give(self, span_id: int | None) -> None:
+        self._given.span_id = span_id
+
+
 class Tracing:
     def __init__(self, provider: TracerProvider) -> None:
         self.provider = provider
         self.tracer = provider.get_tracer("kitaru", __version__)
+        # The SDK's tracer (one per scope: this one is ours) picks ids through this
+        # attribute.
+        assert isinstance(self.tracer, SdkTracer)
+        self.ids = _Ids(self.tracer.id_generator)
+        self.tracer.id_generator = self.ids
 
     def flush(self) -> None:
         self.provider.force_flush(FLUSH_MILLIS)
@@ -161,6 +190,10 @@ class Tracing:
         # A container continues the submission's span, when it belongs to this trace.
         handed = parse_traceparent(os.environ.get("TRACEPARENT"))
         parent = handed if handed and handed.trace_id == execution.trace_id else execution
+        earlier = record.metadata.get(RUN_METADATA)
+        if isinstance(earlier, dict) and _int(earlier.get("run")) not in (None, ctx.run):
+            self.crashed_run(ctx.exec_id, flow_name, earlier)
+        started = time.time()
         span = self.tracer.start_span(
             f"kitaru.run {flow_name}",
             context=_parent(parent),
@@ -170,16 +203,65 @@ class Tracing:
                 "kitaru.flow": flow_name,
                 "kitaru.run": ctx.run,
             },
+            start_time=int(started * 1e9),
         )
-        return RunTrace(self, span)
+        going = {
+            "run": ctx.run,
+            "span": traceparent(span.get_span_context()),
+            "parent": traceparent(parent),
+            "started_at": started,
+            "consumer": parent is handed,
+        }
+        try:
+            ctx.journal.set_metadata(ctx.exec_id, {RUN_METADATA: going})
+        except Exception as exc:  # the run is traced; only a crash of it would go unseen
+            _warn(f"execution {ctx.exec_id}: its run's span is not noted: {exc}")
+        return RunTrace(self, span, ctx.journal, ctx.exec_id)
+
+    def crashed_run(self, exec_id: str, flow_name: str, run: dict[str, Any]) -> None:
+        """Send the span of a run that never ended, now that a later run found it: from
+        its recorded start to now, with the id its calls name as their parent, an error
+        with `kitaru.run.outcome=crashed`."""
+        own, parent = parse_traceparent(run.get("span")), parse_traceparent(run.get("parent"))
+        started, number = run.get("started_at"), _int(run.get("run"))
+        if own is None or parent is None or own.trace_id != parent.trace_id:
+            return
+        if not isinstance(started, (int, float)) or number is None:
+            return
+        now = time.time()
+        self.ids.give(own.span_id)
+        span = self.tracer.start_span(
+            f"kitaru.run {flow_name}",
+            context=_parent(parent),
+            kind=trace.SpanKind.CONSUMER if run.get("consumer") else trace.SpanKind.INTERNAL,
+            attributes={
+                "kitaru.execution.id": exec_id,
+                "kitaru.flow": flow_name,
+                "kitaru.run": number,
+                "kitaru.run.status": "crashed",
+                "kitaru.run.outcome": "crashed",
+            },
+            start_time=int(min(started, now) * 1e9),
+        )
+        self.ids.give(None)  # (unused if the sampler dropped the span before taking an id)
+        span.set_status(
+            Status(
+                StatusCode.ERROR,
+                f"run {number} ended without finishing (its process was killed or lost); "
+                "found when the execution was resumed",
+            )
+        )
+        span.end(end_time=int(now * 1e9))
 
 
 class RunTrace:
     """The span of one run and the spans of the calls it makes."""
 
-    def __init__(self, tracing: Tracing, span: Span) -> None:
+    def __init__(self, tracing: Tracing, span: Span, journal: Journal, exec_id: str) -> None:
         self.tracing = tracing
         self.span = span
+        self.journal = journal
+        self.exec_id = exec_id
         self.context = trace.set_span_in_context(span)
         self._token: Token[otel_context.Context] | None = None
 
@@ -194,9 +276,15 @@ class RunTrace:
             otel_context.detach(self._token)
             self._token = None
         self.span.set_attribute("kitaru.run.status", status)
+        self.span.set_attribute("kitaru.run.outcome", status)
         if error is not None:
             self.span.set_status(Status(StatusCode.ERROR, error))
         self.span.end()
+        try:
+            # The run ended: the next one has no span of it to send.
+            self.journal.set_metadata(self.exec_id, {RUN_METADATA: None})
+        except Exception as exc:  # traces never stop an execution
+            _warn(f"execution {self.exec_id}: could not note that its run's span ended: {exc}")
         self.tracing.flush()
 
     def wait(self, key: str, outcome: str) -> None:
@@ -215,7 +303,7 @@ class RunTrace:
         attributes["kitaru.checkpoint.attempts"] = done.attempts
         if done.output is not None:
             attributes["kitaru.checkpoint.output.size"] = done.output.size
-        attributes.update(_llm_attributes(call, done.metadata))
+        attributes.update(genai_attributes(call.spec.kind, done.metadata))
         span = self.tracing.tracer.start_span(
             _call_name(call, done.metadata), context=self.context,
             attributes=attributes, start_time=now,
@@ -235,8 +323,8 @@ class RunTrace:
         if output is not None:
             span.set_attribute("kitaru.checkpoint.output.size", output.size)
         metadata = call.frame.metadata if call.frame is not None else {}
-        if call.spec.kind == "llm":
-            span.set_attributes(_llm_attributes(call, metadata))
+        if call.spec.kind in MODEL_KINDS:
+            span.set_attributes(genai_attributes(call.spec.kind, metadata))
             span.update_name(_call_name(call, metadata))
         if error is not None:
             span.record_exception(error)
@@ -247,10 +335,14 @@ class RunTrace:
         span.end()
 
 
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _call_name(call: CheckpointRun, metadata: dict[str, Any] | None = None) -> str:
     """The checkpoint's name (its key, `draft#2`, is an attribute: span names stay few);
     `chat <model>` for a model call, as the GenAI conventions name it."""
-    if call.spec.kind != "llm":
+    if call.spec.kind not in MODEL_KINDS:
         return call.name
     model = (metadata or {}).get("model")
     return f"chat {model}" if model else "chat"
@@ -265,15 +357,28 @@ def _call_attributes(call: CheckpointRun, origin: str) -> dict[str, Any]:
     }
 
 
-def _llm_attributes(call: CheckpointRun, metadata: dict[str, Any]) -> dict[str, Any]:
-    """A model call's attributes under the GenAI semantic conventions."""
-    if call.spec.kind != "llm":
+# Calls that are one request to a model: kitaru.llm() and a harness's model request
+# (the adapters). Each records in its metadata `provider`, `model` (as requested),
+# `response_model` (as the provider answered, where known) and the token counts.
+MODEL_KINDS = frozenset({"llm", "model"})
+
+
+def genai_attributes(kind: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """A model call's attributes under the GenAI semantic conventions, from the metadata
+    it recorded; both names of the provider (`gen_ai.system`, and `gen_ai.provider.name`,
+    which newer versions of the conventions use instead)."""
+    if kind not in MODEL_KINDS:
         return {}
+    response_model = metadata.get("response_model")
+    if response_model is None and kind == "llm":
+        # kitaru.llm() sends the model id the provider answers under (no alias, no prefix).
+        response_model = metadata.get("model")
     pairs = {
         "gen_ai.operation.name": "chat",
         "gen_ai.system": metadata.get("provider"),
+        "gen_ai.provider.name": metadata.get("provider"),
         "gen_ai.request.model": metadata.get("model"),
-        "gen_ai.response.model": metadata.get("response_model") or metadata.get("model"),
+        "gen_ai.response.model": response_model,
         "gen_ai.usage.input_tokens": metadata.get("input_tokens"),
         "gen_ai.usage.output_tokens": metadata.get("output_tokens"),
         "kitaru.llm.cost_usd": metadata.get("cost_usd"),

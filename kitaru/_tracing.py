@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 # The execution's metadata key under which its trace context (a W3C traceparent) is kept:
 # every run of the execution, wherever it runs, starts its span in that trace.
 TRACE_METADATA = "traceparent"
+# The metadata key naming the run going on now: its span (a traceparent), its parent
+# and when it started; emptied when the run ends. A run that finds an earlier run named
+# there knows that run never ended (killed, its machine lost) and sends its span.
+RUN_METADATA = "traceparent.run"
 
 # Setting one of these (to an OTLP/HTTP endpoint) turns tracing on.
 ENDPOINT_VARIABLES = frozenset(

@@ -98,28 +98,37 @@ def test_a_crash_and_its_resume_are_one_trace(tmp_path: Path, receiver: OTLPRece
 
     [execution_row] = kitaru_cli("executions", "list", "--json").json()
     exec_id = execution_row["exec_id"]
+    assert not by_name(receiver.spans, "kitaru.run agent")  # the killed run sent no span
+    resuming = time.time_ns()
     resumed = kitaru_cli("executions", "resume", exec_id, "--json", env=traced(receiver))
     assert resumed.returncode == 0, resumed
     assert resumed.json()["status"] == "completed"
 
-    spans = receiver.wait_for(lambda s: len(by_name(s, "kitaru.run agent")) == 1)
+    spans = receiver.wait_for(lambda s: len(by_name(s, "kitaru.run agent")) == 2)
     assert {s.trace_id for s in spans} == {spans[0].trace_id}  # one trace
     assert {s.service for s in spans} == {"otel-test"}
     execution = one(spans, "kitaru.execution agent")
     assert execution.parent_id == ""
     assert execution.attr("kitaru.execution.id") == exec_id
-    # The killed run's span never ended, so it never left; its calls name it as parent.
-    # The resume's run is a child of the execution, in the same trace.
-    run2 = one(spans, "kitaru.run agent")
+    # Both runs are children of the execution, in the same trace. The killed run's span
+    # was sent by the resume, which found it never ended: from the run's start to then.
+    run1, run2 = sorted(by_name(spans, "kitaru.run agent"), key=lambda s: s.attr("kitaru.run"))
     assert run2.parent_id == execution.span_id and run2.attr("kitaru.run") == 2
     assert run2.attr("kitaru.run.status") == "completed"
+    assert run1.parent_id == execution.span_id and run1.attr("kitaru.run") == 1
+    assert run1.attr("kitaru.run.outcome") == "crashed"
+    assert run1.attr("kitaru.run.status") == "crashed"
+    assert run1.status_code == 2  # error
+    assert run1.start_ns < execution.end_ns + 1_000_000_000
+    assert resuming <= run1.end_ns <= run2.start_ns
 
     calls = [s for s in spans if s.attr("kitaru.checkpoint.key")]
     first = [s for s in calls if s.parent_id != run2.span_id]
     assert sorted(key(s) for s in first) == ["step", "step#2", "step#3"]
     assert {s.name for s in first} == {"step"}
-    assert len({s.parent_id for s in first}) == 1
-    assert first[0].parent_id not in (execution.span_id, run2.span_id)
+    # The calls the killed run completed are under its span, sent late.
+    assert {s.parent_id for s in first} == {run1.span_id}
+    assert all(run1.start_ns <= s.start_ns and s.end_ns <= run1.end_ns for s in first)
     assert {s.attr("kitaru.checkpoint.origin") for s in first} == {"ran"}
 
     second = {key(s): s for s in calls if s.parent_id == run2.span_id}
@@ -153,6 +162,7 @@ def test_a_wait_answered_later_continues_the_trace(tmp_path: Path, receiver: OTL
     runs = sorted(by_name(spans, "kitaru.run agent"), key=lambda s: s.attr("kitaru.run"))
     assert [r.parent_id for r in runs] == [execution.span_id] * 2
     assert [r.attr("kitaru.run.status") for r in runs] == ["waiting", "completed"]
+    assert [r.attr("kitaru.run.outcome") for r in runs] == ["waiting", "completed"]
     # The wait is an event on each run: reached and left waiting, then answered.
     assert runs[0].events == [
         ("kitaru.wait", {"kitaru.wait.key": "approve", "kitaru.wait.outcome": "waiting"})
@@ -198,6 +208,7 @@ def test_llm_calls_are_gen_ai_spans(tmp_path: Path, receiver: OTLPReceiver) -> N
     assert attributes == {
         "gen_ai.operation.name": "chat",
         "gen_ai.system": "openai",
+        "gen_ai.provider.name": "openai",
         "gen_ai.request.model": "gpt-4o-mini",
         "gen_ai.response.model": "gpt-4o-mini",
         "gen_ai.usage.input_tokens": 2,  # the test server counts words
@@ -205,6 +216,102 @@ def test_llm_calls_are_gen_ai_spans(tmp_path: Path, receiver: OTLPReceiver) -> N
     }
     assert chat.attr("kitaru.checkpoint.key") == "llm"
     assert chat.attr("kitaru.checkpoint.kind") == "llm"
+
+
+HARNESS_FLOWS = {
+    "pydantic_ai": """
+import os, sys
+from pydantic_ai import Agent
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers.openai import OpenAIProvider
+from kitaru import checkpoint, flow
+from kitaru.adapters import pydantic_ai as adapter
+
+model = OpenAIChatModel(
+    "gpt-4o-mini", provider=OpenAIProvider(base_url=os.environ["BASE_URL"], api_key="sk-test")
+)
+support = adapter.durable(Agent(model, name="support"))
+
+@checkpoint
+def finish(answer: str) -> str:
+    return answer.upper()
+
+@flow
+def ask(question: str) -> str:
+    return finish(support.run_sync(question).output)
+
+handle = ask.run("where is order 7")
+print("EXEC", handle.exec_id, handle.status)
+""",
+    "openai_agents": """
+import os
+from agents import Agent, OpenAIChatCompletionsModel
+from openai import AsyncOpenAI
+from kitaru import checkpoint, flow
+from kitaru.adapters import openai_agents
+
+client = AsyncOpenAI(base_url=os.environ["BASE_URL"], api_key="sk-test")
+support = Agent(
+    name="support", instructions="Answer.",
+    model=OpenAIChatCompletionsModel(model="gpt-4o-mini", openai_client=client),
+)
+
+@checkpoint
+def finish(answer: str) -> str:
+    return answer.upper()
+
+@flow
+def ask(question: str) -> str:
+    return finish(openai_agents.run_sync(support, question).final_output)
+
+handle = ask.run("where is order 7")
+print("EXEC", handle.exec_id, handle.status)
+""",
+}
+
+
+@pytest.mark.parametrize("harness", sorted(HARNESS_FLOWS))
+def test_adapter_model_requests_are_gen_ai_spans(
+    harness: str, tmp_path: Path, receiver: OTLPReceiver
+) -> None:
+    server = LLMServer().start()
+    try:
+        server.reply("order 7 is shipped")
+        script = write_script(tmp_path / "ask.py", HARNESS_FLOWS[harness])
+        env = {**traced(receiver), "BASE_URL": server.base_url}
+        done = run_python(script, env=env)
+        assert done.returncode == 0 and "completed" in done.stdout, done
+        exec_id = done.stdout.split()[1]
+        # A replay reads the response back: the reused span says the same.
+        replay = kitaru_cli("executions", "replay", exec_id, "--from", "finish", "--json", env=env)
+        assert replay.returncode == 0, replay
+        assert len(server.requests) == 1
+    finally:
+        server.stop()
+
+    spans = receiver.wait_for(lambda s: len(by_name(s, "chat gpt-4o-mini")) == 2)
+    ran, reused = sorted(
+        by_name(spans, "chat gpt-4o-mini"), key=lambda s: s.attr("kitaru.checkpoint.origin")
+    )
+    for span in (ran, reused):
+        assert span.attr("kitaru.checkpoint.key") == "support.model"
+        assert span.attr("kitaru.checkpoint.kind") == "model"
+        attributes = {k: v for k, v in span.attributes.items() if k.startswith("gen_ai.")}
+        assert attributes == {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.system": "openai",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o-mini",
+            # PydanticAI reads the model the server answered under; the Agents SDK does not.
+            **({"gen_ai.response.model": "gpt-4o-mini"} if harness == "pydantic_ai" else {}),
+            "gen_ai.usage.input_tokens": 4 if harness == "pydantic_ai" else 5,
+            "gen_ai.usage.output_tokens": 4,  # the test server counts words
+        }
+    assert ran.attr("kitaru.checkpoint.origin") == "ran"
+    assert reused.attr("kitaru.checkpoint.origin") == "reused"
+    runs = {s.attr("kitaru.execution.id"): s for s in by_name(spans, "kitaru.run ask")}
+    assert ran.parent_id == runs[exec_id].span_id
+    assert reused.parent_id == runs[replay.json()["exec_id"]].span_id
 
 
 QUIET = """
@@ -244,22 +351,23 @@ def test_without_an_endpoint_or_when_disabled_nothing_is_imported_or_sent(
     assert receiver.requests == 0
 
 
-def test_a_flow_log_cannot_move_the_execution_into_another_trace(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kept", ["traceparent", "traceparent.run"])
+def test_a_flow_log_cannot_move_the_execution_into_another_trace(tmp_path: Path, kept: str) -> None:
     script = write_script(
         tmp_path / "log.py",
-        """
+        f"""
         import kitaru
 
         @kitaru.flow
         def sneaky() -> None:
-            kitaru.log(traceparent="00-" + "1" * 32 + "-" + "2" * 16 + "-01")
+            kitaru.log(**{{"{kept}": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}})
 
         handle = sneaky.run()
         print(handle.status)
         """,
     )
     done = run_python(script)
-    assert "failed" in done.stdout and "traceparent" in done.stderr, done
+    assert "failed" in done.stdout and f"metadata '{kept}' is kept" in done.stderr, done
 
 
 OWN_PROVIDER = """

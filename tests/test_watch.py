@@ -109,6 +109,59 @@ def test_a_resume_does_not_emit_again_the_events_of_completed_calls(tmp_path: Pa
     assert plans == [1, 2]  # the flow body runs again on every run, its emits too
 
 
+def test_a_replay_shows_the_events_of_the_calls_it_reuses_marked_reused(tmp_path: Path) -> None:
+    flow, source = start(tmp_path, STEP_SECONDS="0")
+    assert flow.wait(30) == 0
+    # step and step#3 are reused; step#2's output is replaced, so its events are not.
+    replay = kitaru_cli(
+        "executions", "replay", source, "--from", "step#4", "--override", "step#2=10",
+        "--project", str(tmp_path), "--json",
+    )  # fmt: skip
+    assert replay.returncode == 0, replay
+    exec_id = replay.json()["exec_id"]
+
+    watch = kitaru_cli("executions", "watch", exec_id, "--json")
+    assert watch.returncode == 0, watch
+    entries = [json.loads(line) for line in watch.stdout.splitlines()][:-1]
+    assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
+    reused = [e for e in entries if e.get("reused")]
+    assert [(e["run"], e["checkpoint"], e["data"]) for e in reused] == [
+        (0, "step", {"done": 1}),
+        (0, "step#3", {"done": 3}),
+    ]
+    assert entries[: len(reused)] == reused  # before the replay's own first run
+    assert entries[len(reused)]["kind"] == "run_started"
+    # The source's times: they happened there, when the source ran.
+    source_feed = [
+        json.loads(line)
+        for line in kitaru_cli("executions", "watch", source, "--json").stdout.splitlines()
+    ]
+    times = {e["checkpoint"]: e["ts"] for e in source_feed if e.get("name") == "progress"}
+    assert [e["ts"] for e in reused] == [times["step"], times["step#3"]]
+    # What the replay ran emitted anew, in run 1, unmarked.
+    fresh = [
+        (e["run"], e["name"], e["data"])
+        for e in entries
+        if e["kind"] == "event" and not e.get("reused")
+    ]
+    assert fresh == [(1, "plan", {"steps": STEPS}), (1, "progress", {"done": 4})]
+
+    text = kitaru_cli("executions", "watch", exec_id).stdout.splitlines()
+    assert any(line.endswith('event progress in step {"done":1} (reused)') for line in text)
+
+    # A replay of the replay reuses them again, through the same copy.
+    again = kitaru_cli(
+        "executions", "replay", exec_id, "--from", "step#4", "--project", str(tmp_path), "--json"
+    )
+    assert again.returncode == 0, again
+    feed = kitaru_cli("executions", "watch", again.json()["exec_id"], "--json").stdout.splitlines()
+    copied = [json.loads(line) for line in feed if '"reused":true' in line]
+    assert [(e["checkpoint"], e["data"]) for e in copied] == [
+        ("step", {"done": 1}),
+        ("step#3", {"done": 3}),
+    ]
+
+
 def test_unknown_execution_is_exit_2() -> None:
     watch = kitaru_cli("executions", "watch", "kx_01a2493dcd6793d40ecb7c1b4c69")
     assert watch.returncode == 2 and "not found" in watch.stderr

@@ -81,6 +81,15 @@ class DurableRunResult:
         return list(self.input_list)
 
 
+def _provider(model: Model) -> str | None:
+    """The provider behind one of the SDK's models, as the GenAI conventions name it
+    (`gen_ai.system`): its OpenAI models say so by their module; others are unknown."""
+    module = type(model).__module__
+    if module.startswith("agents.models.openai_"):
+        return "openai"
+    return None
+
+
 class KitaruModel(Model):
     """A model whose responses inside a flow are checkpoint calls."""
 
@@ -99,6 +108,7 @@ class KitaruModel(Model):
             started = time.monotonic()
             response = await self.wrapped.get_response(*args, **kwargs)
             _calls.log(
+                provider=_provider(self.wrapped),
                 model=getattr(self.wrapped, "model", None) or type(self.wrapped).__name__,
                 input_tokens=response.usage.input_tokens,
                 output_tokens=response.usage.output_tokens,

@@ -126,7 +126,8 @@ class KitaruCapability(AbstractCapability[Any]):
             response: ModelResponse = await handler(request_context)
             _calls.log(
                 provider=getattr(model, "system", None),
-                model=response.model_name or model.model_name,
+                model=model.model_name,
+                response_model=response.model_name,
                 input_tokens=response.usage.input_tokens,
                 output_tokens=response.usage.output_tokens,
                 latency_s=round(time.monotonic() - started, 6),

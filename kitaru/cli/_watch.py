@@ -52,16 +52,20 @@ def _line(e: EventRecord) -> str:
         text = str(data.get("text", "")).rstrip("\n").replace("\n", f"\n{' ' * 14}{where} | ")
         return f"{where} | {'[stderr] ' if e.name == 'stderr' else ''}{text}"
     where = f" in {e.call_key}" if e.call_key else ""
-    return f"event {e.name}{where} {_data(e.data)}"
+    reused = " (reused)" if e.reused else ""
+    return f"event {e.name}{where} {_data(e.data)}{reused}"
 
 
 def _as_json(item: EventRecord | Ending) -> str:
     if isinstance(item, Ending):
         return _data({"kind": "end", "status": item.status, "error": item.error})
-    return _data(
-        {"seq": item.seq, "ts": item.ts, "run": item.run, "kind": item.kind, "name": item.name,
-         "checkpoint": item.call_key, "data": item.data}
-    )  # fmt: skip
+    entry = {
+        "seq": item.seq, "ts": item.ts, "run": item.run, "kind": item.kind, "name": item.name,
+        "checkpoint": item.call_key, "data": item.data,
+    }  # fmt: skip
+    if item.reused:
+        entry["reused"] = True
+    return _data(entry)
 
 
 def _final(exec_id: str, end: Ending) -> str:

@@ -9,7 +9,7 @@ over can never write into the execution again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from kitaru.journal._records import (
@@ -146,8 +146,12 @@ class Journal(Protocol):
     ) -> bool:
         """Record a finished call (and its output and logs) in one transaction."""
 
-    def copy_calls(self, source: str, target: str, *, before_seq: int) -> int:
-        """Replay: make `target` reuse the source's completed calls before `before_seq`."""
+    def copy_calls(
+        self, source: str, target: str, *, before_seq: int, overridden: Collection[str] = ()
+    ) -> int:
+        """Replay: make `target` reuse the source's completed calls before `before_seq`,
+        and the events they emitted (but not those of the `overridden` calls, whose
+        outputs the replay replaces)."""
 
     # artifacts
     def put_artifact(self, artifact: ArtifactRecord) -> None: ...

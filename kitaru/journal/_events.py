@@ -26,6 +26,9 @@ KINDS = (
 # many characters: a feed is for progress and partial results; values go in artifacts.
 DATA_MAX_BYTES = 16 * 1024
 NAME_MAX = 200
+# The run of the entries a replay copied from its source (the events of the calls it
+# reuses): they happened before the replay's first run, in the source.
+REUSED_RUN = 0
 # The most entries one append stores (a run's writer sends smaller batches).
 BATCH_MAX = 1000
 
@@ -74,6 +77,36 @@ class EventRows:
             ]
             self._many(conn, self._sql(_INSERT), rows)
         return True
+
+    def _copy_events(self, conn: Any, source: str, target: str, keys: set[str]) -> None:
+        """Replay: the events (`kitaru.emit`) that the source's calls under `keys` emitted,
+        appended to the target's feed as run 0 (`EventRecord.reused`), in the source's
+        order and with its times. Made once, when the replay is recorded, so that neither
+        the replay's runs nor its readers look at the source again."""
+        if not keys:
+            return
+        rows = conn.execute(
+            self._sql(
+                "SELECT ts, name, call_key, data FROM events "
+                "WHERE exec_id = ? AND kind = 'event' AND call_key IS NOT NULL ORDER BY seq"
+            ),
+            (source,),
+        ).fetchall()
+        picked = [r for r in rows if r[2] in keys]
+        if not picked:
+            return
+        last = conn.execute(
+            self._sql("SELECT MAX(seq) FROM events WHERE exec_id = ?"), (target,)
+        ).fetchone()[0]
+        first = int(last or 0) + 1
+        self._many(
+            conn,
+            self._sql(_INSERT),
+            [
+                (target, first + i, REUSED_RUN, ts, "event", name, key, data)
+                for i, (ts, name, key, data) in enumerate(picked)
+            ],
+        )
 
     def events(self, exec_id: str, *, after: int = 0, limit: int = 1000) -> list[EventRecord]:
         rows = self._x(

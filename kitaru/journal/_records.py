@@ -167,6 +167,13 @@ class EventRecord:
     call_key: str | None = None
     data: Any = None
 
+    @property
+    def reused(self) -> bool:
+        """An event a replay reused with the call that emitted it: copied from the source
+        execution's feed when the replay was made, numbered before the replay's runs, as
+        run 0."""
+        return self.run == 0
+
 
 @dataclass(slots=True)
 class TokenRecord:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
@@ -503,7 +503,9 @@ class SqlJournal(TokenRows, DeploymentRows, QueueRows, StatsRows, EventRows):
             return False
         return True
 
-    def copy_calls(self, source: str, target: str, *, before_seq: int) -> int:
+    def copy_calls(
+        self, source: str, target: str, *, before_seq: int, overridden: Collection[str] = ()
+    ) -> int:
         cols = CALL_ROW.replace("exec_id, ", "").replace(", reused_from", "")
         with self._tx() as conn:
             cur = conn.execute(
@@ -514,7 +516,19 @@ class SqlJournal(TokenRows, DeploymentRows, QueueRows, StatsRows, EventRows):
                 ),
                 (target, source, before_seq),
             )
-            return int(cur.rowcount)
+            copied = int(cur.rowcount)
+            keys = {
+                key
+                for (key,) in conn.execute(
+                    self._sql(
+                        "SELECT key FROM calls WHERE exec_id = ? AND seq < ? "
+                        "AND status = 'completed'"
+                    ),
+                    (source, before_seq),
+                ).fetchall()
+            }
+            self._copy_events(conn, source, target, keys - set(overridden))
+            return copied
 
     # -- artifacts -----------------------------------------------------------------------
     def put_artifact(self, artifact: ArtifactRecord) -> None:

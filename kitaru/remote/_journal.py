@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -268,8 +268,12 @@ class HttpJournal:
         }
         return bool(self._runner(call.exec_id, "calls", body)["committed"])
 
-    def copy_calls(self, source: str, target: str, *, before_seq: int) -> int:
-        body = {"source": source, "before_seq": before_seq}
+    def copy_calls(
+        self, source: str, target: str, *, before_seq: int, overridden: Collection[str] = ()
+    ) -> int:
+        body: dict[str, Any] = {"source": source, "before_seq": before_seq}
+        if overridden:
+            body["overridden"] = sorted(overridden)
         return int(self._post(f"/executions/{_p(target)}/copy-calls", body)["copied"])
 
     # artifacts

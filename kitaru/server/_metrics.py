@@ -14,7 +14,8 @@ A scrape, in order:
    never holds the connection that runs commit through. Their cost grows with the
    journal (a pass over the calls table; docs/server.md has the measured figures).
 
-Every value comes from the journal, none from counters in this process: replicas
+Every value here comes from the journal, none from counters in this process (the event
+streams' own counts, `kitaru_sse_*`, are added by routes/_metrics.py): replicas
 sharing a journal all report the same journal-wide numbers (aggregate across them with
 `max without (instance)`, never `sum`), and a restart loses nothing. Labels are flow,
 queue, kind, status, provider and model names, all of which a read token sees through

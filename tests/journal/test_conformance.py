@@ -9,6 +9,7 @@ from kitaru._ids import new_id
 from kitaru.journal import (
     ArtifactRecord,
     CallRecord,
+    EventRecord,
     ExecutionRecord,
     Journal,
     LogRecord,
@@ -262,6 +263,37 @@ def test_replay_copies_calls_and_waits_before_the_replay_point(journal: Journal)
     assert copied[0].output.exec_id == src.exec_id
     # A replay's artifacts are the ones it produced; reused outputs belong to the source.
     assert journal.list_artifacts(dst.exec_id) == []
+
+
+def test_replay_copies_the_events_of_the_calls_it_reuses(journal: Journal) -> None:
+    src = execution(owner=None, status="queued")
+    journal.create_execution(src, [])
+    journal.take_lease(
+        src.exec_id, owner="me", expected_owner=None, statuses=("queued",), now=1, lease_until=99
+    )
+    for i, key in enumerate(["a", "b", "c"], start=1):
+        out = artifact(src.exec_id, key, seq=i)
+        journal.commit_call(call(src.exec_id, key, i, out), out, [], owner="me")
+    feed = [
+        EventRecord(src.exec_id, 0, 1, 10.0, "run_started", "f", None, {"run": 1}),
+        EventRecord(src.exec_id, 0, 1, 11.0, "event", "found", "a", {"n": 1}),
+        EventRecord(src.exec_id, 0, 1, 12.0, "output", "stdout", "a", {"text": "hi"}),
+        EventRecord(src.exec_id, 0, 1, 13.0, "event", "found", "b", {"n": 2}),
+        EventRecord(src.exec_id, 0, 1, 14.0, "event", "plan", None, {"n": 3}),
+        EventRecord(src.exec_id, 0, 1, 15.0, "event", "found", "c", {"n": 4}),
+        EventRecord(src.exec_id, 0, 2, 16.0, "event", "found", "a", {"n": 5}),
+    ]
+    assert journal.append_events(src.exec_id, feed, owner="me")
+    dst = execution()
+    journal.create_execution(dst, [])
+    # a and b are reused, b's output overridden: only a's events (each of them) come along.
+    journal.copy_calls(src.exec_id, dst.exec_id, before_seq=3, overridden=["b"])
+    copied = journal.events(dst.exec_id)
+    assert [(e.seq, e.run, e.ts, e.kind, e.call_key, e.data) for e in copied] == [
+        (1, 0, 11.0, "event", "a", {"n": 1}),
+        (2, 0, 16.0, "event", "a", {"n": 5}),
+    ]
+    assert all(e.reused for e in copied)
 
 
 def test_pending_waits_of_finished_executions_are_not_listed(journal: Journal) -> None:

@@ -254,3 +254,14 @@ def test_a_slow_client_does_not_hold_the_server_and_streams_are_limited(
     finally:
         stuck.close()
         flow.wait(60)
+
+
+def test_an_event_a_replay_reused_is_marked_in_its_sse_frame() -> None:
+    from kitaru.journal import EventRecord
+    from kitaru.server.routes._stream import frame
+
+    copied = EventRecord("kx_1", 1, 0, 5.0, "event", "found", "step", {"n": 1})
+    ran = EventRecord("kx_1", 2, 1, 6.0, "event", "found", "step#2", {"n": 2})
+    data = [json.loads(frame(e).decode().split("data: ", 1)[1]) for e in (copied, ran)]
+    assert data[0]["reused"] is True and data[0]["run"] == 0
+    assert "reused" not in data[1]

@@ -31,3 +31,20 @@ def test_the_trace_is_set_once_and_only_as_a_traceparent(
     with server.http(write_token) as http:
         shown = http.get(f"/api/v1/records/executions/{exec_id}").json()
     assert shown["metadata"]["traceparent"] == FIRST
+
+
+def test_a_run_notes_its_span_and_clears_it_when_it_ends(
+    server: ServerProcess, write_token: str
+) -> None:
+    # What a traced run sends (kitaru/_otel.py): its span while it runs, then nothing, so
+    # that a resume knows whether the run before it ended.
+    with server.http(write_token) as http:
+        exec_id = create(http)
+    runner = f"/api/v1/runner/executions/{exec_id}/metadata"
+    going = {"run": 1, "span": OTHER, "parent": FIRST, "started_at": 1796525117.25}
+    with server.http(run_token(server, exec_id)) as run:
+        assert run.post(runner, json={"metadata": {"traceparent.run": going}}).status_code == 200
+        with server.http(write_token) as http:
+            record = http.get(f"/api/v1/records/executions/{exec_id}").json()
+        assert record["metadata"]["traceparent.run"] == going
+        assert run.post(runner, json={"metadata": {"traceparent.run": None}}).status_code == 200

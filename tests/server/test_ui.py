@@ -186,7 +186,23 @@ def test_execution_page_timeline_logs_artifacts_lineage_and_diff(
     page.goto(f"{server.url}/ui/executions/{executions['failed']}")
     assert states(page) == {"fetch": "ran", "parse": "failed"}
     assert "row 3 is not a record" in page.locator("#timeline").inner_text()
+    # The failure's traceback has its own panel, above the timeline, not only in the logs.
+    panel = page.locator("section#traceback")
+    expect(panel).to_be_visible()
+    assert page.locator("section#traceback h2").inner_text() == "Traceback (run 1)"
+    traceback = panel.locator("pre.traceback").inner_text()
+    assert traceback.startswith("Traceback (most recent call last)")
+    assert "in ingest\n    return parse(fetch())" in traceback
+    assert traceback.rstrip().endswith("ValueError: row 3 is not a record")
+    above = page.evaluate(
+        "document.querySelector('#traceback').compareDocumentPosition("
+        "document.querySelector('#timeline')) & Node.DOCUMENT_POSITION_FOLLOWING"
+    )
+    assert above
     shot(page, "05-execution-failed")
+    # A completed execution has no such panel.
+    page.goto(f"{server.url}/ui/executions/{executions['source']}")
+    expect(page.locator("#traceback")).to_have_count(0)
 
 
 def test_waits_are_answered_from_forms_checked_against_their_schema(
@@ -443,5 +459,46 @@ def test_a_running_execution_page_updates_live(
         expect(page.locator("#timeline tr[data-key='step#8']")).to_have_count(1)
         assert page.evaluate("window.kitaruNotReloaded") is True
         assert "execution completed" in page.locator("#feed").inner_text()
+    finally:
+        flow.wait(60)
+
+
+def test_a_running_execution_that_fails_shows_its_traceback_without_a_reload(
+    page: Any, server: ServerProcess, write_token: str, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.live import LIVE, first_execution
+
+    client = Client(server, write_token, tmp_path / "home")
+    script = write_script(tmp_path / "live.py", LIVE)
+    with server.http(write_token) as http:
+        before = {e["exec_id"] for e in http.get("/api/v1/records/executions").json()}
+        flow = subprocess.Popen(
+            [sys.executable, str(script), "4"],
+            env={**client.env, "STEP_SECONDS": "0.7", "FAIL_AT_END": "1"},
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        exec_id = first_execution(
+            lambda: [
+                e["exec_id"]
+                for e in http.get("/api/v1/records/executions").json()
+                if e["exec_id"] not in before
+            ]
+        )
+    try:
+        sign_in(page, server, write_token, f"/ui/executions/{exec_id}")
+        page.evaluate("window.kitaruNotReloaded = true")
+        expect(page.locator("#status")).to_have_text("running")
+        expect(page.locator("#traceback")).to_have_count(0)
+        expect(page.locator("#status")).to_have_text("failed", timeout=30_000)
+        panel = page.locator("section#traceback pre.traceback")
+        expect(panel).to_contain_text("RuntimeError: it broke at the end", timeout=10_000)
+        assert "Traceback (most recent call last)" in panel.inner_text()
+        assert page.evaluate("window.kitaruNotReloaded") is True
+        shot(page, "11-execution-failed-live")
     finally:
         flow.wait(60)

@@ -69,6 +69,7 @@ class CopyRequest(BaseModel):
     model_config = _STRICT
     source: Id
     before_seq: Annotated[int, Field(ge=0, le=2**53)]
+    overridden: Annotated[list[Text], Field(max_length=1000)] = []
 
 
 def _current(journal: Journal, exec_id: str) -> ExecutionRecord:
@@ -174,7 +175,10 @@ def cancel_idle(
 def copy_calls(exec_id: str, body: CopyRequest, state: State, caller: Writer) -> dict[str, int]:
     _current(state.journal, exec_id)
     _current(state.journal, body.source)
-    return {"copied": state.journal.copy_calls(body.source, exec_id, before_seq=body.before_seq)}
+    copied = state.journal.copy_calls(
+        body.source, exec_id, before_seq=body.before_seq, overridden=body.overridden
+    )
+    return {"copied": copied}
 
 
 @router.post(

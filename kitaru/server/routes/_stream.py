@@ -8,14 +8,19 @@ the journal numbers entries in the order they become visible, so none is lost an
 repeated. When the execution ends or waits the stream sends every entry left, then
 `event: end` with the status, and closes.
 
+The streams of one execution share one journal poll (kitaru/server/_feeds.py): a
+poller per followed execution reads the feed and wakes them; a stream behind the
+entries it keeps reads its gap itself.
+
 The route reads like the other reads: a read, write or admin token, or a run token of
 this execution (the guard checks the token before anything else). Each stream is bounded:
-at most PAGE entries in memory at a time; entries are read by a small pool of threads of
-its own (STREAM_READERS), so streams never take the threads other requests run on; a
-write the client does not take within WRITE_TIMEOUT closes the stream; a comment line
-every HEARTBEAT seconds keeps proxies from closing a quiet one; after MAX_SECONDS the
-server closes it and the client reconnects. At most `KITARU_SERVER_MAX_STREAMS` (64)
-streams are open at once; one more is a 503 with Retry-After.
+its writes are a page of entries at most; the journal is read by a small pool of
+threads of the streams' own (READERS), so streams never take the threads other requests
+run on; a write the client does not take within WRITE_TIMEOUT closes the stream (its
+feed's poller goes on for the others); a comment line every HEARTBEAT seconds keeps
+proxies from closing a quiet one; after MAX_SECONDS the server closes it and the client
+reconnects. At most `KITARU_SERVER_MAX_STREAMS` (64) streams are open at once; one more
+is a 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -32,20 +37,16 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from kitaru import _lease
 from kitaru._errors import NotFoundError
-from kitaru._follow import STOPS
 from kitaru.journal import EventRecord, Journal
+from kitaru.server._feeds import READERS, Feed, Feeds
 from kitaru.server.routes._deps import OfExecution, State
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
 
-PAGE = 100
-POLL = 0.25
 HEARTBEAT = 15.0
 WRITE_TIMEOUT = 10.0
 MAX_SECONDS = 3600.0
-_READERS = anyio.CapacityLimiter(4)
 
 
 class Slots:
@@ -76,6 +77,13 @@ def _slots(request: Request) -> Slots:
     return slots
 
 
+def _feeds(request: Request, journal: Journal) -> Feeds:
+    feeds: Feeds | None = getattr(request.app.state, "kitaru_feeds", None)
+    if feeds is None:
+        feeds = request.app.state.kitaru_feeds = Feeds(journal)
+    return feeds
+
+
 def _last_seen(request: Request, after: int | None) -> int:
     raw = request.headers.get("last-event-id", "").strip()
     if raw:
@@ -97,7 +105,7 @@ async def stream_events(
     after: Annotated[int | None, Query(ge=0, le=2**53)] = None,
 ) -> Response:
     start = _last_seen(request, after)
-    record = await anyio.to_thread.run_sync(state.journal.get_execution, exec_id, limiter=_READERS)
+    record = await anyio.to_thread.run_sync(state.journal.get_execution, exec_id, limiter=READERS)
     if record is None:
         raise NotFoundError(f"execution {exec_id} not found")
     slots = _slots(request)
@@ -108,7 +116,7 @@ async def stream_events(
             "(KITARU_SERVER_MAX_STREAMS raises the limit)",
             headers={"Retry-After": "5"},
         )
-    return EventStream(state.journal, exec_id, start, slots)
+    return EventStream(_feeds(request, state.journal), exec_id, start, slots)
 
 
 def frame(entry: EventRecord) -> bytes:
@@ -116,6 +124,8 @@ def frame(entry: EventRecord) -> bytes:
         "seq": entry.seq, "ts": entry.ts, "run": entry.run, "kind": entry.kind,
         "name": entry.name, "checkpoint": entry.call_key, "data": entry.data,
     }  # fmt: skip
+    if entry.reused:
+        data["reused"] = True
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     return f"id: {entry.seq}\nevent: {entry.kind}\ndata: {text}\n\n".encode()
 
@@ -126,14 +136,15 @@ class EventStream(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, journal: Journal, exec_id: str, after: int, slots: Slots) -> None:
+    def __init__(self, feeds: Feeds, exec_id: str, after: int, slots: Slots) -> None:
         super().__init__(media_type=self.media_type)
-        self.journal = journal
+        self.feeds = feeds
         self.exec_id = exec_id
         self.after = after
         self.slots = slots
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        feed: Feed | None = None
         try:
             await send(
                 {
@@ -145,13 +156,16 @@ class EventStream(Response):
                     ],
                 }
             )
+            feed = self.feeds.subscribe(self.exec_id, self.after)
             async with anyio.create_task_group() as group:
                 group.start_soon(self._until_gone, receive, group.cancel_scope)
-                await self._pump(send)
+                await self._pump(send, feed)
                 group.cancel_scope.cancel()
         except (TimeoutError, OSError):
             pass  # a client that stopped reading: the connection is dropped
         finally:
+            if feed is not None:
+                self.feeds.unsubscribe(feed)
             self.slots.give_back()
 
     async def _until_gone(self, receive: Receive, scope: anyio.CancelScope) -> None:
@@ -163,30 +177,24 @@ class EventStream(Response):
         with anyio.fail_after(WRITE_TIMEOUT):
             await send({"type": "http.response.body", "body": body, "more_body": more})
 
-    def _read(self, after: int) -> tuple[str, str | None, list[EventRecord]]:
-        # Status first, entries second: a run writes its last entries before its status
-        # changes, so an ended status means the entries read next are all there are.
-        record = self.journal.get_execution(self.exec_id)
-        status = "gone" if record is None else _lease.effective_status(
-            record.status, record.owner, record.lease_until
-        )  # fmt: skip
-        error = record.error if record is not None else None
-        return status, error, self.journal.events(self.exec_id, after=after, limit=PAGE)
-
-    async def _pump(self, send: Send) -> None:
+    async def _pump(self, send: Send, feed: Feed) -> None:
+        """Send the feed's entries after this client's, as the shared poller reads them
+        (kitaru/server/_feeds.py), then `end`."""
         await self._write(send, b"retry: 2000\n\n")
-        after, quiet_since, opened = self.after, time.monotonic(), time.monotonic()
+        cursor, quiet_since, opened = self.after, time.monotonic(), time.monotonic()
         while True:
-            status, error, rows = await anyio.to_thread.run_sync(
-                self._read, after, limiter=_READERS
-            )
+            if feed.broken:
+                await self._write(send, b"", more=False)  # the client reconnects
+                return
+            rows = feed.kept_after(cursor)
+            if rows is None:
+                rows = await feed.catch_up(cursor)
             if rows:
                 await self._write(send, b"".join(frame(r) for r in rows))
-                after, quiet_since = rows[-1].seq, time.monotonic()
-                if len(rows) == PAGE:
-                    continue
-            if status in STOPS or status == "gone":
-                end = json.dumps({"status": status, "error": error, "last": after})
+                cursor, quiet_since = rows[-1].seq, time.monotonic()
+                continue
+            if feed.ended and cursor >= feed.head:
+                end = json.dumps({"status": feed.status, "error": feed.error, "last": cursor})
                 await self._write(send, f"event: end\ndata: {end}\n\n".encode(), more=False)
                 return
             now = time.monotonic()
@@ -196,4 +204,6 @@ class EventStream(Response):
             if now - quiet_since >= HEARTBEAT:
                 await self._write(send, b": keep-alive\n\n")
                 quiet_since = now
-            await anyio.sleep(POLL)
+            changed = feed.changed
+            with anyio.move_on_after(max(0.0, quiet_since + HEARTBEAT - now)):
+                await changed.wait()

@@ -154,7 +154,7 @@
       case "calls_ended": return (d.calls || []).map((c) => ended(c.key, c)).join("; ");
       case "wait": return "waits at " + e.name + (d.question ? ": " + d.question : "");
       case "output": return (e.checkpoint || "flow") + " | " + (d.text || "").replace(/\n$/, "");
-      default: return "event " + e.name + (e.checkpoint ? " in " + e.checkpoint : "") + " " + JSON.stringify(e.data);
+      default: return "event " + e.name + (e.checkpoint ? " in " + e.checkpoint : "") + " " + JSON.stringify(e.data) + (e.reused ? " (reused)" : "");
     }
   }
 
@@ -162,7 +162,7 @@
   // timeline as calls end; also the facts, the ready note and the wait forms once the
   // execution ended or waits (forms are replaced only then: nobody is typing in them).
   const AS_CALLS_END = ["#status", "#timeline"];
-  const AT_THE_END = AS_CALLS_END.concat(["dl.facts", "#ready", "#pending-waits"]);
+  const AT_THE_END = AS_CALLS_END.concat(["dl.facts", "#traceback", "#ready", "#pending-waits"]);
   let pending = null;
   function refresh(selectors, delay) {
     clearTimeout(pending);
