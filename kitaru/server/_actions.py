@@ -99,6 +99,15 @@ def resume(journal: Journal, exec_id: str, *, server_url: str | None) -> Executi
     return continue_execution(journal, record, reason="resume requested", server_url=server_url)
 
 
+def refuse_answer(wait: WaitRecord) -> None:
+    """A sleep (kitaru.sleep) is a wait nobody answers."""
+    if wait.metadata.get("sleep"):
+        raise KitaruUsageError(
+            f"{wait.key!r} of execution {wait.exec_id} is a kitaru.sleep(), not a wait: it "
+            "takes no input and ends by itself at its wake time"
+        )
+
+
 def answer(
     journal: Journal,
     exec_id: str,
@@ -114,6 +123,7 @@ def answer(
     runs. `timed_out`: the flow itself took the wait's default after its timeout."""
     record = _control.get_execution(journal, exec_id)
     wait = _control.find_wait(journal, exec_id, wait_name)
+    refuse_answer(wait)
     if wait.status != "pending":
         raise KitaruUsageError(
             f"wait {wait.key!r} of execution {exec_id} is already answered; nothing was changed"
