@@ -41,7 +41,9 @@ def artifact_view(a: ArtifactRecord) -> dict[str, Any]:
 
 
 def call_view(c: CallRecord, current_run: int) -> dict[str, Any]:
-    if c.reused_from:
+    if c.metadata.get("cache"):
+        origin = "cache"  # reused_from names the execution it came from
+    elif c.reused_from:
         origin = "reused"
     elif c.metadata.get("override"):
         origin = "override"

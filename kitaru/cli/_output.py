@@ -216,6 +216,8 @@ def _origin_text(c: dict[str, Any]) -> str:
     text = str(_ORIGIN.get(c["origin"], c["origin"]))
     if c["origin"] == "reused" and c.get("reused_from"):
         text = f"reused from {c['reused_from']}"
+    if c["origin"] == "cache":
+        text = f"cache ({c.get('reused_from')})"
     if c["origin"] == "journal":
         text = f"from journal (run {c['run']})"
     return text

@@ -146,6 +146,16 @@ class Journal(Protocol):
     ) -> bool:
         """Record a finished call (and its output and logs) in one transaction."""
 
+    def remember_call(
+        self, source_hash: str, input_key: str, *, exec_id: str, seq: int, now: float
+    ) -> None:
+        """Offer a completed call of a `cache=True` checkpoint to later executions."""
+
+    def find_cached_call(
+        self, source_hash: str, input_key: str, *, since: float
+    ) -> CallRecord | None:
+        """The newest completed call remembered under these keys at or after `since`."""
+
     def copy_calls(self, source: str, target: str, *, before_seq: int) -> int:
         """Replay: make `target` reuse the source's completed calls before `before_seq`."""
 

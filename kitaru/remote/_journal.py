@@ -268,6 +268,18 @@ class HttpJournal:
         }
         return bool(self._runner(call.exec_id, "calls", body)["committed"])
 
+    # Caching across executions is a journal lookup the runner API does not offer (yet):
+    # through a server, a `cache=True` checkpoint runs as if `cache` were off.
+    def remember_call(
+        self, source_hash: str, input_key: str, *, exec_id: str, seq: int, now: float
+    ) -> None:
+        return None
+
+    def find_cached_call(
+        self, source_hash: str, input_key: str, *, since: float
+    ) -> CallRecord | None:
+        return None
+
     def copy_calls(self, source: str, target: str, *, before_seq: int) -> int:
         body = {"source": source, "before_seq": before_seq}
         return int(self._post(f"/executions/{_p(target)}/copy-calls", body)["copied"])
