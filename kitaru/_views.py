@@ -190,6 +190,8 @@ def execution_view(journal: Journal, e: ExecutionRecord, *, detail: bool = True)
         "priority": e.priority,
         # The worker that claimed it last (`kitaru worker`), None if it never ran in one.
         "worker": e.worker,
+        # The schedule and tick that started it (kitaru/_schedules.py), if any.
+        "schedule": (e.metadata or {}).get("schedule"),
     }
     if status == "running" and e.owner:
         # Where it runs (host:pid:start), never the whole owner token: that token is
