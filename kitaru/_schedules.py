@@ -116,12 +116,25 @@ def next_after(cron: str, tz: str, after: float) -> float:
 
     from croniter import croniter
 
-    start = datetime.fromtimestamp(after, ZoneInfo(tz))
+    zone = ZoneInfo(tz)
+    start = datetime.fromtimestamp(after, zone)
+    wall = start.replace(tzinfo=None)
     it = croniter(cron, start)
-    tick = float(it.get_next(float))
-    while tick <= after:  # croniter keeps wall-clock times; never go back at a DST change
+    for _ in range(100_000):
         tick = float(it.get_next(float))
-    return tick
+        if tick <= after:
+            continue
+        if datetime.fromtimestamp(tick, zone).replace(tzinfo=None) > wall:
+            return tick
+        # The wall clock went back (DST ended) to a time this schedule has already
+        # passed: carry on from the second occurrence of `after`'s wall-clock time.
+        it = croniter(cron, datetime.fromtimestamp(_second(wall, zone), zone))
+    raise InvalidInputError(f"cron expression {cron!r} has no next tick in {tz}")
+
+
+def _second(wall: datetime, zone: Any) -> float:
+    """The instant of the later occurrence of the wall-clock time `wall` in `zone`."""
+    return wall.replace(tzinfo=zone, fold=1).timestamp()
 
 
 # -- creating ----------------------------------------------------------------------------
