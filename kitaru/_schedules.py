@@ -333,7 +333,8 @@ def _fire(
 
 def _execution(s: ScheduleRecord, tick: float, now: float) -> tuple[ExecutionRecord, list[Any]]:
     """The queued execution of one tick of a flow schedule, and its inputs (JSON)."""
-    from kitaru import _execute, _queue, _serialize
+    from kitaru import _config, _execute, _queue, _serialize
+    from kitaru._artifact_io import INLINE_MAX
     from kitaru.artifacts import open_store
 
     t = s.target
@@ -359,13 +360,13 @@ def _execution(s: ScheduleRecord, tick: float, now: float) -> tuple[ExecutionRec
         queue=t["queue"],
         priority=0,
     )
-    store = open_store(t["artifact_store"])
-    inputs = [
-        _execute.input_artifact(
-            record.exec_id, store, key, _serialize.encode(value, what=f"flow input {key!r}")
-        )
-        for key, value in dict(s.args.get("inputs") or {}).items()
-    ]
+    inputs = []
+    for key, value in dict(s.args.get("inputs") or {}).items():
+        encoded = _serialize.encode(value, what=f"flow input {key!r}")
+        # Small inputs sit inline in the journal: only a large one needs the store.
+        large = len(encoded.data) > INLINE_MAX
+        store = open_store(t["artifact_store"] if large else _config.artifact_store_uri())
+        inputs.append(_execute.input_artifact(record.exec_id, store, key, encoded))
     return record, inputs
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
 
@@ -36,7 +37,8 @@ class Scheduler:
         self._stop.set()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        # Jittered passes: replicas that started together do not query in lockstep.
+        while not self._stop.wait(self.interval * random.uniform(0.5, 1.5)):
             try:
                 self.tick()
             except Exception:
