@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import time
 import typing
-from datetime import timedelta
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from kitaru import _cache, _loader, _runtime

@@ -102,7 +102,9 @@ def test_two_schedulers_racing_start_each_tick_once(journal: Journal, tmp_path: 
     assert sorted(ticks) == [T0 + s for s in range(1, 21)]  # each once, none missed
     per_tick: dict[str, int] = {}
     for e in journal.list_executions(flow="hello", limit=1000):
-        per_tick[e.metadata["schedule"]["tick"]] = per_tick.get(e.metadata["schedule"]["tick"], 0) + 1
+        per_tick[e.metadata["schedule"]["tick"]] = (
+            per_tick.get(e.metadata["schedule"]["tick"], 0) + 1
+        )
     assert len(per_tick) == 20 and set(per_tick.values()) == {1}
 
 
@@ -135,9 +137,7 @@ def test_a_paused_schedule_fires_nothing_and_resumes_from_now(
     journal.pause_schedule(
         "p", paused=False, next_tick=_schedules.resume_tick(found, T0 + 100), now=T0 + 100
     )
-    assert [r.tick for r in _schedules.fire_due(journal, by="test", now=T0 + 101.5)] == [
-        T0 + 101
-    ]
+    assert [r.tick for r in _schedules.fire_due(journal, by="test", now=T0 + 101.5)] == [T0 + 101]
 
 
 def test_ticks_across_dst_changes_are_each_once_in_local_time() -> None:

@@ -164,10 +164,16 @@ def list_(as_json: bool = JSON_OPT) -> None:
     table(
         ["SCHEDULE", "FLOW", "CRON", "TIMEZONE", "CATCHUP", "NEXT TICK"],
         [
-            [v["name"], v["flow"], v["cron"], v["timezone"], v["catchup"],
-             "paused" if v["paused"] else v["next_tick"]]
+            [
+                v["name"],
+                v["flow"],
+                v["cron"],
+                v["timezone"],
+                v["catchup"],
+                "paused" if v["paused"] else v["next_tick"],
+            ]
             for v in views
-        ],  # fmt: skip
+        ],
     )
 
 
@@ -196,7 +202,9 @@ def _pause(name: str, paused: bool, as_json: bool) -> None:
     if as_json:
         emit_json(v)
     else:
-        print(f"schedule {name} " + ("paused" if paused else f"resumed; next tick {v['next_tick']}"))
+        print(
+            f"schedule {name} " + ("paused" if paused else f"resumed; next tick {v['next_tick']}")
+        )
 
 
 @app.command("pause")
@@ -252,8 +260,13 @@ def history(
     table(
         ["TICK", "STATUS", "EXECUTION", "NOW", "NOTE"],
         [
-            [r["tick"], r["status"], r["exec_id"] or "-", r["execution_status"] or "-",
-             r["error"] or ""]
+            [
+                r["tick"],
+                r["status"],
+                r["exec_id"] or "-",
+                r["execution_status"] or "-",
+                r["error"] or "",
+            ]
             for r in runs
-        ],  # fmt: skip
+        ],
     )

@@ -19,8 +19,7 @@ from typing import Any
 from kitaru.journal._records import ArtifactRecord, ExecutionRecord
 
 SCHEDULE_COLS = (
-    "name, flow, target, cron, timezone, args, catchup, paused, next_tick, created_at, "
-    "updated_at"
+    "name, flow, target, cron, timezone, args, catchup, paused, next_tick, created_at, updated_at"
 )
 RUN_COLS = "schedule, tick, status, exec_id, error, by, created_at"
 

@@ -18,7 +18,6 @@ from kitaru.journal._deployments import DeploymentRows
 from kitaru.journal._events import EventRows
 from kitaru.journal._migrations import LATEST, MIGRATIONS, statements
 from kitaru.journal._queues import QueueRows
-from kitaru.journal._schedules import ScheduleRows
 from kitaru.journal._records import (
     ArtifactRecord,
     CallRecord,
@@ -28,6 +27,7 @@ from kitaru.journal._records import (
     WaitRecord,
     parse_call_output_id,
 )
+from kitaru.journal._schedules import ScheduleRows
 from kitaru.journal._stats import StatsRows
 from kitaru.journal._tokens import TokenRows
 

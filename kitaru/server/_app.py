@@ -17,8 +17,8 @@ from kitaru import _trust, artifacts
 from kitaru._version import __version__
 from kitaru.server import _errors
 from kitaru.server._guard import Guard
-from kitaru.server._state import ServerConfig, ServerState
 from kitaru.server._scheduler import Scheduler
+from kitaru.server._state import ServerConfig, ServerState
 from kitaru.server._sweeper import Sweeper
 
 HERE = Path(__file__).resolve().parent

@@ -109,9 +109,7 @@ def test_two_replicas_start_each_tick_of_a_per_second_schedule_once(
     worker = _cli(a, write, tmp_path / "home", project, "worker", "--flows", "sflows",
                   "--until-empty", "--poll", "0.05")  # fmt: skip
     assert worker.returncode == 0, worker.stdout + worker.stderr
-    statuses = Counter(
-        r.execution_status for r in journal.schedule_runs("each-second", limit=1000)
-    )
+    statuses = Counter(r.execution_status for r in journal.schedule_runs("each-second", limit=1000))
     assert statuses == {"completed": len(ticks)}
     first = datetime.fromisoformat(json.loads(history.stdout)[-1]["tick"]).timestamp()
     assert first == ticks[0]

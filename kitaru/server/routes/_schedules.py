@@ -27,6 +27,7 @@ router = APIRouter(prefix="/api/v1", tags=["schedules"])
 _STRICT = ConfigDict(extra="ignore", strict=True)
 NamePath = Annotated[str, Path(min_length=1, max_length=64)]
 
+
 class ScheduleBody(BaseModel):
     model_config = _STRICT
     name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -38,7 +39,9 @@ class ScheduleBody(BaseModel):
     catchup: Literal["skip", "all", "latest"]
     paused: bool = False
 
+
 _FLOW_TARGET = {"flow_ref", "stack", "artifact_store", "queue"}
+
 
 def _check_target(body: ScheduleBody) -> None:
     kind = body.target.get("kind")
@@ -55,9 +58,11 @@ def _check_target(body: ScheduleBody) -> None:
     ):
         raise InvalidInputError("args must be {'args': [...], 'kwargs': {...}}")
 
+
 @router.get("/schedules", summary="Schedules, by name")
 def list_schedules(state: State, caller: Reader) -> JSONResponse:
     return _json(state.journal.list_schedules())
+
 
 @router.post("/schedules", summary="Create a schedule (its first tick is the next one after now)")
 def create_schedule(body: ScheduleBody, state: State, caller: Writer) -> JSONResponse:
@@ -75,9 +80,11 @@ def create_schedule(body: ScheduleBody, state: State, caller: Writer) -> JSONRes
     created = state.journal.put_schedule(record)
     return JSONResponse({"created": created}, status_code=200 if created else 409)
 
+
 @router.get("/schedules/{name}", summary="One schedule")
 def get_schedule(name: NamePath, state: State, caller: Reader) -> JSONResponse:
     return _json(state.journal.get_schedule(name))
+
 
 @router.get("/schedules/{name}/history", summary="Its ticks, newest first, with their executions")
 def history(
@@ -87,6 +94,7 @@ def history(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> JSONResponse:
     return _json(state.journal.schedule_runs(name, limit=limit))
+
 
 @router.post("/schedules/{name}/{action}", summary="Pause or resume a schedule")
 def pause(
@@ -104,6 +112,7 @@ def pause(
         name, paused=action == "pause", next_tick=next_tick, now=now
     )
     return {"changed": changed}
+
 
 @router.delete("/schedules/{name}", summary="Delete a schedule and its history")
 def delete_schedule(name: NamePath, state: State, caller: Admin) -> dict[str, bool]:
