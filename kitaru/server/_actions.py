@@ -94,8 +94,14 @@ def runs_where_started(journal: Journal, record: ExecutionRecord) -> bool:
 
 
 def resume(journal: Journal, exec_id: str, *, server_url: str | None) -> ExecutionRecord:
+    from kitaru._sleep import sleeping_until
+
     record = _control.get_execution(journal, exec_id)
     _control.check_resumable(record)
+    if record.status == "waiting":
+        until = sleeping_until(journal.waits(exec_id))
+        if until is not None and until > time.time():
+            return record  # too early: it keeps sleeping (its view says until when)
     return continue_execution(journal, record, reason="resume requested", server_url=server_url)
 
 
@@ -123,7 +129,8 @@ def answer(
     runs. `timed_out`: the flow itself took the wait's default after its timeout."""
     record = _control.get_execution(journal, exec_id)
     wait = _control.find_wait(journal, exec_id, wait_name)
-    refuse_answer(wait)
+    if not timed_out:  # (the flow itself ends its sleep past the wake time)
+        refuse_answer(wait)
     if wait.status != "pending":
         raise KitaruUsageError(
             f"wait {wait.key!r} of execution {exec_id} is already answered; nothing was changed"
