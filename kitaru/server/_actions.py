@@ -105,6 +105,10 @@ def resume(journal: Journal, exec_id: str, *, server_url: str | None) -> Executi
     return continue_execution(journal, record, reason="resume requested", server_url=server_url)
 
 
+# How far ahead of the server's clock a runner's may be when it ends a sleep itself.
+SLEEP_SKEW = 60.0
+
+
 def refuse_answer(wait: WaitRecord) -> None:
     """A sleep (kitaru.sleep) is a wait nobody answers."""
     if wait.metadata.get("sleep"):
@@ -131,6 +135,10 @@ def answer(
     wait = _control.find_wait(journal, exec_id, wait_name)
     if not timed_out:  # (the flow itself ends its sleep past the wake time)
         refuse_answer(wait)
+    elif wait.metadata.get("sleep") and time.time() < (wait.timeout_at or 0) - SLEEP_SKEW:
+        raise InvalidInputError(
+            f"sleep {wait.key!r} of execution {exec_id} ends at its wake time, not before"
+        )
     if wait.status != "pending":
         raise KitaruUsageError(
             f"wait {wait.key!r} of execution {exec_id} is already answered; nothing was changed"

@@ -55,3 +55,20 @@ def test_a_sleep_through_a_server_wakes_by_its_sweeper_and_a_worker_finishes_it(
     done = client.cli_json("executions", "get", exec_id)
     assert done["status"] == "completed" and done["result"] == "ab"
     assert [w["status"] for w in done["waits"]] == ["woke"]
+
+
+def test_a_write_token_cannot_end_a_sleep_early_by_claiming_it_timed_out(
+    client: Client, write_token: str, tmp_path: Path
+) -> None:
+    write_script(tmp_path / "project" / "napflows.py", NAP)
+    script = write_script(tmp_path / "project" / "start.py", START)
+    exec_id = client.start(script, "3600")["exec_id"]
+    # The attacker: a write token, posting the flow's own "my sleep is over" answer.
+    with client.server.http(write_token) as http:
+        sent = http.post(
+            f"/api/v1/executions/{exec_id}/waits/sleep/answer",
+            json={"value": None, "timed_out": True},
+        )
+    assert sent.status_code == 422, sent.text
+    view = client.cli_json("executions", "get", exec_id)
+    assert view["status"] == "waiting" and view["waits"][0]["status"] == "sleeping"
