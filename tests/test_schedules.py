@@ -111,7 +111,9 @@ def test_two_schedulers_racing_start_each_tick_once(journal: Journal, tmp_path: 
 def test_a_tick_that_cannot_start_is_recorded_failed_and_others_still_fire(
     journal: Journal, tmp_path: Path
 ) -> None:
-    journal.put_schedule(schedule("broken", "* * * * * *", "latest", artifact_store="nope://x"))
+    broken_one = schedule("broken", "* * * * * *", "latest")
+    del broken_one.target["flow_ref"]  # a record damaged in the journal
+    journal.put_schedule(broken_one)
     ghost = schedule("ghost", "* * * * * *", "latest")
     ghost.flow, ghost.target = "ghost", {"kind": "deployment", "tag": None}
     journal.put_schedule(ghost)
