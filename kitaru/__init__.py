@@ -38,6 +38,7 @@ from kitaru._flow import ExecutionHandle, Flow, flow
 from kitaru._llm import LLMError, MissingAPIKeyError, ModelNotFoundError, ProviderError, llm
 from kitaru._parallel import map, submit
 from kitaru._retry import RetryPolicy
+from kitaru._sleep import sleep
 from kitaru._version import __version__
 from kitaru._wait import wait
 
@@ -75,6 +76,7 @@ __all__ = [
     "log",
     "map",
     "save",
+    "sleep",
     "submit",
     "wait",
 ]

@@ -6,9 +6,10 @@ import functools
 import time
 import typing
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
-from kitaru import _loader, _runtime
+from kitaru import _cache, _loader, _runtime
 from kitaru._errors import CheckpointTimeoutError, KitaruUsageError
 from kitaru._fingerprint import fingerprint
 from kitaru._retry import RetryPolicy
@@ -97,6 +98,9 @@ class Checkpoint(Durable, Generic[P, R]):
         retry_policy: RetryPolicy | None = None,
         timeout: float | None = None,
         allow_pickle: bool = False,
+        cache: bool = False,
+        cache_ttl: float | timedelta | None = None,
+        cache_key: Callable[..., Any] | None = None,
     ) -> None:
         policy = RetryPolicy.of(retries, retry_delay, retry_policy)
         super().__init__(
@@ -112,7 +116,21 @@ class Checkpoint(Durable, Generic[P, R]):
         self.retry_delay = retry_delay
         self.timeout = timeout
         self.func_ref = f"{_loader.module_ref(fn.__module__)}:{fn.__qualname__}"
+        if (cache_ttl is not None or cache_key is not None) and not cache:
+            raise KitaruUsageError("cache_ttl and cache_key need cache=True")
+        if cache_key is not None and not callable(cache_key):
+            raise KitaruUsageError("cache_key must be a function of the call's arguments")
+        self.cache = cache
+        self.cache_ttl = _cache.ttl_seconds(cache_ttl)
+        self.cache_key = cache_key
+        self._source_hash: str | None = None
         functools.update_wrapper(self, fn)
+
+    def source_hash(self) -> str:
+        """What a cached call's function is known by (computed on first use)."""
+        if self._source_hash is None:
+            self._source_hash = _cache.source_hash(self.fn)
+        return self._source_hash
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self._invoke(None, args, kwargs)
@@ -183,6 +201,11 @@ class Checkpoint(Durable, Generic[P, R]):
         hit, value = call.reused()
         if hit:
             return cast(R, value)
+        cached = None
+        if self.cache:
+            cached, hit, value = _cache.find(call, self, args, kwargs)
+            if hit:
+                return cast(R, value)
         call.enter()
         attempts = 0
         try:
@@ -201,6 +224,8 @@ class Checkpoint(Durable, Generic[P, R]):
                         raise
                     time.sleep(wait)
             call.succeeded(value, attempts)
+            if cached is not None:
+                _cache.remember(call, cached)
         finally:
             call.exit()
         result: R = value
@@ -212,6 +237,11 @@ class Checkpoint(Durable, Generic[P, R]):
         hit, value = call.reused()
         if hit:
             return value
+        cached = None
+        if self.cache:
+            cached, hit, value = _cache.find(call, self, args, kwargs)
+            if hit:
+                return value
         call.enter()
         fn = cast(Callable[..., Awaitable[Any]], self.fn)
         attempts = 0
@@ -234,6 +264,8 @@ class Checkpoint(Durable, Generic[P, R]):
                         raise
                     await asyncio.sleep(wait)
             call.succeeded(value, attempts)
+            if cached is not None:
+                _cache.remember(call, cached)
         finally:
             call.exit()
         return value
@@ -301,6 +333,9 @@ def checkpoint(
     retry_policy: RetryPolicy | None = None,
     timeout: float | None = None,
     allow_pickle: bool = False,
+    cache: bool = False,
+    cache_ttl: float | timedelta | None = None,
+    cache_key: Callable[..., Any] | None = None,
 ) -> Callable[[Callable[P, R]], Checkpoint[P, R]]: ...
 
 
@@ -314,6 +349,9 @@ def checkpoint(
     retry_policy: RetryPolicy | None = None,
     timeout: float | None = None,
     allow_pickle: bool = False,
+    cache: bool = False,
+    cache_ttl: float | timedelta | None = None,
+    cache_key: Callable[..., Any] | None = None,
 ) -> Checkpoint[P, R] | Callable[[Callable[P, R]], Checkpoint[P, R]]:
     """Make a function a checkpoint: inside a flow, a completed call is never run again.
 
@@ -324,6 +362,11 @@ def checkpoint(
     cancelled; a sync body is abandoned on its thread and its result thrown away).
     `allow_pickle` lets outputs that JSON cannot represent be pickled (pickled artifacts
     only load where their classes import).
+
+    `cache=True` lets a call reuse the output of a completed call of an earlier execution
+    made with the same function source and inputs (`cache_key(*args, **kwargs)`, when
+    given, stands for the inputs), at most `cache_ttl` seconds old; `KITARU_CACHE=0` turns
+    caching off everywhere. See kitaru/_cache.py.
     """
     if fn is not None:
         return Checkpoint(fn)
@@ -337,6 +380,9 @@ def checkpoint(
             retry_policy=retry_policy,
             timeout=timeout,
             allow_pickle=allow_pickle,
+            cache=cache,
+            cache_ttl=cache_ttl,
+            cache_key=cache_key,
         )
 
     return decorate

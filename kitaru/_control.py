@@ -59,6 +59,8 @@ def resume(
     check_resumable(record)
     if status_of(record) == "crashed":
         _speak.resuming_crashed(record)
+    if record.status == "waiting" and _speak.still_sleeping(journal, record):
+        return record  # a resume before the wake time leaves it sleeping
     if (
         record.deployment_version is not None
         and record.queue is not None
@@ -229,6 +231,11 @@ def give_input(
     journal = journal or current_journal()
     record = get_execution(journal, exec_id)
     wait = find_wait(journal, exec_id, name)
+    if wait.metadata.get("sleep"):
+        raise KitaruUsageError(
+            f"{wait.key!r} of execution {exec_id} is a kitaru.sleep(), not a wait: it takes no "
+            "input and ends by itself at its wake time"
+        )
     if wait.status != "pending":
         raise KitaruUsageError(
             f"wait {wait.key!r} of execution {exec_id} is already answered; nothing was changed"

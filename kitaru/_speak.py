@@ -116,8 +116,37 @@ def ended(journal: Journal, record: ExecutionRecord, status: str) -> None:
         say(f"execution {exec_id} was cancelled", trouble=True)
 
 
+def _sleep_text(exec_id: str, until: float) -> str:
+    from datetime import UTC, datetime
+
+    when = datetime.fromtimestamp(until, UTC).isoformat(timespec="seconds")
+    return (
+        f"execution {exec_id} is sleeping until {when}; once that time has passed a server, "
+        "a worker of its queue or `kitaru executions sweep` continues it"
+    )
+
+
+def still_sleeping(journal: Journal, record: ExecutionRecord) -> bool:
+    """Say so and return True when `record` sleeps (kitaru.sleep) past now."""
+    import time
+
+    from kitaru._sleep import sleeping_until
+
+    until = sleeping_until(journal.waits(record.exec_id))
+    if until is None or until <= time.time():
+        return False
+    say(_sleep_text(record.exec_id, until) + "; it keeps sleeping", trouble=True)
+    return True
+
+
 def _waiting(journal: Journal, exec_id: str) -> str:
-    pending = [w for w in journal.waits(exec_id) if w.status == "pending"]
+    from kitaru._sleep import sleeping_until
+
+    waits = journal.waits(exec_id)
+    until = sleeping_until(waits)
+    if until is not None:
+        return _sleep_text(exec_id, until)
+    pending = [w for w in waits if w.status == "pending"]
     if not pending:
         return f"execution {exec_id} is waiting; see: kitaru executions get {exec_id}"
     first = pending[0]

@@ -41,7 +41,9 @@ def artifact_view(a: ArtifactRecord) -> dict[str, Any]:
 
 
 def call_view(c: CallRecord, current_run: int) -> dict[str, Any]:
-    if c.reused_from:
+    if c.metadata.get("cache"):
+        origin = "cache"  # reused_from names the execution it came from
+    elif c.reused_from:
         origin = "reused"
     elif c.metadata.get("override"):
         origin = "override"
@@ -131,13 +133,18 @@ def checkpoints_view(calls: list[CallRecord], current_run: int) -> dict[str, Any
 
 def wait_view(w: WaitRecord, now: float) -> dict[str, Any]:
     timed_out = w.status == "pending" and w.timeout_at is not None and now >= w.timeout_at
+    sleep = bool(w.metadata.get("sleep"))
+    status = "timed_out" if timed_out else w.status
+    if sleep:
+        status = {"pending": "sleeping", "timed_out": "due", "answered": "woke"}[status]
     return {
         "exec_id": w.exec_id,
         "key": w.key,
         "name": w.name,
+        "kind": "sleep" if sleep else "wait",
         "question": w.question,
         "schema": w.schema,
-        "status": "timed_out" if timed_out else w.status,
+        "status": status,
         "since": iso(w.created_at),
         "timeout_at": iso(w.timeout_at),
         "default": w.default if w.has_default else None,
@@ -183,6 +190,8 @@ def execution_view(journal: Journal, e: ExecutionRecord, *, detail: bool = True)
         "priority": e.priority,
         # The worker that claimed it last (`kitaru worker`), None if it never ran in one.
         "worker": e.worker,
+        # The schedule and tick that started it (kitaru/_schedules.py), if any.
+        "schedule": (e.metadata or {}).get("schedule"),
     }
     if status == "running" and e.owner:
         # Where it runs (host:pid:start), never the whole owner token: that token is
@@ -197,7 +206,12 @@ def execution_view(journal: Journal, e: ExecutionRecord, *, detail: bool = True)
         view["result_artifact"] = e.result_artifact
         view.update(checkpoints_view(journal.calls(e.exec_id), e.runs))
         now = time.time()
-        view["waits"] = [wait_view(w, now) for w in journal.waits(e.exec_id)]
+        waits = journal.waits(e.exec_id)
+        view["waits"] = [wait_view(w, now) for w in waits]
+        if status == "waiting":
+            from kitaru._sleep import sleeping_until
+
+            view["sleeping_until"] = iso(sleeping_until(waits))
         # The full traceback of a failed flow (kitaru/_tracebacks.py); None otherwise.
         view["traceback"] = (
             _tracebacks.find(journal.logs(e.exec_id), e.exec_id, e.runs)

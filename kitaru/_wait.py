@@ -203,6 +203,11 @@ def wait(
     key, seq = ctx.next_wait(name)
     record = ctx.waits.get(key)
     now = time.time()
+    if record is not None and record.metadata.get("sleep"):
+        raise KitaruUsageError(
+            f"{key!r} of execution {ctx.exec_id} is a kitaru.sleep() in the journal, but the "
+            "flow now waits there; give the wait another name"
+        )
     if record is not None and record.status == "answered" and record.value_artifact:
         artifact = ctx.journal.get_artifact(record.value_artifact)
         assert artifact is not None

@@ -12,6 +12,8 @@ why). Between claims it:
   died with it, so their pids are gone; elsewhere: their lease expired);
 - queues waiting executions of its flows whose wait timed out (nothing else notices
   without a server);
+- fires due schedules (kitaru/_schedules.py; any number of workers and servers start
+  each tick once);
 - reports itself in the journal (`kitaru queues show`).
 
 On SIGTERM or Ctrl-C it stops claiming, asks every child to stop at its next
@@ -29,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kitaru import _control, _lease, _queue, _ready, _worker_child
+from kitaru import _control, _lease, _queue, _ready, _schedules, _worker_child
 from kitaru._errors import LeaseError
 from kitaru.journal import Journal, WorkerRecord
 from kitaru.journal._queues import DEFAULT_QUEUE
@@ -40,6 +42,7 @@ MAX_CRASHES = 3
 RECOVER_EVERY = 1.0
 REPORT_EVERY = 5.0
 VERSIONS_EVERY = 30.0  # how often to look for newly deployed versions of our code
+SCHEDULES_EVERY = 1.0
 
 
 @dataclass
@@ -81,6 +84,7 @@ class Worker:
         self._next_recover = 0.0
         self._next_report = 0.0
         self._next_versions = 0.0
+        self._next_schedules = 0.0
         self.runnable: list[str] = sorted(flows)  # what claims ask for (see _queues.claim)
         self._hashes: dict[tuple[str, str], str | None] = {}  # see _queue.deployed_versions
 
@@ -290,6 +294,9 @@ class Worker:
             self._next_recover = now + RECOVER_EVERY
             self._recover_orphans()
             self._queue_timed_out()
+        if now >= self._next_schedules:
+            self._next_schedules = now + SCHEDULES_EVERY
+            self._fire_schedules()
         if now >= self._next_report:
             self._next_report = now + REPORT_EVERY
             self.journal.worker_seen(self.name, running=len(self.running), now=time.time())
@@ -320,6 +327,15 @@ class Worker:
                 # A server judged its lease live by its own clock (ours may run ahead,
                 # or the owner beat since we read it): not an orphan after all.
                 continue
+
+    def _fire_schedules(self) -> None:
+        try:
+            started = _schedules.fire_due(self.journal, by=f"worker {self.name}")
+        except Exception as exc:  # a journal hiccup: the next pass tries again
+            self.say("", "schedules", {"error": str(exc)})
+            return
+        for run in started:
+            self.say(run.exec_id or "", "scheduled", {"schedule": run.schedule})
 
     def _queue_timed_out(self) -> None:
         for exec_id in _control.timed_out(self.journal):

@@ -74,3 +74,17 @@ def test_worker_queue_example_runs_every_submitted_execution_on_its_workers(
     assert out.count(" completed ") == 12 and "it ships tomorrow" in out
     counts = json.loads(out.split("executions per worker: ", 1)[1].splitlines()[0])
     assert set(counts) <= {"worker-1", "worker-2"} and sum(counts.values()) == 12
+
+
+def test_nightly_digest_example_fires_its_schedule_caches_and_sleeps() -> None:
+    result = run_python(REPO / "examples" / "nightly_digest.py", timeout=180)
+    assert result.returncode == 0, result
+    history = kitaru_cli("schedules", "history", "digest", "--json").json()
+    assert len(history) >= 2
+    assert {h["status"] for h in history} == {"started"}
+    assert {h["execution_status"] for h in history} == {"completed"}
+    first = history[-1]["exec_id"]
+    assert f"cache ({first})" in result.stdout
+    shown = kitaru_cli("executions", "get", history[0]["exec_id"], "--json").json()
+    assert shown["schedule"]["name"] == "digest"
+    assert [w["status"] for w in shown["waits"]] == ["woke"]

@@ -237,6 +237,7 @@ def test_public_surface_is_pinned() -> None:
             "log",
             "map",
             "save",
+            "sleep",
             "submit",
             "wait",
         ]

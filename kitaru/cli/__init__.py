@@ -20,6 +20,7 @@ from kitaru.cli._deployments import deploy_command
 from kitaru.cli._doctor import doctor_command
 from kitaru.cli._executions import app as executions_app
 from kitaru.cli._model import app as model_app
+from kitaru.cli._schedules import app as schedules_app
 from kitaru.cli._server import app as server_app
 from kitaru.cli._stack import app as stack_app
 from kitaru.cli._worker import queues_app, worker_command
@@ -45,6 +46,7 @@ app.add_typer(server_app, name="server")
 app.add_typer(stack_app, name="stack")
 app.add_typer(deployments_app, name="deployments")
 app.add_typer(queues_app, name="queues")
+app.add_typer(schedules_app, name="schedules")
 app.command("worker")(worker_command)
 app.command("deploy")(deploy_command)
 app.command("doctor")(doctor_command)

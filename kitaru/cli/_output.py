@@ -94,6 +94,8 @@ def print_execution(view: dict[str, Any]) -> None:
         print(f"runs       {view['runs']} (resumed {view['runs'] - 1}x)")
     if view.get("error"):
         print(f"error      {view['error']}")
+    if view.get("sleeping_until"):
+        print(f"sleeping   until {view['sleeping_until']}")
     checkpoints = view.get("checkpoints", [])
     if checkpoints:
         print()
@@ -107,7 +109,14 @@ def print_execution(view: dict[str, Any]) -> None:
         table(
             ["wait", "status", "question", "since"],
             [
-                [w["key"], w["status"], w.get("question") or "", short_time(w["since"])]
+                [
+                    w["key"],
+                    w["status"],
+                    f"sleep until {w['timeout_at']}"
+                    if w.get("kind") == "sleep"
+                    else w.get("question") or "",
+                    short_time(w["since"]),
+                ]
                 for w in waits
             ],
         )
@@ -116,6 +125,9 @@ def print_execution(view: dict[str, Any]) -> None:
         print(f"result     {preview(view.get('result'), 100)}")
     elif view["status"] == "waiting":
         pending = [w for w in waits if w["status"] in ("pending", "timed_out")]
+        if view.get("sleeping_until"):
+            print()
+            print(f"sleeping until {view['sleeping_until']}; it continues by itself then")
         if pending:
             w = pending[0]
             print()
@@ -204,6 +216,8 @@ def _origin_text(c: dict[str, Any]) -> str:
     text = str(_ORIGIN.get(c["origin"], c["origin"]))
     if c["origin"] == "reused" and c.get("reused_from"):
         text = f"reused from {c['reused_from']}"
+    if c["origin"] == "cache":
+        text = f"cache ({c.get('reused_from')})"
     if c["origin"] == "journal":
         text = f"from journal (run {c['run']})"
     return text

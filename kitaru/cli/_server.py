@@ -86,6 +86,9 @@ def start(
     sweep_interval: float = typer.Option(
         10, "--sweep-interval", help="Seconds between checks for timed-out waits (0: never)."
     ),
+    schedule_interval: float = typer.Option(
+        1, "--schedule-interval", help="Seconds between looks for due schedules (0: never)."
+    ),
     metrics_interval: float = typer.Option(
         30,
         "--metrics-interval",
@@ -127,6 +130,7 @@ def start(
         max_upload_bytes=_size_bytes(max_upload_mb),
         max_json_bytes=_size_bytes(max_json_mb),
         sweep_interval=sweep_interval,
+        schedule_interval=schedule_interval,
         metrics_interval=metrics_interval,
         public_url=public_url.rstrip("/") if public_url else None,
     )

@@ -26,6 +26,7 @@ from kitaru.journal._records import (
     WaitRecord,
     WorkerRecord,
 )
+from kitaru.journal._schedules import ScheduleRecord, ScheduleRun
 
 
 class Journal(Protocol):
@@ -146,6 +147,16 @@ class Journal(Protocol):
     ) -> bool:
         """Record a finished call (and its output and logs) in one transaction."""
 
+    def remember_call(
+        self, source_hash: str, input_key: str, *, exec_id: str, seq: int, now: float
+    ) -> None:
+        """Offer a completed call of a `cache=True` checkpoint to later executions."""
+
+    def find_cached_call(
+        self, source_hash: str, input_key: str, *, since: float
+    ) -> CallRecord | None:
+        """The newest completed call remembered under these keys at or after `since`."""
+
     def copy_calls(
         self, source: str, target: str, *, before_seq: int, overridden: Collection[str] = ()
     ) -> int:
@@ -252,5 +263,40 @@ class Journal(Protocol):
 
     def tag_history(self, flow: str) -> list[TagEvent]:
         """Every change of the flow's tags, oldest first."""
+
+    # schedules (kitaru/journal/_schedules.py)
+    def put_schedule(self, s: ScheduleRecord) -> bool:
+        """Insert a new schedule; False when one of that name exists."""
+
+    def get_schedule(self, name: str) -> ScheduleRecord | None: ...
+
+    def list_schedules(self) -> list[ScheduleRecord]: ...
+
+    def due_schedules(self, now: float) -> list[ScheduleRecord]:
+        """Unpaused schedules whose next tick is at or before `now`."""
+
+    def pause_schedule(
+        self, name: str, *, paused: bool, next_tick: float | None, now: float
+    ) -> bool: ...
+
+    def delete_schedule(self, name: str) -> bool: ...
+
+    def fire_schedule(
+        self,
+        name: str,
+        *,
+        expected_next: float,
+        next_tick: float,
+        runs: Sequence[ScheduleRun],
+        executions: Sequence[tuple[ExecutionRecord, Sequence[ArtifactRecord]]] = (),
+    ) -> bool:
+        """Claim ticks and store their executions in one transaction (compare-and-set)."""
+
+    def end_schedule_run(
+        self, name: str, tick: float, *, status: str, exec_id: str | None, error: str | None
+    ) -> None: ...
+
+    def schedule_runs(self, name: str, *, limit: int = 100) -> list[ScheduleRun]:
+        """Newest first."""
 
     def close(self) -> None: ...

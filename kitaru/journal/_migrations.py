@@ -304,6 +304,51 @@ CREATE TABLE events (
 """,
     ),
     (
+        # 8 is another branch's (retention, idempotent starts); a journal may go 7 -> 9.
+        9,
+        # Caching across executions (kitaru/_cache.py): a row per completed call of a
+        # checkpoint with `cache=True`, found by its function's source hash and its input
+        # key. Schedules (kitaru/_schedules.py): each schedule and its next tick, and a row
+        # per (schedule, tick) that the scheduler claims in the transaction that starts the
+        # tick's execution, so two schedulers never start one tick twice.
+        """
+CREATE TABLE call_cache (
+    source_hash TEXT NOT NULL,
+    input_key TEXT NOT NULL,
+    created_at {real} NOT NULL,
+    exec_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (source_hash, input_key, created_at, exec_id, seq)
+){without_rowid};
+
+CREATE TABLE schedules (
+    name TEXT PRIMARY KEY,
+    flow TEXT NOT NULL,
+    target TEXT NOT NULL,
+    cron TEXT NOT NULL,
+    timezone TEXT NOT NULL,
+    args TEXT NOT NULL,
+    catchup TEXT NOT NULL,
+    paused INTEGER NOT NULL DEFAULT 0,
+    next_tick {real} NOT NULL,
+    created_at {real} NOT NULL,
+    updated_at {real} NOT NULL
+);
+
+CREATE TABLE schedule_runs (
+    schedule TEXT NOT NULL,
+    tick {real} NOT NULL,
+    status TEXT NOT NULL,
+    exec_id TEXT,
+    error TEXT,
+    by TEXT,
+    created_at {real} NOT NULL,
+    PRIMARY KEY (schedule, tick)
+);
+CREATE INDEX schedule_runs_exec ON schedule_runs (exec_id);
+""",
+    ),
+    (
         10,
         # What a worker's claim reads: the ready executions of one queue in the order they
         # are taken (kitaru/journal/_queues.py), so a claim reads the head of its queue

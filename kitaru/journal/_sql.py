@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
 from kitaru._errors import InvalidConfigurationError
+from kitaru.journal._cache import CacheRows
 from kitaru.journal._deployments import DeploymentRows
 from kitaru.journal._events import EventRows
 from kitaru.journal._migrations import LATEST, MIGRATIONS, statements
@@ -26,6 +27,7 @@ from kitaru.journal._records import (
     WaitRecord,
     parse_call_output_id,
 )
+from kitaru.journal._schedules import ScheduleRows
 from kitaru.journal._stats import StatsRows
 from kitaru.journal._tokens import TokenRows
 
@@ -196,7 +198,9 @@ _INSERT_ARTIFACT = f"INSERT INTO artifacts ({ART_COLS}) VALUES ({_marks(ART_COLS
 _INSERT_LOG = f"INSERT INTO logs ({LOG_COLS}) VALUES ({_marks(LOG_COLS)})"
 
 
-class SqlJournal(TokenRows, DeploymentRows, QueueRows, StatsRows, EventRows):
+class SqlJournal(
+    TokenRows, DeploymentRows, QueueRows, StatsRows, EventRows, CacheRows, ScheduleRows
+):
     """Everything but the connection; see `SqliteJournal` and `PostgresJournal`."""
 
     url: str
@@ -255,6 +259,13 @@ class SqlJournal(TokenRows, DeploymentRows, QueueRows, StatsRows, EventRows):
     def create_execution(
         self, execution: ExecutionRecord, inputs: Sequence[ArtifactRecord]
     ) -> None:
+        with self._tx() as conn:
+            self._insert_execution(conn, execution, inputs)
+
+    def _insert_execution(
+        self, conn: Any, execution: ExecutionRecord, inputs: Sequence[ArtifactRecord]
+    ) -> None:
+        """Within the transaction `conn`: the execution and its input artifacts."""
         e = execution
         params = (
             e.exec_id,
@@ -290,13 +301,12 @@ class SqlJournal(TokenRows, DeploymentRows, QueueRows, StatsRows, EventRows):
             e.worker,
             e.claimed_at,
         )
-        with self._tx() as conn:
-            conn.execute(
-                self._sql(f"INSERT INTO executions ({EXEC_COLS}) VALUES ({_marks(EXEC_COLS)})"),
-                params,
-            )
-            if inputs:
-                self._many(conn, self._sql(_INSERT_ARTIFACT), [_artifact_params(a) for a in inputs])
+        conn.execute(
+            self._sql(f"INSERT INTO executions ({EXEC_COLS}) VALUES ({_marks(EXEC_COLS)})"),
+            params,
+        )
+        if inputs:
+            self._many(conn, self._sql(_INSERT_ARTIFACT), [_artifact_params(a) for a in inputs])
 
     def get_execution(self, exec_id: str) -> ExecutionRecord | None:
         row = self._x(

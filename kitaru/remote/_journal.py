@@ -36,6 +36,7 @@ from kitaru.journal._records import (
     WaitRecord,
     WorkerRecord,
 )
+from kitaru.journal._schedules import ScheduleRecord, ScheduleRun
 from kitaru.remote._codec import from_wire, many, maybe, to_wire
 from kitaru.remote._connection import Connection, connect
 
@@ -268,6 +269,18 @@ class HttpJournal:
         }
         return bool(self._runner(call.exec_id, "calls", body)["committed"])
 
+    # Caching across executions is a journal lookup the runner API does not offer (yet):
+    # through a server, a `cache=True` checkpoint runs as if `cache` were off.
+    def remember_call(
+        self, source_hash: str, input_key: str, *, exec_id: str, seq: int, now: float
+    ) -> None:
+        return None
+
+    def find_cached_call(
+        self, source_hash: str, input_key: str, *, since: float
+    ) -> CallRecord | None:
+        return None
+
     def copy_calls(
         self, source: str, target: str, *, before_seq: int, overridden: Collection[str] = ()
     ) -> int:
@@ -418,6 +431,52 @@ class HttpJournal:
 
     def tag_history(self, flow: str) -> list[TagEvent]:
         return many(TagEvent, self._get(f"/records/deployments/{_p(flow)}/history"))
+
+    # schedules: a server fires them itself, so a scheduler reaching the journal through
+    # one (a worker with KITARU_SERVER_URL) finds none due and claims nothing.
+    def put_schedule(self, s: ScheduleRecord) -> bool:
+        created = self._post("/schedules", to_wire(s), ok=(200, 409))
+        return bool(created.get("created"))
+
+    def get_schedule(self, name: str) -> ScheduleRecord | None:
+        return maybe(ScheduleRecord, self._get(f"/schedules/{_p(name)}"))
+
+    def list_schedules(self) -> list[ScheduleRecord]:
+        return many(ScheduleRecord, self._get("/schedules"))
+
+    def due_schedules(self, now: float) -> list[ScheduleRecord]:
+        return []
+
+    def pause_schedule(
+        self, name: str, *, paused: bool, next_tick: float | None, now: float
+    ) -> bool:
+        action = "pause" if paused else "resume"
+        return bool(self._post(f"/schedules/{_p(name)}/{action}", {})["changed"])
+
+    def delete_schedule(self, name: str) -> bool:
+        self._finished.clear()
+        response = self._conn.request("DELETE", f"/schedules/{_p(name)}")
+        return bool(response.json()["deleted"])
+
+    def fire_schedule(
+        self,
+        name: str,
+        *,
+        expected_next: float,
+        next_tick: float,
+        runs: Sequence[ScheduleRun],
+        executions: Sequence[tuple[ExecutionRecord, Sequence[ArtifactRecord]]] = (),
+    ) -> bool:
+        raise KitaruUsageError("schedules are fired by the server, not through it")
+
+    def end_schedule_run(
+        self, name: str, tick: float, *, status: str, exec_id: str | None, error: str | None
+    ) -> None:
+        raise KitaruUsageError("schedules are fired by the server, not through it")
+
+    def schedule_runs(self, name: str, *, limit: int = 100) -> list[ScheduleRun]:
+        rows = self._get(f"/schedules/{_p(name)}/history", {"limit": min(limit, MAX_PAGE)})
+        return many(ScheduleRun, rows)
 
     def served_stores(self) -> list[str]:
         """The artifact stores the server serves (their roots, as it names them)."""

@@ -94,9 +94,28 @@ def runs_where_started(journal: Journal, record: ExecutionRecord) -> bool:
 
 
 def resume(journal: Journal, exec_id: str, *, server_url: str | None) -> ExecutionRecord:
+    from kitaru._sleep import sleeping_until
+
     record = _control.get_execution(journal, exec_id)
     _control.check_resumable(record)
+    if record.status == "waiting":
+        until = sleeping_until(journal.waits(exec_id))
+        if until is not None and until > time.time():
+            return record  # too early: it keeps sleeping (its view says until when)
     return continue_execution(journal, record, reason="resume requested", server_url=server_url)
+
+
+# How far ahead of the server's clock a runner's may be when it ends a sleep itself.
+SLEEP_SKEW = 60.0
+
+
+def refuse_answer(wait: WaitRecord) -> None:
+    """A sleep (kitaru.sleep) is a wait nobody answers."""
+    if wait.metadata.get("sleep"):
+        raise KitaruUsageError(
+            f"{wait.key!r} of execution {wait.exec_id} is a kitaru.sleep(), not a wait: it "
+            "takes no input and ends by itself at its wake time"
+        )
 
 
 def answer(
@@ -114,6 +133,12 @@ def answer(
     runs. `timed_out`: the flow itself took the wait's default after its timeout."""
     record = _control.get_execution(journal, exec_id)
     wait = _control.find_wait(journal, exec_id, wait_name)
+    if not timed_out:  # (the flow itself ends its sleep past the wake time)
+        refuse_answer(wait)
+    elif wait.metadata.get("sleep") and time.time() < (wait.timeout_at or 0) - SLEEP_SKEW:
+        raise InvalidInputError(
+            f"sleep {wait.key!r} of execution {exec_id} ends at its wake time, not before"
+        )
     if wait.status != "pending":
         raise KitaruUsageError(
             f"wait {wait.key!r} of execution {exec_id} is already answered; nothing was changed"

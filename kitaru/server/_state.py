@@ -27,6 +27,8 @@ class ServerConfig:
     # JSON bodies (everything but artifact uploads): a call with its logs, an answer.
     max_json_bytes: int = 4 * MiB
     sweep_interval: float = 10.0
+    # Seconds between looks for due schedules (0: this replica fires none).
+    schedule_interval: float = 1.0
     # Where people and the containers the server starts reach it (`--public-url`);
     # never taken from a request or a record.
     public_url: str | None = None

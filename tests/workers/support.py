@@ -55,6 +55,13 @@ def timed(i: int) -> str:
     return str(kitaru.wait("ok", schema=bool, question="go on?", timeout=1, default=False))
 
 
+@flow
+def dozes(seconds: float) -> str:
+    before = step(0, 0)
+    kitaru.sleep(seconds)
+    return before + " " + step(1, 0)
+
+
 @checkpoint
 def die(code: int) -> str:
     os._exit(code)

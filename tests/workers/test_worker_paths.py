@@ -116,7 +116,10 @@ def here(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     ("args", "says"),
     [
         (["worker", "--flows", "nosuch"], "cannot import nosuch"),
-        (["worker", "--flows", "wflows:nosuch"], "its flows: approve, crashes, steps, timed"),
+        (
+            ["worker", "--flows", "wflows:nosuch"],
+            "its flows: approve, crashes, dozes, steps, timed",
+        ),
         (["worker", "--flows", "missing.py"], "no such file"),
         (["worker", "--flows", "wflows", "--concurrency", "0"], "--concurrency must be"),
         (["worker", "--flows", "wflows", "--queue", "a b"], "queue name 'a b' is not valid"),

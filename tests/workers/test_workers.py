@@ -148,6 +148,24 @@ def test_a_worker_continues_a_wait_past_its_timeout_without_a_server(
     assert KitaruClient(journal.url).executions.get(exec_id).result == "False"
 
 
+def test_a_worker_wakes_a_durable_sleep_once_its_time_has_passed(
+    workers: Workers, journal: Journal, project: Path, worker_env: dict[str, str], ledger_path: Path
+) -> None:
+    started = time.time()
+    [exec_id] = submit(project, worker_env, "dozes.run(2)")
+    # The sleep released the process that started it, long before the 2 s were up.
+    assert time.time() - started < 10
+    assert statuses(journal, [exec_id])[exec_id] == "waiting"
+    [sleep] = journal.waits(exec_id)
+    workers.start()
+    wait_until(_all(journal, [exec_id]), 30, workers.output)
+    record = journal.get_execution(exec_id)
+    assert record is not None and record.ended_at is not None
+    assert record.ended_at >= sleep.timeout_at  # type: ignore[operator]
+    runs = ledger(ledger_path)
+    assert [len(v) for v in runs.values()] == [1, 1]  # step#0 was read back, not run again
+
+
 def test_a_flow_that_kills_its_process_fails_after_three_deaths(
     workers: Workers, journal: Journal, project: Path, worker_env: dict[str, str]
 ) -> None:
