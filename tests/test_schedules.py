@@ -19,7 +19,7 @@ from tests.journal.conftest import fresh_postgres_url
 T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=ZoneInfo("UTC")).timestamp()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
 def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Journal:
     if request.param == "sqlite":
         return open_journal(f"sqlite:///{tmp_path / 'journal.db'}")
