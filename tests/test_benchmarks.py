@@ -130,3 +130,15 @@ def test_claims_suite_times_a_claim_at_both_depths_on_both_journals(tmp_path: Pa
     for got in journals.values():
         assert got["shallow_ms"] > 0 and got["deep_ms"] > 0
     assert "| sqlite |" in section["markdown"] and "8,000 queued" in section["markdown"]
+
+
+def test_feed_suite_times_both_ways_of_telling_the_feed_about_calls(tmp_path: Path) -> None:
+    from benchmarks import feed
+
+    section = feed.bench(quick=True, workdir=tmp_path)
+    ways = section["data"]["ways"]
+    assert set(ways) == {"folded", "an entry per call"}
+    for got in ways.values():
+        assert got["call_us"] > 0 and got["writer_us"] > 0
+    assert section["data"]["ratio"]["call"] > 0
+    assert "| folded |" in section["markdown"]
