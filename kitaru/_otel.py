@@ -323,7 +323,7 @@ class RunTrace:
         if output is not None:
             span.set_attribute("kitaru.checkpoint.output.size", output.size)
         metadata = call.frame.metadata if call.frame is not None else {}
-        if call.spec.kind in MODEL_KINDS:
+        if call.spec.kind in GENAI_KINDS:
             span.set_attributes(genai_attributes(call.spec.kind, metadata))
             span.update_name(_call_name(call, metadata))
         if error is not None:
@@ -341,7 +341,11 @@ def _int(value: object) -> int | None:
 
 def _call_name(call: CheckpointRun, metadata: dict[str, Any] | None = None) -> str:
     """The checkpoint's name (its key, `draft#2`, is an attribute: span names stay few);
-    `chat <model>` for a model call, as the GenAI conventions name it."""
+    `chat <model>` for a model call and `execute_tool <tool>` for a harness's tool call,
+    as the GenAI conventions name them."""
+    if call.spec.kind in TOOL_KINDS:
+        tool = (metadata or {}).get("tool")
+        return f"execute_tool {tool}" if tool else "execute_tool"
     if call.spec.kind not in MODEL_KINDS:
         return call.name
     model = (metadata or {}).get("model")
@@ -361,12 +365,25 @@ def _call_attributes(call: CheckpointRun, origin: str) -> dict[str, Any]:
 # (the adapters). Each records in its metadata `provider`, `model` (as requested),
 # `response_model` (as the provider answered, where known) and the token counts.
 MODEL_KINDS = frozenset({"llm", "model"})
+# A harness's tool call (the adapters): its metadata holds `tool`, `args` and, where the
+# model named the call, `tool_call_id`. An MCP server's tool is an "extension" in the
+# conventions' words; a function the agent defines is a "function".
+TOOL_KINDS = {"tool": "function", "mcp": "extension"}
+GENAI_KINDS = MODEL_KINDS | TOOL_KINDS.keys()
 
 
 def genai_attributes(kind: str, metadata: dict[str, Any]) -> dict[str, Any]:
     """A model call's attributes under the GenAI semantic conventions, from the metadata
     it recorded; both names of the provider (`gen_ai.system`, and `gen_ai.provider.name`,
-    which newer versions of the conventions use instead)."""
+    which newer versions of the conventions use instead); a tool call's name, id and type."""
+    if kind in TOOL_KINDS:
+        tool_pairs = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": metadata.get("tool"),
+            "gen_ai.tool.call.id": metadata.get("tool_call_id"),
+            "gen_ai.tool.type": TOOL_KINDS[kind],
+        }
+        return {k: v for k, v in tool_pairs.items() if v is not None}
     if kind not in MODEL_KINDS:
         return {}
     response_model = metadata.get("response_model")

@@ -146,7 +146,11 @@ def test_calls_strategy_checkpoints_each_model_and_tool_call_across_handoffs() -
         ("billing.tool.lookup:call-3", "tool"),
         ("billing.model#4", "model"),
     ]
-    assert checkpoints[2]["metadata"] == {"tool": "lookup", "args": {"n": 1}}
+    assert checkpoints[2]["metadata"] == {
+        "tool": "lookup",
+        "args": {"n": 1},
+        "tool_call_id": "call-1",
+    }
     assert checkpoints[1]["metadata"]["output_tokens"] == 3
 
     model_calls.clear()

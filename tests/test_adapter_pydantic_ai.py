@@ -104,7 +104,11 @@ def test_each_model_request_and_tool_call_is_a_checkpoint() -> None:
     ]
     assert checkpoints[0]["metadata"]["model"].startswith("function:three_lookups")
     assert checkpoints[0]["metadata"]["input_tokens"] > 0
-    assert checkpoints[1]["metadata"] == {"tool": "lookup", "args": {"n": 1}}
+    assert checkpoints[1]["metadata"] == {
+        "tool": "lookup",
+        "args": {"n": 1},
+        "tool_call_id": "call-1",
+    }
     assert kitaru.load(handle.exec_id, "support.tool.lookup:call-2") == "order-2"
 
     # Replay from the last tool call: the model requests and tools before it are not run.

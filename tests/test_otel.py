@@ -314,6 +314,68 @@ def test_adapter_model_requests_are_gen_ai_spans(
     assert reused.parent_id == runs[replay.json()["exec_id"]].span_id
 
 
+TOOL_FLOW = """
+from pydantic_ai import Agent
+from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.models.function import FunctionModel
+from kitaru import flow
+from kitaru.adapters import pydantic_ai as adapter
+
+def one_lookup(messages, info):
+    done = [p for m in messages for p in getattr(m, "parts", []) if isinstance(p, ToolReturnPart)]
+    if not done:
+        return ModelResponse(parts=[ToolCallPart("lookup", {"n": 7}, tool_call_id="call-7")])
+    return ModelResponse(parts=[TextPart("found " + done[0].content)])
+
+agent = Agent(FunctionModel(one_lookup), name="support")
+
+@agent.tool_plain
+def lookup(n: int) -> str:
+    return f"order-{n}"
+
+support = adapter.durable(agent)
+
+@flow
+def ask(question: str) -> str:
+    return support.run_sync(question).output
+
+handle = ask.run("where is order 7")
+print("EXEC", handle.exec_id, handle.status)
+"""
+
+
+def test_adapter_tool_calls_are_gen_ai_tool_spans(tmp_path: Path, receiver: OTLPReceiver) -> None:
+    script = write_script(tmp_path / "tool.py", TOOL_FLOW)
+    done = run_python(script, env=traced(receiver))
+    assert done.returncode == 0 and "completed" in done.stdout, done
+    exec_id = done.stdout.split()[1]
+    replay = kitaru_cli(
+        "executions", "replay", exec_id, "--from", "support.model#2", "--json", env=traced(receiver)
+    )
+    assert replay.returncode == 0, replay
+
+    spans = receiver.wait_for(lambda s: len(by_name(s, "execute_tool lookup")) == 2)
+    ran, reused = sorted(
+        by_name(spans, "execute_tool lookup"), key=lambda s: s.attr("kitaru.checkpoint.origin")
+    )
+    for span in (ran, reused):
+        assert span.attr("kitaru.checkpoint.key") == "support.tool.lookup:call-7"
+        attributes = {k: v for k, v in span.attributes.items() if k.startswith("gen_ai.")}
+        assert attributes == {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": "lookup",
+            "gen_ai.tool.call.id": "call-7",
+            "gen_ai.tool.type": "function",
+        }
+    assert (ran.attr("kitaru.checkpoint.origin"), reused.attr("kitaru.checkpoint.origin")) == (
+        "ran",
+        "reused",
+    )
+    runs = {s.attr("kitaru.execution.id"): s for s in by_name(spans, "kitaru.run ask")}
+    assert ran.parent_id == runs[exec_id].span_id
+    assert reused.parent_id == runs[replay.json()["exec_id"]].span_id
+
+
 QUIET = """
 import sys
 import kitaru

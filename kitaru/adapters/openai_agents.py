@@ -152,6 +152,8 @@ def _wrap_tool(tool: Any, prefix: str, legacy_lock: asyncio.Lock) -> Any:
                 _calls.log(tool=tool.name, args=json.loads(arguments or "{}"))
             except ValueError:
                 _calls.log(tool=tool.name, args=arguments)
+            if getattr(context, "tool_call_id", None):
+                _calls.log(tool_call_id=context.tool_call_id)
             return await original(context, arguments)
 
         def call() -> Any:

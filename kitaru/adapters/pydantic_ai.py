@@ -173,6 +173,8 @@ class KitaruToolset(WrapperToolset[Any]):
 
         async def body() -> Any:
             _calls.log(tool=name, args=tool_args)
+            if ctx.tool_call_id:
+                _calls.log(tool_call_id=ctx.tool_call_id)
             try:
                 return await self.wrapped.call_tool(name, tool_args, ctx, tool)
             except ModelRetry as retry:
