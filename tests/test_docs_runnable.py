@@ -122,6 +122,12 @@ def test_every_offline_command_of_the_readme_runs(tmp_path: Path) -> None:
     cli("artifacts", "get", artifacts[0]["artifact_id"], "--json")
     cli("artifacts", "diff", exec_id, replay)
     cli("artifacts", "diff", exec_id, replay, "--json")
+    bundle = str(tmp_path / "run.kitaru")
+    cli("executions", "export", replay, "-o", bundle, "--with-lineage")
+    elsewhere = {"KITARU_HOME": str(tmp_path / "elsewhere")}
+    imported = kitaru_cli("executions", "import", bundle, "--json", cwd=tmp_path, env=elsewhere)
+    assert [d["outcome"] for d in imported.json()] == ["imported", "imported"], imported
+    ran.append("executions import")
     cli("stack", "list")
     cli("stack", "flavors")
     cli("stack", "flavors", "local")

@@ -20,6 +20,7 @@ from kitaru.cli._deployments import deploy_command
 from kitaru.cli._doctor import doctor_command
 from kitaru.cli._executions import app as executions_app
 from kitaru.cli._model import app as model_app
+from kitaru.cli._portable import export_command, import_command
 from kitaru.cli._schedules import app as schedules_app
 from kitaru.cli._server import app as server_app
 from kitaru.cli._stack import app as stack_app
@@ -39,6 +40,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+executions_app.command("export")(export_command)
+executions_app.command("import")(import_command)
 app.add_typer(executions_app, name="executions")
 app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(model_app, name="model")
