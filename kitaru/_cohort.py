@@ -1,0 +1,180 @@
+"""Replay many: re-run a cohort of past executions from one checkpoint with the current
+code, and say per execution and checkpoint what changed (`kitaru executions replay
+--flow F --from KEY`).
+
+A regression test for agents: change a prompt or a model, replay last week's runs from
+the step that uses it, and read the matrix. Each replay reuses every output above
+`--from` (no model call is made again for them), so a cohort costs what the changed
+steps cost.
+
+The matrix compares each replay with its source, checkpoint by checkpoint, by content
+hash: `same`, `changed`, `failed` (the replay's call failed), `new` (only the replay made
+the call), `missing` (the replay never got there); and the result the same way.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from kitaru._errors import KitaruUsageError
+from kitaru.journal import ExecutionRecord, Journal
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Statuses at which a replay has done what it can without help.
+_SETTLED = frozenset({"completed", "failed", "cancelled", "waiting", "crashed"})
+
+
+def parse_age(text: str, option: str = "--since") -> float:
+    """Seconds in `30s`, `15m`, `12h`, `7d`, `2w`."""
+    found = _AGE.match(text)
+    if not found:
+        raise KitaruUsageError(
+            f"{option} {text!r}: give a number and a unit, like 30m, 12h, 7d or 2w"
+        )
+    return float(found.group(1)) * _UNIT_SECONDS[found.group(2)]
+
+
+def select(
+    journal: Journal,
+    flow: str,
+    *,
+    status: str | None = "completed",
+    since: float | None = None,
+    limit: int = 20,
+) -> list[ExecutionRecord]:
+    """The newest executions of `flow` to replay: with `status`, started within `since`
+    seconds, at most `limit`; never a replay made by an earlier cohort of the same
+    source (those are the cohort's outputs, not its inputs)."""
+    if limit < 1:
+        raise KitaruUsageError(f"--limit {limit}: give at least 1")
+    oldest = time.time() - since if since is not None else None
+    found = []
+    for record in journal.list_executions(flow=flow, status=status, limit=max(limit * 4, 100)):
+        if oldest is not None and record.created_at < oldest:
+            continue
+        if record.metadata.get("cohort"):
+            continue
+        found.append(record)
+        if len(found) == limit:
+            break
+    return found
+
+
+@dataclass
+class Replayed:
+    source: str
+    replay: str | None = None
+    status: str = "failed"
+    error: str | None = None
+    cells: dict[str, str] = field(default_factory=dict)
+    result: str = "missing"
+
+
+def replay_all(
+    client: Any,
+    sources: Sequence[ExecutionRecord],
+    *,
+    from_: str,
+    overrides: Mapping[str, Any],
+    concurrency: int,
+    progress: Callable[[str], None] | None = None,
+) -> list[Replayed]:
+    """Replay each source from `from_` and compare it with its source. With concurrency
+    above 1 the replays run in background processes, that many at a time."""
+    from kitaru._errors import KitaruError
+
+    if concurrency < 1:
+        raise KitaruUsageError(f"--concurrency {concurrency}: give at least 1")
+    tag = f"{from_}@{time.time():.0f}"
+
+    def one(record: ExecutionRecord) -> Replayed:
+        row = Replayed(record.exec_id)
+        try:
+            view = client.executions.replay(
+                record.exec_id, from_=from_, overrides=overrides, detach=concurrency > 1
+            )
+            row.replay = view.exec_id
+            client.journal.set_metadata(view.exec_id, {"cohort": tag})
+            row.status = _settle(client, view.exec_id) if concurrency > 1 else view.status
+        except KitaruError as exc:
+            row.error = str(exc)
+        if progress:
+            progress(f"{record.exec_id} -> {row.replay or '-'}: {row.status}")
+        return row
+
+    if concurrency == 1:
+        rows = [one(r) for r in sources]
+    else:
+        with ThreadPoolExecutor(
+            max_workers=concurrency, thread_name_prefix="kitaru-cohort"
+        ) as pool:
+            rows = list(pool.map(one, sources))
+    for row in rows:
+        if row.replay is not None:
+            _compare(client.journal, row)
+    return rows
+
+
+def _settle(client: Any, exec_id: str) -> str:
+    while True:
+        status = str(client.executions.get(exec_id).status)
+        if status in _SETTLED:
+            return status
+        time.sleep(0.2)
+
+
+def _compare(journal: Journal, row: Replayed) -> None:
+    from kitaru._diff import diff_executions
+
+    assert row.replay is not None
+    diff = diff_executions(journal, row.source, row.replay)
+    failed = {c.key for c in journal.calls(row.replay) if c.status == "failed"}
+    for entry in diff["checkpoints"]:
+        status = entry["status"]
+        row.cells[entry["key"]] = {"only_in_a": "missing", "only_in_b": "new"}.get(status, status)
+    for key in failed:
+        row.cells[key] = "failed"
+    if row.status != "completed":
+        row.result = "failed" if row.status in ("failed", "crashed") else row.status
+    else:
+        row.result = {"only_in_a": "missing", "only_in_b": "new"}.get(
+            diff["result"], diff["result"]
+        )
+
+
+def matrix(rows: Sequence[Replayed]) -> dict[str, Any]:
+    """The cohort as data: the checkpoint keys in order, each row, and a summary."""
+    keys: list[str] = []
+    for row in rows:
+        keys.extend(k for k in row.cells if k not in keys)
+    summary = {"replayed": len(rows), "same": 0, "changed": 0, "failed": 0, "other": 0}
+    for row in rows:
+        if row.replay is None or row.result == "failed":
+            summary["failed"] += 1
+        elif row.result == "same" and all(v == "same" for v in row.cells.values()):
+            summary["same"] += 1
+        elif row.result in ("same", "changed"):
+            summary["changed"] += 1
+        else:
+            summary["other"] += 1
+    return {
+        "checkpoints": keys,
+        "executions": [
+            {
+                "source": r.source,
+                "replay": r.replay,
+                "status": r.status,
+                "error": r.error,
+                "checkpoints": r.cells,
+                "result": r.result,
+            }
+            for r in rows
+        ],
+        "summary": summary,
+    }

@@ -1,0 +1,122 @@
+"""Replay many: `kitaru executions replay --flow F --from KEY` replays a cohort of past
+executions with the current code and prints what changed, per execution and checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import kitaru_cli, run_python, write_script
+
+WRITER = """
+import os, sys
+from pathlib import Path
+from kitaru import checkpoint, flow
+
+RAN = Path(os.environ["RAN_FILE"])
+
+def ran(name):
+    with RAN.open("a") as f:
+        f.write(name + "\\n")
+
+@checkpoint
+def research(topic: str) -> str:
+    ran("research")
+    return f"notes on {topic}"
+
+@checkpoint
+def draft(notes: str) -> str:
+    ran("draft")
+    if os.environ.get("REFUSE") == notes[-1]:
+        raise RuntimeError("the model refused")
+    return os.environ.get("STYLE", "plain") + ": " + notes
+
+@checkpoint
+def title(topic: str) -> str:
+    ran("title")
+    return topic.upper()
+
+@flow
+def writer(topic: str) -> dict:
+    return {"draft": draft(research(topic)), "title": title(topic)}
+
+if __name__ == "__main__":
+    for topic in sys.argv[1:]:
+        print(writer.run(topic).exec_id)
+"""
+
+
+def _cohort(tmp_path: Path) -> tuple[list[str], dict[str, str], Path]:
+    ran = tmp_path / "ran.txt"
+    env = {"KITARU_HOME": str(tmp_path / "home"), "RAN_FILE": str(ran)}
+    script = write_script(tmp_path / "writer.py", WRITER)
+    done = run_python(script, "a", "b", "c", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done
+    ran.write_text("")
+    return done.stdout.split(), env, ran
+
+
+def test_a_changed_step_shows_per_execution_and_checkpoint(tmp_path: Path) -> None:
+    ids, env, ran = _cohort(tmp_path)
+    changed = {**env, "STYLE": "fancy", "REFUSE": "b"}
+    done = kitaru_cli(
+        "executions", "replay", "--flow", "writer", "--from", "draft", "--json",
+        env=changed, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1, done  # one replay failed
+    data = done.json()
+    assert data["checkpoints"] == ["research", "draft", "title"]
+    rows = {row["source"]: row for row in data["executions"]}
+    assert set(rows) == set(ids)
+    a, b, c = (rows[i] for i in ids)
+    for row in (a, c):
+        assert row["status"] == "completed"
+        assert row["checkpoints"] == {"research": "same", "draft": "changed", "title": "same"}
+        assert row["result"] == "changed"
+    assert b["status"] == "failed" and b["result"] == "failed"
+    assert b["checkpoints"] == {"research": "same", "draft": "failed", "title": "missing"}
+    assert data["summary"] == {"replayed": 3, "same": 0, "changed": 2, "failed": 1, "other": 0}
+    # Above --from nothing ran again: research was reused in every replay.
+    assert sorted(ran.read_text().split()) == ["draft"] * 3 + ["title"] * 2
+
+    # The replays are not a cohort of their own next time.
+    again = kitaru_cli(
+        "executions", "replay", "--flow", "writer", "--from", "title", "--json",
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert again.returncode == 0, again
+    assert {row["source"] for row in again.json()["executions"]} == set(ids)
+
+
+def test_unchanged_code_is_all_same_and_ci_can_fail_on_change(tmp_path: Path) -> None:
+    _ids, env, _ran = _cohort(tmp_path)
+    same = kitaru_cli(
+        "executions", "replay", "--flow", "writer", "--from", "draft", "--concurrency", "2",
+        "--fail-on-change", env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert same.returncode == 0, same
+    assert "3 replayed: 3 all same, 0 changed, 0 failed" in same.stdout
+    assert "RESEARCH" in same.stdout and "= same" in same.stdout
+
+    styled = {**env, "STYLE": "fancy"}
+    changed = kitaru_cli(
+        "executions", "replay", "--flow", "writer", "--from", "draft", "--limit", "1",
+        "--fail-on-change", env=styled, cwd=tmp_path,
+    )  # fmt: skip
+    assert changed.returncode == 1, changed
+    assert "1 replayed: 0 all same, 1 changed, 0 failed" in changed.stdout
+
+
+def test_bad_cohort_inputs_say_what_to_do(tmp_path: Path) -> None:
+    ids, env, ran = _cohort(tmp_path)
+    cases = {
+        ("--from", "draft"): "--flow F to replay many",
+        ("--flow", "nope", "--from", "draft"): "no completed execution of flow 'nope'",
+        ("--flow", "writer", "--from", "draft", "--since", "soon"): "like 30m, 12h, 7d",
+        ("--flow", "writer", "--from", "draft", "--limit", "0"): "--limit 0",
+        ("--flow", "writer", "--from", "draft", "--concurrency", "0"): "--concurrency 0",
+        (ids[0], "--flow", "writer", "--from", "draft"): "give no execution id",
+    }
+    for args, message in cases.items():
+        done = kitaru_cli("executions", "replay", *args, env=env, cwd=tmp_path)
+        assert done.returncode == 2 and message in done.stderr, (args, done)
+    assert ran.read_text() == ""  # nothing ran
