@@ -13,6 +13,7 @@ import contextvars
 import importlib
 import os
 import sys
+import threading
 import types
 from typing import Any
 
@@ -23,6 +24,8 @@ from kitaru.journal import ExecutionRecord, Journal
 SCRIPT_MODULE = "__kitaru_main__"
 
 loading: contextvars.ContextVar[bool] = contextvars.ContextVar("kitaru_loading", default=False)
+
+_loading_lock = threading.RLock()
 
 # Every flow defined in this process, by `registry_key`.
 registry: dict[str, Any] = {}
@@ -92,6 +95,14 @@ def load_flow(record: ExecutionRecord, *, journal: Journal | None = None) -> Any
     """The Flow object an execution was started from, imported if needed: only from
     this command's project when the record came from a server (the `journal` it was
     read from; kitaru/_project.py)."""
+    # Threads that load the same script at once (replays started side by side) would
+    # see its module, or its flow, before the rest of its code ran: one loads, the
+    # others then find it.
+    with _loading_lock:
+        return _load_flow(record, journal)
+
+
+def _load_flow(record: ExecutionRecord, journal: Journal | None) -> Any:
     ref = record.flow_ref
     found = registry.get(registry_key(ref, record.flow_file))
     if found is not None:

@@ -120,3 +120,49 @@ def test_bad_cohort_inputs_say_what_to_do(tmp_path: Path) -> None:
         done = kitaru_cli("executions", "replay", *args, env=env, cwd=tmp_path)
         assert done.returncode == 2 and message in done.stderr, (args, done)
     assert ran.read_text() == ""  # nothing ran
+
+
+SLOW_SCRIPT = """
+import time
+from kitaru import flow
+
+@flow
+def slow(x: int) -> int:
+    return helper(x)
+
+time.sleep(0.5)  # a script whose top level takes a while after the flow is defined
+
+def helper(x):
+    return x + 1
+"""
+
+LOAD_TWICE = """
+import sys, threading
+from kitaru import _loader
+from kitaru.journal import ExecutionRecord
+
+record = ExecutionRecord(
+    exec_id="kx_1", flow="slow", status="completed", created_at=0, updated_at=0,
+    flow_ref="__main__:slow", flow_file=sys.argv[1],
+)
+got = []
+threads = [
+    threading.Thread(target=lambda: got.append(_loader.load_flow(record))) for _ in range(2)
+]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+module = sys.modules["__kitaru_main__"]
+print(len(got), got[0] is got[1], hasattr(module, "helper"))
+"""
+
+
+def test_two_threads_loading_one_script_both_get_it_whole(tmp_path: Path) -> None:
+    # Replays side by side (--concurrency) load the flow's script in threads: the second
+    # must not see the module, or the flow, before the script's top level has run.
+    script = write_script(tmp_path / "slow.py", SLOW_SCRIPT)
+    loader = write_script(tmp_path / "load_twice.py", LOAD_TWICE)
+    done = run_python(loader, str(script), env={"KITARU_HOME": str(tmp_path / "home")})
+    assert done.returncode == 0, done
+    assert done.stdout.split() == ["2", "True", "True"]
