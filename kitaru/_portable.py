@@ -34,6 +34,7 @@ import base64
 import dataclasses
 import json
 import os
+import re
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
@@ -60,6 +61,9 @@ MANIFEST = "kitaru-bundle.json"
 _DROPPED_METADATA = ("traceparent", "traceparent.run")
 
 Progress = Callable[[str], None]
+_EXEC_ID = re.compile(r"^kx_[0-9a-f]{28}$")
+_ARTIFACT_ID = re.compile(r"^ka_[0-9a-f]{28}(_[0-9]+)?$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # The owner an execution has while it is being imported.
 _IMPORTING = "kitaru-import-"
 
@@ -291,6 +295,12 @@ def _manifest(bundle: zipfile.ZipFile) -> dict[str, Any]:
         ) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleError(f"{bundle.filename} is not a bundle of Kitaru executions")
+    if not (
+        isinstance(manifest.get("executions"), list)
+        and isinstance(manifest.get("records"), dict)
+        and isinstance(manifest.get("artifacts"), dict)
+    ):
+        raise BundleError(f"{bundle.filename}: its manifest lacks executions or records")
     if manifest.get("version") != VERSION:
         raise BundleError(
             f"{bundle.filename} is a bundle of format version {manifest.get('version')}; "
@@ -299,7 +309,9 @@ def _manifest(bundle: zipfile.ZipFile) -> dict[str, Any]:
     return manifest
 
 
-def _checked_doc(bundle: zipfile.ZipFile, manifest: dict[str, Any], exec_id: str) -> Any:
+def _checked_doc(bundle: zipfile.ZipFile, manifest: dict[str, Any], exec_id: object) -> Any:
+    if not isinstance(exec_id, str) or not _EXEC_ID.match(exec_id):
+        raise BundleError(f"{bundle.filename}: {exec_id!r} is not an execution id")
     name = f"executions/{exec_id}.json"
     try:
         text = bundle.read(name)
@@ -310,7 +322,39 @@ def _checked_doc(bundle: zipfile.ZipFile, manifest: dict[str, Any], exec_id: str
             f"{bundle.filename}: the records of execution {exec_id} do not match their hash "
             "in the manifest (the bundle was changed after it was exported); nothing imported"
         )
-    return json.loads(text)
+    doc = json.loads(text)
+    _check_shape(bundle.filename, exec_id, doc)
+    return doc
+
+
+def _check_shape(where: str | None, exec_id: str, doc: Any) -> None:
+    """Each row of a document belongs to its execution, and each id and hash has its
+    form: a bundle made by hand cannot add rows to another execution of the importing
+    journal, or write bytes outside its own place in the store."""
+
+    def refuse(what: str) -> BundleError:
+        return BundleError(f"{where}: execution {exec_id}: {what}; nothing imported")
+
+    try:
+        rows = [doc["execution"], *doc["calls"], *doc["waits"], *doc["logs"], *doc["events"]]
+        rows += doc["artifacts"]
+        for row in rows:
+            if row["exec_id"] != exec_id:
+                raise refuse(f"a row names execution {row['exec_id']!r}")
+        for artifact in _artifacts_of(doc):
+            if not _ARTIFACT_ID.match(str(artifact["artifact_id"])):
+                raise refuse(f"{artifact['artifact_id']!r} is not an artifact id")
+            if not _SHA256.match(str(artifact["content_hash"])):
+                raise refuse(f"artifact {artifact['artifact_id']} has no SHA-256 content hash")
+        _execution(doc["execution"])
+        for call in doc["calls"]:
+            CallRecord(**{**call, "output": None})
+        for artifact in _artifacts_of(doc):
+            _artifact(artifact)
+    except BundleError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise refuse(f"its records are not what this Kitaru writes ({exc!r})") from None
 
 
 def _checked_blobs(

@@ -234,3 +234,43 @@ def test_pickled_artifacts_travel_only_when_both_sides_ask(tmp_path: Path) -> No
     assert refused.returncode != 0 and "pickled" in refused.stderr
     accepted = kitaru_cli("executions", "import", str(bundle), "--allow-pickle", env=other)
     assert accepted.returncode == 0, accepted
+
+
+def test_a_hand_made_bundle_cannot_reach_outside_its_execution(tmp_path: Path) -> None:
+    """Someone who rewrites a bundle and its manifest's hashes (integrity is not
+    authenticity) still cannot write bytes outside the execution's place in the store,
+    nor add rows to another execution of the importing journal."""
+    from kitaru._artifact_io import content_hash
+
+    exec_id, bundle, _home = _exported(tmp_path)
+    with zipfile.ZipFile(bundle) as zf:
+        original = json.loads(zf.read(f"executions/{exec_id}.json"))
+        manifest = json.loads(zf.read("kitaru-bundle.json"))
+    other = _fresh_home(tmp_path, "other")
+    victim = _run_to_the_end(tmp_path / "victim", other)
+
+    def forged(change: str) -> str:
+        record = json.loads(json.dumps(original))
+        if change == "path":
+            record["artifacts"][0]["artifact_id"] = "../../../escaped"
+        else:
+            forged_log = {"call_key": None, "run": 1, "ts": 0.0, "stream": "stdout"}
+            record["logs"].append({**forged_log, "exec_id": victim, "text": "forged"})
+        text = json.dumps(record).encode()
+        _rewrite(bundle, f"executions/{exec_id}.json", text)
+        _rewrite(
+            bundle,
+            "kitaru-bundle.json",
+            json.dumps({**manifest, "records": {exec_id: content_hash(text)}}).encode(),
+        )
+        done = kitaru_cli("executions", "import", str(bundle), env=other)
+        assert done.returncode == 2, done
+        return done.stderr
+
+    assert "'../../../escaped' is not an artifact id" in forged("path")
+    assert f"a row names execution '{victim}'" in forged("logs")
+    assert not list(tmp_path.rglob("escaped"))
+    logs = kitaru_cli("executions", "logs", victim, env=other)
+    assert "forged" not in logs.stdout
+    listed = kitaru_cli("executions", "list", "--json", env=other).json()
+    assert [e["exec_id"] for e in listed] == [victim]
