@@ -69,6 +69,7 @@ NEEDS_MORE = {
     "kitaru deployments tag": "a deployed version (Docker)",
     "kitaru deployments invoke": "a deployed version (Docker)",
     "kitaru server ": "the server extra and a running server",
+    "kitaru mcp serve": "a long-running server for an MCP client (tests/test_mcp.py drives it)",
 }
 
 

@@ -19,6 +19,7 @@ from kitaru.cli._deployments import app as deployments_app
 from kitaru.cli._deployments import deploy_command
 from kitaru.cli._doctor import doctor_command
 from kitaru.cli._executions import app as executions_app
+from kitaru.cli._mcp import app as mcp_app
 from kitaru.cli._model import app as model_app
 from kitaru.cli._portable import export_command, import_command
 from kitaru.cli._schedules import app as schedules_app
@@ -50,6 +51,7 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(deployments_app, name="deployments")
 app.add_typer(queues_app, name="queues")
 app.add_typer(schedules_app, name="schedules")
+app.add_typer(mcp_app, name="mcp")
 app.command("worker")(worker_command)
 app.command("deploy")(deploy_command)
 app.command("doctor")(doctor_command)

@@ -1,0 +1,75 @@
+"""`kitaru mcp serve`: flows as MCP tools (kitaru/_mcp.py)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+app = typer.Typer(
+    rich_markup_mode="markdown",
+    help='Serve flows as tools to MCP clients (pip install "kitaru[mcp]").\n\n'
+    "Example: `kitaru mcp serve --flows agents.research --stdio`",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def serve(
+    flows: list[str] = typer.Option(
+        ...,
+        "--flows",
+        help="Flows to serve as tools: `pkg.module` (all its flows), `pkg.module:flow` or "
+        "`path/to/file.py[:flow]`. Repeat for more.",
+    ),
+    stdio: bool = typer.Option(
+        False, "--stdio", help="Speak MCP on stdin and stdout (what a desktop client starts)."
+    ),
+    http: int | None = typer.Option(
+        None,
+        "--http",
+        help="Serve MCP over streamable HTTP on this port (at /mcp); every request needs "
+        "a Kitaru API token.",
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="With --http: the address to bind."),
+) -> None:
+    """Serve flows as MCP tools: each flow is a tool whose input schema is its
+    signature, a call runs one durable execution, and a flow that waits for a person
+    asks the client for input (the protocol's `input_required`, or elicitation for older
+    clients) and continues with the answer.
+
+    Operator tools come with them: `kitaru_list`, `kitaru_get`, `kitaru_answer`,
+    `kitaru_replay`, `kitaru_cancel` and `kitaru_result` (which resumes an execution
+    whose server died mid-run). Over HTTP a read token may list and get; starting,
+    answering, replaying and cancelling need a write token.
+
+    Examples:
+
+    - `kitaru mcp serve --flows agents.research --stdio`
+    - `kitaru mcp serve --flows agents.py:review --http 8765`
+    """
+    from kitaru._errors import KitaruUsageError
+
+    if stdio == (http is not None):
+        raise KitaruUsageError("choose one transport: --stdio or --http PORT")
+    try:
+        from kitaru import _mcp
+    except ImportError as exc:
+        raise KitaruUsageError(
+            f'kitaru mcp needs the MCP SDK ({exc}): pip install "kitaru[mcp]"'
+        ) from None
+    from kitaru import _queue
+    from kitaru.journal import current_journal
+
+    loaded = _queue.load_flows(flows)
+    server = _mcp.Server(current_journal(), loaded, tokens=http is not None)
+    if stdio:
+        server.mcp.run("stdio")
+        return
+    assert http is not None
+    print(
+        f"kitaru mcp: {', '.join(loaded)} at http://{host}:{http}/mcp (Ctrl-C to stop)",
+        file=sys.stderr,
+        flush=True,
+    )
+    _mcp.serve_http(server, host, http)

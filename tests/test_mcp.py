@@ -1,0 +1,282 @@
+"""`kitaru mcp serve`: flows as MCP tools, driven by the official MCP SDK's client over
+stdio and over streamable HTTP, against real server processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from conftest import write_script
+
+pytest.importorskip("mcp")
+
+import httpx2
+import mcp_types as types
+from mcp.client.client import Client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+AGENTS = """
+import os
+from pathlib import Path
+import kitaru
+from kitaru import checkpoint, flow
+
+RAN = Path(os.environ["RAN_FILE"])
+GATE = Path(os.environ["GATE_FILE"])
+
+def ran(what):
+    with RAN.open("a") as f:
+        f.write(what + "\\n")
+
+@checkpoint
+def research(topic: str) -> str:
+    ran("research")
+    return f"notes on {topic}"
+
+@checkpoint
+def publish(notes: str, approved: bool) -> str:
+    ran("publish")
+    return ("published: " if approved else "held: ") + notes
+
+@flow
+def review(topic: str) -> str:
+    \"\"\"Research a topic and publish it once a person approves.\"\"\"
+    notes = research(topic)
+    print("printed by the flow: must not reach the protocol stream")
+    approved = kitaru.wait(name="approve", question=f"Publish the notes on {topic}?", schema=bool)
+    return publish(notes, approved)
+
+@checkpoint
+def slow_step(i: int) -> int:
+    ran(f"slow_step {i}")
+    while i == 2 and not GATE.exists():
+        import time; time.sleep(0.05)
+    return i * 10
+
+@flow
+def long_job(n: int) -> int:
+    return sum(slow_step(i) for i in range(1, n + 1))
+
+@flow
+def add(a: int, b: int = 2) -> int:
+    return a + b
+"""
+
+
+class Project:
+    def __init__(self, tmp_path: Path) -> None:
+        self.dir = tmp_path / "project"
+        write_script(self.dir / "agents.py", AGENTS)
+        self.ran = tmp_path / "ran.txt"
+        self.gate = tmp_path / "gate"
+        self.env = {
+            **os.environ,
+            "KITARU_HOME": str(tmp_path / "home"),
+            "RAN_FILE": str(self.ran),
+            "GATE_FILE": str(self.gate),
+        }
+
+    def ran_lines(self) -> list[str]:
+        return self.ran.read_text().splitlines() if self.ran.exists() else []
+
+    def stdio(self) -> StdioServerParameters:
+        return StdioServerParameters(
+            command=sys.executable,
+            args=["-m", "kitaru", "mcp", "serve", "--flows", "agents.py", "--stdio"],
+            cwd=str(self.dir),
+            env=self.env,
+        )
+
+
+def approve(answer: bool) -> Any:
+    async def elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        assert params.message == "Publish the notes on durable agents?"
+        assert params.requested_schema["properties"]["value"]["type"] == "boolean"
+        return types.ElicitResult(action="accept", content={"value": answer})
+
+    return elicit
+
+
+def outcome(result: Any) -> dict[str, Any]:
+    assert not result.is_error, result
+    return dict(json.loads(result.content[0].text))
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_stdio_tools_run_flows_and_a_wait_asks_the_client(tmp_path: Path, mode: str) -> None:
+    """`auto` speaks the current protocol (the wait comes back as `input_required` and
+    the client retries with the answer); `legacy` is asked mid-call (elicitation)."""
+    project = Project(tmp_path)
+    progress: list[str] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(message or "")
+
+    async def main() -> tuple[Any, Any, Any]:
+        async with Client(project.stdio(), elicitation_callback=approve(True), mode=mode) as c:
+            listed = await c.list_tools()
+            added = await c.call_tool("add", {"a": 40})
+            reviewed = await c.call_tool(
+                "review", {"topic": "durable agents"}, progress_callback=on_progress
+            )
+            return listed, added, reviewed
+
+    listed, added, reviewed = anyio.run(main)
+    tools = {t.name: t for t in listed.tools}
+    assert set(tools) >= {"review", "add", "kitaru_list", "kitaru_result", "kitaru_answer"}
+    assert tools["add"].input_schema["required"] == ["a"]
+    assert tools["add"].input_schema["properties"]["b"]["default"] == 2
+    assert "once a person approves" in (tools["review"].description or "")
+    assert outcome(added)["result"] == 42
+
+    done = outcome(reviewed)
+    assert done["status"] == "completed"
+    assert done["result"] == "published: notes on durable agents"
+    assert progress[0] == f"execution {done['exec_id']} started"
+    assert any("research completed" in p for p in progress)
+    assert project.ran_lines() == ["research", "publish"]  # nothing ran twice
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class HttpServer:
+    def __init__(self, project: Project) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kitaru", "mcp", "serve", "--flows", "agents.py",
+             "--http", str(self.port)],
+            cwd=project.dir, env=project.env, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else ""
+            try:
+                httpx2.get(self.url, timeout=1)
+                return
+            except httpx2.HTTPError:
+                time.sleep(0.1)
+        raise AssertionError("kitaru mcp serve --http did not start")
+
+    def client(self, token: str, **kwargs: Any) -> Client:
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        return Client(streamable_http_client(self.url, http_client=http), **kwargs)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(tmp_path)
+
+
+@pytest.fixture
+def tokens(project: Project) -> dict[str, str]:
+    from kitaru.journal import open_journal
+    from kitaru.server import _tokens
+
+    journal = open_journal(f"sqlite:///{Path(project.env['KITARU_HOME']) / 'journal.db'}")
+    made = {scope: _tokens.create(journal, scope=scope)[0] for scope in ("read", "write")}
+    journal.close()
+    return made
+
+
+@pytest.fixture
+def http(project: Project, tokens: dict[str, str]) -> Iterator[HttpServer]:
+    server = HttpServer(project)
+    yield server
+    server.kill()
+
+
+def test_http_needs_a_token_and_a_read_token_cannot_run(
+    project: Project, tokens: dict[str, str], http: HttpServer
+) -> None:
+    for headers in ({}, {"Authorization": "Bearer kt_forged_token"}):
+        refused = httpx2.post(http.url, headers=headers, json={}, timeout=10)
+        assert refused.status_code == 401 and "Kitaru API token" in refused.text
+
+    async def as_reader() -> tuple[Any, Any]:
+        async with http.client(tokens["read"]) as c:
+            listed = await c.call_tool("kitaru_list", {})
+            started = await c.call_tool("add", {"a": 1})
+            return listed, started
+
+    listed, started = anyio.run(as_reader)
+    assert not listed.is_error
+    assert started.is_error and "needs a write token" in started.content[0].text
+    assert project.ran_lines() == []
+
+    async def as_writer() -> Any:
+        async with http.client(tokens["write"], elicitation_callback=approve(False)) as c:
+            return await c.call_tool("review", {"topic": "durable agents"})
+
+    done = outcome(anyio.run(as_writer))
+    assert done["result"] == "held: notes on durable agents"
+
+
+def test_a_server_killed_mid_run_is_resumed_and_the_client_gets_its_result(
+    project: Project, tokens: dict[str, str]
+) -> None:
+    first = HttpServer(project)
+    seen: list[str] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        seen.append(message or "")
+
+    async def start_and_lose() -> None:
+        async with first.client(tokens["write"]) as c:
+            with anyio.move_on_after(60):
+                async with anyio.create_task_group() as tg:
+
+                    async def call() -> None:
+                        try:
+                            await c.call_tool("long_job", {"n": 3}, progress_callback=on_progress)
+                        except Exception:
+                            pass  # the server died under the call
+
+                    tg.start_soon(call)
+                    while not any("slow_step completed" in m for m in seen):
+                        await anyio.sleep(0.05)
+                    while project.ran_lines()[-1:] != ["slow_step 2"]:
+                        await anyio.sleep(0.05)
+                    first.kill()
+                    tg.cancel_scope.cancel()
+
+    try:
+        anyio.run(start_and_lose)
+    finally:
+        first.kill()
+    exec_id = seen[0].split()[1]
+    assert project.ran_lines() == ["slow_step 1", "slow_step 2"]
+
+    project.gate.touch()
+    second = HttpServer(project)
+    try:
+
+        async def collect() -> Any:
+            async with second.client(tokens["write"]) as c:
+                return await c.call_tool("kitaru_result", {"exec_id": exec_id})
+
+        done = outcome(anyio.run(collect))
+    finally:
+        second.kill()
+    assert done == {"exec_id": exec_id, "status": "completed", "result": 60}
+    # The step committed before the kill was read back, not run again.
+    assert project.ran_lines() == ["slow_step 1", "slow_step 2", "slow_step 2", "slow_step 3"]
