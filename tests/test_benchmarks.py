@@ -142,3 +142,12 @@ def test_feed_suite_times_both_ways_of_telling_the_feed_about_calls(tmp_path: Pa
         assert got["call_us"] > 0 and got["writer_us"] > 0
     assert section["data"]["ratio"]["call"] > 0
     assert "| folded |" in section["markdown"]
+
+
+def test_cohort_suite_times_a_replayed_execution(tmp_path: Path) -> None:
+    from benchmarks import cohort
+
+    section = cohort.bench(quick=True, workdir=tmp_path)
+    data = section["data"]
+    assert data["executions"] == 50 and data["same"] == 50
+    assert data["replay_ms"] > 0 and data["run_ms"] > 0

@@ -166,3 +166,47 @@ def test_two_threads_loading_one_script_both_get_it_whole(tmp_path: Path) -> Non
     done = run_python(loader, str(script), env={"KITARU_HOME": str(tmp_path / "home")})
     assert done.returncode == 0, done
     assert done.stdout.split() == ["2", "True", "True"]
+
+
+TEN_STEPS = """
+import sys
+from kitaru import checkpoint, flow
+
+def make(i):
+    @checkpoint(name=f"s{i}")
+    def step(x: int) -> int:
+        return x + 1
+    return step
+
+STEPS = [make(i) for i in range(10)]
+
+@flow
+def ten(x: int) -> int:
+    for step in STEPS:
+        x = step(x)
+    return x
+
+if __name__ == "__main__":
+    for i in range(int(sys.argv[1])):
+        ten.run(i)
+"""
+
+
+def test_five_hundred_executions_replay_from_the_middle_and_print_the_matrix(
+    tmp_path: Path,
+) -> None:
+    env = {"KITARU_HOME": str(tmp_path / "home"), "KITARU_QUIET": "1"}
+    script = write_script(tmp_path / "ten.py", TEN_STEPS)
+    made = run_python(script, "500", env=env, cwd=tmp_path, timeout=300)
+    assert made.returncode == 0, made
+    done = kitaru_cli(
+        "executions", "replay", "--flow", "ten", "--from", "s5", "--limit", "500",
+        env=env, cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["SOURCE", "REPLAY", *(f"S{i}" for i in range(10)), "RESULT"]
+    rows = [line for line in lines[1:] if line.startswith("kx_")]
+    assert len(rows) == 500
+    assert all(row.split()[2:] == ["="] * 10 + ["same"] for row in rows)
+    assert "500 replayed: 500 all same, 0 changed, 0 failed" in done.stdout
