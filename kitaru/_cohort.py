@@ -91,7 +91,7 @@ def replay_all(
 
     if concurrency < 1:
         raise KitaruUsageError(f"--concurrency {concurrency}: give at least 1")
-    tag = f"{from_}@{time.time():.0f}"
+    tag = f"from {from_} at {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC"
 
     def one(record: ExecutionRecord) -> Replayed:
         row = Replayed(record.exec_id)
@@ -178,3 +178,31 @@ def matrix(rows: Sequence[Replayed]) -> dict[str, Any]:
         ],
         "summary": summary,
     }
+
+
+def cohorts(journal: Journal, flow: str, *, limit: int = 1000) -> dict[str, list[ExecutionRecord]]:
+    """The replays that earlier cohorts of `flow` made, by cohort (newest first), from
+    the flow's newest `limit` executions."""
+    found: dict[str, list[ExecutionRecord]] = {}
+    for record in journal.list_executions(flow=flow, limit=limit):
+        tag = record.metadata.get("cohort")
+        if isinstance(tag, str) and record.replayed_from:
+            found.setdefault(tag, []).append(record)
+    return dict(sorted(found.items(), key=lambda kv: -max(r.created_at for r in kv[1])))
+
+
+def matrix_of(journal: Journal, replays: Sequence[ExecutionRecord]) -> dict[str, Any]:
+    """The matrix of a cohort that ran before (what the web UI shows)."""
+    from kitaru._lease import effective_status
+
+    rows = []
+    for record in replays:
+        assert record.replayed_from is not None
+        row = Replayed(record.replayed_from, record.exec_id)
+        row.status = effective_status(record.status, record.owner, record.lease_until)
+        if journal.get_execution(record.replayed_from) is None:
+            row.error = "its source was deleted"
+        else:
+            _compare(journal, row)
+        rows.append(row)
+    return matrix(rows)

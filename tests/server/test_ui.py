@@ -4,6 +4,8 @@ server on PostgreSQL. Screenshots are kept under test-artifacts/ui/."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -502,3 +504,60 @@ def test_a_running_execution_that_fails_shows_its_traceback_without_a_reload(
         shot(page, "11-execution-failed-live")
     finally:
         flow.wait(60)
+
+
+SCORING = """
+import json, os, sys
+from kitaru import checkpoint, flow
+
+@checkpoint
+def fetch(n: int) -> int:
+    return n
+
+@checkpoint
+def score(n: int) -> int:
+    return n * int(os.environ.get("FACTOR", "1"))
+
+@flow
+def scoring(n: int) -> int:
+    return score(fetch(n))
+
+if __name__ == "__main__":
+    handle = scoring.run(int(sys.argv[1]))
+    print(json.dumps({"exec_id": handle.exec_id, "status": handle.status}))
+"""
+
+
+def test_a_cohort_shows_as_a_matrix_with_diffs(
+    page: Any, server: ServerProcess, write_token: str, read_token: str, tmp_path: Path
+) -> None:
+    client = Client(server, write_token, tmp_path / "home")
+    script = write_script(tmp_path / "scoring.py", SCORING)
+    zero = client.start(script, "0")["exec_id"]
+    three = client.start(script, "3")["exec_id"]
+    # The code changed: score doubles. 0 * 2 is still 0; 3 * 2 is not 3.
+    changed = subprocess.run(
+        [sys.executable, "-m", "kitaru", "executions", "replay", "--flow", "scoring",
+         "--from", "score", "--json"],
+        env={**client.env, "FACTOR": "2"}, cwd=tmp_path, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert changed.returncode == 0, changed.stderr
+
+    sign_in(page, server, read_token, "/ui/cohorts?flow=scoring")
+    rows = page.locator("#matrix tbody tr")
+    assert rows.count() == 2
+    results = {rows.nth(i).get_attribute("data-source"): rows.nth(i) for i in range(2)}
+    assert results[zero].get_attribute("data-result") == "same"
+    assert results[three].get_attribute("data-result") == "changed"
+    cell = results[three].locator("td[data-key=score]")
+    assert cell.get_attribute("data-cell") == "changed" and cell.inner_text() == "~"
+    assert results[three].locator("td[data-key=fetch]").get_attribute("data-cell") == "same"
+    assert (
+        "2 replayed: 1 all same, 1 changed, 0 failed"
+        in page.locator("#cohort-summary").inner_text()
+    )
+    shot(page, "09-cohort")
+    results[three].locator("a[href*='diff']").click()
+    page.wait_for_url("**/ui/diff*")
+    assert page.locator("#diff tbody tr[data-key=score]").get_attribute("data-status") == "changed"

@@ -238,6 +238,26 @@ def execution(exec_id: str, request: Request, state: State, caller: Viewer) -> H
     )
 
 
+@router.get("/cohorts")
+def cohorts_page(
+    request: Request, state: State, caller: Viewer, flow: str = "", tag: str = ""
+) -> HTMLResponse:
+    """Replay many: the matrix of a cohort (`kitaru executions replay --flow F`)."""
+    from kitaru import _cohort
+
+    flows = sorted({e.flow for e in state.journal.list_executions(limit=1000)})
+    found = _cohort.cohorts(state.journal, flow) if flow else {}
+    chosen = tag if tag in found else next(iter(found), "")
+    data = _cohort.matrix_of(state.journal, found[chosen]) if chosen else None
+    return _page(
+        request, state, caller, "cohorts.html",
+        flows=flows, flow=flow, tags=list(found), tag=chosen, m=data, marks=COHORT_MARKS,
+    )  # fmt: skip
+
+
+COHORT_MARKS = {"same": "=", "changed": "~", "failed": "x", "new": "+", "missing": "-"}
+
+
 @router.get("/diff")
 def diff(request: Request, state: State, caller: Viewer, a: str = "", b: str = "") -> HTMLResponse:
     try:
