@@ -54,16 +54,19 @@ def select(
     if limit < 1:
         raise KitaruUsageError(f"--limit {limit}: give at least 1")
     oldest = time.time() - since if since is not None else None
-    found = []
-    for record in journal.list_executions(flow=flow, status=status, limit=max(limit * 4, 100)):
-        if oldest is not None and record.created_at < oldest:
-            continue
-        if record.metadata.get("cohort"):
-            continue
-        found.append(record)
-        if len(found) == limit:
-            break
-    return found
+    window = max(limit * 4, 100)
+    while True:
+        page = journal.list_executions(flow=flow, status=status, limit=window)
+        found = [
+            r
+            for r in page
+            if not r.metadata.get("cohort") and (oldest is None or r.created_at >= oldest)
+        ]
+        # Earlier cohorts' replays are newest: look further back until enough sources
+        # are found or the journal has no more.
+        if len(found) >= limit or len(page) < window:
+            return found[:limit]
+        window *= 4
 
 
 @dataclass
@@ -91,7 +94,9 @@ def replay_all(
 
     if concurrency < 1:
         raise KitaruUsageError(f"--concurrency {concurrency}: give at least 1")
-    tag = f"from {from_} at {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC"
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now))
+    tag = f"from {from_} at {stamp}.{int(now * 1000) % 1000:03d} UTC"
 
     def one(record: ExecutionRecord) -> Replayed:
         row = Replayed(record.exec_id)
@@ -104,6 +109,8 @@ def replay_all(
             row.status = _settle(client, view.exec_id) if concurrency > 1 else view.status
         except KitaruError as exc:
             row.error = str(exc)
+        except Exception as exc:  # one broken replay does not lose the others' rows
+            row.error = f"{type(exc).__name__}: {exc}"
         if progress:
             progress(f"{record.exec_id} -> {row.replay or '-'}: {row.status}")
         return row

@@ -25,7 +25,8 @@ SCRIPT_MODULE = "__kitaru_main__"
 
 loading: contextvars.ContextVar[bool] = contextvars.ContextVar("kitaru_loading", default=False)
 
-_loading_lock = threading.RLock()
+_loading_lock = threading.Lock()  # guards _code_locks
+_code_locks: dict[str, threading.RLock] = {}
 
 # Every flow defined in this process, by `registry_key`.
 registry: dict[str, Any] = {}
@@ -97,8 +98,11 @@ def load_flow(record: ExecutionRecord, *, journal: Journal | None = None) -> Any
     read from; kitaru/_project.py)."""
     # Threads that load the same script at once (replays started side by side) would
     # see its module, or its flow, before the rest of its code ran: one loads, the
-    # others then find it.
+    # others then find it. One lock per script or module, so a slow one holds no other.
+    key = registry_key(record.flow_ref, record.flow_file)
     with _loading_lock:
+        lock = _code_locks.setdefault(key, threading.RLock())
+    with lock:
         return _load_flow(record, journal)
 
 

@@ -24,6 +24,7 @@ stdio the client is a local process that started this one, trusted as the CLI is
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import typing
@@ -39,14 +40,33 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from kitaru.journal import ExecutionRecord, Journal
 
+_T = typing.TypeVar("_T", bound=Callable[..., Any])
+
 # The queue an execution started by a tool call is recorded in for the instant before
 # this process takes it: no `kitaru worker` serves it unless told to.
 QUEUE = "mcp"
 # How often a running execution is looked at for progress.
 POLL_SECONDS = 0.25
 _PRIMITIVES = frozenset({"string", "number", "integer", "boolean"})
+# The name a flow tool's MCP context is passed under (never a flow's own parameter).
+_CTX = "kitaru_mcp_context"
 # Kitaru's wait types that a form holds as one field, and the field's JSON type.
 _FORM_TYPES = {"bool": "boolean", "int": "integer", "float": "number", "str": "string"}
+
+
+def _friendly(tool: _T) -> _T:
+    """Kitaru's own errors reach the client as the CLI says them (one line, what to
+    do), not as a bare "Error executing tool"."""
+    from kitaru._errors import KitaruError
+
+    @functools.wraps(tool)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await tool(*args, **kwargs)
+        except KitaruError as exc:
+            raise ToolError(str(exc)) from None
+
+    return typing.cast(_T, wrapper)
 
 
 class Server:
@@ -87,21 +107,30 @@ class Server:
             for p in inspect.signature(flow.fn).parameters.values()
             if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
         ]
-        ctx_param = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
+        positional = [
+            p.name
+            for p in inspect.signature(flow.fn).parameters.values()
+            if p.kind == inspect.Parameter.POSITIONAL_ONLY
+        ]
+        ctx_param = inspect.Parameter(_CTX, inspect.Parameter.KEYWORD_ONLY, annotation=Context)
 
+        @_friendly
         async def run_flow(**kwargs: Any) -> Any:
-            ctx: Context = kwargs.pop("ctx")
+            from kitaru import _queue
+
+            ctx: Context = kwargs.pop(_CTX)
             self._allow(ctx, write=True)
             if ctx.request_state:  # the retry of a call that asked for input
                 record = self._execution(ctx.request_state, flow=flow.name)
                 return await self._continue(ctx, record)
-            exec_id = await anyio.to_thread.run_sync(
-                lambda: flow.submit(queue=QUEUE, **kwargs).exec_id
+            args = tuple(kwargs.pop(name) for name in positional if name in kwargs)
+            record = await anyio.to_thread.run_sync(
+                lambda: _queue.submit(flow, args, kwargs, queue=QUEUE)
             )
-            return await self._drive(ctx, exec_id, self._resume(exec_id))
+            return await self._drive(ctx, record.exec_id, self._resume(record.exec_id))
 
         run_flow.__signature__ = inspect.Signature([*params, ctx_param])  # type: ignore[attr-defined]
-        run_flow.__annotations__ = {**{p.name: p.annotation for p in params}, "ctx": Context}
+        run_flow.__annotations__ = {**{p.name: p.annotation for p in params}, _CTX: Context}
         run_flow.__name__ = flow.name
         return run_flow
 
@@ -123,15 +152,21 @@ class Server:
         await ctx.report_progress(0, None, f"execution {exec_id} started")
         done = anyio.Event()
 
+        failed: list[BaseException] = []
+
         async def run() -> None:
             try:
                 await anyio.to_thread.run_sync(work)
+            except Exception as exc:  # said to the client below, as the CLI would say it
+                failed.append(exc)
             finally:
                 done.set()
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(run)
             await self._report(ctx, exec_id, done)
+        if failed:
+            raise failed[0]
         record = await self._stopped(exec_id)
         return await self._outcome(ctx, record)
 
@@ -240,33 +275,47 @@ class Server:
         return await self._drive(ctx, exec_id, give)
 
     # -- operator tools ----------------------------------------------------------------
+    @_friendly
     async def kitaru_list(
         self, ctx: Context, flow: str | None = None, status: str | None = None, limit: int = 20
-    ) -> list[dict[str, Any]]:
+    ) -> dict[str, Any]:
         """List executions, newest first (flow and status narrow it)."""
         self._allow(ctx, write=False)
-        found = self.executions.list(flow=flow, status=status, limit=limit)
-        return [e.data for e in found]
+        if flow is not None and flow not in self.flows:
+            raise ToolError(f"this server serves the flows {', '.join(self.flows)}, not {flow!r}")
+        found = [
+            e.data
+            for name in ([flow] if flow else list(self.flows))
+            for e in self.executions.list(flow=name, status=status, limit=limit)
+        ]
+        found.sort(key=lambda e: e.get("created_at") or "", reverse=True)
+        return {"executions": found[:limit]}
 
+    @_friendly
     async def kitaru_get(self, ctx: Context, exec_id: str) -> dict[str, Any]:
         """One execution: status, checkpoints, waits, result or error."""
         self._allow(ctx, write=False)
         self._execution(exec_id)
         return dict(self.executions.get(exec_id).to_dict())
 
+    @_friendly
     async def kitaru_answer(self, ctx: Context, exec_id: str, wait: str, value: Any) -> Any:
         """Answer a pending wait (by name or key) and run the execution on."""
         from kitaru import _control
 
         self._allow(ctx, write=True)
-        self._execution(exec_id)
+        record = self._execution(exec_id)
+        if ctx.request_state:  # the retry of an answer that led to another question
+            return await self._continue(ctx, self._execution(ctx.request_state))
 
         def give() -> object:
             _control.give_input(exec_id, wait, value, resume_after=False, journal=self.journal)
             return self._resume(exec_id)()
 
+        del record
         return await self._drive(ctx, exec_id, give)
 
+    @_friendly
     async def kitaru_replay(
         self,
         ctx: Context,
@@ -277,6 +326,9 @@ class Server:
         """Replay an execution from a checkpoint with this server's code: outputs above it
         are reused."""
         self._allow(ctx, write=True)
+        self._execution(exec_id)
+        if ctx.request_state:  # the retry of a replay that asked for input
+            return await self._continue(ctx, self._execution(ctx.request_state))
         view = await anyio.to_thread.run_sync(
             lambda: self.executions.replay(
                 exec_id, from_=from_checkpoint, overrides=overrides or {}
@@ -284,6 +336,7 @@ class Server:
         )
         return await self._outcome(ctx, self._execution(view.exec_id))
 
+    @_friendly
     async def kitaru_cancel(self, ctx: Context, exec_id: str) -> dict[str, Any]:
         """Cancel an execution."""
         self._allow(ctx, write=True)
@@ -291,6 +344,7 @@ class Server:
         view = await anyio.to_thread.run_sync(lambda: self.executions.cancel(exec_id))
         return {"exec_id": exec_id, "status": view.status}
 
+    @_friendly
     async def kitaru_result(self, ctx: Context, exec_id: str) -> Any:
         """The result of an execution, waiting for it to stop: a crashed one (its server
         died mid-run) is resumed here first; a waiting one asks for its input."""
@@ -306,9 +360,23 @@ class Server:
 
     # -- checks ------------------------------------------------------------------------
     def _execution(self, exec_id: str, *, flow: str | None = None) -> ExecutionRecord:
+        """An execution of a flow this server serves, as it serves it (the same code):
+        the tools never reach the journal's other executions, whose code they would run."""
+        from kitaru import _loader
+
         record = self.journal.get_execution(exec_id)
-        if record is None or (flow is not None and record.flow != flow):
-            raise ToolError(f"no execution {exec_id!r}" + (f" of flow {flow!r}" if flow else ""))
+        served = self.flows.get(record.flow) if record is not None else None
+        if (
+            record is None
+            or served is None
+            or (flow is not None and record.flow != flow)
+            or _loader.registry_key(record.flow_ref, record.flow_file)
+            != _loader.registry_key(*_loader.describe(served.fn)[:2])
+        ):
+            raise ToolError(
+                f"no execution {exec_id!r} of the flows this server serves "
+                f"({', '.join(self.flows)})"
+            )
         return record
 
     def _allow(self, ctx: Context, *, write: bool) -> None:
@@ -374,14 +442,19 @@ def _read_answer(how: str, content: dict[str, Any]) -> Any:
     return value
 
 
-def serve_http(server: Server, host: str, port: int) -> None:
+def serve_http(server: Server, host: str, port: int, *, allowed_hosts: list[str]) -> None:
     """Streamable HTTP at /mcp, behind a token check on every request (401 without a
     live Kitaru API token: not even the tool list is shown)."""
     import uvicorn
+    from mcp.server.transport_security import TransportSecuritySettings
     from starlette.responses import JSONResponse
     from starlette.types import ASGIApp, Receive, Scope, Send
 
-    app = server.mcp.streamable_http_app()
+    hosts = [f"{host}:{port}", host, f"127.0.0.1:{port}", f"localhost:{port}", *allowed_hosts]
+    security = TransportSecuritySettings(
+        allowed_hosts=hosts, allowed_origins=[f"http://{h}" for h in hosts]
+    )
+    app = server.mcp.streamable_http_app(transport_security=security, host=host)
     journal = server.journal
 
     def guarded(inner: ASGIApp) -> ASGIApp:

@@ -39,7 +39,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kitaru._artifact_io import content_hash
 from kitaru._errors import KitaruUsageError
@@ -61,9 +61,16 @@ MANIFEST = "kitaru-bundle.json"
 _DROPPED_METADATA = ("traceparent", "traceparent.run")
 
 Progress = Callable[[str], None]
-_EXEC_ID = re.compile(r"^kx_[0-9a-f]{28}$")
-_ARTIFACT_ID = re.compile(r"^ka_[0-9a-f]{28}(_[0-9]+)?$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_R = TypeVar("_R")
+_ADAPTERS: dict[type, Any] = {}
+_EXEC_ID = re.compile(r"kx_[0-9a-f]{28}")
+_ARTIFACT_ID = re.compile(r"ka_[0-9a-f]{28}(_[0-9]+)?")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# Statuses an execution may be imported with (running: it crashed where it ran).
+_IMPORTABLE = frozenset({"completed", "failed", "cancelled", "waiting", "running"})
+# Limits on what a bundle may make this process read into memory at once.
+_MAX_JSON_BYTES = 256 * 1024 * 1024
+_CHUNK = 1024 * 1024
 # The owner an execution has while it is being imported.
 _IMPORTING = "kitaru-import-"
 
@@ -95,6 +102,10 @@ def export(
                 f"(or cancel it first: kitaru executions cancel {record.exec_id})"
             )
     target = Path(path)
+    if target.is_dir() or not target.parent.is_dir():
+        raise KitaruUsageError(
+            f"-o {path}: give a file in an existing directory (the bundle is one file)"
+        )
     partial = target.with_name(target.name + ".partial")
     manifest: dict[str, Any] = {
         "format": FORMAT,
@@ -174,8 +185,18 @@ def _execution_doc(journal: Journal, record: ExecutionRecord, allow_pickle: bool
         "logs": [_plain(entry) for entry in journal.logs(exec_id)],
         "events": [_plain(e) for e in _all_events(journal, exec_id)],
     }
-    for key in ("owner", "heartbeat_at", "run_id", "worker", "claimed_at"):
+    for key in ("owner", "heartbeat_at", "run_id", "worker", "claimed_at", "python"):
         doc["execution"][key] = None
+    doc["execution"]["argv"] = []  # a command line may hold secrets
+    # A replay's copied waits name their source's answers: carry those too.
+    have = {a["artifact_id"] for a in doc["artifacts"]}
+    for wait in doc["waits"]:
+        answer = wait["value_artifact"]
+        if answer and answer not in have:
+            found = journal.get_artifact(answer)
+            if found is not None:
+                doc["artifacts"].append({**_plain(found), "exec_id": exec_id})
+                have.add(answer)
     metadata = doc["execution"]["metadata"]
     for key in _DROPPED_METADATA:
         metadata.pop(key, None)
@@ -252,8 +273,21 @@ def import_bundle(
     with _open(path) as bundle:
         manifest = _manifest(bundle)
         docs = [_checked_doc(bundle, manifest, exec_id) for exec_id in manifest["executions"]]
-        blobs = _checked_blobs(bundle, manifest, docs, allow_pickle)
-    store = open_store(store_uri)
+        _check_blobs(bundle, docs, allow_pickle)
+        _check_collisions(bundle.filename, journal, docs)
+        store = open_store(store_uri)
+        return _import_all(journal, bundle, store, store_uri, docs, Path(project), progress)
+
+
+def _import_all(
+    journal: Journal,
+    bundle: zipfile.ZipFile,
+    store: Any,
+    store_uri: str,
+    docs: list[dict[str, Any]],
+    project: Path,
+    progress: Progress | None,
+) -> list[dict[str, str]]:
     done: list[dict[str, str]] = []
     for doc in docs:
         record = _execution(doc["execution"])
@@ -269,7 +303,7 @@ def import_bundle(
             continue
         if progress:
             progress(f"importing {record.exec_id} ({record.flow})")
-        _import_one(journal, store, store_uri, doc, blobs, Path(project))
+        _import_one(journal, bundle, store, store_uri, doc, project)
         done.append({"exec_id": record.exec_id, "flow": record.flow, "outcome": "imported"})
     return done
 
@@ -310,10 +344,12 @@ def _manifest(bundle: zipfile.ZipFile) -> dict[str, Any]:
 
 
 def _checked_doc(bundle: zipfile.ZipFile, manifest: dict[str, Any], exec_id: object) -> Any:
-    if not isinstance(exec_id, str) or not _EXEC_ID.match(exec_id):
+    if not isinstance(exec_id, str) or not _EXEC_ID.fullmatch(exec_id):
         raise BundleError(f"{bundle.filename}: {exec_id!r} is not an execution id")
     name = f"executions/{exec_id}.json"
     try:
+        if bundle.getinfo(name).file_size > _MAX_JSON_BYTES:
+            raise BundleError(f"{bundle.filename}: {name} is larger than any export makes")
         text = bundle.read(name)
     except KeyError:
         raise BundleError(f"{bundle.filename}: {name} is missing") from None
@@ -342,27 +378,30 @@ def _check_shape(where: str | None, exec_id: str, doc: Any) -> None:
             if row["exec_id"] != exec_id:
                 raise refuse(f"a row names execution {row['exec_id']!r}")
         for artifact in _artifacts_of(doc):
-            if not _ARTIFACT_ID.match(str(artifact["artifact_id"])):
+            if not _ARTIFACT_ID.fullmatch(str(artifact["artifact_id"])):
                 raise refuse(f"{artifact['artifact_id']!r} is not an artifact id")
-            if not _SHA256.match(str(artifact["content_hash"])):
+            if not _SHA256.fullmatch(str(artifact["content_hash"])):
                 raise refuse(f"artifact {artifact['artifact_id']} has no SHA-256 content hash")
-        _execution(doc["execution"])
+        if _execution(doc["execution"]).status not in _IMPORTABLE:
+            raise refuse(f"status {doc['execution']['status']!r} cannot be imported")
         for call in doc["calls"]:
-            CallRecord(**{**call, "output": None})
+            _typed(CallRecord, {**call, "output": None})
         for artifact in _artifacts_of(doc):
             _artifact(artifact)
+        for cls, key in ((WaitRecord, "waits"), (LogRecord, "logs"), (EventRecord, "events")):
+            for raw in doc[key]:
+                _typed(cls, raw)
     except BundleError:
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise refuse(f"its records are not what this Kitaru writes ({exc!r})") from None
 
 
-def _checked_blobs(
-    bundle: zipfile.ZipFile, manifest: dict[str, Any], docs: list[Any], allow_pickle: bool
-) -> dict[str, bytes]:
-    """Every artifact's bytes, checked against its content hash, before anything is
-    written. (Bundles are read whole: they are meant for a handful of executions.)"""
-    blobs: dict[str, bytes] = {}
+def _check_blobs(bundle: zipfile.ZipFile, docs: list[Any], allow_pickle: bool) -> None:
+    """Every artifact's bytes against its content hash and size, before anything is
+    written, read in pieces: a bundle cannot make this process hold more than one
+    piece of an artifact, nor hold more bytes than the artifact's record says."""
+    checked: set[str] = set()
     for doc in docs:
         for artifact in _artifacts_of(doc):
             what = (
@@ -376,32 +415,65 @@ def _checked_blobs(
                 )
             digest = artifact["content_hash"]
             if artifact["inline"] is not None:
-                data = base64.b64decode(artifact["inline"])
-            elif digest in blobs:
+                good = content_hash(base64.b64decode(artifact["inline"])) == digest
+            elif digest in checked:
                 continue
             else:
-                try:
-                    data = bundle.read(f"artifacts/{digest}")
-                except KeyError:
-                    raise BundleError(
-                        f"{bundle.filename}: the bytes of {what} are missing"
-                    ) from None
-            if content_hash(data) != digest:
+                good = _stored_blob_ok(bundle, digest, int(artifact["size"]), what)
+                checked.add(digest)
+            if not good:
                 raise BundleError(
                     f"{bundle.filename}: {what} does not match its content hash (the bundle "
                     "was changed after it was exported); nothing imported"
                 )
-            if artifact["inline"] is None:
-                blobs[digest] = data
-    return blobs
+
+
+def _stored_blob_ok(bundle: zipfile.ZipFile, digest: str, size: int, what: str) -> bool:
+    import hashlib
+
+    name = f"artifacts/{digest}"
+    try:
+        info = bundle.getinfo(name)
+    except KeyError:
+        raise BundleError(f"{bundle.filename}: the bytes of {what} are missing") from None
+    if info.file_size != size:
+        raise BundleError(
+            f"{bundle.filename}: {what} holds {info.file_size:,} bytes where its record says "
+            f"{size:,}; nothing imported"
+        )
+    hasher, seen = hashlib.sha256(), 0
+    with bundle.open(info) as member:
+        while piece := member.read(_CHUNK):
+            seen += len(piece)
+            if seen > size:
+                return False
+            hasher.update(piece)
+    return seen == size and hasher.hexdigest() == digest
+
+
+def _check_collisions(where: str | None, journal: Journal, docs: list[Any]) -> None:
+    """An artifact id the journal already holds with other bytes is refused before
+    anything is written (the same artifact, carried twice, is simply not written
+    again)."""
+    for doc in docs:
+        if journal.get_execution(doc["execution"]["exec_id"]) is not None:
+            continue  # skipped
+        for artifact in doc["artifacts"]:
+            there = journal.get_artifact(artifact["artifact_id"])
+            if there is not None and there.content_hash != artifact["content_hash"]:
+                raise BundleError(
+                    f"{where}: artifact {artifact['artifact_id']} of execution "
+                    f"{doc['execution']['exec_id']} is already in this journal with other "
+                    "bytes; nothing imported"
+                )
 
 
 def _import_one(
     journal: Journal,
+    bundle: zipfile.ZipFile,
     store: Any,
     store_uri: str,
     doc: dict[str, Any],
-    blobs: dict[str, bytes],
     project: Path,
 ) -> None:
     source = _execution(doc["execution"])
@@ -410,7 +482,7 @@ def _import_one(
     for raw in _artifacts_of(doc):
         if raw["inline"] is None:
             key = f"{exec_id}/{raw['artifact_id']}"
-            raw["uri"] = store.write(key, blobs[raw["content_hash"]])
+            raw["uri"] = store.write(key, bundle.read(f"artifacts/{raw['content_hash']}"))
     # An owner no process has: if the import stops half way, the execution shows as
     # crashed (and the next import skips it; `kitaru executions delete` removes it).
     owner, now = f"{_IMPORTING}{os.urandom(6).hex()}", time.time()
@@ -425,22 +497,37 @@ def _import_one(
         orchestrator="local",
         project_root=None,
         metadata={**source.metadata, "imported": _origin(source)},
+        # What would choose a process, a queue or a version here is the exporter's:
+        # not taken from a bundle.
+        python=None,
+        argv=[],
+        queue=None,
+        priority=0,
+        worker=None,
+        claimed_at=None,
+        deployment_version=None,
+        invocation_id=None,
+        cancel_requested=False,
         **_local_code(source, project),
     )
     artifacts = [_artifact(a) for a in doc["artifacts"]]
     journal.create_execution(record, [a for a in artifacts if a.producer == "input"])
     result = next((a for a in artifacts if a.artifact_id == source.result_artifact), None)
     for artifact in artifacts:
-        if artifact.producer != "input" and artifact is not result:  # (finish writes it)
+        if artifact.producer == "input" or artifact is result:  # (written with the record)
+            continue
+        if journal.get_artifact(artifact.artifact_id) is None:  # (a source's, carried twice)
             journal.put_artifact(artifact)
     for raw in doc["calls"]:
         output = _artifact(raw["output"]) if raw["output"] is not None else None
-        call = CallRecord(**{**raw, "output": output})
+        call = _typed(CallRecord, {**raw, "output": None})
+        call.output = output
         journal.commit_call(call, output, [], owner=owner)
     for raw in doc["waits"]:
-        journal.create_wait(WaitRecord(**raw), owner=owner)
-    journal.append_logs([LogRecord(**raw) for raw in doc["logs"]])
-    journal.append_events(exec_id, [EventRecord(**raw) for raw in doc["events"]], owner=owner)
+        journal.create_wait(_typed(WaitRecord, raw), owner=owner)
+    journal.append_logs([_typed(LogRecord, raw) for raw in doc["logs"]])
+    events = [_typed(EventRecord, raw) for raw in doc["events"]]
+    journal.append_events(exec_id, events, owner=owner)
     if source.status == "running":
         # It crashed where it ran: it stays `crashed` here, and can be resumed.
         journal.heartbeat(exec_id, owner=owner, now=now, lease_until=0.0)
@@ -475,12 +562,21 @@ def _local_code(source: ExecutionRecord, project: Path) -> dict[str, Any]:
     return {"flow_file": None, "import_path": str(root)}
 
 
+def _typed(cls: type[_R], raw: dict[str, Any]) -> _R:
+    """A record from a bundle's JSON, each field checked against its type."""
+    from pydantic import TypeAdapter
+
+    adapter: TypeAdapter[_R] = _ADAPTERS.setdefault(cls, TypeAdapter(cls))
+    return adapter.validate_python(raw)
+
+
 def _execution(raw: dict[str, Any]) -> ExecutionRecord:
-    return ExecutionRecord(**raw)
+    return _typed(ExecutionRecord, raw)
 
 
 def _artifact(raw: dict[str, Any]) -> ArtifactRecord:
     inline = raw["inline"]
-    return ArtifactRecord(
-        **{**raw, "inline": base64.b64decode(inline) if inline is not None else None}
+    return _typed(
+        ArtifactRecord,
+        {**raw, "inline": base64.b64decode(inline) if inline is not None else None},
     )

@@ -87,8 +87,10 @@ def check_path(journal: Journal, record: ExecutionRecord, what: str, raw: str) -
 
 
 def check_code(journal: Journal, record: ExecutionRecord) -> None:
-    """Raise unless the flow's code, as the record names it, may be loaded here."""
-    if _trust.trusts_records(journal):
+    """Raise unless the flow's code, as the record names it, may be loaded here. An
+    imported execution (kitaru/_portable.py) is checked like a server's record: its
+    bundle came from someone else."""
+    if _trust.trusts_records(journal) and "imported" not in record.metadata:
         return
     module, _, _ = record.flow_ref.partition(":")
     if record.import_path:

@@ -210,3 +210,16 @@ def test_five_hundred_executions_replay_from_the_middle_and_print_the_matrix(
     assert len(rows) == 500
     assert all(row.split()[2:] == ["="] * 10 + ["same"] for row in rows)
     assert "500 replayed: 500 all same, 0 changed, 0 failed" in done.stdout
+
+
+def test_sources_are_found_behind_many_earlier_cohorts(tmp_path: Path) -> None:
+    env = {"KITARU_HOME": str(tmp_path / "home"), "KITARU_QUIET": "1"}
+    script = write_script(tmp_path / "ten.py", TEN_STEPS)
+    assert run_python(script, "110", env=env, cwd=tmp_path).returncode == 0
+    for limit in ("110", "5"):
+        done = kitaru_cli(
+            "executions", "replay", "--flow", "ten", "--from", "s9", "--limit", limit,
+            "--json", env=env, cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done
+        assert done.json()["summary"]["replayed"] == int(limit)

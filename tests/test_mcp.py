@@ -71,6 +71,24 @@ def long_job(n: int) -> int:
 @flow
 def add(a: int, b: int = 2) -> int:
     return a + b
+
+@flow
+def odd_names(a: int, /, queue: str, ctx: int = 1) -> str:
+    return f"{a} {queue} {ctx}"
+"""
+
+OTHER = """
+import kitaru
+from kitaru import flow
+
+@flow
+def admin_task() -> str:
+    kitaru.wait(name="go", schema=bool)
+    open("PWNED", "w").write("ran")
+    return "done"
+
+if __name__ == "__main__":
+    print(admin_task.run().exec_id)
 """
 
 
@@ -280,3 +298,45 @@ def test_a_server_killed_mid_run_is_resumed_and_the_client_gets_its_result(
     assert done == {"exec_id": exec_id, "status": "completed", "result": 60}
     # The step committed before the kill was read back, not run again.
     assert project.ran_lines() == ["slow_step 1", "slow_step 2", "slow_step 2", "slow_step 3"]
+
+
+def test_tools_reach_only_the_served_flows_and_say_kitaru_errors(project: Project) -> None:
+    """An execution of a flow this server does not serve (another script's, waiting in
+    the same journal) is out of the tools' reach: answering it would run that script."""
+    other = write_script(project.dir / "other.py", OTHER)
+    started = subprocess.run(
+        [sys.executable, str(other)], cwd=project.dir, env=project.env,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    foreign = started.stdout.split()[-1]
+
+    async def main() -> dict[str, Any]:
+        async with Client(project.stdio()) as c:
+            got = {}
+            for tool, args in {
+                "kitaru_answer": {"exec_id": foreign, "wait": "go", "value": True},
+                "kitaru_result": {"exec_id": foreign},
+                "kitaru_get": {"exec_id": foreign},
+                "kitaru_replay": {"exec_id": foreign, "from_checkpoint": "x"},
+                "kitaru_cancel": {"exec_id": foreign},
+            }.items():
+                got[tool] = await c.call_tool(tool, args)
+            got["odd"] = await c.call_tool("odd_names", {"a": 1, "queue": "q", "ctx": 3})
+            added = outcome(await c.call_tool("add", {"a": 1}))
+            got["bad_wait"] = await c.call_tool(
+                "kitaru_answer", {"exec_id": added["exec_id"], "wait": "nope", "value": 1}
+            )
+            got["list"] = await c.call_tool("kitaru_list", {})
+            return got
+
+    got = anyio.run(main)
+    for tool in ("kitaru_answer", "kitaru_result", "kitaru_get", "kitaru_replay", "kitaru_cancel"):
+        assert got[tool].is_error, tool
+        assert "of the flows this server serves" in got[tool].content[0].text, tool
+    assert not (project.dir / "PWNED").exists()
+    listed = outcome(got["list"])["executions"]
+    assert sorted(e["flow"] for e in listed) == ["add", "odd_names"], listed
+    assert foreign not in json.dumps(listed)
+    assert outcome(got["odd"])["result"] == "1 q 3", got["odd"]
+    assert got["bad_wait"].is_error and "nope" in got["bad_wait"].content[0].text

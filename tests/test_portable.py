@@ -156,8 +156,9 @@ def test_a_tampered_bundle_is_refused_naming_what_fails(tmp_path: Path) -> None:
     with zipfile.ZipFile(bundle) as zf:
         blob = next(n for n in zf.namelist() if n.startswith("artifacts/"))
         record = json.loads(zf.read(f"executions/{exec_id}.json"))
+        original = zf.read(blob)
     stored = next(c["output"] for c in record["calls"] if c["key"] == "fetch")
-    _rewrite(bundle, blob, b"page " * 5000 + b"8")
+    _rewrite(bundle, blob, original.replace(b"7", b"8"))  # same size, other bytes
 
     other = _fresh_home(tmp_path, "other")
     refused = kitaru_cli("executions", "import", str(bundle), env=other)
@@ -166,6 +167,13 @@ def test_a_tampered_bundle_is_refused_naming_what_fails(tmp_path: Path) -> None:
     assert "nothing imported" in refused.stderr
     listed = kitaru_cli("executions", "list", "--json", env=other)
     assert listed.json() == []
+
+    # Bytes beyond what the record says (a zip bomb's way) are refused before they are
+    # read whole.
+    _rewrite(bundle, blob, original + b" " * 10_000_000)
+    refused = kitaru_cli("executions", "import", str(bundle), env=other)
+    assert refused.returncode == 2 and "where its record says 25,003" in refused.stderr
+    assert kitaru_cli("executions", "list", "--json", env=other).json() == []
 
     # Records changed after the export (a status, an output rewritten) fail the same way.
     record["execution"]["status"] = "failed"
@@ -253,6 +261,10 @@ def test_a_hand_made_bundle_cannot_reach_outside_its_execution(tmp_path: Path) -
         record = json.loads(json.dumps(original))
         if change == "path":
             record["artifacts"][0]["artifact_id"] = "../../../escaped"
+        elif change == "queued":
+            record["execution"]["status"] = "queued"  # a worker would run it at once
+        elif change == "types":
+            record["execution"]["created_at"] = "yesterday"
         else:
             forged_log = {"call_key": None, "run": 1, "ts": 0.0, "stream": "stdout"}
             record["logs"].append({**forged_log, "exec_id": victim, "text": "forged"})
@@ -269,8 +281,67 @@ def test_a_hand_made_bundle_cannot_reach_outside_its_execution(tmp_path: Path) -
 
     assert "'../../../escaped' is not an artifact id" in forged("path")
     assert f"a row names execution '{victim}'" in forged("logs")
+    assert "status 'queued' cannot be imported" in forged("queued")
+    assert "not what this Kitaru writes" in forged("types")
     assert not list(tmp_path.rglob("escaped"))
     logs = kitaru_cli("executions", "logs", victim, env=other)
     assert "forged" not in logs.stdout
     listed = kitaru_cli("executions", "list", "--json", env=other).json()
     assert [e["exec_id"] for e in listed] == [victim]
+
+
+def test_what_a_bundle_names_to_run_is_not_taken_from_it(tmp_path: Path) -> None:
+    """The interpreter, the command line and a module outside the importing project are
+    the exporter's business: an import keeps none of them."""
+    from kitaru._artifact_io import content_hash
+
+    exec_id, bundle, _home = _exported(tmp_path)
+    with zipfile.ZipFile(bundle) as zf:
+        record = json.loads(zf.read(f"executions/{exec_id}.json"))
+        manifest = json.loads(zf.read("kitaru-bundle.json"))
+    assert record["execution"]["argv"] == [] and record["execution"]["python"] is None
+    record["execution"].update(
+        python="/bin/echo", argv=["agent.py", "--token", "s3cret"], flow_ref="this:research"
+    )
+    text = json.dumps(record).encode()
+    _rewrite(bundle, f"executions/{exec_id}.json", text)
+    _rewrite(
+        bundle,
+        "kitaru-bundle.json",
+        json.dumps({**manifest, "records": {exec_id: content_hash(text)}}).encode(),
+    )
+    other = _fresh_home(tmp_path, "other")
+    project = tmp_path / "laptop"
+    project.mkdir()
+    assert kitaru_cli("executions", "import", str(bundle), env=other, cwd=project).returncode == 0
+    replay = kitaru_cli(
+        "executions", "replay", exec_id, "--from", "summarize", env=other, cwd=project
+    )
+    # `this` is a module of the standard library, not of the project: refused, not imported.
+    assert replay.returncode == 2 and "The Zen of Python" not in replay.stdout, replay
+    assert "module 'this'" in replay.stderr, replay
+
+
+def test_a_replay_exported_alone_replays_again_after_import(tmp_path: Path) -> None:
+    exec_id, _bundle, home = _exported(tmp_path)
+    project = tmp_path / "project"
+    replay = kitaru_cli(
+        "executions", "replay", exec_id, "--from", "summarize", "--json", env=home, cwd=project
+    )
+    assert replay.returncode == 0, replay
+    replay_id = replay.json()["exec_id"]
+    alone = tmp_path / "alone.kitaru"
+    done = kitaru_cli("executions", "export", replay_id, "-o", str(alone), env=home)
+    assert done.returncode == 0, done
+
+    other = _fresh_home(tmp_path, "other")
+    assert kitaru_cli("executions", "import", str(alone), env=other, cwd=project).returncode == 0
+    again = kitaru_cli(
+        "executions", "replay", replay_id, "--from", "summarize", "--json", env=other, cwd=project
+    )
+    assert again.returncode == 0, again
+    assert again.json()["result"]["approved"] is True  # the copied answer came along
+
+    for target in (tmp_path / "no-such-dir" / "x.kitaru", tmp_path):
+        bad = kitaru_cli("executions", "export", replay_id, "-o", str(target), env=home)
+        assert bad.returncode == 2 and "existing directory" in bad.stderr, bad

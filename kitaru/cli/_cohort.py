@@ -78,5 +78,5 @@ def show(data: dict[str, Any], *, as_json: bool, fail_on_change: bool) -> None:
         for e in data["executions"]:
             if e["error"]:
                 print(f"{e['source']}: {e['error']}", file=sys.stderr)
-    if summary["failed"] or (fail_on_change and summary["changed"]):
+    if summary["failed"] or (fail_on_change and (summary["changed"] or summary["other"])):
         raise typer.Exit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import typer
@@ -32,6 +33,12 @@ def serve(
         "a Kitaru API token.",
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="With --http: the address to bind."),
+    allowed_host: list[str] = typer.Option(
+        [],
+        "--allowed-host",
+        help="With --http: a Host header clients may use (name[:port]), besides the bound "
+        "address; repeat for more (protects against DNS rebinding).",
+    ),
 ) -> None:
     """Serve flows as MCP tools: each flow is a tool whose input schema is its
     signature, a call runs one durable execution, and a flow that waits for a person
@@ -61,7 +68,12 @@ def serve(
     from kitaru import _queue
     from kitaru.journal import current_journal
 
-    loaded = _queue.load_flows(flows)
+    if stdio:
+        # stdout is the protocol's: what the flows' modules print at import goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            loaded = _queue.load_flows(flows)
+    else:
+        loaded = _queue.load_flows(flows)
     server = _mcp.Server(current_journal(), loaded, tokens=http is not None)
     if stdio:
         server.mcp.run("stdio")
@@ -72,4 +84,4 @@ def serve(
         file=sys.stderr,
         flush=True,
     )
-    _mcp.serve_http(server, host, http)
+    _mcp.serve_http(server, host, http, allowed_hosts=allowed_host)
