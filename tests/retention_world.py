@@ -66,8 +66,8 @@ def build(journal: Any, store: ArtifactStore, n: int, *, every_object: int = 5) 
     cache: list[tuple[Any, ...]] = []
     runs: list[tuple[Any, ...]] = []
     tokens: list[tuple[Any, ...]] = []
-    writes: list[str] = []
     ids = [new_id("kx") for _ in range(n)]
+    uris = _write_objects(store, ids, every_object)
     stored: dict[str, str] = {}  # exec_id -> the URI of its call output
     answers: dict[str, str] = {}  # exec_id -> the artifact id of its answer
     for i, eid in enumerate(ids):
@@ -92,9 +92,7 @@ def build(journal: Any, store: ArtifactStore, n: int, *, every_object: int = 5) 
         world.by_flow.setdefault(flow, set()).add(eid)
         uri = None
         if i % every_object == 0 and source is None:
-            key = f"{eid}/ka_{eid[3:]}_2"
-            uri = store.write(key, f"output of {eid}".encode() * 2000)
-            writes.append(uri)
+            uri = uris[f"{eid}/ka_{eid[3:]}_2"]
             stored[eid] = uri
         calls.append(_call(eid, 1, "plan", ended, inline=b'"plan"'))
         calls.append(_call(eid, 2, "draft", ended, uri=uri, inline=None if uri else b'"d"'))
@@ -103,9 +101,8 @@ def build(journal: Any, store: ArtifactStore, n: int, *, every_object: int = 5) 
              b'"topic"', created)
         )  # fmt: skip
         if i % every_object == 1:
-            aid = new_id("ka")
-            uri = store.write(f"{eid}/{aid}", b"saved" * 5000)
-            writes.append(uri)
+            aid = f"ka_{eid[3:]}_save"
+            uri = uris[f"{eid}/{aid}"]
             arts.append(
                 (aid, eid, "notes", 1, "save", "builtins:str", "json", "h", 25000, uri,
                  None, ended)
@@ -144,7 +141,7 @@ def build(journal: Any, store: ArtifactStore, n: int, *, every_object: int = 5) 
             donor = ids[(i // 5) * 5 - 5] if i >= 5 else None
             if donor is not None and donor in stored:
                 calls.append(_call(eid, 3, "cached", ended, uri=stored[donor], reused_from=donor))
-    world.objects = len(writes)
+    world.objects = len(uris)
     with journal._tx() as conn:
         for sql, rows in (
             (f"INSERT INTO executions ({_EXEC}) VALUES ({_marks(_EXEC)})", execs),
@@ -165,6 +162,21 @@ def build(journal: Any, store: ArtifactStore, n: int, *, every_object: int = 5) 
             if rows:
                 journal._many(conn, journal._sql(sql), rows)
     return world
+
+
+def _write_objects(store: ArtifactStore, ids: list[str], every: int) -> dict[str, str]:
+    """The objects `build` names, written 16 at a time: key -> URI."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    keys = []
+    for i, eid in enumerate(ids):
+        if i % every == 0 and i % 25 != 10:  # a replay reuses its source's output
+            keys.append((f"{eid}/ka_{eid[3:]}_2", f"output of {eid}".encode() * 2000))
+        if i % every == 1:
+            keys.append((f"{eid}/ka_{eid[3:]}_save", b"saved" * 5000))
+    with ThreadPoolExecutor(16) as pool:
+        written = pool.map(lambda kv: store.write(*kv), keys)
+        return {key: uri for (key, _data), uri in zip(keys, written, strict=True)}
 
 
 def _call(
