@@ -130,3 +130,15 @@ def test_claims_suite_times_a_claim_at_both_depths_on_both_journals(tmp_path: Pa
     for got in journals.values():
         assert got["shallow_ms"] > 0 and got["deep_ms"] > 0
     assert "| sqlite |" in section["markdown"] and "8,000 queued" in section["markdown"]
+
+
+@pytest.mark.services
+def test_gc_suite_measures_deletions_per_second_on_both_journals(tmp_path: Path) -> None:
+    from benchmarks import gc
+
+    section = gc.bench(quick=True, workdir=tmp_path)
+    journals = section["data"]["journals"]
+    assert set(journals) == {"sqlite", "postgres"}  # make test runs PostgreSQL
+    for got in journals.values():
+        assert got["deleted"] > 1000 and got["objects"] > 0 and got["executions_per_s"] > 0
+    assert "| sqlite |" in section["markdown"] and "2,000 executions" in section["markdown"]

@@ -173,11 +173,16 @@ class RetentionRows:
                 ).fetchall()
             )
             # Answers a surviving replay copied name these artifacts: they move to it.
+            # Only replays copy waits (a replay of a replay copies the first source's
+            # artifact ids), so only their waits are read.
             moved = q(
                 self._sql(
-                    "SELECT w.value_artifact, MIN(w.exec_id) FROM waits w JOIN artifacts a "
-                    f"ON a.artifact_id = w.value_artifact WHERE a.exec_id IN ({marks}) "
-                    f"AND w.exec_id NOT IN ({marks}) GROUP BY w.value_artifact"
+                    "SELECT w.value_artifact, MIN(w.exec_id) FROM waits w WHERE w.exec_id IN "
+                    # `> ''` (every id) reads the replayed_from index; IS NOT NULL did not
+                    "(SELECT exec_id FROM executions WHERE replayed_from > '' "
+                    f"AND exec_id NOT IN ({marks})) AND w.value_artifact IN "
+                    f"(SELECT artifact_id FROM artifacts WHERE exec_id IN ({marks})) "
+                    "GROUP BY w.value_artifact"
                 ),
                 (*ids, *ids),
             ).fetchall()
