@@ -50,6 +50,8 @@ class Report:
     # exec_id -> why it was kept
     kept: dict[str, str] = field(default_factory=dict)
     objects_deleted: int = 0
+    # objects no record named (`orphans`), deleted or, in a dry run, found
+    orphans: int = 0
     # store -> why its noted objects are still there (they are deleted next time)
     objects_left: dict[str, str] = field(default_factory=dict)
     # set when a collection stopped at its `limit`: where the next one goes on
@@ -59,6 +61,7 @@ class Report:
         self.deleted.extend(other.deleted)
         self.kept.update(other.kept)
         self.objects_deleted += other.objects_deleted
+        self.orphans += other.orphans
         self.objects_left.update(other.objects_left)
         self.next_before = other.next_before
 
@@ -120,10 +123,12 @@ def collect(
     progress: Progress | None = None,
     limit: int | None = None,
     before_id: str | None = None,
+    orphans: bool = False,
 ) -> Report:
     """Delete the executions that ended more than `older_than` seconds ago (at most
     `limit` of them, older than `before_id`, when given: `next_before` says where to go
-    on)."""
+    on). With `orphans`, then list the stores and delete the objects no record names of
+    executions that ended, or are gone, before the cutoff (kitaru/_orphans.py)."""
     if older_than < 0:
         raise KitaruUsageError(f"the age must not be negative, not {older_than:g} s")
     rows = _rows(journal)
@@ -134,6 +139,7 @@ def collect(
             "flow": flow,
             "dry_run": dry_run,
             "with_lineage": with_lineage,
+            "orphans": orphans,
         }
         return _remote_pages(journal, body, progress)
     now = time.time() if now is None else now
@@ -156,7 +162,26 @@ def collect(
     if limit is not None and len(ids) == limit:
         report.next_before = ids[-1]
     _delete(rows, ids, report, statuses=statuses, with_lineage=with_lineage, progress=progress)
+    if orphans and report.next_before is None:
+        _sweep_orphans(rows, report, cutoff=now - older_than)
     return report
+
+
+def _sweep_orphans(rows: Any, report: Report, *, cutoff: float) -> None:
+    from kitaru import _config, _orphans
+    from kitaru.artifacts import open_store
+
+    for root in _orphans.stores(rows, _config.artifact_store_uri()):
+        try:
+            store = open_store(root)
+            keys = _orphans.find(rows, store, cutoff=cutoff)
+            if not report.dry_run:
+                with ThreadPoolExecutor(_DELETERS, thread_name_prefix="kitaru-gc") as pool:
+                    list(pool.map(store.delete, keys))
+        except Exception as exc:  # one store that cannot be listed stops no other
+            report.objects_left[root] = f"orphans not swept: {exc}"
+            continue
+        report.orphans += len(keys)
 
 
 def delete(

@@ -66,7 +66,8 @@ def build(journal: Any, store: ArtifactStore, n: int, *, every_object: int = 5) 
     cache: list[tuple[Any, ...]] = []
     runs: list[tuple[Any, ...]] = []
     tokens: list[tuple[Any, ...]] = []
-    ids = [new_id("kx") for _ in range(n)]
+    # Ids carry the time they were made at, as real ones do (orphan sweeps read it).
+    ids = [_id_at(_ended(now, i) - 60 + i / 1000) for i in range(n)]
     uris = _write_objects(store, ids, every_object)
     stored: dict[str, str] = {}  # exec_id -> the URI of its call output
     answers: dict[str, str] = {}  # exec_id -> the artifact id of its answer
@@ -76,9 +77,9 @@ def build(journal: Any, store: ArtifactStore, n: int, *, every_object: int = 5) 
             status = LIVE[i % 3]
         else:
             status = ("completed", "completed", "failed", "cancelled")[i % 4]
-        young = i % 20 == 3 or i % 100 == 60
-        ended = now - (DAY if young else 40 * DAY)
-        created = ended - 60
+        young = _young(i)
+        ended = _ended(now, i)
+        created = ended - 60 + i / 1000
         source = ids[i - 5] if i % 25 == 10 else None
         live = status in LIVE
         execs.append(
@@ -162,6 +163,18 @@ def build(journal: Any, store: ArtifactStore, n: int, *, every_object: int = 5) 
             if rows:
                 journal._many(conn, journal._sql(sql), rows)
     return world
+
+
+def _young(i: int) -> bool:
+    return i % 20 == 3 or i % 100 == 60
+
+
+def _ended(now: float, i: int) -> float:
+    return now - (DAY if _young(i) else 40 * DAY)
+
+
+def _id_at(at: float) -> str:
+    return f"kx_{int(at * 1000):012x}{new_id('kx')[-16:]}"
 
 
 def _write_objects(store: ArtifactStore, ids: list[str], every: int) -> dict[str, str]:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import kitaru.artifacts
+from kitaru._ids import new_id
 from kitaru.artifacts import ArtifactStore
 from kitaru.journal import open_journal
 from tests import retention_world as world
@@ -167,3 +168,38 @@ def _json(text: str) -> Any:
     import json
 
     return json.loads(text)
+
+
+def test_orphans_of_ended_or_gone_executions_are_found_by_listing_the_store(
+    place: Place,
+) -> None:
+    made = world.build(place.journal, place.store, 300)
+    month_ago = time.time() - 40 * world.DAY
+    live = next(e.exec_id for e in place.journal.list_executions(status="running"))
+    old_gone = f"kx_{int(month_ago * 1000):012x}{'7' * 16}"
+    young_gone = new_id("kx")
+    ended = sorted(made.old)[0]
+    # What processes killed between writing an output and recording it leave.
+    left_by_crashes = {
+        f"{old_gone}/{new_id('ka')}": True,  # an execution deleted (or never recorded)
+        f"{ended}/{new_id('ka')}": True,  # a resume of it that died, long ago
+        f"{young_gone}/{new_id('ka')}": False,  # inputs of an execution being created
+        f"{live}/{new_id('ka')}": False,  # an output about to be recorded
+        "notes/not-written-by-kitaru.txt": False,
+    }
+    for key in left_by_crashes:
+        place.store.write(key, b"x" * 20000)
+
+    dry = place.gc("--older-than", "30d", "--orphans", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert _json(dry.stdout)["orphans"] == 2
+    assert set(left_by_crashes) <= set(place.store.list())
+    done = place.gc("--older-than", "30d", "--orphans", "--json")
+    assert done.returncode == 0, done.stderr
+    assert _json(done.stdout)["orphans"] == 2
+    listed = set(place.store.list())
+    for key, orphan in left_by_crashes.items():
+        assert (key not in listed) == orphan, key
+        if not orphan:
+            place.store.delete(key)
+    assert world.check(place.journal, place.store) == made.keep

@@ -37,6 +37,13 @@ def gc_command(
     flow: str | None = typer.Option(None, "--flow", help="Only executions of this flow."),
     dry_run: bool = DRY_RUN_OPT,
     with_lineage: bool = LINEAGE_OPT,
+    orphans: bool = typer.Option(
+        False,
+        "--orphans",
+        help="Also list the artifact stores and delete objects no record names, of "
+        "executions that ended or are gone since before the cutoff (what a process "
+        "killed between writing an output and recording it leaves).",
+    ),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Delete old executions: their journal rows and their artifact bytes, in whatever
@@ -48,6 +55,7 @@ def gc_command(
 
     - `kitaru gc --older-than 30d --dry-run`
     - `kitaru gc --older-than 7d --status failed,cancelled --flow review --json`
+    - `kitaru gc --older-than 30d --orphans`
     """
     from kitaru import _retention
     from kitaru.journal import current_journal
@@ -63,6 +71,7 @@ def gc_command(
             dry_run=dry_run,
             with_lineage=with_lineage,
             progress=progress,
+            orphans=orphans,
         )
     _say(report, as_json)
 
@@ -145,6 +154,8 @@ def _say_text(report: Any) -> None:
     line = f"{verb} {len(report.deleted)} executions"
     if not report.dry_run:
         line += f" and {report.objects_deleted} stored objects"
+    if report.orphans:
+        line += f"; {verb} {report.orphans} objects no record named"
     print(line)
     for exec_id, why in sorted(report.kept.items()):
         print(f"kept {exec_id}: {why}")

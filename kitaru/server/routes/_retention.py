@@ -28,6 +28,7 @@ class CollectRequest(BaseModel):
     flow: Text | None = None
     dry_run: bool = False
     with_lineage: bool = False
+    orphans: bool = False
     limit: Annotated[int, Field(ge=1, le=_retention.REMOTE_PAGE)] = _retention.REMOTE_PAGE
     before_id: Id | None = None
 
@@ -52,6 +53,7 @@ def collect(body: CollectRequest, state: State, caller: Admin) -> dict[str, Any]
         with_lineage=body.with_lineage,
         limit=body.limit,
         before_id=body.before_id,
+        orphans=body.orphans,
     )
     return report.as_dict()
 
