@@ -31,7 +31,7 @@ from typing import Any
 
 from kitaru._errors import KitaruUsageError, NotFoundError
 from kitaru.journal import Journal
-from kitaru.journal._retention import BATCH, LIVE
+from kitaru.journal._retention import BATCH, LIVE, NOT_FOUND
 
 ENDED = ("completed", "failed", "cancelled")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -162,6 +162,8 @@ def collect(
     if limit is not None and len(ids) == limit:
         report.next_before = ids[-1]
     _delete(rows, ids, report, statuses=statuses, with_lineage=with_lineage, progress=progress)
+    # What another collection (a second replica) deleted meanwhile is no news.
+    report.kept = {i: why for i, why in report.kept.items() if why != NOT_FOUND}
     if orphans and report.next_before is None:
         _sweep_orphans(rows, report, cutoff=now - older_than)
     return report

@@ -203,3 +203,24 @@ def test_orphans_of_ended_or_gone_executions_are_found_by_listing_the_store(
         if not orphan:
             place.store.delete(key)
     assert world.check(place.journal, place.store) == made.keep
+
+
+@pytest.mark.parametrize(
+    "place",
+    [
+        PLACES[0],
+        pytest.param(("postgres", "local"), id="postgres-local", marks=pytest.mark.services),
+    ],
+    indirect=True,
+)
+def test_two_collections_at_once_delete_each_execution_once_and_agree(place: Place) -> None:
+    made = world.build(place.journal, place.store, N)
+    both = [place.popen("gc", "--older-than", "30d", "--json") for _ in range(2)]
+    reports = []
+    for gc in both:
+        out, err = gc.communicate(timeout=300)
+        assert gc.returncode == 0, err
+        reports.append(_json(out))
+    first, second = ({*r["deleted"]} for r in reports)
+    assert first | second == made.old and not first & second
+    assert world.check(place.journal, place.store) == made.keep

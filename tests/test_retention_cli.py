@@ -110,3 +110,46 @@ def test_bad_input_says_what_to_do_and_deletes_nothing(project: Path, kitaru_hom
     assert forced.returncode == 0 and forced.json()["deleted"] == [waiting]
     assert kitaru_cli("executions", "list", "--json").json() == []
     assert _objects(kitaru_home) == set()
+
+
+def _with_terminal_stderr(*args: str, cwd: Path) -> tuple[int, str, bytes]:
+    """Run kitaru with stderr on a pseudo-terminal, as a person at a terminal has it."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    done = subprocess.run(
+        [sys.executable, "-m", "kitaru", *args],
+        stderr=slave,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    return done.returncode, done.stdout, shown
+
+
+def test_a_progress_bar_on_a_terminal_and_none_for_scripts(project: Path) -> None:
+    first, second = _start(project, "pipeline"), _start(project, "pipeline")
+    code, out, shown = _with_terminal_stderr("gc", "--older-than", "0s", "--dry-run", cwd=project)
+    assert code == 0 and "would delete 2 executions" in out
+    assert b"deleting executions" in shown
+    code, out, shown = _with_terminal_stderr(
+        "executions", "delete", first, second, "--json", cwd=project
+    )
+    assert code == 0 and shown == b""
+    piped = kitaru_cli("gc", "--older-than", "0s", cwd=project)
+    assert piped.returncode == 0 and piped.stderr == ""

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 # Statuses an execution is still going in: its process (or the one to come) reads it.
 LIVE = ("queued", "running", "waiting")
+NOT_FOUND = "not found"
 # SQLite takes at most 32,766 parameters per statement; batches stay well under it.
 BATCH = 200
 
@@ -134,7 +135,8 @@ class RetentionRows:
                 q(
                     self._sql(
                         f"SELECT exec_id, status FROM executions WHERE exec_id IN ({_marks(ids)})"
-                        + self.FOR_UPDATE
+                        # One order for every deleter: two collections never deadlock.
+                        " ORDER BY exec_id" + self.FOR_UPDATE
                     ),
                     ids,
                 ).fetchall()
@@ -142,7 +144,7 @@ class RetentionRows:
             for exec_id in ids:
                 status = found.get(exec_id)
                 if status is None:
-                    done.kept[exec_id] = "not found"
+                    done.kept[exec_id] = NOT_FOUND
                 elif statuses is not None and status not in statuses:
                     done.kept[exec_id] = f"it is {status}"
             ids = [i for i in ids if i not in done.kept]
