@@ -6,8 +6,7 @@ A collection, in the order it happens:
 1. Finish what an earlier one left: objects noted for deletion by a process that died
    before deleting them (`sweep_bytes`).
 2. Pick the executions: ended (completed, failed, cancelled; never queued, running or
-   waiting) before the cutoff, of the statuses and flow asked, newest first so that a
-   replay goes before its source.
+   waiting) before the cutoff, of the statuses and flow asked, oldest first.
 3. Per batch: the journal deletes the rows in one transaction and notes the objects they
    named (kitaru/journal/_retention.py); then every noted object no remaining row names
    is deleted from its store and the note forgotten. Records go before bytes, so no
@@ -55,7 +54,7 @@ class Report:
     # store -> why its noted objects are still there (they are deleted next time)
     objects_left: dict[str, str] = field(default_factory=dict)
     # set when a collection stopped at its `limit`: where the next one goes on
-    next_before: str | None = None
+    next_after: str | None = None
 
     def add(self, other: Report) -> None:
         self.deleted.extend(other.deleted)
@@ -63,7 +62,7 @@ class Report:
         self.objects_deleted += other.objects_deleted
         self.orphans += other.orphans
         self.objects_left.update(other.objects_left)
-        self.next_before = other.next_before
+        self.next_after = other.next_after
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,11 +121,11 @@ def collect(
     now: float | None = None,
     progress: Progress | None = None,
     limit: int | None = None,
-    before_id: str | None = None,
+    after_id: str | None = None,
     orphans: bool = False,
 ) -> Report:
     """Delete the executions that ended more than `older_than` seconds ago (at most
-    `limit` of them, older than `before_id`, when given: `next_before` says where to go
+    `limit` of them, after `after_id`, when given: `next_after` says where to go
     on). With `orphans`, then list the stores and delete the objects no record names of
     executions that ended, or are gone, before the cutoff (kitaru/_orphans.py)."""
     if older_than < 0:
@@ -154,17 +153,17 @@ def collect(
             statuses=list(statuses),
             flow=flow,
             limit=want,
-            before_id=ids[-1] if ids else before_id,
+            after_id=ids[-1] if ids else after_id,
         )
         ids.extend(page)
         if len(page) < want:
             break
     if limit is not None and len(ids) == limit:
-        report.next_before = ids[-1]
+        report.next_after = ids[-1]
     _delete(rows, ids, report, statuses=statuses, with_lineage=with_lineage, progress=progress)
     # What another collection (a second replica) deleted meanwhile is no news.
     report.kept = {i: why for i, why in report.kept.items() if why != NOT_FOUND}
-    if orphans and report.next_before is None:
+    if orphans and report.next_after is None:
         _sweep_orphans(rows, report, cutoff=now - older_than)
     return report
 
@@ -202,16 +201,19 @@ def delete(
         raise KitaruUsageError("name at least one execution id (kx_...)")
     rows = _rows(journal)
     if rows is None:
-        return _remote(
-            journal,
-            "delete",
-            {
-                "exec_ids": list(exec_ids),
+        report = Report(dry_run=dry_run)
+        ids = list(dict.fromkeys(exec_ids))
+        for start in range(0, len(ids), REMOTE_PAGE):
+            body: dict[str, Any] = {
+                "exec_ids": ids[start : start + REMOTE_PAGE],
                 "force": force,
                 "with_lineage": with_lineage,
                 "dry_run": dry_run,
-            },
-        )
+            }
+            report.add(_remote(journal, "delete", body))
+            if progress is not None:
+                progress(min(start + REMOTE_PAGE, len(ids)), len(ids))
+        return report
     ids = list(dict.fromkeys(exec_ids))
     records = {i: journal.get_execution(i) for i in ids}
     unknown = [i for i, r in records.items() if r is None]
@@ -320,13 +322,13 @@ def _remote(journal: Journal, op: str, body: dict[str, Any]) -> Report:
 def _remote_pages(journal: Journal, body: dict[str, Any], progress: Progress | None) -> Report:
     """A collection through a server, a page of executions per request."""
     report = Report(dry_run=bool(body["dry_run"]))
-    before: str | None = None
+    after: str | None = None
     while True:
-        page = _remote(journal, "gc", {**body, "limit": REMOTE_PAGE, "before_id": before})
+        page = _remote(journal, "gc", {**body, "limit": REMOTE_PAGE, "after_id": after})
         report.add(page)
         if progress is not None:
             done = len(report.deleted) + len(report.kept)
-            progress(done, done + (REMOTE_PAGE if page.next_before else 0))
-        before = page.next_before
-        if before is None:
+            progress(done, done + (REMOTE_PAGE if page.next_after else 0))
+        after = page.next_after
+        if after is None:
             return report

@@ -72,6 +72,14 @@ PLACES = [
 ]
 
 
+# Every store: the byte side is the ArtifactStore contract's `list` and `delete`.
+EVERY_STORE = [
+    *PLACES,
+    pytest.param(("sqlite", "gcs"), id="sqlite-gcs", marks=pytest.mark.services),
+    pytest.param(("sqlite", "azure"), id="sqlite-azure", marks=pytest.mark.services),
+]
+
+
 @pytest.fixture(params=PLACES)
 def place(
     request: pytest.FixtureRequest,
@@ -127,6 +135,7 @@ def test_gc_of_5000_executions_leaves_no_orphan_bytes_and_no_dangling_records(
     assert again.returncode == 0 and _json(again.stdout)["deleted"] == []
 
 
+@pytest.mark.parametrize("place", EVERY_STORE, indirect=True)
 def test_lineage_kept_until_asked_and_the_live_replay_keeps_what_it_reuses(
     place: Place,
 ) -> None:
@@ -170,6 +179,7 @@ def _json(text: str) -> Any:
     return json.loads(text)
 
 
+@pytest.mark.parametrize("place", EVERY_STORE, indirect=True)
 def test_orphans_of_ended_or_gone_executions_are_found_by_listing_the_store(
     place: Place,
 ) -> None:

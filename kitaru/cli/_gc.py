@@ -141,7 +141,7 @@ def _progress(as_json: bool, what: str) -> Iterator[Callable[[int, int], None] |
 def _say(report: Any, as_json: bool) -> None:
     if as_json:
         data = report.as_dict()
-        data.pop("next_before", None)
+        data.pop("next_after", None)
         emit_json(data)
     else:
         _say_text(report)

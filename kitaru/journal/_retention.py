@@ -77,22 +77,21 @@ class RetentionRows:
         statuses: Sequence[str],
         flow: str | None = None,
         limit: int = 1000,
-        before_id: str | None = None,
+        after_id: str | None = None,
     ) -> list[str]:
         """Ids of executions with one of `statuses` that ended (or, without an end, last
-        changed) before `ended_before`, newest first (a replay before its source), from
-        `before_id` down."""
+        changed) before `ended_before`, oldest first (the primary key's order: old rows
+        come first, a page reads little beyond what it returns), after `after_id`."""
         where = [f"status IN ({_marks(statuses)})", "COALESCE(ended_at, updated_at) < ?"]
         params: list[Any] = [*statuses, ended_before]
         if flow is not None:
             where.append("flow = ?")
             params.append(flow)
-        if before_id is not None:
-            where.append("exec_id < ?")
-            params.append(before_id)
+        if after_id is not None:
+            where.append("exec_id > ?")
+            params.append(after_id)
         rows = self._x(
-            f"SELECT exec_id FROM executions WHERE {' AND '.join(where)} "
-            "ORDER BY exec_id DESC LIMIT ?",
+            f"SELECT exec_id FROM executions WHERE {' AND '.join(where)} ORDER BY exec_id LIMIT ?",
             (*params, limit),
         ).fetchall()
         return [str(r[0]) for r in rows]
@@ -129,7 +128,7 @@ class RetentionRows:
         if len(exec_ids) > BATCH:
             raise ValueError(f"delete at most {BATCH} executions at a time")
         ids = list(dict.fromkeys(exec_ids))
-        with self._tx(immediate=True) as conn:
+        with self._tx() as conn:
             q = conn.execute
             found = dict(
                 q(

@@ -30,7 +30,7 @@ class CollectRequest(BaseModel):
     with_lineage: bool = False
     orphans: bool = False
     limit: Annotated[int, Field(ge=1, le=_retention.REMOTE_PAGE)] = _retention.REMOTE_PAGE
-    before_id: Id | None = None
+    after_id: Id | None = None
 
 
 class DeleteRequest(BaseModel):
@@ -52,7 +52,7 @@ def collect(body: CollectRequest, state: State, caller: Admin) -> dict[str, Any]
         dry_run=body.dry_run,
         with_lineage=body.with_lineage,
         limit=body.limit,
-        before_id=body.before_id,
+        after_id=body.after_id,
         orphans=body.orphans,
     )
     return report.as_dict()
