@@ -145,22 +145,28 @@ def collect(
     report = Report(dry_run=dry_run)
     if not dry_run:
         sweep_bytes(rows, report)
-    ids: list[str] = []
-    while limit is None or len(ids) < limit:
-        want = 1000 if limit is None else min(1000, limit - len(ids))
-        page = rows.ended_executions(
-            ended_before=now - older_than,
-            statuses=list(statuses),
-            flow=flow,
-            limit=want,
-            after_id=ids[-1] if ids else after_id,
-        )
-        ids.extend(page)
+    # Page by page (oldest first, by id), deleting as it goes: a journal of millions
+    # never has its ids in memory at once.
+    select = {"ended_before": now - older_than, "statuses": list(statuses), "flow": flow}
+    total = rows.count_ended(**select) if progress is not None else 0
+    if limit is not None:
+        total = min(total, limit)
+    seen = 0
+    cursor = after_id
+    while limit is None or seen < limit:
+        want = 1000 if limit is None else min(1000, limit - seen)
+        page = rows.ended_executions(**select, limit=want, after_id=cursor)
+        if not page:
+            break
+        seen += len(page)
+        cursor = page[-1]
+        _delete(rows, page, report, statuses=statuses, with_lineage=with_lineage)
+        if progress is not None:
+            progress(seen, max(total, seen))
         if len(page) < want:
             break
-    if limit is not None and len(ids) == limit:
-        report.next_after = ids[-1]
-    _delete(rows, ids, report, statuses=statuses, with_lineage=with_lineage, progress=progress)
+    if limit is not None and seen == limit:
+        report.next_after = cursor
     # What another collection (a second replica) deleted meanwhile is no news.
     report.kept = {i: why for i, why in report.kept.items() if why != NOT_FOUND}
     if orphans and report.next_after is None:
@@ -257,7 +263,7 @@ def _delete(
     *,
     statuses: Sequence[str] | None,
     with_lineage: bool,
-    progress: Progress | None,
+    progress: Progress | None = None,
 ) -> None:
     for start in range(0, len(ids), BATCH):
         batch = ids[start : start + BATCH]

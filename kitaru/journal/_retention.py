@@ -53,6 +53,18 @@ def store_of(uri: str) -> str:
     return uri.rsplit("/", 2)[0]
 
 
+def _ended(
+    ended_before: float, statuses: Sequence[str], flow: str | None
+) -> tuple[list[str], list[Any]]:
+    """The WHERE terms (and their parameters) of executions that ended before a time."""
+    where = [f"status IN ({_marks(statuses)})", "COALESCE(ended_at, updated_at) < ?"]
+    params: list[Any] = [*statuses, ended_before]
+    if flow is not None:
+        where.append("flow = ?")
+        params.append(flow)
+    return where, params
+
+
 class RetentionRows:
     """Mixed into `SqlJournal`, which supplies the connection hooks."""
 
@@ -82,11 +94,7 @@ class RetentionRows:
         """Ids of executions with one of `statuses` that ended (or, without an end, last
         changed) before `ended_before`, oldest first (the primary key's order: old rows
         come first, a page reads little beyond what it returns), after `after_id`."""
-        where = [f"status IN ({_marks(statuses)})", "COALESCE(ended_at, updated_at) < ?"]
-        params: list[Any] = [*statuses, ended_before]
-        if flow is not None:
-            where.append("flow = ?")
-            params.append(flow)
+        where, params = _ended(ended_before, statuses, flow)
         if after_id is not None:
             where.append("exec_id > ?")
             params.append(after_id)
@@ -95,6 +103,16 @@ class RetentionRows:
             (*params, limit),
         ).fetchall()
         return [str(r[0]) for r in rows]
+
+    def count_ended(
+        self, *, ended_before: float, statuses: Sequence[str], flow: str | None = None
+    ) -> int:
+        """How many executions `ended_executions` would list in all."""
+        where, params = _ended(ended_before, statuses, flow)
+        row = self._x(
+            f"SELECT COUNT(*) FROM executions WHERE {' AND '.join(where)}", params
+        ).fetchone()
+        return int(row[0])
 
     def live_replays(self, exec_ids: Sequence[str]) -> dict[str, str]:
         """source -> a live replay of it (queued, running, waiting) not among `exec_ids`."""
