@@ -153,3 +153,14 @@ def test_a_progress_bar_on_a_terminal_and_none_for_scripts(project: Path) -> Non
     assert code == 0 and shown == b""
     piped = kitaru_cli("gc", "--older-than", "0s", cwd=project)
     assert piped.returncode == 0 and piped.stderr == ""
+
+
+def test_the_python_client_deletes_as_the_command_line_does(project: Path) -> None:
+    from kitaru import KitaruClient
+
+    first, second = _start(project, "pipeline"), _start(project, "pipeline")
+    client = KitaruClient()
+    assert client.executions.gc("0s", dry_run=True)["deleted"] == [first, second]
+    assert client.executions.delete(first)["deleted"] == [first]
+    assert client.executions.gc(0.0, statuses="completed")["deleted"] == [second]
+    assert client.executions.list() == []
