@@ -25,7 +25,7 @@ from typing import Any
 
 from benchmarks._run import progress
 
-SUITES = ("storage_s3", "fanout", "adapters", "queues", "claims", "otel", "feed", "cohort")
+SUITES = ("storage_s3", "fanout", "adapters", "queues", "claims", "otel", "feed", "cohort", "gc")
 
 
 def run(

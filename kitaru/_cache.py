@@ -31,7 +31,7 @@ from hashlib import blake2b
 from typing import Any
 
 from kitaru import _runtime
-from kitaru._errors import KitaruUsageError
+from kitaru._errors import ArtifactCorruptedError, KitaruUsageError
 from kitaru._fingerprint import _canonical
 from kitaru._logs import LogBuffer
 from kitaru.journal import CallRecord
@@ -99,7 +99,12 @@ def find(
     done = ctx.journal.find_cached_call(lookup.source_hash, key, since=since)
     if done is None or done.output is None or done.output.serializer == "pickle":
         return lookup, False, None
-    value = ctx.load_output(done, spec.return_hint())
+    try:
+        value = ctx.load_output(done, spec.return_hint())
+    except ArtifactCorruptedError:
+        # Its bytes are gone or damaged (retention deleted the source execution between
+        # the lookup and this read): a cache is only a shortcut, so run the body.
+        return lookup, False, None
     now = time.time()
     record = CallRecord(
         exec_id=ctx.exec_id,

@@ -14,7 +14,6 @@ the call), `missing` (the replay never got there); and the result the same way.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,20 +23,18 @@ from typing import Any
 from kitaru._errors import KitaruUsageError
 from kitaru.journal import ExecutionRecord, Journal
 
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Statuses at which a replay has done what it can without help.
 _SETTLED = frozenset({"completed", "failed", "cancelled", "waiting", "crashed"})
 
 
 def parse_age(text: str, option: str = "--since") -> float:
-    """Seconds in `30s`, `15m`, `12h`, `7d`, `2w`."""
-    found = _AGE.match(text)
-    if not found:
-        raise KitaruUsageError(
-            f"{option} {text!r}: give a number and a unit, like 30m, 12h, 7d or 2w"
-        )
-    return float(found.group(1)) * _UNIT_SECONDS[found.group(2)]
+    """Seconds in `30s`, `15m`, `12h`, `7d`, `2w` (as `kitaru gc --older-than` reads them)."""
+    from kitaru._retention import parse_age as age
+
+    try:
+        return age(text)
+    except KitaruUsageError as exc:
+        raise KitaruUsageError(f"{option} {exc}") from None
 
 
 def select(

@@ -293,11 +293,12 @@ def _import_all(
         record = _execution(doc["execution"])
         there = journal.get_execution(record.exec_id)
         if there is not None and (there.owner or "").startswith(_IMPORTING):
-            raise KitaruUsageError(
-                f"execution {record.exec_id} was partly imported by an import that stopped "
-                f"half way; remove it (kitaru executions delete {record.exec_id} --force) "
-                "and import again"
-            )
+            # An import that stopped half way (killed): what it wrote goes, then it is
+            # imported again, whole.
+            from kitaru import _retention
+
+            _retention.delete(journal, [record.exec_id], force=True)
+            there = None
         if there is not None:
             done.append({"exec_id": record.exec_id, "flow": record.flow, "outcome": "skipped"})
             continue

@@ -151,3 +151,15 @@ def test_cohort_suite_times_a_replayed_execution(tmp_path: Path) -> None:
     data = section["data"]
     assert data["executions"] == 50 and data["same"] == 50
     assert data["replay_ms"] > 0 and data["run_ms"] > 0
+
+
+@pytest.mark.services
+def test_gc_suite_measures_deletions_per_second_on_both_journals(tmp_path: Path) -> None:
+    from benchmarks import gc
+
+    section = gc.bench(quick=True, workdir=tmp_path)
+    journals = section["data"]["journals"]
+    assert set(journals) == {"sqlite", "postgres"}  # make test runs PostgreSQL
+    for got in journals.values():
+        assert got["deleted"] > 1000 and got["objects"] > 0 and got["executions_per_s"] > 0
+    assert "| sqlite |" in section["markdown"] and "2,000 executions" in section["markdown"]

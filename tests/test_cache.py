@@ -187,3 +187,25 @@ def test_a_changed_function_body_misses_the_cache(tmp_path: Path) -> None:
     assert run_python(script, env=env).stdout.strip() == "Same Input"
     assert ledger.read_text().count("ran") == 2
     assert len(current_journal().list_executions()) == 3
+
+
+@checkpoint(cache=True)
+def page(url: str) -> str:
+    ran.append(f"page {url}")
+    return url * 5000  # above 16 KiB: its bytes live in the artifact store
+
+
+@flow
+def pages(url: str) -> int:
+    return len(page(url))
+
+
+def test_a_cached_output_whose_bytes_are_gone_is_a_miss_not_a_failure(kitaru_home: Path) -> None:
+    first = pages.run("c.example")
+    # What a collection deleting `first` leaves for a lookup that read its call just
+    # before: the call, but not its bytes.
+    [stored] = [p for p in (kitaru_home / "artifacts").rglob("*") if p.is_file()]
+    stored.unlink()
+    second = pages.run("c.example")
+    assert second.result() == first.result() == len("c.example") * 5000
+    assert ran == ["page c.example", "page c.example"]

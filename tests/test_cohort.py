@@ -111,7 +111,7 @@ def test_bad_cohort_inputs_say_what_to_do(tmp_path: Path) -> None:
     cases = {
         ("--from", "draft"): "--flow F to replay many",
         ("--flow", "nope", "--from", "draft"): "no completed execution of flow 'nope'",
-        ("--flow", "writer", "--from", "draft", "--since", "soon"): "like 30m, 12h, 7d",
+        ("--flow", "writer", "--from", "draft", "--since", "soon"): "30d, 12h, 90m",
         ("--flow", "writer", "--from", "draft", "--limit", "0"): "--limit 0",
         ("--flow", "writer", "--from", "draft", "--concurrency", "0"): "--concurrency 0",
         (ids[0], "--flow", "writer", "--from", "draft"): "give no execution id",

@@ -148,6 +148,9 @@ def test_every_offline_command_of_the_readme_runs(tmp_path: Path) -> None:
     cli("queues", "list")
     assert cli("queues", "show", "docs", "--json").json()["concurrency"] == 2
     cli("worker", "--flows", str(script), "--queue", "docs", "--until-empty")
+    assert replay in cli("gc", "--older-than", "0s", "--dry-run", "--json").json()["deleted"]
+    cli("executions", "delete", replay)
+    cli("gc", "--older-than", "30d")
 
     for line in command_lines():
         if any(line.startswith(prefix) for prefix in NEEDS_MORE):

@@ -92,6 +92,7 @@ def test_default_values_render_a_valid_deployment_and_service() -> None:
     assert deployment["spec"]["template"]["metadata"]["labels"] == selector
     assert service["spec"]["ports"][0]["targetPort"] == "http"
     assert container["ports"][0] == {"name": "http", "containerPort": 8080, "protocol": "TCP"}
+    assert not any(a.startswith("--retention") for a in container["args"])  # keeps all
 
 
 def test_ingress_signing_secret_and_extra_env_render_valid_manifests() -> None:
@@ -104,6 +105,7 @@ def test_ingress_signing_secret_and_extra_env_render_valid_manifests() -> None:
             env=[{"name": "AWS_REGION", "value": "eu-west-1"}],
             image={"repository": "registry.acme.dev/kitaru-server", "tag": "sha-1234"},
             replicaCount=2,
+            retention={"olderThan": "30d", "interval": 600},
         )
     )  # fmt: skip
     assert set(docs) == {"Deployment", "Service", "Ingress"}
@@ -117,6 +119,7 @@ def test_ingress_signing_secret_and_extra_env_render_valid_manifests() -> None:
     names = [e["name"] for e in container["env"]]
     assert names == ["KITARU_JOURNAL_URL", "KITARU_SERVER_SECRET", "KITARU_HOME", "AWS_REGION"]
     assert "--public-url=https://kitaru.acme.dev" in container["args"]
+    assert {"--retention=30d", "--retention-interval=600"} <= set(container["args"])
     assert container["image"] == "registry.acme.dev/kitaru-server:sha-1234"
     assert docs["Deployment"]["spec"]["replicas"] == 2
 

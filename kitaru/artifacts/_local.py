@@ -118,10 +118,17 @@ class LocalArtifactStore:
                     yield key
 
     def delete(self, key: str) -> None:
+        path = self._path(key)
         try:
-            self._path(key).unlink()
+            path.unlink()
         except FileNotFoundError:
             pass
+        # An execution's directory goes with its last object (a writer makes it again).
+        if path.parent != self.root:
+            try:
+                path.parent.rmdir()
+            except OSError:
+                pass
 
     def key_of(self, uri: str) -> str:
         path = Path(unquote(urlparse(uri).path))

@@ -19,6 +19,7 @@ from kitaru.cli._deployments import app as deployments_app
 from kitaru.cli._deployments import deploy_command
 from kitaru.cli._doctor import doctor_command
 from kitaru.cli._executions import app as executions_app
+from kitaru.cli._gc import delete_command, gc_command
 from kitaru.cli._mcp import app as mcp_app
 from kitaru.cli._model import app as model_app
 from kitaru.cli._portable import export_command, import_command
@@ -55,6 +56,8 @@ app.add_typer(mcp_app, name="mcp")
 app.command("worker")(worker_command)
 app.command("deploy")(deploy_command)
 app.command("doctor")(doctor_command)
+app.command("gc")(gc_command)
+executions_app.command("delete")(delete_command)
 
 
 @app.command("run-execution", hidden=True)

@@ -95,6 +95,15 @@ def start(
         help="Seconds between reads of the journal for /metrics; scrapes in between get the "
         "last reading at once (0: read at every scrape).",
     ),
+    retention: str | None = typer.Option(
+        None,
+        "--retention",
+        help="Delete executions (and their bytes) that ended longer ago than this: 30d, "
+        "12h, 2w. Default: keep everything.",
+    ),
+    retention_interval: float = typer.Option(
+        3600, "--retention-interval", help="Seconds between retention passes."
+    ),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning, error."),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
 ) -> None:
@@ -106,6 +115,7 @@ def start(
 
     - `kitaru server start`
     - `kitaru server start --host 0.0.0.0 --port 8080 --journal postgresql://kitaru@db.internal/kitaru`
+    - `kitaru server start --retention 30d`
     """
     from kitaru import _config, server
 
@@ -124,6 +134,11 @@ def start(
         raise KitaruUsageError(f"--metrics-interval must be 0 or more, not {metrics_interval}")
     if public_url is not None and not public_url.startswith(("http://", "https://")):
         raise KitaruUsageError(f"--public-url {public_url!r} is not an http(s):// URL")
+    if retention_interval <= 0:
+        raise KitaruUsageError(f"--retention-interval must be positive, not {retention_interval}")
+    from kitaru import _retention
+
+    keep_for = _retention.parse_age(retention) if retention is not None else None
     config = ServerConfig(
         journal_url=_journal_url(journal),
         artifact_stores=stores,
@@ -133,6 +148,8 @@ def start(
         schedule_interval=schedule_interval,
         metrics_interval=metrics_interval,
         public_url=public_url.rstrip("/") if public_url else None,
+        retention=keep_for,
+        retention_interval=retention_interval,
     )
     serve(config, host=host, port=port, log_level=log_level, access_log=access_log)
 

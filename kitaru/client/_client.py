@@ -212,6 +212,48 @@ class Executions:
         )
         return self.get(record.exec_id)
 
+    def delete(
+        self,
+        *exec_ids: str,
+        force: bool = False,
+        with_lineage: bool = False,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Delete executions, their rows and artifact bytes (`kitaru executions delete`);
+        the report: `deleted`, `kept` (id: reason), `objects_deleted`, `objects_left`."""
+        from kitaru import _retention
+
+        report = _retention.delete(
+            self._journal, exec_ids, force=force, with_lineage=with_lineage, dry_run=dry_run
+        )
+        return report.as_dict()
+
+    def gc(
+        self,
+        older_than: str | float,
+        *,
+        statuses: str | None = None,
+        flow: str | None = None,
+        with_lineage: bool = False,
+        orphans: bool = False,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Delete executions that ended longer ago than `older_than` (`"30d"` or seconds)
+        and their bytes (`kitaru gc`); statuses as `"completed,failed"`."""
+        from kitaru import _retention
+
+        age = _retention.parse_age(older_than) if isinstance(older_than, str) else older_than
+        report = _retention.collect(
+            self._journal,
+            older_than=age,
+            statuses=_retention.parse_statuses(statuses),
+            flow=flow,
+            with_lineage=with_lineage,
+            orphans=orphans,
+            dry_run=dry_run,
+        )
+        return report.as_dict()
+
     def waits(self) -> builtins.list[dict[str, Any]]:
         import time
 

@@ -359,6 +359,24 @@ CREATE INDEX executions_ready ON executions
     WHERE status = 'queued' AND run_id IS NULL AND cancel_requested = 0 AND owner IS NULL;
 """,
     ),
+    (
+        # 11 is another branch's (idempotent starts); a journal may go 10 -> 12.
+        12,
+        # Retention (kitaru/journal/_retention.py): deleting executions notes the artifact
+        # objects their rows named in `deleted_bytes`, in the transaction that deletes the
+        # rows; the objects go afterwards, each only once no row names it any more (a
+        # replay's copied calls and inputs, a cache hit's call name their source's
+        # objects). The two indexes answer "does any row still name this object?".
+        """
+CREATE TABLE deleted_bytes (
+    uri TEXT PRIMARY KEY,
+    store TEXT NOT NULL,
+    deleted_at {real} NOT NULL
+);
+CREATE INDEX calls_out_uri ON calls (out_uri) WHERE out_uri IS NOT NULL;
+CREATE INDEX artifacts_uri ON artifacts (uri) WHERE uri IS NOT NULL;
+""",
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

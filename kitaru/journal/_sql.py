@@ -27,6 +27,7 @@ from kitaru.journal._records import (
     WaitRecord,
     parse_call_output_id,
 )
+from kitaru.journal._retention import RetentionRows
 from kitaru.journal._schedules import ScheduleRows
 from kitaru.journal._stats import StatsRows
 from kitaru.journal._tokens import TokenRows
@@ -199,7 +200,14 @@ _INSERT_LOG = f"INSERT INTO logs ({LOG_COLS}) VALUES ({_marks(LOG_COLS)})"
 
 
 class SqlJournal(
-    TokenRows, DeploymentRows, QueueRows, StatsRows, EventRows, CacheRows, ScheduleRows
+    TokenRows,
+    DeploymentRows,
+    QueueRows,
+    StatsRows,
+    EventRows,
+    CacheRows,
+    ScheduleRows,
+    RetentionRows,
 ):
     """Everything but the connection; see `SqliteJournal` and `PostgresJournal`."""
 

@@ -74,6 +74,10 @@ class HttpJournal:
         self._finished.clear()
         return self._conn.request("PUT", path, json=body).json()
 
+    def retention(self, op: str, body: dict[str, Any]) -> Any:
+        """`gc` or `delete` on the server (kitaru/_retention.py; admin tokens)."""
+        return self._post(f"/retention/{op}", body)
+
     def _runner(self, exec_id: str, op: str, body: dict[str, Any]) -> Any:
         return self._post(f"/runner/executions/{_p(exec_id)}/{op}", body)
 

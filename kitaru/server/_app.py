@@ -17,6 +17,7 @@ from kitaru import _trust, artifacts
 from kitaru._version import __version__
 from kitaru.server import _errors
 from kitaru.server._guard import Guard
+from kitaru.server._keeper import Keeper
 from kitaru.server._scheduler import Scheduler
 from kitaru.server._state import ServerConfig, ServerState
 from kitaru.server._sweeper import Sweeper
@@ -53,12 +54,15 @@ def create_app(config: ServerConfig) -> FastAPI:
     artifacts.restrict_to(frozenset({*config.artifact_stores, *state.stores}))
     sweeper = Sweeper(state.journal, config.sweep_interval, public_url=config.public_url)
     scheduler = Scheduler(state.journal, config.schedule_interval, public_url=config.public_url)
+    keeper = Keeper(state.journal, config.retention, config.retention_interval)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sweeper.start()
         scheduler.start()
+        keeper.start()
         yield
+        keeper.stop()
         scheduler.stop()
         sweeper.stop()
 

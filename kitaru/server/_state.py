@@ -34,6 +34,10 @@ class ServerConfig:
     public_url: str | None = None
     # Seconds between a replica's reads of the journal for /metrics (0: every scrape).
     metrics_interval: float = 30.0
+    # Delete executions that ended longer ago than this many seconds (None: never), and
+    # look for them every `retention_interval` seconds (kitaru/server/_keeper.py).
+    retention: float | None = None
+    retention_interval: float = 3600.0
     secret: str | None = field(default=None, repr=False)
 
 

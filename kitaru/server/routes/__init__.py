@@ -17,6 +17,7 @@ from kitaru.server.routes import (
     _metrics,
     _queues,
     _records,
+    _retention,
     _runner,
     _schedules,
     _stacks,
@@ -45,6 +46,7 @@ ROUTERS: list[APIRouter] = [
     _stacks.router,
     _schedules.router,
     _admin.router,
+    _retention.router,
     _store.router,
     _ui.router,
 ]
