@@ -359,6 +359,18 @@ CREATE INDEX executions_ready ON executions
     WHERE status = 'queued' AND run_id IS NULL AND cancel_requested = 0 AND owner IS NULL;
 """,
     ),
+    (
+        11,
+        # Idempotent starts (kitaru/_idempotency.py): the key a start was given, unique per
+        # flow, so that two starts with one key store one execution whatever the race. Key
+        # first: a start looks a key up across flows (a key reused for another flow is
+        # refused). Executions started without a key keep NULL, which the index leaves out.
+        """
+ALTER TABLE executions ADD COLUMN idempotency_key TEXT;
+CREATE UNIQUE INDEX executions_idempotency ON executions (idempotency_key, flow)
+    WHERE idempotency_key IS NOT NULL;
+""",
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]
