@@ -5,7 +5,7 @@ Every way of starting an execution takes a key: `flow.run(..., idempotency_key=K
 and the server's invoke route (its `idempotency_key` member or `Idempotency-Key`
 header). A start with a key goes through these steps, in this order:
 
-1. `check_key`: 1-200 printable characters, or a usage error saying so.
+1. `check_key`: 1-200 printable characters, or bad input saying so.
 2. `earlier`: the key is looked up. An execution of the same flow that holds it is the
    answer, as it is now: nothing is recorded, built or run. A key held by another flow
    is refused with a usage error naming that flow (a key names one start of one flow;
@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kitaru import _speak
-from kitaru._errors import KitaruUsageError, NotFoundError
+from kitaru._errors import InvalidInputError, KitaruUsageError, NotFoundError
 from kitaru.journal import ArtifactRecord, ExecutionRecord, Journal
 
 MAX_KEY = 200
@@ -42,7 +42,7 @@ def check_key(key: str | None) -> str | None:
     if key is None:
         return None
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY or not key.isprintable():
-        raise KitaruUsageError(
+        raise InvalidInputError(
             f"idempotency key {key!r} is not usable; give 1-{MAX_KEY} printable characters "
             "that name this start (a request id, a webhook delivery id, an order number)"
         )

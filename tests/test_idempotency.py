@@ -87,11 +87,13 @@ def test_fifty_threads_with_one_key_store_one_execution(journal_url: str) -> Non
         t.start()
     for t in threads:
         t.join(120)
-    assert not errors, errors
-    assert len({h.exec_id for h in handles}) == 1 and len(handles) == RACERS
-    assert [h.reused for h in handles].count(False) == 1
-    assert RAN == ["ada"]  # the body ran once
-    (only,) = _executions("greet")
+    stored = _executions("greet")
+    seen = f"errors {errors!r}; executions {[(e.exec_id, e.status) for e in stored]}; ran {RAN}"
+    assert not errors, seen
+    assert len({h.exec_id for h in handles}) == 1 and len(handles) == RACERS, seen
+    assert [h.reused for h in handles].count(False) == 1, seen
+    assert RAN == ["ada"], seen  # the body ran once
+    (only,) = stored
     assert only.idempotency_key == "order-1" and only.status == "completed"
     assert handles[0].result() == "hello ada"
 
@@ -335,6 +337,10 @@ def test_cli_invoke_twice_with_one_key_gives_one_execution(
     assert f"already started {first.json()['exec_id']} (queued)" in plain.stdout
     listed = kitaru_cli("executions", "list", "--json", env=env)
     assert [e["exec_id"] for e in listed.json()] == [first.json()["exec_id"]]
+    found = kitaru_cli("executions", "list", "--idempotency-key", "night-1", "--json", env=env)
+    assert [e["exec_id"] for e in found.json()] == [first.json()["exec_id"]]
+    none = kitaru_cli("executions", "list", "--idempotency-key", "night-2", "--json", env=env)
+    assert none.json() == []
     bad = kitaru_cli(*args, "--idempotency-key", "", env=env)
     assert bad.returncode == 2 and "printable characters" in bad.stderr
     assert os.environ.get("KITARU_SERVER_URL") is None
