@@ -344,3 +344,61 @@ def test_cli_invoke_twice_with_one_key_gives_one_execution(
     bad = kitaru_cli(*args, "--idempotency-key", "", env=env)
     assert bad.returncode == 2 and "printable characters" in bad.stderr
     assert os.environ.get("KITARU_SERVER_URL") is None
+
+
+BACKGROUND = """
+import json, sys
+import kitaru
+
+@kitaru.flow
+def nightly(day: str) -> str:
+    return f"report for {day}"
+
+if __name__ == "__main__":
+    handle = nightly.run(sys.argv[1], idempotency_key=sys.argv[2])
+    print(json.dumps({"exec_id": handle.exec_id, "reused": handle.reused}))
+"""
+
+
+def test_starts_on_a_stack_that_runs_elsewhere_submit_once(tmp_path: Path) -> None:
+    """The `local` orchestrator in subprocess mode goes the way container stacks go: the
+    execution is recorded queued, then handed to the orchestrator. Concurrent starts
+    with one key hand over one execution, once."""
+    project = tmp_path / "proj"
+    write_script(project / "pyproject.toml", '[project]\nname = "nightly"\nversion = "0"\n')
+    script = write_script(project / "nightly.py", BACKGROUND)
+    registered = kitaru_cli(
+        "stack", "register", "bg", "-o", "local", "-a", (tmp_path / "art").as_uri(),
+        "--set", "mode=subprocess", "--use",
+    )  # fmt: skip
+    assert registered.returncode == 0, registered
+    env = {**os.environ, "KITARU_QUIET": "1"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), "monday", "night-of-monday"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(5)
+    ]
+    answers = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        answers.append(json.loads(out.strip().splitlines()[-1]))
+    assert len({a["exec_id"] for a in answers}) == 1
+    assert [a["reused"] for a in answers].count(False) == 1
+    exec_id = answers[0]["exec_id"]
+    deadline = time.monotonic() + 60
+    while (view := kitaru_cli("executions", "get", exec_id, "--json").json())["status"] not in (
+        "completed",
+        "failed",
+    ):
+        assert time.monotonic() < deadline, view
+        time.sleep(0.2)
+    assert view["status"] == "completed" and view["runs"] == 1, view
+    assert view["idempotency_key"] == "night-of-monday"
+    assert len(kitaru_cli("executions", "list", "--json").json()) == 1
