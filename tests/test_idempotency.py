@@ -402,3 +402,5 @@ def test_starts_on_a_stack_that_runs_elsewhere_submit_once(tmp_path: Path) -> No
     assert view["status"] == "completed" and view["runs"] == 1, view
     assert view["idempotency_key"] == "night-of-monday"
     assert len(kitaru_cli("executions", "list", "--json").json()) == 1
+    shown = kitaru_cli("executions", "get", exec_id)
+    assert "started by idempotency key 'night-of-monday'" in shown.stdout, shown
