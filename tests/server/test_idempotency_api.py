@@ -103,6 +103,15 @@ def test_concurrent_invocations_with_one_key_answer_with_one_execution(
             "/api/v1/deployments/refunds/invoke", json={**body, "idempotency_key": "x\ty"}
         )
         assert bad.status_code == 422 and "printable characters" in bad.json()["detail"]
+        # A key another flow holds is refused, naming it.
+        _deploy(server, "returns")
+        taken = http.post(
+            "/api/v1/deployments/returns/invoke",
+            json=body,
+            headers={"Idempotency-Key": "delivery-42"},
+        )
+        assert taken.status_code == 409, taken.text
+        assert f"execution {views[0]['exec_id']} of flow 'refunds'" in taken.json()["detail"]
         # A read token starts nothing, key or not.
         refused = read.post(
             "/api/v1/deployments/refunds/invoke",
