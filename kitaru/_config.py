@@ -42,13 +42,15 @@ def home() -> Path:
     if path.is_dir():
         return path
     source = "KITARU_HOME" if os.environ.get("KITARU_HOME") else "the default KITARU_HOME"
-    if path.exists():
+    try:
+        # No look before: another thread or process starting its first run may make
+        # the directory between a look and this, which is no error.
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
         raise InvalidConfigurationError(
             f"{source}={path} is a file, not a directory; set KITARU_HOME to a directory "
             "(it is created if missing)"
-        )
-    try:
-        path.mkdir(parents=True, exist_ok=True)
+        ) from None
     except OSError as exc:
         raise InvalidConfigurationError(
             f"{source}={path} cannot be created ({_why_not(path, exc)}); set KITARU_HOME "

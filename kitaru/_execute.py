@@ -132,6 +132,7 @@ def new_record(
     now: float,
     owner: str | None,
     exec_id: str | None = None,
+    idempotency_key: str | None = None,
 ) -> ExecutionRecord:
     return ExecutionRecord(
         exec_id=exec_id or new_id("kx"),
@@ -150,6 +151,7 @@ def new_record(
         lease_until=now + _lease.LEASE_SECONDS if owner else None,
         runs=1 if owner else 0,
         argv=list(sys.argv),
+        idempotency_key=idempotency_key,
     )
 
 
@@ -161,19 +163,37 @@ def start_local(
     stack: str = "local",
     store_uri: str | None = None,
     journal: Journal | None = None,
-) -> ExecutionRecord:
-    """Create an execution of `flow` owned by this process and run it to its end or a wait."""
+    idempotency_key: str | None = None,
+) -> tuple[ExecutionRecord, bool]:
+    """Create an execution of `flow` owned by this process and run it to its end or a
+    wait: (its record, True). With an `idempotency_key` an earlier start holds for the
+    flow: (that execution as it is now, False), and nothing runs (kitaru/_idempotency.py)."""
+    from kitaru import _idempotency
+
     journal = journal or current_journal()
     store_uri = store_uri or _config.artifact_store_uri()
     open_store(store_uri)  # fail on an unusable store before anything is recorded
     inputs = bind_inputs(flow.fn, args, kwargs)
+    found = _idempotency.earlier(journal, flow.name, idempotency_key)
+    if found is not None:
+        return found, False
     owner = _lease.new_owner()
-    record = new_record(flow, stack=stack, artifact_store=store_uri, now=time.time(), owner=owner)
-    journal.create_execution(
+    record = new_record(
+        flow,
+        stack=stack,
+        artifact_store=store_uri,
+        now=time.time(),
+        owner=owner,
+        idempotency_key=idempotency_key,
+    )
+    holder = _idempotency.store(
+        journal,
         record,
         input_artifacts(record.exec_id, store_uri, flow.fn, inputs, allow_pickle=flow.allow_pickle),
     )
-    return drive(journal, record, owner, flow, args, kwargs)
+    if holder is not None:
+        return holder, False
+    return drive(journal, record, owner, flow, args, kwargs), True
 
 
 def drive(

@@ -47,6 +47,9 @@ class ExecutionHandle(Generic[R]):
         self._allow_pickle = allow_pickle
         # The status this handle has said on stderr (kitaru/_speak.py), so it says it once.
         self._told: str | None = None
+        # True when the start's idempotency key found an earlier execution: this one,
+        # which that start did not run again (kitaru/_idempotency.py).
+        self.reused = False
 
     def _record(self) -> ExecutionRecord:
         journal = self._journal or current_journal()
@@ -156,7 +159,13 @@ class Flow(Durable, Generic[P, R]):
         self.__name__ = fn.__name__
         self.__wrapped__ = fn
 
-    def run(self, *args: P.args, **kwargs: P.kwargs) -> ExecutionHandle[R]:
+    @overload
+    def run(self, *args: P.args, **kwargs: P.kwargs) -> ExecutionHandle[R]: ...
+
+    @overload
+    def run(self, *args: Any, idempotency_key: str | None, **kwargs: Any) -> ExecutionHandle[R]: ...
+
+    def run(self, *args: Any, **kwargs: Any) -> ExecutionHandle[R]:
         """Start an execution on the active stack and return its handle.
 
         On the local stack the flow runs in this process: the handle comes back when
@@ -170,35 +179,55 @@ class Flow(Durable, Generic[P, R]):
         executions get ...`); on other stacks `handle.wait()` says it, a crash included.
         `KITARU_QUIET=1` silences it; unset, a stderr that is no terminal hears only
         failures (kitaru/_speak.py).
+
+        `idempotency_key`: a name for this start (a request id, a webhook delivery id).
+        A second start of this flow with the same key starts nothing: it returns the
+        handle of the execution the first one started, as it is now (`handle.reused` is
+        True), finished or not; a failed one is not run again (start with a new key, or
+        resume it). The key is the flow's `run` option, never passed to the flow
+        function (docs/operations.md, "Idempotent starts").
         """
         if _loader.loading.get():
             raise _loader.StopImport
         from kitaru.stacks._submit import run_flow
 
+        key = kwargs.pop("idempotency_key", None)
         try:
-            handle: ExecutionHandle[R] = run_flow(self, args, kwargs)
+            handle: ExecutionHandle[R] = run_flow(self, args, kwargs, idempotency_key=key)
         except ConfigurationError as exc:
             raise at_call_site(exc) from None
         return handle
 
     def submit(
-        self, *args: Any, queue: str = "default", priority: int = 0, **kwargs: Any
+        self,
+        *args: Any,
+        queue: str = "default",
+        priority: int = 0,
+        idempotency_key: str | None = None,
+        **kwargs: Any,
     ) -> ExecutionHandle[R]:
         """Put a new execution in `queue` for a worker (`kitaru worker`) and return its
         handle at once; nothing runs in this process. Higher `priority` runs first, then
-        the longest waiting. `handle.result()` waits for it."""
+        the longest waiting. `handle.result()` waits for it. `idempotency_key`: as for
+        `run()`, a second submit with the key returns the first one's execution."""
         if _loader.loading.get():
             raise _loader.StopImport
-        from kitaru import _queue, _speak
+        from kitaru import _idempotency, _queue, _speak
 
         try:
             _speak.mode()  # a bad KITARU_QUIET is refused before anything is recorded
-            record = _queue.submit(self, args, kwargs, queue=queue, priority=priority)
+            record, new = _queue.submit(
+                self, args, kwargs, queue=queue, priority=priority, idempotency_key=idempotency_key
+            )
         except ConfigurationError as exc:
             raise at_call_site(exc) from None
-        return ExecutionHandle(
+        handle: ExecutionHandle[R] = ExecutionHandle(
             record.exec_id, hint=self.return_hint(), allow_pickle=self.allow_pickle
         )
+        if not new:
+            handle.reused = True
+            _idempotency.said(record, handle.status)
+        return handle
 
     def deploy(self, tag: str | None = "default", stack: str | None = None) -> DeploymentRecord:
         """Build (or reuse) the locked image of this flow's project on `stack` (default:
@@ -216,13 +245,15 @@ class Flow(Durable, Generic[P, R]):
         invocation_id: str | None = None,
         queue: str | None = None,
         priority: int = 0,
+        idempotency_key: str | None = None,
         **kwargs: Any,
     ) -> ExecutionHandle[R]:
         """Run a deployed version of this flow, not the code here: the one `tag` points at
         (default `default`; a canary tag splits invocations by weight, the same
         `invocation_id` always landing on the same version) or `version`, in its image
         on its stack, or, with `queue`, on a worker whose code is that version's
-        snapshot. Returns the handle at once; `handle.result()` waits."""
+        snapshot. Returns the handle at once; `handle.result()` waits.
+        `idempotency_key`: as for `run()` (and the invocation id when none is given)."""
         from kitaru.deployments import invoke
 
         handle: ExecutionHandle[R] = invoke(
@@ -235,6 +266,7 @@ class Flow(Durable, Generic[P, R]):
             hint=self.return_hint(),
             queue=queue,
             priority=priority,
+            idempotency_key=idempotency_key,
         )
         return handle
 

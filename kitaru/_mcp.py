@@ -124,7 +124,7 @@ class Server:
                 record = self._execution(ctx.request_state, flow=flow.name)
                 return await self._continue(ctx, record)
             args = tuple(kwargs.pop(name) for name in positional if name in kwargs)
-            record = await anyio.to_thread.run_sync(
+            record, _new = await anyio.to_thread.run_sync(
                 lambda: _queue.submit(flow, args, kwargs, queue=QUEUE)
             )
             return await self._drive(ctx, record.exec_id, self._resume(record.exec_id))

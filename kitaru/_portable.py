@@ -508,6 +508,7 @@ def _import_one(
         claimed_at=None,
         deployment_version=None,
         invocation_id=None,
+        idempotency_key=None,  # a key of the exporting system's callers, not of ours
         cancel_requested=False,
         **_local_code(source, project),
     )

@@ -53,12 +53,16 @@ def submit(
     *,
     queue: str = DEFAULT_QUEUE,
     priority: int = 0,
-) -> ExecutionRecord:
-    """Record a new execution of `flow` waiting in `queue` for a worker; nothing runs here."""
+    idempotency_key: str | None = None,
+) -> tuple[ExecutionRecord, bool]:
+    """Record a new execution of `flow` waiting in `queue` for a worker; nothing runs here.
+    Returns (it, True), or (the execution `idempotency_key` started before, False)."""
+    from kitaru import _idempotency
     from kitaru.stacks import _resolve
 
     check_name(queue)
     check_priority(priority)
+    _idempotency.check_key(idempotency_key)
     journal = current_journal()
     stack = _resolve.resolve(journal, flow.stack)
     if not _resolve.runs_in_process(stack):
@@ -74,21 +78,30 @@ def submit(
 
     open_store(store_uri)  # an unusable store fails before anything is recorded
     inputs = _execute.bind_inputs(flow.fn, args, kwargs)
+    found = _idempotency.earlier(target, flow.name, idempotency_key)
+    if found is not None:
+        return found, False
     now = time.time()
     record = _execute.new_record(
-        flow, stack=stack.name, artifact_store=store_uri, now=now, owner=None
+        flow,
+        stack=stack.name,
+        artifact_store=store_uri,
+        now=now,
+        owner=None,
+        idempotency_key=idempotency_key,
     )
     record.status = "queued"
     record.queue = queue
     record.priority = priority
     record.metadata = ready_note(queue, now)
-    target.create_execution(
+    holder = _idempotency.store(
+        target,
         record,
         _execute.input_artifacts(
             record.exec_id, store_uri, flow.fn, inputs, allow_pickle=flow.allow_pickle
         ),
     )
-    return record
+    return (record, True) if holder is None else (holder, False)
 
 
 # -- what a worker runs ----------------------------------------------------------------

@@ -186,6 +186,8 @@ def execution_view(journal: Journal, e: ExecutionRecord, *, detail: bool = True)
         "metadata": e.metadata,
         "deployment_version": e.deployment_version,
         "invocation_id": e.invocation_id,
+        # The key it was started with (`idempotency_key=`), if any: one execution per key.
+        "idempotency_key": e.idempotency_key,
         "queue": e.queue,
         "priority": e.priority,
         # The worker that claimed it last (`kitaru worker`), None if it never ran in one.

@@ -117,6 +117,35 @@ def test_home_that_is_a_file_exits_2(tmp_path: Path) -> None:
     assert home.read_text() == "not a directory"
 
 
+def test_threads_making_a_new_home_at_once_all_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by fifty threads starting their first runs at once: one made the directory
+    between another's look and its own mkdir, and the other said it was a file."""
+    import threading
+
+    from kitaru import _config
+
+    errors: list[BaseException] = []
+    for attempt in range(200):
+        monkeypatch.setenv("KITARU_HOME", str(tmp_path / f"home-{attempt}"))
+        gate = threading.Barrier(8)
+
+        def first_use() -> None:
+            gate.wait()
+            try:
+                _config.home()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=first_use) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert not errors, errors[:3]
+
+
 def test_damaged_journal_exits_1_and_is_left_alone(kitaru_home: Path) -> None:
     kitaru_home.mkdir(parents=True)
     (kitaru_home / "journal.db").write_bytes(b"this is not a database" * 100)

@@ -327,6 +327,13 @@ def invoke(
         help="Your id for this invocation (a request id); a retry with the same id picks the "
         "same version of a canary. Default: a new one.",
     ),
+    idempotency_key: str | None = typer.Option(
+        None,
+        "--idempotency-key",
+        help="A name for this start (a webhook delivery id, an order number): invoking the "
+        "flow again with the same key starts nothing and shows the execution the first "
+        "invocation started. Also the invocation id when --invocation-id is not given.",
+    ),
     queue: str | None = typer.Option(
         None,
         "--queue",
@@ -347,6 +354,7 @@ def invoke(
     - `kitaru deployments invoke support --args '{"ticket": "my order is late"}' --wait`
     - `kitaru deployments invoke support --version 2 --args '{"ticket": "refund"}' --invocation-id ticket-1234`
     - `kitaru deployments invoke support --queue support --args '{"ticket": "refund"}'`
+    - `kitaru deployments invoke support --args '{"ticket": "refund"}' --idempotency-key order-1234`
     """
     from kitaru import deployments
     from kitaru._control import parse_json
@@ -371,16 +379,25 @@ def invoke(
         journal=_journal(),
         queue=queue,
         priority=priority,
+        idempotency_key=idempotency_key,
     )
     if wait:
         handle.wait(timeout)
     from kitaru.client import Executions
 
     view = Executions(handle._journal or _journal()).get(handle.exec_id).to_dict()
+    # True when the key found the execution an earlier invocation started (nothing new).
+    view["reused"] = handle.reused
     if as_json:
         emit_json(view)
     elif wait:
         print_execution(view)
+    elif handle.reused:
+        print(
+            f"idempotency key {idempotency_key!r} already started {handle.exec_id} "
+            f"({view['status']}); nothing new was started"
+        )
+        print(f"follow it with: kitaru executions get {handle.exec_id}")
     else:
         print(
             f"invoked {flow} version {view['deployment_version']} "

@@ -75,6 +75,11 @@ def list_(
         "--status",
         help="queued, running, waiting, completed, failed, crashed or cancelled.",
     ),
+    idempotency_key: str | None = typer.Option(
+        None,
+        "--idempotency-key",
+        help="Only the execution a start with this key made (`idempotency_key=`).",
+    ),
     limit: int = typer.Option(50, "--limit", help="At most this many, newest first."),
     as_json: bool = JSON_OPT,
 ) -> None:
@@ -85,13 +90,16 @@ def list_(
 
     - `kitaru executions list --status waiting`
     - `kitaru executions list --flow writer --limit 10 --json`
+    - `kitaru executions list --flow writer --idempotency-key order-1234`
     """
     statuses = ("queued", "running", "waiting", "completed", "failed", "crashed", "cancelled")
     if status is not None and status not in statuses:
         from kitaru._errors import KitaruUsageError
 
         raise KitaruUsageError(f"unknown status {status!r}; use one of {', '.join(statuses)}")
-    executions = _client().executions.list(flow=flow, status=status, limit=limit)
+    executions = _client().executions.list(
+        flow=flow, status=status, idempotency_key=idempotency_key, limit=limit
+    )
     if as_json:
         emit_json([e.to_dict() for e in executions])
         return

@@ -85,6 +85,8 @@ def print_execution(view: dict[str, Any]) -> None:
         if view.get("worker"):
             where += f"; worker {view['worker']}"
         print(f"queue      {where}")
+    if view.get("idempotency_key"):
+        print(f"started by idempotency key {view['idempotency_key']!r}")
     print(f"created    {short_time(view.get('created_at'))}")
     if view.get("ended_at"):
         print(f"ended      {short_time(view['ended_at'])}")

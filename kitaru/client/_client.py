@@ -148,11 +148,14 @@ class Executions:
         *,
         flow: str | None = None,
         status: str | None = None,
+        idempotency_key: str | None = None,
         limit: int = 100,
     ) -> builtins.list[Execution]:
-        """Newest first; `status` filters on the effective status (`crashed` included)."""
+        """Newest first; `status` filters on the effective status (`crashed` included);
+        `idempotency_key`: the execution(s) a start with that key made (one per flow)."""
         records = self._journal.list_executions(
             flow=flow,
+            idempotency_key=idempotency_key,
             status=None if status in (None, "crashed", "running") else status,
             limit=limit if status in (None,) else max(limit, 1000),
         )

@@ -160,8 +160,13 @@ def invoke(
     refuse_local: bool = False,
     queue: str | None = None,
     priority: int = 0,
+    idempotency_key: str | None = None,
 ) -> Any:
     """Start an execution of a deployed version; returns its handle.
+
+    `idempotency_key`: a second invocation of the flow with the key returns the first
+    one's execution and starts nothing (kitaru/_idempotency.py); it is also the
+    invocation id when none is given, so the first try and its retries pick one version.
 
     `queue`: put it in that queue for a worker (`kitaru worker`) whose code is the
     version's snapshot, instead of handing it to the stack's orchestrator.
@@ -170,18 +175,31 @@ def invoke(
     `server_url`: the public URL of a server that starts the invocation itself (from its
     configuration), so that the container reports to the server rather than to its
     database."""
-    from kitaru import _queue
+    from kitaru import _idempotency, _queue
     from kitaru.stacks import _resolve
-    from kitaru.stacks._submit import StackExecutionHandle, _submit, make_orchestrator
+    from kitaru.stacks._submit import StackExecutionHandle, _submit, make_orchestrator, reused
 
     journal = journal or current_journal()
     if queue is not None:
         _queue.check_name(queue)
         _queue.check_priority(priority)
-    invocation_id = check_invocation_id(invocation_id or new_id("ki"))
+    _idempotency.check_key(idempotency_key)
+    invocation_id = check_invocation_id(invocation_id or idempotency_key or new_id("ki"))
     deployment, chosen_by = pick(journal, flow, tag, version, invocation_id)
     inputs = bind(deployment, args, kwargs or {})
     stack = _resolve.get_stack(journal, deployment.stack)
+    target = open_journal(_resolve.journal_url_for(stack))
+
+    def existing(record: ExecutionRecord) -> Any:
+        handle = StackExecutionHandle(record.exec_id, hint=hint, journal=target)
+        reused(handle, record)
+        return handle
+
+    # Before anything is checked against the stack: the execution the key started is the
+    # answer as it stands (a stack refused now may have taken it then).
+    found = _idempotency.earlier(target, flow, idempotency_key)
+    if found is not None:
+        return existing(found)
     if refuse_local and stack.orchestrator == "local" and queue is None:
         # The local orchestrator runs the flow on the submitting machine: for a server,
         # its own host, which runs no flow code.
@@ -191,7 +209,6 @@ def invoke(
             "flow code: invoke it with `kitaru deployments invoke` where its code lives"
         )
     orchestrator = make_orchestrator(stack) if queue is None else None
-    target = open_journal(_resolve.journal_url_for(stack))
     root = deployment.project_root
     flow_file = os.path.join(root, deployment.flow_file) if deployment.flow_file else None
     now = time.time()
@@ -219,21 +236,22 @@ def invoke(
         },
         deployment_version=deployment.version,
         invocation_id=invocation_id,
+        idempotency_key=idempotency_key,
     )
     if queue is not None:
         record.queue, record.priority = queue, priority
         record.metadata.update(_queue.ready_note(queue, now))
-        target.create_execution(
-            record, input_artifacts(record.exec_id, stack.artifact_store, deployment, inputs)
-        )
-        return StackExecutionHandle(record.exec_id, hint=hint, journal=target)
-    if server_url is not None:
+    elif server_url is not None:
         from kitaru.stacks._submit import check_server_image
 
         check_server_image(record, stack, deployment.image)
-    target.create_execution(
-        record, input_artifacts(record.exec_id, stack.artifact_store, deployment, inputs)
+    holder = _idempotency.store(
+        target, record, input_artifacts(record.exec_id, stack.artifact_store, deployment, inputs)
     )
+    if holder is not None:  # another invocation stored the key first (and submits it)
+        return existing(holder)
+    if queue is not None:
+        return StackExecutionHandle(record.exec_id, hint=hint, journal=target)
     assert orchestrator is not None
     _submit(target, record, stack, orchestrator, server_url=server_url)
     return StackExecutionHandle(record.exec_id, hint=hint, journal=target)

@@ -33,10 +33,11 @@ class Journal(Protocol):
     url: str
 
     # executions
-    def create_execution(
-        self, execution: ExecutionRecord, inputs: Sequence[ArtifactRecord]
-    ) -> None:
-        """Insert a new execution (with its lease) and its input artifacts in one transaction."""
+    def create_execution(self, execution: ExecutionRecord, inputs: Sequence[ArtifactRecord]) -> str:
+        """Insert a new execution (with its lease) and its input artifacts in one
+        transaction; returns its id. When `execution.idempotency_key` is already taken
+        for its flow, nothing is written and the id returned is the execution that holds
+        the key (kitaru/_idempotency.py)."""
 
     def get_execution(self, exec_id: str) -> ExecutionRecord | None: ...
 
@@ -46,6 +47,7 @@ class Journal(Protocol):
         flow: str | None = None,
         status: str | None = None,
         replayed_from: str | None = None,
+        idempotency_key: str | None = None,
         limit: int = 100,
     ) -> list[ExecutionRecord]:
         """Newest first."""

@@ -360,7 +360,18 @@ CREATE INDEX executions_ready ON executions
 """,
     ),
     (
-        # 11 is another branch's (idempotent starts); a journal may go 10 -> 12.
+        11,
+        # Idempotent starts (kitaru/_idempotency.py): the key a start was given, unique per
+        # flow, so that two starts with one key store one execution whatever the race. Key
+        # first: a start looks a key up across flows (a key reused for another flow is
+        # refused). Executions started without a key keep NULL, which the index leaves out.
+        """
+ALTER TABLE executions ADD COLUMN idempotency_key TEXT;
+CREATE UNIQUE INDEX executions_idempotency ON executions (idempotency_key, flow)
+    WHERE idempotency_key IS NOT NULL;
+""",
+    ),
+    (
         12,
         # Retention (kitaru/journal/_retention.py): deleting executions notes the artifact
         # objects their rows named in `deleted_bytes`, in the transaction that deletes the

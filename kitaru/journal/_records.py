@@ -73,6 +73,9 @@ class ExecutionRecord:
     priority: int = 0
     worker: str | None = None
     claimed_at: float | None = None
+    # The idempotency key it was started with (`flow.run(..., idempotency_key=K)`): one
+    # execution per flow and key (kitaru/_idempotency.py).
+    idempotency_key: str | None = None
 
 
 @dataclass(slots=True)

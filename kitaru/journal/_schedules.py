@@ -76,7 +76,7 @@ class ScheduleRows:
 
     def _insert_execution(
         self, conn: Any, execution: ExecutionRecord, inputs: Sequence[ArtifactRecord]
-    ) -> None:
+    ) -> str:
         raise NotImplementedError
 
     def put_schedule(self, s: ScheduleRecord) -> bool:

@@ -36,7 +36,8 @@ EXEC_COLS = (
     "exec_id, flow, status, created_at, updated_at, ended_at, flow_ref, flow_file, import_path, "
     "python, stack, orchestrator, run_id, owner, heartbeat_at, lease_until, cancel_requested, "
     "runs, replayed_from, replay_point, error, result_artifact, artifact_store, metadata, argv, "
-    "project_root, deployment_version, invocation_id, queue, priority, worker, claimed_at"
+    "project_root, deployment_version, invocation_id, queue, priority, worker, claimed_at, "
+    "idempotency_key"
 )
 ART_COLS = (
     "artifact_id, exec_id, name, version, producer, producer_key, type_ref, serializer, "
@@ -196,6 +197,11 @@ _INSERT_CALL = (
 # Producers whose artifacts are call outputs, stored in the calls table.
 _CALL_PRODUCERS = frozenset({"checkpoint", "llm", "override"})
 _INSERT_ARTIFACT = f"INSERT INTO artifacts ({ART_COLS}) VALUES ({_marks(ART_COLS)})"
+# Only the idempotency key's conflict is absorbed: a taken exec_id is still an error.
+_INSERT_EXECUTION = (
+    f"INSERT INTO executions ({EXEC_COLS}) VALUES ({_marks(EXEC_COLS)}) "
+    "ON CONFLICT (idempotency_key, flow) WHERE idempotency_key IS NOT NULL DO NOTHING"
+)
 _INSERT_LOG = f"INSERT INTO logs ({LOG_COLS}) VALUES ({_marks(LOG_COLS)})"
 
 
@@ -264,16 +270,15 @@ class SqlJournal(
         return sql
 
     # -- executions ----------------------------------------------------------------------
-    def create_execution(
-        self, execution: ExecutionRecord, inputs: Sequence[ArtifactRecord]
-    ) -> None:
+    def create_execution(self, execution: ExecutionRecord, inputs: Sequence[ArtifactRecord]) -> str:
         with self._tx() as conn:
-            self._insert_execution(conn, execution, inputs)
+            return self._insert_execution(conn, execution, inputs)
 
     def _insert_execution(
         self, conn: Any, execution: ExecutionRecord, inputs: Sequence[ArtifactRecord]
-    ) -> None:
-        """Within the transaction `conn`: the execution and its input artifacts."""
+    ) -> str:
+        """Within the transaction `conn`: the execution and its input artifacts; or, when
+        its idempotency key is taken for its flow, nothing. Returns the id stored."""
         e = execution
         params = (
             e.exec_id,
@@ -308,13 +313,20 @@ class SqlJournal(
             e.priority,
             e.worker,
             e.claimed_at,
+            e.idempotency_key,
         )
-        conn.execute(
-            self._sql(f"INSERT INTO executions ({EXEC_COLS}) VALUES ({_marks(EXEC_COLS)})"),
-            params,
-        )
+        cur = conn.execute(self._sql(_INSERT_EXECUTION), params)
+        if e.idempotency_key is not None and cur.rowcount != 1:
+            # The unique index decided: another start stored this key first (committed
+            # before this insert went on, so this transaction reads it).
+            row = conn.execute(
+                self._sql("SELECT exec_id FROM executions WHERE idempotency_key = ? AND flow = ?"),
+                (e.idempotency_key, e.flow),
+            ).fetchone()
+            return str(row[0])
         if inputs:
             self._many(conn, self._sql(_INSERT_ARTIFACT), [_artifact_params(a) for a in inputs])
+        return e.exec_id
 
     def get_execution(self, exec_id: str) -> ExecutionRecord | None:
         row = self._x(
@@ -328,10 +340,16 @@ class SqlJournal(
         flow: str | None = None,
         status: str | None = None,
         replayed_from: str | None = None,
+        idempotency_key: str | None = None,
         limit: int = 100,
     ) -> list[ExecutionRecord]:
         where, params = [], []
-        for col, val in (("flow", flow), ("status", status), ("replayed_from", replayed_from)):
+        for col, val in (
+            ("flow", flow),
+            ("status", status),
+            ("replayed_from", replayed_from),
+            ("idempotency_key", idempotency_key),
+        ):
             if val is not None:
                 where.append(f"{col} = ?")
                 params.append(val)

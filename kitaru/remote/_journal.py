@@ -82,14 +82,13 @@ class HttpJournal:
         return self._post(f"/runner/executions/{_p(exec_id)}/{op}", body)
 
     # executions
-    def create_execution(
-        self, execution: ExecutionRecord, inputs: Sequence[ArtifactRecord]
-    ) -> None:
-        self._post(
+    def create_execution(self, execution: ExecutionRecord, inputs: Sequence[ArtifactRecord]) -> str:
+        answer = self._post(
             "/executions",
             {"execution": to_wire(execution), "inputs": to_wire(list(inputs))},
             ok=(201,),
         )
+        return str(answer["exec_id"])
 
     def get_execution(self, exec_id: str) -> ExecutionRecord | None:
         finished = self._finished.pop(exec_id, None)
@@ -103,12 +102,14 @@ class HttpJournal:
         flow: str | None = None,
         status: str | None = None,
         replayed_from: str | None = None,
+        idempotency_key: str | None = None,
         limit: int = 100,
     ) -> list[ExecutionRecord]:
         params = {
             "flow": flow,
             "status": status,
             "replayed_from": replayed_from,
+            "idempotency_key": idempotency_key,
             "limit": max(1, min(limit, MAX_PAGE)),
         }
         return many(ExecutionRecord, self._get("/records/executions", params))

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kitaru import _config, _execute, _project, _speak, _tracing, _trust
+from kitaru import _config, _execute, _idempotency, _project, _speak, _tracing, _trust
 from kitaru._errors import ConfigurationError, KitaruError, KitaruUsageError, LeaseError
 from kitaru._flow import ExecutionHandle
 from kitaru._ids import new_id
@@ -35,31 +35,51 @@ log = logging.getLogger("kitaru.stacks")
 IMAGE_PROJECT_ROOT = "/app"
 
 
-def run_flow(flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ExecutionHandle[Any]:
+def run_flow(
+    flow: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    idempotency_key: str | None = None,
+) -> ExecutionHandle[Any]:
     """`Flow.run`: start an execution on the flow's stack (or the active one)."""
     _speak.mode()  # a bad KITARU_QUIET is refused before anything is recorded
+    _idempotency.check_key(idempotency_key)
     journal = current_journal()
     stack = _stacks.resolve(journal, flow.stack)
-    if runs_in_process(stack):
-        target = journal if stack.journal is None else open_journal(_stacks.journal_url_for(stack))
-        record = _execute.start_local(
-            flow,
-            args,
-            kwargs,
-            stack=stack.name,
-            store_uri=stack.artifact_store,
-            journal=target,
-        )
-        handle: ExecutionHandle[Any] = ExecutionHandle(
-            record.exec_id,
-            hint=flow.return_hint(),
-            journal=target,
-            allow_pickle=flow.allow_pickle,
-        )
+    if not runs_in_process(stack):
+        return submit_new(flow, args, kwargs, stack, idempotency_key=idempotency_key)
+    target = journal if stack.journal is None else open_journal(_stacks.journal_url_for(stack))
+    record, ran = _execute.start_local(
+        flow,
+        args,
+        kwargs,
+        stack=stack.name,
+        store_uri=stack.artifact_store,
+        journal=target,
+        idempotency_key=idempotency_key,
+    )
+    cls = ExecutionHandle if ran or record.orchestrator == "local" else StackExecutionHandle
+    handle: ExecutionHandle[Any] = cls(
+        record.exec_id,
+        hint=flow.return_hint(),
+        journal=target,
+        allow_pickle=flow.allow_pickle,
+    )
+    if ran:
         # It ended here: say how now (waiting, failed, cancelled), once.
         handle.tell(record.status, record)
-        return handle
-    return submit_new(flow, args, kwargs, stack)
+    else:
+        reused(handle, record)
+    return handle
+
+
+def reused(handle: ExecutionHandle[Any], record: ExecutionRecord) -> None:
+    """A start whose idempotency key found `record`: the handle says so, and stderr."""
+    from kitaru._lease import effective_status
+
+    handle.reused = True
+    _idempotency.said(record, effective_status(record.status, record.owner, record.lease_until))
 
 
 def make_orchestrator(stack: StackRecord) -> Orchestrator:
@@ -121,13 +141,22 @@ def runtime_extras(stack: StackRecord) -> tuple[str, ...]:
 
 
 def submit_new(
-    flow: Any, args: tuple[Any, ...], kwargs: dict[str, Any], stack: StackRecord
+    flow: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    stack: StackRecord,
+    *,
+    idempotency_key: str | None = None,
 ) -> ExecutionHandle[Any]:
     from kitaru.artifacts import open_store
     from kitaru.stacks._contracts import BuildRequest
     from kitaru.stacks._flavor import load_flavor
 
     journal = open_journal(_stacks.journal_url_for(stack))
+    # Before building an image: a start its key already made builds and submits nothing.
+    found = _idempotency.earlier(journal, flow.name, idempotency_key)
+    if found is not None:
+        return _reused_handle(flow, journal, found)
     flavor = load_flavor(stack.orchestrator)
     open_store(stack.artifact_store)  # an unusable store fails before anything is recorded
     inputs = _execute.bind_inputs(flow.fn, args, kwargs)
@@ -144,23 +173,39 @@ def submit_new(
         image = built.ref
     now = time.time()
     record = _execute.new_record(
-        flow, stack=stack.name, artifact_store=stack.artifact_store, now=now, owner=None
+        flow,
+        stack=stack.name,
+        artifact_store=stack.artifact_store,
+        now=now,
+        owner=None,
+        idempotency_key=idempotency_key,
     )
     record.status = "queued"
     record.orchestrator = stack.orchestrator
     record.project_root = str(project)
     if image is not None:
         record.metadata = {"image": image}
-    journal.create_execution(
+    holder = _idempotency.store(
+        journal,
         record,
         _execute.input_artifacts(
             record.exec_id, stack.artifact_store, flow.fn, inputs, allow_pickle=flow.allow_pickle
         ),
     )
+    if holder is not None:  # another start stored the key first and submits it
+        return _reused_handle(flow, journal, holder)
     _submit(journal, record, stack, orchestrator)
     return StackExecutionHandle(
         record.exec_id, hint=flow.return_hint(), journal=journal, allow_pickle=flow.allow_pickle
     )
+
+
+def _reused_handle(flow: Any, journal: Journal, record: ExecutionRecord) -> ExecutionHandle[Any]:
+    handle = StackExecutionHandle(
+        record.exec_id, hint=flow.return_hint(), journal=journal, allow_pickle=flow.allow_pickle
+    )
+    reused(handle, record)
+    return handle
 
 
 def _repository(stack: StackRecord, project: Path) -> str:

@@ -11,11 +11,11 @@ import dataclasses
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Header, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from kitaru import deployments
-from kitaru._errors import KitaruUsageError, NotFoundError
+from kitaru._errors import InvalidInputError, KitaruUsageError, NotFoundError
 from kitaru.client import Executions
 from kitaru.journal import DeploymentRecord
 from kitaru.server._wire import Deployment, Number, to_record
@@ -57,6 +57,13 @@ class InvokeRequest(BaseModel):
         "version's snapshot, instead of starting it on the stack's orchestrator.",
     )
     priority: int = Field(0, ge=-1_000_000, le=1_000_000, description="Within the queue.")
+    idempotency_key: str | None = Field(
+        None,
+        max_length=200,
+        description="A name for this start (a webhook delivery id): invoking the flow again "
+        "with the key starts nothing and answers with the execution the first invocation "
+        "started (`reused`: true). The `Idempotency-Key` header does the same.",
+    )
 
 
 class DeploymentRequest(BaseModel):
@@ -157,7 +164,14 @@ def untag(flow: str, tag: str, state: State, caller: Admin) -> dict[str, Any]:
     status_code=202,
     summary="Run the version a tag picks (or a given version) in its image on its stack",
 )
-def invoke(flow: str, body: InvokeRequest, state: State, caller: Writer) -> dict[str, Any]:
+def invoke(
+    flow: str,
+    body: InvokeRequest,
+    state: State,
+    caller: Writer,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> dict[str, Any]:
+    key = _one_key(body.idempotency_key, idempotency_key)
     if state.config.public_url is None and body.queue is None:
         raise KitaruUsageError(
             "this server does not know its own address, so the container it would start "
@@ -177,5 +191,16 @@ def invoke(flow: str, body: InvokeRequest, state: State, caller: Writer) -> dict
         refuse_local=True,
         queue=body.queue,
         priority=body.priority,
+        idempotency_key=key,
     )
-    return Executions(handle._journal or state.journal).get(handle.exec_id).to_dict()
+    view = Executions(handle._journal or state.journal).get(handle.exec_id).to_dict()
+    view["reused"] = handle.reused
+    return view
+
+
+def _one_key(in_body: str | None, in_header: str | None) -> str | None:
+    if in_body is not None and in_header is not None and in_body != in_header:
+        raise InvalidInputError(
+            "the Idempotency-Key header and the body's idempotency_key differ; give one"
+        )
+    return in_body if in_body is not None else in_header

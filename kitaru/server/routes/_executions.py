@@ -57,6 +57,9 @@ def list_executions(
     flow: str | None = None,
     status: Annotated[str | None, Query(description=", ".join(STATUSES))] = None,
     replayed_from: str | None = None,
+    idempotency_key: Annotated[
+        str | None, Query(max_length=200, description="The execution a start with it made.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     if status is not None and status not in STATUSES:
@@ -68,7 +71,9 @@ def list_executions(
 
         records = state.journal.list_executions(replayed_from=replayed_from, limit=limit)
         return [_views.execution_view(state.journal, r, detail=False) for r in records]
-    found = Executions(state.journal).list(flow=flow, status=status, limit=limit)
+    found = Executions(state.journal).list(
+        flow=flow, status=status, idempotency_key=idempotency_key, limit=limit
+    )
     return [e.to_dict() for e in found]
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from kitaru import _lease
+from kitaru import _idempotency, _lease
 from kitaru._errors import InvalidInputError, KitaruUsageError, LeaseError, NotFoundError
 from kitaru.journal import ArtifactRecord, ExecutionRecord, Journal
 from kitaru.server import _owners
@@ -109,6 +109,7 @@ def create(body: CreateRequest, state: State, caller: Writer) -> dict[str, str]:
             f"execution {record.exec_id} says a worker claimed it (worker, claimed_at); a "
             "new execution is claimed by a worker through /api/v1/runner/claim"
         )
+    _idempotency.check_key(record.idempotency_key)
     inputs = [to_record(ArtifactRecord, a) for a in body.inputs]
     for artifact in inputs:
         if artifact.exec_id != record.exec_id or artifact.producer != "input":
@@ -122,8 +123,8 @@ def create(body: CreateRequest, state: State, caller: Writer) -> dict[str, str]:
             )
     if state.journal.get_execution(record.exec_id) is not None:
         raise KitaruUsageError(f"execution {record.exec_id} exists already")
-    state.journal.create_execution(record, inputs)
-    return {"exec_id": record.exec_id}
+    # With an idempotency key already taken for the flow: the execution holding it.
+    return {"exec_id": state.journal.create_execution(record, inputs)}
 
 
 @router.post("/{exec_id}/transition", summary="Move an execution nobody runs to queued or failed")

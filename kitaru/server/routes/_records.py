@@ -40,6 +40,7 @@ def list_executions(
     flow: str | None = None,
     status: str | None = None,
     replayed_from: str | None = None,
+    idempotency_key: str | None = None,
     limit: Limit = 100,
 ) -> JSONResponse:
     if status is not None and status not in STATUSES:
@@ -47,7 +48,11 @@ def list_executions(
 
         raise InvalidInputError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
     found = state.journal.list_executions(
-        flow=flow, status=status, replayed_from=replayed_from, limit=limit
+        flow=flow,
+        status=status,
+        replayed_from=replayed_from,
+        idempotency_key=idempotency_key,
+        limit=limit,
     )
     return _json([_owners.masked(state.secret, r) for r in found])
 
