@@ -42,7 +42,8 @@ def home() -> Path:
     if path.is_dir():
         return path
     source = "KITARU_HOME" if os.environ.get("KITARU_HOME") else "the default KITARU_HOME"
-    if path.exists():
+    # (Another process may create it between the two tests: three flows started at once.)
+    if path.exists() and not path.is_dir():
         raise InvalidConfigurationError(
             f"{source}={path} is a file, not a directory; set KITARU_HOME to a directory "
             "(it is created if missing)"

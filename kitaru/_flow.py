@@ -12,6 +12,7 @@ from kitaru._errors import (
     ConfigurationError,
     ExecutionFailedError,
     ExecutionWaitingError,
+    JournalUnavailableError,
     KitaruUsageError,
     NotFoundError,
     at_call_site,
@@ -177,7 +178,7 @@ class Flow(Durable, Generic[P, R]):
 
         try:
             handle: ExecutionHandle[R] = run_flow(self, args, kwargs)
-        except ConfigurationError as exc:
+        except (ConfigurationError, JournalUnavailableError) as exc:
             raise at_call_site(exc) from None
         return handle
 
