@@ -64,6 +64,11 @@ class JournalUnavailableError(KitaruError):
     the message says what failed."""
 
 
+class ArtifactStoreError(KitaruError):
+    """An artifact's bytes could not be written, after the store's own retries; nothing
+    in the journal points at them."""
+
+
 class ExecutionFailedError(KitaruError):
     """The execution ended in `failed`; the message carries the original error."""
 

@@ -193,15 +193,14 @@ def drive(
     `calls` are the execution's journal calls when the caller has just written them
     (a replay), so the first run does not read them back."""
     status, error, result = _run_once(journal, record, owner, flow, args, kwargs, calls)
-    if status == "lost":
-        raise JournalUnavailableError(lost_message(record.exec_id, error or ""))
     for _retry in range(flow.retries):
         if status != "failed":
             break
         # a retry reads what the failed run committed
         status, error, result = _run_once(journal, record, owner, flow, args, kwargs, None)
-        if status == "lost":
-            raise JournalUnavailableError(lost_message(record.exec_id, error or ""))
+    if status == "lost":
+        _speak.plain_when_uncaught(JournalUnavailableError)
+        raise JournalUnavailableError(lost_message(record.exec_id, error or ""))
     if status == "released":
         # A stopping worker hands it back to its queue at a checkpoint boundary; a cancel
         # requested meanwhile wins (the move to queued refuses a cancelled execution).

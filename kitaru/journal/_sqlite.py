@@ -231,7 +231,7 @@ def full_message(path: Path, reason: str) -> str:
     return (
         f"the journal {path} cannot be written ({reason}; {free} on its file system); "
         "the last transaction was rolled back and nothing is half-written: free some "
-        "space, then continue with `kitaru executions resume <id>`"
+        "space and try again"
     )
 
 
