@@ -66,8 +66,9 @@ def build_artifact(
                 raise
             except Exception as exc:
                 raise ArtifactStoreError(
-                    f"artifact {name!r} ({size} bytes) could not be written to {store.uri}: "
-                    f"{type(exc).__name__}: {_first_line(exc)}; nothing was recorded for it"
+                    f"artifact {name!r} ({size} bytes) could not be written to {store.uri} "
+                    f"and nothing was recorded for it ({type(exc).__name__}: "
+                    f"{_first_line(exc)})"
                 ) from exc
             digest = hashing.result()
     return ArtifactRecord(
