@@ -64,6 +64,11 @@ class JournalUnavailableError(KitaruError):
     the message says what failed."""
 
 
+class ServerUnreachableError(ConfigurationError, JournalUnavailableError):
+    """The Kitaru server did not answer within KITARU_SERVER_RETRY_SECONDS: a setup
+    problem when a command starts, an outage of the journal for a running flow."""
+
+
 class ArtifactStoreError(KitaruError):
     """An artifact's bytes could not be written, after the store's own retries; nothing
     in the journal points at them."""

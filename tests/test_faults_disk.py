@@ -1,4 +1,4 @@
-"""A disk that fills up under a running flow: the SQLite journal on a small tmpfs, then
+"""A SQLite journal locked past its busy timeout, and a disk that fills up under a running flow: the SQLite journal on a small tmpfs, then
 the file artifact store on one. The flow stops with one line naming the path and the
 free space, the journal stays consistent, and `kitaru executions resume` finishes the
 execution once the file system has room again. Mounting needs root; elsewhere these
@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ import pytest
 from tests.conftest import REPO, kitaru_cli, run_python, write_script
 
 FLOW = """
-import json, os, sys
+import json, os, sys, time
 from kitaru import checkpoint, flow
 
 SIDE = os.environ["SIDE"]
@@ -29,6 +31,7 @@ def step(i: int) -> str:
     fd = os.open(SIDE, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     os.write(fd, f"{i}\\n".encode())
     os.close(fd)
+    time.sleep(float(os.environ.get("PAUSE", "0")))
     return str(i) * SIZE
 
 @flow
@@ -124,3 +127,43 @@ def test_a_full_artifact_store_fails_the_call_with_one_line(tmp_path: Path, smal
             )
     _grow(small_fs)
     _resume_and_check(tmp_path, exec_id, 60, env)
+
+
+def test_a_journal_locked_past_the_busy_timeout_is_waited_for(tmp_path: Path) -> None:
+    """Another process holds SQLite's write lock for longer than the 30 s busy timeout (a
+    backup, a long migration): the flow's commit gets `database is locked`, retries, and
+    goes on once the lock is released; nothing runs or is committed twice."""
+    journal = tmp_path / "journal.db"
+    env = {
+        **os.environ,
+        "KITARU_JOURNAL_URL": f"sqlite:///{journal}",
+        "SIZE": "10",
+        "PAUSE": "0.05",
+        "SIDE": str(tmp_path / "side.txt"),
+        "PYTHONPATH": str(REPO),
+    }
+    script = write_script(tmp_path / "fill.py", FLOW)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "40"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    side = tmp_path / "side.txt"
+    while not side.exists() or len(side.read_text().split()) < 5:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    holder = sqlite3.connect(journal, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    held_from = time.monotonic()
+    while time.monotonic() - held_from < 33:  # past the busy timeout
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.5)
+    holder.execute("COMMIT")
+    holder.close()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert '"completed"' in out and "Traceback" not in err, err
+    ran = Counter(side.read_text().split())
+    assert len(ran) == 40 and set(ran.values()) == {1}
+    with sqlite3.connect(journal) as db:
+        rows = db.execute("SELECT key, status FROM calls ORDER BY seq").fetchall()
+    assert len(rows) == 40 and {status for _key, status in rows} == {"completed"}

@@ -239,3 +239,49 @@ def test_lease_lapse_during_outage_never_makes_two_runners(
     _check_journal(own_pg.url, exec_id, n)
     record = journal.get_execution(exec_id)
     assert record is not None and record.status == "completed"
+
+
+def test_flows_through_a_server_ride_out_random_resets(tmp_path: Path, own_pg: OwnPostgres) -> None:
+    """The proxy between the flows and a Kitaru server: the client's retries (what cannot
+    have been carried out) and its read-back of writes whose answer was lost."""
+    from tests.server_process import ServerProcess
+
+    server = ServerProcess(own_pg.url, tmp_path / "server", args=("--sweep-interval", "0"))
+    try:
+        token = server.token("write", name="runner")
+        port = int(server.url.rsplit(":", 1)[1])
+        script = write_script(tmp_path / "flow.py", FLOW)
+        side = tmp_path / "side.txt"
+        n = 100
+        with ChaosProxy(port, reset_every=(0.05, 0.3), seed=5) as proxy:
+            env = server.client_env(token, tmp_path / "client-home")
+            env["KITARU_SERVER_URL"] = f"http://127.0.0.1:{proxy.port}"
+            env.pop("KITARU_JOURNAL_URL", None)
+            procs = [
+                subprocess.Popen(
+                    [sys.executable, str(script), str(n)],
+                    env={
+                        **env,
+                        "SIDE": str(side),
+                        "RUN_TAG": f"s{k}",
+                        "PAUSE": "0.01",
+                        "PYTHONPATH": str(REPO),
+                    },
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                for k in range(2)
+            ]
+            outs = [p.communicate(timeout=600) for p in procs]
+    finally:
+        server.stop()
+    for proc, (_out, err) in zip(procs, outs, strict=True):
+        assert proc.returncode == 0, err
+    assert proxy.resets >= 5, "the proxy did not get in the way enough to prove anything"
+    ran = Counter((tag, i) for tag, _pid, i in _lines(side))
+    assert len(ran) == 2 * n and set(ran.values()) == {1}
+    for out, _err in outs:
+        result = json.loads(out.strip().splitlines()[-1])
+        assert result["status"] == "completed"
+        _check_journal(own_pg.url, result["exec_id"], n)
