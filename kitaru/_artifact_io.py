@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from kitaru import _serialize
-from kitaru._errors import ArtifactCorruptedError
+from kitaru._errors import ArtifactCorruptedError, ArtifactStoreError, KitaruError
 from kitaru._ids import new_id
 from kitaru.artifacts import ArtifactStore, open_store
 from kitaru.journal import ArtifactRecord
@@ -22,6 +22,11 @@ def content_hash(data: bytes | memoryview) -> str:
     import hashlib
 
     return hashlib.sha256(data).hexdigest()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else "no message"
 
 
 def build_artifact(
@@ -55,7 +60,16 @@ def build_artifact(
         # Hashing releases the GIL: hash on a helper thread while the bytes upload.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kitaru-hash") as pool:
             hashing = pool.submit(content_hash, data)
-            uri = store.write(f"{exec_id}/{artifact_id}", data)
+            try:
+                uri = store.write(f"{exec_id}/{artifact_id}", data)
+            except KitaruError:
+                raise
+            except Exception as exc:
+                raise ArtifactStoreError(
+                    f"artifact {name!r} ({size} bytes) could not be written to {store.uri} "
+                    f"and nothing was recorded for it ({type(exc).__name__}: "
+                    f"{_first_line(exc)})"
+                ) from exc
             digest = hashing.result()
     return ArtifactRecord(
         artifact_id=artifact_id,

@@ -7,6 +7,7 @@
 | `KITARU_ARTIFACT_STORE` | artifact store URI for executions started here | `file://$KITARU_HOME/artifacts` |
 | `KITARU_DURABILITY` | `process` (survives a killed process) or `fsync` (survives power loss) | `process` |
 | `KITARU_SERVER_URL` | a Kitaru server to use instead of a direct journal (with `KITARU_API_TOKEN`) | unset |
+| `KITARU_JOURNAL_RETRY_SECONDS` | how long transient journal errors are retried (`kitaru/journal/_retry.py`) | `60` |
 | `KITARU_QUIET` | `1`: flow runs say nothing on stderr; `0`: every line, even off a terminal (`kitaru/_speak.py`) | unset: all on a terminal, failures elsewhere |
 """
 

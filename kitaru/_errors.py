@@ -11,6 +11,7 @@ exit code 2: the fix is in the command or the settings). Control flow that must 
 from __future__ import annotations
 
 import os
+from typing import TypeVar
 
 
 class KitaruError(Exception):
@@ -57,6 +58,22 @@ class LeaseError(KitaruError):
     """Another process owns the execution (it is running, or being resumed)."""
 
 
+class JournalUnavailableError(KitaruError):
+    """The journal could not be reached or written for longer than the retry window
+    (`KITARU_JOURNAL_RETRY_SECONDS`), or its disk is full: nothing was half-written, and
+    the message says what failed."""
+
+
+class ServerUnreachableError(ConfigurationError, JournalUnavailableError):
+    """The Kitaru server did not answer within KITARU_SERVER_RETRY_SECONDS: a setup
+    problem when a command starts, an outage of the journal for a running flow."""
+
+
+class ArtifactStoreError(KitaruError):
+    """An artifact's bytes could not be written, after the store's own retries; nothing
+    in the journal points at them."""
+
+
 class ExecutionFailedError(KitaruError):
     """The execution ended in `failed`; the message carries the original error."""
 
@@ -86,7 +103,10 @@ def debugging() -> bool:
     return os.environ.get("KITARU_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def at_call_site(exc: ConfigurationError) -> ConfigurationError:
+E = TypeVar("E", bound="KitaruError")
+
+
+def at_call_site(exc: E) -> E:
     """A setup error raised through a public entry point (`flow.run()`), without the
     frames inside kitaru: the user sees their own call and a message that says what to
     fix, which is all those frames would lead to (`KITARU_DEBUG=1` keeps them)."""
@@ -111,6 +131,18 @@ class ExecutionCancelled(BaseException):
     def __init__(self, exec_id: str) -> None:
         super().__init__(f"execution {exec_id} was cancelled")
         self.exec_id = exec_id
+
+
+class ExecutionLost(BaseException):
+    """Unwinds a flow whose journal stopped answering (or whose lease lapsed) while it
+    ran: the process stops without recording anything more, and the execution shows as
+    crashed. A BaseException so that a user's `except Exception` cannot keep the flow
+    running bodies it could never commit."""
+
+    def __init__(self, exec_id: str, reason: str) -> None:
+        super().__init__(reason)
+        self.exec_id = exec_id
+        self.reason = reason
 
 
 class ExecutionReleased(ExecutionCancelled):

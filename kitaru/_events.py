@@ -278,6 +278,11 @@ class Feed:
             )
         return entries
 
+    def abandon(self) -> None:
+        """Stop writing without a last flush: the journal is gone (the run stops)."""
+        self.lost = True
+        self._stop.set()
+
     def close(self, status: str, error: str | None) -> None:
         """The run's last entry; everything pending is written before this returns
         (a journal that fails here leaves the run's end to its status)."""

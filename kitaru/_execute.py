@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 from kitaru import _config, _lease, _logs, _runtime, _speak, _tracebacks, _tracing
 from kitaru._errors import (
     ExecutionCancelled,
+    ExecutionLost,
     ExecutionReleased,
     ExecutionSuspended,
+    JournalUnavailableError,
     KitaruError,
     SerializationError,
 )
@@ -216,6 +218,9 @@ def drive(
             break
         # a retry reads what the failed run committed
         status, error, result = _run_once(journal, record, owner, flow, args, kwargs, None)
+    if status == "lost":
+        _speak.plain_when_uncaught(JournalUnavailableError)
+        raise JournalUnavailableError(lost_message(record.exec_id, error or ""))
     if status == "released":
         # A stopping worker hands it back to its queue at a checkpoint boundary; a cancel
         # requested meanwhile wins (the move to queued refuses a cancelled execution).
@@ -246,7 +251,7 @@ def _run_once(
     calls: list[CallRecord] | None,
 ) -> tuple[str, str | None, ArtifactRecord | None]:
     ctx = ExecutionContext(journal, record, owner, calls)
-    heartbeat = _lease.Heartbeat(
+    heartbeat = ctx.heartbeat = _lease.Heartbeat(
         lambda: journal.heartbeat(
             ctx.exec_id,
             owner=owner,
@@ -276,6 +281,11 @@ def _run_once(
             status = "waiting"
         except ExecutionReleased:
             status = "released"
+        except ExecutionLost as exc:
+            status, error = "lost", exc.reason
+        except JournalUnavailableError as exc:
+            # Raised outside a checkpoint commit (a wait, a save): the same outage.
+            status, error = "lost", str(exc)
         except ExecutionCancelled:
             status = "cancelled"
         except (KeyboardInterrupt, SystemExit) as exc:
@@ -306,11 +316,16 @@ def _run_once(
         _logs.uninstall()
         restore_signal()
         heartbeat.stop()
-        journal.append_logs(ctx.flow_buffer.take())
-        # Before the status changes: whoever sees the execution ended has every entry.
-        ctx.feed.close(status, error)
+        if status == "lost":
+            # The journal is away: nothing more is written (the status stays running
+            # with this process as owner, so it reads as crashed once it exits).
+            ctx.feed.abandon()
+        else:
+            journal.append_logs(ctx.flow_buffer.take())
+            # Before the status changes: whoever sees the execution ended has every entry.
+            ctx.feed.close(status, error)
         if ctx.trace is not None:
-            ctx.trace.end(status, error)
+            ctx.trace.end("crashed" if status == "lost" else status, error)
         if error is not None and status == "failed" and sys.exc_info()[0] is not None:
             # Interrupted (Ctrl-C): record the failure before the interrupt propagates.
             journal.finish(
@@ -318,6 +333,15 @@ def _run_once(
             )
             _speak.interrupted(record.exec_id, error)
     return status, error, result
+
+
+def lost_message(exec_id: str, reason: str) -> str:
+    """One line: what failed, how the execution stands, and the command that continues it."""
+    return (
+        f"execution {exec_id} stopped: {reason}; it shows as crashed, and nothing after "
+        f"its last committed checkpoint was recorded; once the journal is back, continue "
+        f"it with: kitaru executions resume {exec_id}"
+    )
 
 
 def _describe_failure(exc: BaseException) -> str:

@@ -12,6 +12,7 @@ from kitaru._errors import (
     ConfigurationError,
     ExecutionFailedError,
     ExecutionWaitingError,
+    JournalUnavailableError,
     KitaruUsageError,
     NotFoundError,
     at_call_site,
@@ -194,7 +195,7 @@ class Flow(Durable, Generic[P, R]):
         key = kwargs.pop("idempotency_key", None)
         try:
             handle: ExecutionHandle[R] = run_flow(self, args, kwargs, idempotency_key=key)
-        except ConfigurationError as exc:
+        except (ConfigurationError, JournalUnavailableError) as exc:
             raise at_call_site(exc) from None
         return handle
 

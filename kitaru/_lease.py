@@ -102,6 +102,14 @@ class Heartbeat:
 
     The beat also reads the cancel flag, so a cancellation requested through the
     journal (from any host) reaches the flow within one beat.
+
+    The lease keeps its meaning while the journal is away: a lease not renewed for two
+    thirds of its length is `lapsing`, and the flow renews it itself (`renew_now`)
+    before it runs another checkpoint body. The renewal is the journal's compare-and-swap
+    on the owner token: it fails if another process took the execution over, and
+    raises if the journal stays away; either way this process runs no body on a lease
+    another resumer may hold. A body already running is not interrupted; its commit is
+    refused once the owner changed.
     """
 
     def __init__(
@@ -113,8 +121,30 @@ class Heartbeat:
         self._beat = beat
         self._on_cancel = on_cancel
         self._interval = interval
+        self._lapse = interval * 2
+        # When the last renewal that succeeded was sent (the lease was taken just before
+        # this heartbeat was made).
+        self.renewed = time.monotonic()
+        self.taken_over = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kitaru-heartbeat", daemon=True)
+
+    def lapsing(self) -> bool:
+        """Whether the lease went unrenewed for two thirds of its length (or was lost)."""
+        return self.taken_over or time.monotonic() - self.renewed > self._lapse
+
+    def renew_now(self) -> bool:
+        """Renew the lease from the flow's own thread; False if it was taken over.
+        Raises what the journal raises once its retries are spent."""
+        sent = time.monotonic()
+        cancelled = self._beat()
+        if cancelled is None:
+            self.taken_over = True
+            return False
+        self.renewed = max(self.renewed, sent)
+        if cancelled:
+            self._on_cancel()
+        return True
 
     def start(self) -> None:
         self._thread.start()
@@ -124,11 +154,14 @@ class Heartbeat:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
+            sent = time.monotonic()
             try:
                 cancelled = self._beat()
             except Exception:
                 continue  # a missed beat is retried; the lease is three beats long
             if cancelled is None:
+                self.taken_over = True
                 return  # the lease was taken over: this process no longer owns it
+            self.renewed = max(self.renewed, sent)
             if cancelled:
                 self._on_cancel()

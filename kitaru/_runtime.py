@@ -23,7 +23,9 @@ from kitaru._artifact_io import build_artifact, load_value
 from kitaru._branches import Branch, current_branch
 from kitaru._errors import (
     ExecutionCancelled,
+    ExecutionLost,
     ExecutionReleased,
+    JournalUnavailableError,
     KitaruUsageError,
     LeaseError,
     NonDeterminismError,
@@ -37,6 +39,7 @@ from kitaru.journal import ArtifactRecord, CallRecord, ExecutionRecord, Journal,
 from kitaru.journal._records import call_output_id
 
 if TYPE_CHECKING:
+    from kitaru._lease import Heartbeat
     from kitaru._otel import RunTrace
 
 
@@ -177,6 +180,7 @@ class ExecutionContext:
         # This run's span when tracing is on (kitaru/_tracing.py); the only thing a
         # checkpoint call checks when it is off.
         self.trace: RunTrace | None = None
+        self.heartbeat: Heartbeat | None = None  # set by the run that drives this context
 
     def track(self, thread: threading.Thread) -> None:
         """A thread `submit` started: the run waits for it before it ends."""
@@ -286,6 +290,24 @@ class ExecutionContext:
             key = branch.key(name, n)
             branch.pos += 1
             return key, self._seq(key, self.wait_seq)
+
+    def check_lease(self) -> None:
+        """Before a body runs: a lease unrenewed for too long is renewed first, or the
+        run stops (kitaru/_lease.py:Heartbeat)."""
+        heartbeat = self.heartbeat
+        if heartbeat is None or not heartbeat.lapsing():
+            return
+        try:
+            held = heartbeat.renew_now()
+        except JournalUnavailableError as exc:
+            raise ExecutionLost(
+                self.exec_id, f"{exc}, so its lease lapsed and this process stopped"
+            ) from None
+        if not held:
+            raise LeaseError(
+                f"execution {self.exec_id} was taken over by another process while this "
+                "one could not renew its lease; this process stops here"
+            )
 
     def check_cancel(self) -> None:
         if self.cancel.is_set():
@@ -399,7 +421,13 @@ class ExecutionContext:
             # The call's events are stored before the call counts as done: a resume reads
             # the call back and does not run it, so they are never emitted again.
             self.feed.flush()
-        if not self.journal.commit_call(call, output, buf.take(), owner=self.owner):
+        try:
+            held = self.journal.commit_call(call, output, buf.take(), owner=self.owner)
+        except JournalUnavailableError as exc:
+            raise ExecutionLost(
+                self.exec_id, f"{exc} while committing checkpoint {call.key!r}"
+            ) from None
+        if not held:
             raise LeaseError(
                 f"execution {self.exec_id} was taken over by another process while this one "
                 f"ran checkpoint {call.key!r}; this process stops here"
@@ -446,6 +474,7 @@ class CheckpointRun:
         if done is None:
             self.ctx.check_free(self)
             self.ctx.check_cancel()
+            self.ctx.check_lease()
             return False, None
         self.ctx.check_reuse(done, self)
         if self.ctx.trace is not None:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kitaru._errors import InvalidConfigurationError
 
@@ -166,6 +166,26 @@ def interrupted(exec_id: str, error: str) -> None:
         f"kitaru executions resume {exec_id}",
         trouble=True,
     )
+
+
+def plain_when_uncaught(kind: type[BaseException]) -> None:
+    """An uncaught `kind` ends the program with its one line on stderr, not a traceback:
+    for an outage of the journal, the frames say nothing the line does not
+    (`KITARU_DEBUG=1` keeps them). Other exceptions go to the hook that was there."""
+    previous = sys.excepthook
+    if getattr(previous, "kitaru_plain", False):
+        return
+
+    def hook(kind_: type[BaseException], exc: BaseException, tb: Any) -> None:
+        from kitaru._errors import debugging
+
+        if issubclass(kind_, kind) and not debugging():
+            say(str(exc), trouble=True)
+            return
+        previous(kind_, exc, tb)
+
+    hook.kitaru_plain = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
 
 
 def resuming_crashed(record: ExecutionRecord) -> None:

@@ -216,6 +216,7 @@ def test_public_surface_is_pinned() -> None:
             "Flow",
             "InvalidConfigurationError",
             "JournalDamagedError",
+            "JournalUnavailableError",
             "KitaruClient",
             "KitaruError",
             "KitaruUsageError",

@@ -25,15 +25,27 @@ from google.api_core import exceptions as gexc
 
 # google-cloud-run (same namespace, typed) hides the untyped storage module from mypy.
 from google.cloud import storage  # type: ignore[attr-defined, unused-ignore]
+from google.cloud.storage.retry import DEFAULT_RETRY
 
 from kitaru._config import Durability
 from kitaru._errors import ConfigurationError
 from kitaru.artifacts._buffer import Buffer, OnData
-from kitaru.artifacts._object import Location, MiB, ViewReader, env_int, unreachable
+from kitaru.artifacts._object import (
+    RETRY_SECONDS,
+    Location,
+    MiB,
+    ViewReader,
+    env_int,
+    unreachable,
+)
 
 # Resumable uploads send chunks one after the other, each a multiple of 256 KiB.
 CHUNK_SIZE = 16 * MiB
 _TIMEOUT = (10, 120)
+# The library's default retry, bounded like the other stores. Uploads get it too: by
+# default the library retries an upload only with a generation precondition, and an
+# upload of one artifact's bytes, made again, writes the same bytes.
+_RETRY = DEFAULT_RETRY.with_timeout(RETRY_SECONDS)
 
 
 class GCSArtifactStore:
@@ -114,6 +126,7 @@ class GCSArtifactStore:
             rewind=False,
             checksum="crc32c",
             timeout=_TIMEOUT,
+            retry=_RETRY,
         )
         return self._at.uri_of(key)
 
@@ -122,7 +135,7 @@ class GCSArtifactStore:
         for attempt in range(3):
             meta = self._bucket().blob(name)
             try:
-                meta.reload(timeout=_TIMEOUT)
+                meta.reload(timeout=_TIMEOUT, retry=_RETRY)
             except gexc.NotFound:
                 raise KeyError(key) from None
             buffer = Buffer(int(meta.size or 0), on_data)
@@ -134,6 +147,7 @@ class GCSArtifactStore:
                     buffer,
                     checksum=None,
                     timeout=_TIMEOUT,
+                    retry=_RETRY,
                     if_generation_match=meta.generation,
                 )
             except gexc.PreconditionFailed:
@@ -148,18 +162,20 @@ class GCSArtifactStore:
         raise AssertionError("unreachable")
 
     def exists(self, key: str) -> bool:
-        return bool(self._bucket().blob(self._at.name_of(key)).exists(timeout=_TIMEOUT))
+        return bool(
+            self._bucket().blob(self._at.name_of(key)).exists(timeout=_TIMEOUT, retry=_RETRY)
+        )
 
     def list(self, prefix: str = "") -> Iterator[str]:
         blobs: Any = self._client().list_blobs(
-            self._at.bucket, prefix=self._at.list_prefix(prefix), timeout=_TIMEOUT
+            self._at.bucket, prefix=self._at.list_prefix(prefix), timeout=_TIMEOUT, retry=_RETRY
         )
         for blob in blobs:
             yield self._at.key_from_name(blob.name)
 
     def delete(self, key: str) -> None:
         try:
-            self._bucket().blob(self._at.name_of(key)).delete(timeout=_TIMEOUT)
+            self._bucket().blob(self._at.name_of(key)).delete(timeout=_TIMEOUT, retry=_RETRY)
         except gexc.NotFound:
             pass
 

@@ -7,14 +7,16 @@ mode the file and its directory are flushed before the rename is reported.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from kitaru._config import Durability
-from kitaru._errors import ConfigurationError, InvalidConfigurationError
+from kitaru._errors import ArtifactStoreError, ConfigurationError, InvalidConfigurationError
 from kitaru.artifacts._buffer import Buffer, OnData
 
 _CHUNK = 8 << 20
@@ -49,6 +51,14 @@ class LocalArtifactStore:
         return self.root.joinpath(*parts)
 
     def write(self, key: str, data: bytes | memoryview) -> str:
+        try:
+            return self._write(key, data)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise ArtifactStoreError(_full(self._path(key), self.root, exc)) from None
+            raise
+
+    def _write(self, key: str, data: bytes | memoryview) -> str:
         if self._read_only:
             raise InvalidConfigurationError(
                 f"artifact store {self.uri} is read-only here; set KITARU_ARTIFACT_STORE (or "
@@ -60,8 +70,15 @@ class LocalArtifactStore:
         try:
             view = memoryview(data).cast("B")
             with os.fdopen(fd, "wb", buffering=0) as f:
-                for start in range(0, len(view), _CHUNK):
-                    f.write(view[start : start + _CHUNK])
+                # An unbuffered write may write less than it was given (a file system
+                # that is nearly full): write the rest until it is all there or the
+                # file system says why not, never a silently short file.
+                done = 0
+                while done < len(view):
+                    wrote = f.write(view[done : done + _CHUNK])
+                    if not wrote:
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    done += wrote
                 if self._fsync:
                     os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -133,3 +150,15 @@ class LocalArtifactStore:
     def key_of(self, uri: str) -> str:
         path = Path(unquote(urlparse(uri).path))
         return path.relative_to(self.root).as_posix()
+
+
+def _full(path: Path, root: Path, exc: OSError) -> str:
+    """One line: the file, the free space, what to do."""
+    try:
+        free = f"{shutil.disk_usage(root).free / 1024:.0f} KiB free"
+    except OSError:
+        free = "free space unknown"
+    return (
+        f"artifact {path} could not be written ({exc.strerror}; {free} on its file "
+        "system); nothing was recorded for it: free some space, then resume the execution"
+    )

@@ -21,6 +21,15 @@ T = TypeVar("T")
 
 MiB = 1 << 20
 
+# One retry policy for every object store, through each SDK's own machinery (S3: botocore's
+# standard mode; GCS: google-api-core's Retry; Azure: the storage SDK's ExponentialRetry):
+# throttling (429, 503 SlowDown), other 5xx answers, connection resets and timeouts are
+# tried up to ATTEMPTS times in all, with exponential backoff and jitter, for about
+# RETRY_SECONDS at most. A write that still fails raises, before anything is recorded
+# (docs/durability.md).
+ATTEMPTS = 6
+RETRY_SECONDS = 60.0
+
 
 def env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)

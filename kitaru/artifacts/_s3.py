@@ -27,6 +27,7 @@ from kitaru._config import Durability
 from kitaru._errors import ConfigurationError
 from kitaru.artifacts._buffer import Buffer, OnData
 from kitaru.artifacts._object import (
+    ATTEMPTS,
     Location,
     MiB,
     ViewReader,
@@ -62,7 +63,7 @@ class S3ArtifactStore:
         self._clients: dict[tuple[int, float], Any] = {}
         self._lock = threading.Lock()
 
-    def _client(self, *, attempts: int = 5, timeout: float = 60) -> Any:
+    def _client(self, *, attempts: int = ATTEMPTS, timeout: float = 60) -> Any:
         # boto3 sessions are not thread-safe but clients are: build each client once,
         # under a lock, and share it between threads.
         with self._lock:

@@ -13,6 +13,8 @@ from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
 from kitaru._errors import InvalidConfigurationError
+from kitaru.journal import _settled
+from kitaru.journal._base import Journal
 from kitaru.journal._cache import CacheRows
 from kitaru.journal._deployments import DeploymentRows
 from kitaru.journal._events import EventRows
@@ -28,6 +30,7 @@ from kitaru.journal._records import (
     parse_call_output_id,
 )
 from kitaru.journal._retention import RetentionRows
+from kitaru.journal._retry import retried
 from kitaru.journal._schedules import ScheduleRows
 from kitaru.journal._stats import StatsRows
 from kitaru.journal._tokens import TokenRows
@@ -236,6 +239,13 @@ class SqlJournal(
 
     def _null_eq(self) -> str:
         return "IS"
+
+    def _transient(self, exc: Exception) -> bool:
+        """Whether `exc` is trouble that passes (kitaru/journal/_retry.py)."""
+        return False
+
+    def _reconnect(self) -> None:
+        """Before a retry: a fresh connection if the old one broke."""
 
     def close(self) -> None:
         raise NotImplementedError
@@ -777,6 +787,20 @@ def _stack(row: Sequence[Any]) -> StackRecord:
     r = list(row)
     r[6] = json.loads(r[6]) if r[6] else {}
     return StackRecord(*r)
+
+
+# Every operation of the contract (and the server's token and stats reads) rides out
+# transient errors; writes that are not idempotent as written are checked first.
+_RETRIED = (
+    {n for n in vars(Journal) if not n.startswith("_") and callable(getattr(Journal, n))}
+    | {"get_token", "list_tokens", "live_tokens", "touch_token", "journal_stats"}
+) - {"close"}
+for _name in sorted(_RETRIED):
+    setattr(
+        SqlJournal,
+        _name,
+        retried(_settled.CHECKS.get(_name))(getattr(SqlJournal, _name)),
+    )
 
 
 class _Rollback(Exception):

@@ -22,7 +22,12 @@ from typing import Any, ClassVar, NoReturn
 from urllib.parse import quote
 
 from kitaru._config import Durability, writable
-from kitaru._errors import ConfigurationError, InvalidConfigurationError, JournalDamagedError
+from kitaru._errors import (
+    ConfigurationError,
+    InvalidConfigurationError,
+    JournalDamagedError,
+    JournalUnavailableError,
+)
 from kitaru.journal._migrations import LATEST
 from kitaru.journal._sql import SqlJournal
 
@@ -91,6 +96,8 @@ class SqliteJournal(SqlJournal):
         """Turn what SQLite says about the file into what the user can do about it."""
         if _damaged(exc):
             self._damaged(exc)
+        if _full(exc):
+            raise JournalUnavailableError(full_message(self.path, str(exc))) from None
         if "readonly" in str(exc):
             raise InvalidConfigurationError(
                 f"the journal at {self.path} is read-only here: reading executions works, "
@@ -98,6 +105,13 @@ class SqliteJournal(SqlJournal):
                 "you can write"
             ) from None
         raise exc
+
+    def _transient(self, exc: Exception) -> bool:
+        # Past the 30 s busy timeout: another process holds the write lock (a long
+        # migration, a backup); it lets go.
+        return isinstance(exc, sqlite3.OperationalError) and (
+            "locked" in str(exc) or "busy" in str(exc)
+        )
 
     @contextmanager
     def _tx(self, *, immediate: bool = False) -> Iterator[Any]:
@@ -198,6 +212,27 @@ def _damaged(exc: sqlite3.DatabaseError) -> bool:
     # sqlite3 raises the base DatabaseError for SQLITE_NOTADB and SQLITE_CORRUPT; its
     # subclasses are other troubles (locked, constraint, read-only).
     return type(exc) is sqlite3.DatabaseError or "malformed" in str(exc)
+
+
+def _full(exc: sqlite3.DatabaseError) -> bool:
+    # SQLITE_FULL; a WAL or shared-memory file that cannot grow says disk I/O error.
+    text = str(exc)
+    return "disk is full" in text or "disk I/O error" in text
+
+
+def full_message(path: Path, reason: str) -> str:
+    """One line: the file, what SQLite said, the free space, what to do."""
+    import shutil
+
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 1024:.0f} KiB free"
+    except OSError:
+        free = "free space unknown"
+    return (
+        f"the journal {path} cannot be written ({reason}; {free} on its file system); "
+        "the last transaction was rolled back and nothing is half-written: free some "
+        "space and try again"
+    )
 
 
 def damaged_message(path: Path, reason: str) -> str:

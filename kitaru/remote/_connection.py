@@ -26,6 +26,7 @@ from kitaru._errors import (
     NonDeterminismError,
     NotFoundError,
     SerializationError,
+    ServerUnreachableError,
 )
 
 TIMEOUT = 120.0
@@ -39,9 +40,12 @@ API = "/api/v1"
 # - a connection attempt that failed (nothing was sent);
 # - a keep-alive connection the server had closed, failing on first use before any
 #   answer (the server closes idle connections between requests, never mid-request);
-# - a 503 for a request that changes nothing or is idempotent (GET, HEAD, PUT, DELETE).
-# A request that reached the server and lost its answer is not sent again: the caller
-# sees the error (a checkpoint commit is never sent twice).
+# - a 503 for a request that changes nothing or is idempotent (GET, HEAD, PUT, DELETE),
+#   and such a request whose answer was lost (a reset, a timeout): sending it again
+#   does what sending it once did.
+# A request that reached the server and lost its answer is not sent again here: the
+# caller sees ServerUnreachableError (a checkpoint commit reads its call back first and
+# is sent again only if it did not land: kitaru/remote/_journal.py).
 _STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 _IDEMPOTENT = ("GET", "HEAD", "PUT", "DELETE")
 DEFAULT_RETRY_SECONDS = 30.0
@@ -148,12 +152,12 @@ class Connection:
             except _STALE as exc:
                 self._drop()
                 last = exc
-                if sent and not reused:
+                if sent and not reused and method not in _IDEMPOTENT:
                     break  # it may have reached the server: not sent again
             except OSError as exc:
                 self._drop()
                 last = exc
-                if sent:
+                if sent and method not in _IDEMPOTENT:
                     break
             else:
                 if raw.will_close:
@@ -168,7 +172,7 @@ class Connection:
                 break
             time.sleep(pause)
             pause = min(pause * 2, 2.0)
-        raise ConfigurationError(
+        raise ServerUnreachableError(
             f"cannot reach the Kitaru server at {self.url} ({type(last).__name__}: {last}); "
             "check KITARU_SERVER_URL and that the server is running (waited "
             f"{retry_seconds():g} s: KITARU_SERVER_RETRY_SECONDS)"

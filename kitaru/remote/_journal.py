@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Collection, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, TypeVar
 from urllib.parse import quote
 
-from kitaru._errors import KitaruUsageError
+from kitaru._errors import KitaruUsageError, ServerUnreachableError
+from kitaru._lease import same_owner
 from kitaru.journal._records import (
     ArtifactRecord,
     CallRecord,
@@ -43,6 +44,8 @@ from kitaru.remote._connection import Connection, connect
 # The server's largest page; a larger `limit` reads the newest this many.
 MAX_PAGE = 1000
 # How long the execution a `finish` answered with stands for a read of it.
+T = TypeVar("T")
+
 FINISHED_FRESH_SECONDS = 5.0
 # The longest lease the server grants from its own clock (a claim asks for no more).
 MAX_LEASE_SECONDS = 3600.0
@@ -83,12 +86,16 @@ class HttpJournal:
 
     # executions
     def create_execution(self, execution: ExecutionRecord, inputs: Sequence[ArtifactRecord]) -> str:
-        answer = self._post(
-            "/executions",
-            {"execution": to_wire(execution), "inputs": to_wire(list(inputs))},
-            ok=(201,),
+        body = {"execution": to_wire(execution), "inputs": to_wire(list(inputs))}
+
+        def send() -> str:
+            return str(self._post("/executions", body, ok=(201,))["exec_id"])
+
+        # A lost answer: the execution is there under its own id (a key that another
+        # start holds is answered by sending again: the server returns the holder).
+        return _sent_once(
+            send, lambda: execution.exec_id if self.get_execution(execution.exec_id) else None
         )
-        return str(answer["exec_id"])
 
     def get_execution(self, exec_id: str) -> ExecutionRecord | None:
         finished = self._finished.pop(exec_id, None)
@@ -131,7 +138,13 @@ class HttpJournal:
             "now": now,
             "lease_until": lease_until,
         }
-        return bool(self._runner(exec_id, "lease", body)["taken"])
+
+        def landed() -> bool | None:
+            record = self.get_execution(exec_id)
+            mine = record is not None and record.status == "running"
+            return True if mine and same_owner(record.owner, owner) else None  # type: ignore[union-attr]
+
+        return _sent_once(lambda: bool(self._runner(exec_id, "lease", body)["taken"]), landed)
 
     def heartbeat(self, exec_id: str, *, owner: str, now: float, lease_until: float) -> bool | None:
         body = {"owner": owner, "now": now, "lease_until": lease_until}
@@ -155,11 +168,20 @@ class HttpJournal:
             "error": error,
             "result": to_wire(result),
         }
-        answer = self._runner(exec_id, "finish", body)
-        if answer["finished"] and answer.get("execution") is not None:
-            record = from_wire(ExecutionRecord, answer["execution"])
-            self._finished[exec_id] = (time.monotonic(), record)
-        return bool(answer["finished"])
+
+        def send() -> bool:
+            answer = self._runner(exec_id, "finish", body)
+            if answer["finished"] and answer.get("execution") is not None:
+                record = from_wire(ExecutionRecord, answer["execution"])
+                self._finished[exec_id] = (time.monotonic(), record)
+            return bool(answer["finished"])
+
+        def landed() -> bool | None:
+            r = self.get_execution(exec_id)
+            done = r is not None and r.owner is None and (r.status, r.updated_at) == (status, now)
+            return True if done else None
+
+        return _sent_once(send, landed)
 
     def request_cancel(self, exec_id: str, *, now: float) -> None:
         self._post(f"/executions/{_p(exec_id)}/cancel-request", {"now": now})
@@ -174,7 +196,11 @@ class HttpJournal:
         self._post(f"/executions/{_p(exec_id)}/cancel", {"grace": 0})
 
     def set_metadata(self, exec_id: str, metadata: dict[str, object]) -> None:
-        self._runner(exec_id, "metadata", {"metadata": to_wire(metadata)})
+        def send() -> bool:  # a merge: the same twice is the same once
+            self._runner(exec_id, "metadata", {"metadata": to_wire(metadata)})
+            return True
+
+        _sent_once(send, lambda: None)
 
     def transition(
         self,
@@ -272,7 +298,17 @@ class HttpJournal:
             "output": to_wire(output),
             "logs": to_wire(list(logs)),
         }
-        return bool(self._runner(call.exec_id, "calls", body)["committed"])
+
+        def landed() -> bool | None:
+            for row in self.calls(call.exec_id):
+                if row.seq == call.seq:
+                    mine = (row.key, row.status, row.ended_at, row.attempts)
+                    return mine == (call.key, call.status, call.ended_at, call.attempts) or None
+            return None
+
+        return _sent_once(
+            lambda: bool(self._runner(call.exec_id, "calls", body)["committed"]), landed
+        )
 
     # Caching across executions is a journal lookup the runner API does not offer (yet):
     # through a server, a `cache=True` checkpoint runs as if `cache` were off.
@@ -296,7 +332,11 @@ class HttpJournal:
 
     # artifacts
     def put_artifact(self, artifact: ArtifactRecord) -> None:
-        self._runner(artifact.exec_id, "artifacts", {"artifact": to_wire(artifact)})
+        def send() -> bool:
+            self._runner(artifact.exec_id, "artifacts", {"artifact": to_wire(artifact)})
+            return True
+
+        _sent_once(send, lambda: True if self.get_artifact(artifact.artifact_id) else None)
 
     def get_artifact(self, artifact_id: str) -> ArtifactRecord | None:
         return maybe(ArtifactRecord, self._get(f"/records/artifacts/{_p(artifact_id)}"))
@@ -312,7 +352,14 @@ class HttpJournal:
     # waits
     def create_wait(self, wait: WaitRecord, *, owner: str) -> bool:
         body = {"owner": owner, "wait": to_wire(wait)}
-        return bool(self._runner(wait.exec_id, "waits", body)["created"])
+
+        def landed() -> bool | None:
+            found = [w for w in self.waits(wait.exec_id) if w.key == wait.key]
+            return True if found and found[0].created_at == wait.created_at else None
+
+        return _sent_once(
+            lambda: bool(self._runner(wait.exec_id, "waits", body)["created"]), landed
+        )
 
     def waits(self, exec_id: str) -> list[WaitRecord]:
         return many(WaitRecord, self._get(f"/records/executions/{_p(exec_id)}/waits"))
@@ -352,7 +399,17 @@ class HttpJournal:
         for line in logs:
             by_exec.setdefault(line.exec_id, []).append(line)
         for exec_id, lines in by_exec.items():
-            self._runner(exec_id, "logs", {"logs": to_wire(lines)})
+            first = lines[0]
+
+            def send(exec_id: str = exec_id, lines: list[LogRecord] = lines) -> bool:
+                self._runner(exec_id, "logs", {"logs": to_wire(lines)})
+                return True
+
+            def landed(exec_id: str = exec_id, first: LogRecord = first) -> bool | None:
+                seen = ((g.ts, g.text) for g in self.logs(exec_id))
+                return True if (first.ts, first.text) in seen else None
+
+            _sent_once(send, landed)
 
     def logs(self, exec_id: str) -> list[LogRecord]:
         return many(LogRecord, self._get(f"/records/executions/{_p(exec_id)}/logs"))
@@ -494,3 +551,35 @@ class HttpJournal:
 
     def close(self) -> None:
         """The connection is shared by every journal on this server in the process."""
+
+
+def _sent_once(send: Callable[[], T], landed: Callable[[], T | None]) -> T:
+    """A write the server carries out once. The connection sends a request again only
+    when it cannot have arrived, and a network that resets connections mid-request
+    breaks even that (a keep-alive connection cut after the server read the request):
+    so when an answer was lost, or is a refusal that may answer an earlier copy of this
+    same write ("exists already" for a new id; a refused second send), read whether the
+    write landed, and send it again only if not. (A plain refusal is believed: owners
+    read through a server are masked, and another thread of this process may hold the
+    lease it refuses.) The runner API's writes are guarded by the owner, so a
+    second send of one that did not land is the first that does."""
+    for attempt in (1, 2):
+        try:
+            result = send()
+        except ServerUnreachableError:
+            if attempt == 2:
+                raise
+        except KitaruUsageError:
+            done = landed()
+            if done is None:
+                raise
+            return done
+        else:
+            if result or attempt == 1:
+                return result
+            done = landed()  # refused: maybe by the lost first copy's own effect
+            return result if done is None else done
+        done = landed()
+        if done is not None:
+            return done
+    raise AssertionError("unreachable")

@@ -1,0 +1,127 @@
+"""Object stores' bad minutes: the chaos proxy (tests/chaos_proxy.py) between a flow
+process and each store emulator resets connections at random while checkpoints write
+outputs large enough to go to the store. Each SDK's retries (one policy:
+kitaru/artifacts/_object.py) carry every write through; every body runs once and every
+output the journal records reads back whole. When the store stays away, the call fails
+with one line and records nothing that points at missing bytes."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.artifacts.backends import Backend, make
+from tests.chaos_proxy import ChaosProxy
+from tests.conftest import REPO, kitaru_cli, run_python, write_script
+
+pytestmark = pytest.mark.services
+
+FLOW = """
+import json, os, sys
+from kitaru import checkpoint, flow
+
+SIDE = os.environ["SIDE"]
+
+@checkpoint
+def step(i: int) -> str:
+    fd = os.open(SIDE, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.write(fd, f"{i}\\n".encode())
+    os.close(fd)
+    return f"{i:05d}" * 6000  # 30 KB: above the inline limit, so the store holds it
+
+@flow
+def stored(n: int) -> int:
+    return sum(int(step(i)[:5]) for i in range(n))
+
+if __name__ == "__main__":
+    handle = stored.run(int(sys.argv[1]))
+    print(json.dumps({"exec_id": handle.exec_id, "status": handle.status}))
+"""
+
+
+def _through(backend: Backend, port: int) -> dict[str, str]:
+    """The backend's environment with its endpoint moved to the proxy's port."""
+    env = backend.subprocess_env()
+    for var in (
+        "KITARU_S3_ENDPOINT_URL",
+        "STORAGE_EMULATOR_HOST",
+        "AZURE_STORAGE_CONNECTION_STRING",
+    ):
+        if var in env:
+            env[var] = re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{port}", env[var])
+    return env
+
+
+def _upstream_port(backend: Backend) -> int:
+    found = re.search(r"127\.0\.0\.1:(\d+)", json.dumps(backend.env))
+    assert found, backend.env
+    return int(found.group(1))
+
+
+@pytest.mark.parametrize("name", ["s3-moto", "gcs", "azure"])
+def test_store_writes_ride_out_random_resets(
+    name: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    backend = make(name, tmp_path_factory)
+    script = write_script(tmp_path / "stored.py", FLOW)
+    side = tmp_path / "side.txt"
+    n = 60
+    with ChaosProxy(_upstream_port(backend), reset_every=(0.02, 0.1), seed=7) as proxy:
+        env = {**_through(backend, proxy.port), "SIDE": str(side),
+               "KITARU_ARTIFACT_STORE": backend.uri}  # fmt: skip
+        proc = run_python(script, str(n), env=env, timeout=600)
+    assert proc.returncode == 0, proc
+    assert proxy.resets >= 5, "the proxy did not get in the way enough to prove anything"
+    assert json.loads(proc.stdout)["status"] == "completed"
+    ran = Counter(side.read_text().split())
+    assert len(ran) == n and set(ran.values()) == {1}
+    # Every recorded output reads back whole (its hash is checked on read), directly.
+    direct = {**backend.subprocess_env(), "KITARU_ARTIFACT_STORE": backend.uri}
+    exec_id = json.loads(proc.stdout)["exec_id"]
+    listed = kitaru_cli("artifacts", "list", exec_id, "--json", env=direct)
+    assert listed.returncode == 0, listed
+    outputs = [a for a in listed.json() if a["producer"] == "checkpoint"]
+    assert len(outputs) == n
+    for artifact in outputs[:: n // 6]:
+        shown = kitaru_cli("artifacts", "get", artifact["artifact_id"], "--json", env=direct)
+        assert shown.returncode == 0, shown
+
+
+def test_a_store_that_stays_away_fails_the_call_in_one_line(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    backend = make("s3-moto", tmp_path_factory)
+    script = write_script(tmp_path / "stored.py", FLOW)
+    side = tmp_path / "side.txt"
+    with ChaosProxy(_upstream_port(backend)) as proxy:
+        env = {**_through(backend, proxy.port), "SIDE": str(side),
+               "KITARU_ARTIFACT_STORE": backend.uri, "PYTHONPATH": str(REPO)}  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, str(script), "50"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        while not side.exists() and proc.poll() is None:
+            time.sleep(0.01)
+        proxy.down()
+        out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err  # flow.run() returns the failed execution's handle
+    assert json.loads(out)["status"] == "failed"
+    [line] = err.strip().splitlines()
+    assert "could not be written to s3://" in line and "nothing was recorded" in line, line
+    exec_id = json.loads(out)["exec_id"]
+    direct = {**backend.subprocess_env(), "KITARU_ARTIFACT_STORE": backend.uri}
+    shown = kitaru_cli("executions", "get", exec_id, "--json", env=direct).json()
+    completed = [c for c in shown["checkpoints"] if c["status"] == "completed"]
+    assert len(completed) < 50
+    # What the journal recorded is there to read.
+    listed = kitaru_cli("artifacts", "list", exec_id, "--json", env=direct).json()
+    for artifact in listed:
+        got = kitaru_cli("artifacts", "get", artifact["artifact_id"], "--json", env=direct)
+        assert got.returncode == 0, got
