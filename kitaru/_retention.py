@@ -285,7 +285,12 @@ def _delete(
 
 
 def sweep_bytes(rows: Any, report: Report) -> None:
-    """Delete the noted objects that no row names any more, and forget every note."""
+    """Delete the noted objects that no row names any more, and forget their notes.
+
+    A note of an object some row still names is kept, not forgotten: that row may be
+    one another collection is deleting right now (its note of the same object was
+    folded into this one), and once it is gone the note is what gets the object
+    deleted; if the row lives on, later sweeps look again."""
     from kitaru.artifacts import open_store
 
     after = ""
@@ -299,7 +304,7 @@ def sweep_bytes(rows: Any, report: Report) -> None:
         for root, uri in noted:
             if uri not in still:
                 by_store.setdefault(root, []).append(uri)
-        forget = [uri for _store, uri in noted if uri in still]
+        forget: list[str] = []
         for root, uris in by_store.items():
             try:
                 store = open_store(root)

@@ -232,7 +232,9 @@ def check(journal: Any, store: ArtifactStore) -> set[str]:
     answers = ids_in(journal, "waits", "value_artifact")
     artifacts = ids_in(journal, "artifacts", "artifact_id")
     assert answers <= artifacts, f"answers of missing artifacts: {sorted(answers - artifacts)}"
-    assert not ids_in(journal, "deleted_bytes", "uri"), "notes left in deleted_bytes"
+    # Notes stay only for objects a row still names (looked at again by later sweeps).
+    notes = ids_in(journal, "deleted_bytes", "uri")
+    assert notes <= named, f"notes of objects no row names: {sorted(notes - named)[:5]}"
     live_runs = journal._x(
         "SELECT name FROM api_tokens WHERE revoked_at IS NULL AND name LIKE 'run-%'"
     ).fetchall()

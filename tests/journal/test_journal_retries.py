@@ -103,7 +103,7 @@ def test_each_check_tells_done_from_not_done(sql_journal: SqlJournal) -> None:
     assert _settled.create_execution(sql_journal, e, []) is UNSETTLED
     assert _settled.commit_call(sql_journal, c, out, [], owner="me") is UNSETTLED
     sql_journal.create_execution(e, [])
-    assert _settled.create_execution(sql_journal, e, []) is None
+    assert _settled.create_execution(sql_journal, e, []) == e.exec_id
     sql_journal.commit_call(c, out, [], owner="me")
     assert _settled.commit_call(sql_journal, c, out, [], owner="me") is True
     other = call(e.exec_id, "step", 1, out, status="failed")
