@@ -153,7 +153,7 @@ class AwsBatchOrchestrator:
     def status(self, run_id: str) -> RunStatus:
         job = self._describe(run_id)
         if job is None:
-            return RunStatus("unknown", "AWS Batch no longer knows the job")
+            return RunStatus("missing", "AWS Batch no longer knows the job")
         container = job.get("container", {})
         return RunStatus(
             _STATES.get(job["status"], "unknown"),  # type: ignore[arg-type]

@@ -141,7 +141,7 @@ class KubernetesOrchestrator:
             job = self.batch.read_namespaced_job_status(run_id, self.settings.namespace)
         except ApiException as exc:
             if exc.status == 404:
-                return RunStatus("unknown", "the Job no longer exists")
+                return RunStatus("missing", "the Job no longer exists")
             raise
         status = job.status
         if status is None:

@@ -119,7 +119,7 @@ def test_client_calls_against_the_api_emulator() -> None:
     orch.batch.patch_namespaced_job_status(name, "default", {"status": {"active": 0, "failed": 1}})
     assert orch.status(name).state == "failed"
     orch.cancel(name)
-    assert orch.status(name).state == "unknown"
+    assert orch.status(name).state == "missing"
     orch.cancel(name)  # cancelling a gone Job is not an error
 
 
