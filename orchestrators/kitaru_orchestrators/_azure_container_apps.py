@@ -259,7 +259,7 @@ class ContainerAppsOrchestrator:
         rows = self._query(
             "ContainerAppConsoleLogs_CL"
             f" | where ContainerAppName_s == '{job}' and ContainerGroupName_s startswith "
-            f"'{execution}' and ContainerName_s == '{CONTAINER}'"
+            f"'{execution}-' and ContainerName_s == '{CONTAINER}'"
             " | order by TimeGenerated asc | project Log_s"
         )
         lines = [str(row[0]) for row in rows]
