@@ -24,7 +24,7 @@ def agent(topic: str) -> str:
     return topic.upper()
 
 
-def queue(stack_name: str) -> str:
+def queue(stack_name: str, image: str = IMAGE) -> str:
     """Queue an execution of `agent` on the stack; its run id is the orchestrator's."""
     journal = current_journal()
     stack = _resolve.get_stack(journal, stack_name)
@@ -34,7 +34,7 @@ def queue(stack_name: str) -> str:
     record.status = "queued"
     record.orchestrator = stack.orchestrator
     record.project_root = str(Path(__file__).parent)
-    record.metadata = {"image": IMAGE}
+    record.metadata = {"image": image}
     journal.create_execution(
         record,
         _execute.input_artifacts(
