@@ -71,6 +71,7 @@ class Sweeper:
         now = time.time() if now is None else now
         resumed = self.resume_timed_out(now)
         self.fail_never_started(now)
+        self.restart_lost(now)
         revoked = revoke_finished_runs(self.journal)
         if revoked:
             log.info("revoked %d run token(s) of ended executions", len(revoked))
@@ -90,6 +91,20 @@ class Sweeper:
             log.info("continued %s: a wait timed out", exec_id)
             resumed.append(exec_id)
         return resumed
+
+    def restart_lost(self, now: float) -> list[str]:
+        """Submit again the running executions whose run died, where their stack allows
+        (kitaru/stacks/_restarts.py); their ids."""
+        from kitaru.stacks._restarts import lost, restart_if_lost
+
+        restarted = []
+        for record in self.journal.list_executions(status="running", limit=1000):
+            if not lost(record):
+                continue
+            after = restart_if_lost(self.journal, record, now=now, server_url=self.public_url)
+            if after.status == "queued":
+                restarted.append(record.exec_id)
+        return restarted
 
     def fail_never_started(self, now: float) -> list[str]:
         """Fail the executions queued over QUEUED_CHECK_AFTER whose run ended; their ids."""

@@ -354,7 +354,12 @@ def reconcile_if_stale(
     after: float = QUEUED_CHECK_AFTER,
     now: float | None = None,
 ) -> ExecutionRecord:
-    """`reconcile` for an execution queued longer than `after` seconds, else `record`."""
+    """`reconcile` for an execution queued longer than `after` seconds; a restart for a
+    running one whose run died (kitaru/stacks/_restarts.py); else `record`."""
+    if record.status == "running":
+        from kitaru.stacks._restarts import restart_if_lost
+
+        return restart_if_lost(journal, record, now=now)
     if record.status != "queued" or record.run_id is None:
         return record
     if (time.time() if now is None else now) - record.updated_at <= after:
@@ -382,6 +387,10 @@ def reconcile(journal: Journal, record: ExecutionRecord) -> ExecutionRecord:
         current = journal.get_execution(record.exec_id)
         if current is None or current.status != "queued" or current.run_id != record.run_id:
             return current or record
+        from kitaru.stacks import _restarts
+
+        if _restarts.may_restart(stack, current, status, time.time()):
+            return _restarts.restart(journal, current, status)
         tail = ""
         if status.state != "missing":
             tail = "\n".join(orchestrator.logs(record.run_id).strip().splitlines()[-5:])

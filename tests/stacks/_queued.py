@@ -49,7 +49,7 @@ def get(exec_id: str) -> dict[str, Any]:
     shown = kitaru_cli("executions", "get", exec_id, "--json")
     view: dict[str, Any] = shown.json()
     # The exit code says how the execution is doing: 1 once it failed.
-    assert shown.returncode == (1 if view["status"] == "failed" else 0), shown
+    assert shown.returncode == (1 if view["status"] in ("failed", "crashed") else 0), shown
     return view
 
 
