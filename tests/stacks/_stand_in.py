@@ -1,5 +1,5 @@
 """An image whose `python -m kitaru run-execution ID` is a stand-in that does what the
-`STAND_IN` variable says (`sleep`, `exit:N`, `env:NAME`), built in a second from the
+`STAND_IN` variable says (`sleep`, `exit:N`, `env:NAME`, `oom`), built in a second from the
 test base image and pushed to the local registry. It lets a test put a container
 orchestrator's run in each state (running, failed with an exit code, ended without
 taking the execution) without building a project; what kitaru reads back (the
@@ -17,6 +17,8 @@ print("stand-in for kitaru", *sys.argv[1:], flush=True)
 how = os.environ.get("STAND_IN", "exit:0")
 if how == "sleep":
     time.sleep(3600)
+if how == "oom":
+    hog = [bytearray(1 << 20) for _ in range(1024)]  # 1 GiB, past a small memory limit
 if how.startswith("env:"):
     name = how[4:]
     print(f"{name}={os.environ.get(name, '(not set)')}", flush=True)
