@@ -15,6 +15,7 @@ its task's last attempt holds the exit code. Logs are read from Cloud Logging
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -27,6 +28,7 @@ from kitaru.stacks import RunStatus, SubmitRequest
 from kitaru_orchestrators._env import split_secrets
 
 CONTAINER = "execution"
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 LOGGING_ENDPOINT = "https://logging.googleapis.com"
 # Enough for what an execution prints; more is in Cloud Logging itself.
 LOG_PAGES = 20
@@ -143,11 +145,14 @@ class CloudRunOrchestrator:
     def is_run_of(self, run_id: str, exec_id: str) -> bool:
         # An execution of one of this stack's jobs (`submit` runs them per image, the
         # execution id travels in its arguments, which Cloud Run does not show cheaply).
+        # Plain names only: they are quoted into Cloud Logging filters.
         job, sep, execution = run_id.rpartition("/executions/")
+        prefix = f"{self.parent}/jobs/"
         return (
-            bool(sep and execution)
-            and "/" not in execution
-            and job.startswith(f"{self.parent}/jobs/{self.settings.job_prefix}-")
+            bool(sep)
+            and _NAME.fullmatch(execution) is not None
+            and job.startswith(f"{prefix}{self.settings.job_prefix}-")
+            and _NAME.fullmatch(job.removeprefix(prefix)) is not None
         )
 
     def status(self, run_id: str) -> RunStatus:

@@ -102,6 +102,8 @@ def test_cloud_run_job_per_image_run_with_overrides(monkeypatch: pytest.MonkeyPa
         "projects/x/locations/europe-west1/jobs/kitaru-1/executions/e", "kx_1"
     )
     assert not orch.is_run_of(run_id.replace("/jobs/kitaru-", "/jobs/billing-"), "kx_1")
+    # Nothing that could leave the quotes of a Cloud Logging filter.
+    assert not orch.is_run_of(run_id + '" OR logName:"x', "kx_1")
     parent = "/v2/projects/p/locations/europe-west1"
     job_path = run_id.rsplit("/executions/", 1)[0]
     job_id = job_path.rsplit("/", 1)[1]
