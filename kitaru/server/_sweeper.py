@@ -122,7 +122,7 @@ class Sweeper:
             if now - self._checked.get(record.exec_id, 0.0) < RETRY_AFTER:
                 continue
             self._checked[record.exec_id] = now
-            after = reconcile(self.journal, record)
+            after = reconcile(self.journal, record, server_url=self.public_url)
             if after.status == "failed":
                 log.warning("failed %s: %s", record.exec_id, after.error)
                 failed.append(record.exec_id)

@@ -367,7 +367,9 @@ def reconcile_if_stale(
     return reconcile(journal, record)
 
 
-def reconcile(journal: Journal, record: ExecutionRecord) -> ExecutionRecord:
+def reconcile(
+    journal: Journal, record: ExecutionRecord, *, server_url: str | None = None
+) -> ExecutionRecord:
     """A queued execution whose run ended without taking it is failed, with the reason
     (the end of the run's log). Only by a process that may act on the run
     (kitaru/stacks/_runs.py): the one that submitted it, or any with the journal open.
@@ -390,7 +392,7 @@ def reconcile(journal: Journal, record: ExecutionRecord) -> ExecutionRecord:
         from kitaru.stacks import _restarts
 
         if _restarts.may_restart(stack, current, status, time.time()):
-            return _restarts.restart(journal, current, status)
+            return _restarts.restart(journal, current, status, server_url=server_url)
         tail = ""
         if status.state != "missing":
             tail = "\n".join(orchestrator.logs(record.run_id).strip().splitlines()[-5:])

@@ -175,10 +175,13 @@ def test_a_job_that_succeeded_without_taking_the_execution_fails_it(
     job = get(exec_id)["run_id"]
     view = settled(exec_id, timeout=120)
     assert view["status"] == "failed", view
-    assert view["error"].startswith(
-        f"the aws_batch run {job} ended (succeeded) without starting the "
-        f"execution: stand-in for kitaru run-execution {exec_id}"
-    ), view["error"]
+    head, _, tail = view["error"].partition(" without starting the execution: ")
+    assert head == f"the aws_batch run {job} ended (succeeded)"
+    # Its log (stdout and stderr, in the engine's order).
+    assert sorted(tail.splitlines()) == [
+        "exiting with 0",
+        f"stand-in for kitaru run-execution {exec_id}",
+    ]
 
 
 @services

@@ -96,10 +96,13 @@ def test_a_container_that_exits_0_without_taking_the_execution_fails_it(
     run_id = get(exec_id)["run_id"]
     view = settled(exec_id)
     assert view["status"] == "failed", view
-    assert view["error"].startswith(
-        f"the docker run {run_id} ended (succeeded, exit code 0) without starting the "
-        f"execution: stand-in for kitaru run-execution {exec_id}"
-    )
+    head, _, tail = view["error"].partition(" without starting the execution: ")
+    assert head == f"the docker run {run_id} ended (succeeded, exit code 0)"
+    # Its log (stdout and stderr, in the engine's order).
+    assert sorted(tail.splitlines()) == [
+        "exiting with 0",
+        f"stand-in for kitaru run-execution {exec_id}",
+    ]
 
 
 def test_an_image_that_cannot_be_pulled_fails_at_submit_and_the_execution_says_so(
