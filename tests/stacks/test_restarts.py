@@ -163,3 +163,36 @@ def test_aws_batch_a_killed_job_is_restarted_and_resumes_from_its_checkpoint(
             break
         time.sleep(0.5)
     assert [j["status"] for j in jobs] == ["FAILED", "SUCCEEDED"]
+
+
+def test_kubernetes_a_preempted_pod_is_restarted_and_resumes_from_its_checkpoint(
+    env: dict[str, str], project: Path
+) -> None:
+    from kitaru_orchestrators._kubernetes import KubernetesOrchestrator
+    from kitaru_stacks import KubernetesSettings
+
+    from kitaru.journal import StackRecord
+    from tests.stacks._kubelet import FakeKubelet
+
+    cluster = need("KITARU_TEST_KUBECONFIG", "KITARU_TEST_K8S_POD_LOGS")
+    orch = KubernetesOrchestrator(
+        StackRecord(name="k8s", orchestrator="kubernetes", artifact_store="s3://b/p"),
+        KubernetesSettings.model_validate({"kubeconfig": cluster["KITARU_TEST_KUBECONFIG"]}),
+    )
+    kubelet = FakeKubelet(orch, cluster["KITARU_TEST_K8S_POD_LOGS"])
+    kubelet.seen.update(j.metadata.name for j in orch.batch.list_namespaced_job("default").items)
+    kubelet.thread.start()
+    try:
+        _register(env, "k8s", "kubernetes", f"kubeconfig={cluster['KITARU_TEST_KUBECONFIG']}")
+        exec_id = _start(project)
+        view = until(exec_id, _fetched)
+        assert view["status"] == "running", view
+        first_job = view["run_id"]
+        kubelet.preempt(first_job)
+
+        view = _after_restart(exec_id, first_job)
+        assert "PreemptionByScheduler" in view["metadata"]["restart_reason"]
+        assert not kubelet.errors, kubelet.errors
+    finally:
+        kubelet.stop.set()
+        kubelet.thread.join(timeout=30)
