@@ -153,3 +153,22 @@ def test_a_run_that_did_not_die_is_not_restarted(
     view = settled(exec_id)
     assert view["status"] == "failed", view
     assert len(cloud_run.executions) == 1
+
+
+def test_the_server_sweep_restarts_a_running_execution_whose_container_died(
+    cloud_run: FakeCloudRun,
+) -> None:
+    from kitaru.server._sweeper import Sweeper
+
+    exec_id = _running_whose_lease_expired()
+    journal = current_journal()
+    record = journal.get_execution(exec_id)
+    assert record is not None and record.run_id is not None
+    cloud_run.update(record.run_id, **FAILED)
+
+    assert Sweeper(journal, interval=0).restart_lost(time.time()) == [exec_id]
+    after = journal.get_execution(exec_id)
+    assert after is not None and after.status == "queued"
+    assert after.run_id != record.run_id and after.run_id in cloud_run.executions
+    # Restarted once: a second sweep finds nothing to do.
+    assert Sweeper(journal, interval=0).restart_lost(time.time()) == []
