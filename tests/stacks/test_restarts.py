@@ -186,7 +186,7 @@ def test_kubernetes_a_preempted_pod_is_restarted_and_resumes_from_its_checkpoint
         _register(env, "k8s", "kubernetes", f"kubeconfig={cluster['KITARU_TEST_KUBECONFIG']}")
         exec_id = _start(project)
         view = until(exec_id, _fetched)
-        assert view["status"] == "running", view
+        assert view["status"] == "running", (view["metadata"], view["checkpoints"])
         first_job = view["run_id"]
         kubelet.preempt(first_job)
 
