@@ -132,6 +132,7 @@ PROVIDES: dict[Flavor, frozenset[str]] = {
             "location",
             "identity",
             "environment",
+            "log_analytics_workspace_id",
         }
     ),
     Flavor.KUBERNETES: frozenset({"namespace", "service_account"}),
@@ -197,6 +198,8 @@ def stack_settings(
         settings = {
             **_pick(outputs, "subscription_id", "resource_group", "environment_id", "location"),
             "identity": outputs["identity_id"],
+            # Where `executions logs --orchestrator` and failure reasons are read.
+            "log_analytics_workspace_id": outputs.get("log_analytics_workspace_id"),
             # The container finds the storage account and signs in as the job identity
             # (azure-identity's DefaultAzureCredential reads AZURE_CLIENT_ID).
             "environment": {

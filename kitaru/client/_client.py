@@ -131,8 +131,9 @@ class Artifact:
 
 def _checked(journal: Journal, record: ExecutionRecord) -> ExecutionRecord:
     """The record, or `failed` if it has been queued a while and its container (or job)
-    ended without taking it: otherwise nobody but the starting process would notice."""
-    if record.status != "queued":
+    ended without taking it: otherwise nobody but the starting process would notice; or
+    queued again if its run died and its stack restarts runs (kitaru/stacks/_restarts.py)."""
+    if record.status not in ("queued", "running") or record.run_id is None:
         return record
     from kitaru.stacks._submit import reconcile_if_stale
 

@@ -71,6 +71,7 @@ class Sweeper:
         now = time.time() if now is None else now
         resumed = self.resume_timed_out(now)
         self.fail_never_started(now)
+        self.restart_lost(now)
         revoked = revoke_finished_runs(self.journal)
         if revoked:
             log.info("revoked %d run token(s) of ended executions", len(revoked))
@@ -91,6 +92,20 @@ class Sweeper:
             resumed.append(exec_id)
         return resumed
 
+    def restart_lost(self, now: float) -> list[str]:
+        """Submit again the running executions whose run died, where their stack allows
+        (kitaru/stacks/_restarts.py); their ids."""
+        from kitaru.stacks._restarts import lost, restart_if_lost
+
+        restarted = []
+        for record in self.journal.list_executions(status="running", limit=1000):
+            if not lost(record):
+                continue
+            after = restart_if_lost(self.journal, record, now=now, server_url=self.public_url)
+            if after.status == "queued":
+                restarted.append(record.exec_id)
+        return restarted
+
     def fail_never_started(self, now: float) -> list[str]:
         """Fail the executions queued over QUEUED_CHECK_AFTER whose run ended; their ids."""
         from kitaru.stacks._submit import reconcile
@@ -107,7 +122,7 @@ class Sweeper:
             if now - self._checked.get(record.exec_id, 0.0) < RETRY_AFTER:
                 continue
             self._checked[record.exec_id] = now
-            after = reconcile(self.journal, record)
+            after = reconcile(self.journal, record, server_url=self.public_url)
             if after.status == "failed":
                 log.warning("failed %s: %s", record.exec_id, after.error)
                 failed.append(record.exec_id)

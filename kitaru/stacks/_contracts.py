@@ -15,7 +15,9 @@ from typing import Any, Literal, Protocol
 
 from kitaru.stacks._secrets import SecretRef
 
-RunState = Literal["pending", "running", "succeeded", "failed", "cancelled", "unknown"]
+# `missing`: the platform no longer knows the run (deleted, expired, never there);
+# `unknown`: it answered with a state kitaru does not know.
+RunState = Literal["pending", "running", "succeeded", "failed", "cancelled", "missing", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,9 @@ class SubmitRequest:
 
 @dataclass(frozen=True, slots=True)
 class RunStatus:
+    """A run's state on its platform; `detail` is the platform's own words for why
+    (an image that cannot be pulled, a spot interruption, an OOM kill)."""
+
     state: RunState
     detail: str = ""
     exit_code: int | None = None

@@ -27,7 +27,7 @@ from kitaru.stacks import _runs
 from kitaru.stacks._resolve import runs_in_process
 
 if TYPE_CHECKING:
-    from kitaru.stacks._contracts import Builder, Orchestrator
+    from kitaru.stacks._contracts import Builder, Orchestrator, RunStatus
 
 log = logging.getLogger("kitaru.stacks")
 
@@ -399,7 +399,12 @@ def reconcile_if_stale(
     after: float = QUEUED_CHECK_AFTER,
     now: float | None = None,
 ) -> ExecutionRecord:
-    """`reconcile` for an execution queued longer than `after` seconds, else `record`."""
+    """`reconcile` for an execution queued longer than `after` seconds; a restart for a
+    running one whose run died (kitaru/stacks/_restarts.py); else `record`."""
+    if record.status == "running":
+        from kitaru.stacks._restarts import restart_if_lost
+
+        return restart_if_lost(journal, record, now=now)
     if record.status != "queued" or record.run_id is None:
         return record
     if (time.time() if now is None else now) - record.updated_at <= after:
@@ -407,7 +412,9 @@ def reconcile_if_stale(
     return reconcile(journal, record)
 
 
-def reconcile(journal: Journal, record: ExecutionRecord) -> ExecutionRecord:
+def reconcile(
+    journal: Journal, record: ExecutionRecord, *, server_url: str | None = None
+) -> ExecutionRecord:
     """A queued execution whose run ended without taking it is failed, with the reason
     (the end of the run's log). Only by a process that may act on the run
     (kitaru/stacks/_runs.py): the one that submitted it, or any with the journal open.
@@ -422,25 +429,40 @@ def reconcile(journal: Journal, record: ExecutionRecord) -> ExecutionRecord:
         if not _runs.may_act(journal, record, orchestrator):
             return record  # a run this process did not start: not its to judge
         status = orchestrator.status(record.run_id)
-        if status.state not in ("succeeded", "failed", "cancelled"):
+        if status.state not in ("succeeded", "failed", "cancelled", "missing"):
             return record
         current = journal.get_execution(record.exec_id)
         if current is None or current.status != "queued" or current.run_id != record.run_id:
             return current or record
-        tail = "\n".join(orchestrator.logs(record.run_id).strip().splitlines()[-5:])
-        _fail_queued(
-            journal,
-            record.exec_id,
-            f"the {record.orchestrator} run {record.run_id} ended ({status.state}"
-            f"{', exit code ' + str(status.exit_code) if status.exit_code is not None else ''})"
-            f" without starting the execution" + (f": {tail}" if tail else ""),
-        )
+        from kitaru.stacks import _restarts
+
+        if _restarts.may_restart(stack, current, status, time.time()):
+            return _restarts.restart(journal, current, status, server_url=server_url)
+        tail = ""
+        if status.state != "missing":
+            tail = "\n".join(orchestrator.logs(record.run_id).strip().splitlines()[-5:])
+        _fail_queued(journal, record.exec_id, ended_error(record, status, tail))
     except KitaruError:
         return record
     except Exception as exc:  # a platform SDK raises its own error types
         log.debug("could not ask the orchestrator about %s: %s", record.exec_id, exc)
         return record
     return journal.get_execution(record.exec_id) or record
+
+
+def ended_error(record: ExecutionRecord, status: RunStatus, tail: str = "") -> str:
+    """What a user reads of a run that ended without starting its execution: the
+    platform's state, exit code and reason, then the end of the run's log."""
+    how: str = status.state
+    if status.exit_code is not None:
+        how += f", exit code {status.exit_code}"
+    if status.detail:
+        how += f": {status.detail}"
+    verb = "is gone" if status.state == "missing" else "ended"
+    return (
+        f"the {record.orchestrator} run {record.run_id} {verb} ({how}) without starting "
+        "the execution" + (f": {tail}" if tail else "")
+    )
 
 
 class StackExecutionHandle(ExecutionHandle[Any]):

@@ -96,6 +96,30 @@ def submit_job(request: SubmitRequest, settings: Any, definition_arn: str) -> di
     }
 
 
+def job_status(job: dict[str, Any]) -> RunStatus:
+    """A DescribeJobs job as a run state. Why a job failed is spread over the job's
+    `statusReason` (a cancel's or terminate's reason, `Essential container in task
+    exited`), its container's `reason` (`CannotPullContainerError: ...`,
+    `OutOfMemoryError: ...`) and its last attempt's (`Host EC2 (instance i-...)
+    terminated.` when a Spot instance is reclaimed)."""
+    container = job.get("container") or {}
+    attempts = job.get("attempts") or [{}]
+    last = attempts[-1] or {}
+    reasons = [
+        container.get("reason"),
+        (last.get("container") or {}).get("reason"),
+        last.get("statusReason"),
+        job.get("statusReason"),
+    ]
+    detail = "; ".join(dict.fromkeys(str(r) for r in reasons if r))
+    exit_code = container.get("exitCode", (last.get("container") or {}).get("exitCode"))
+    return RunStatus(
+        _STATES.get(job.get("status", ""), "unknown"),  # type: ignore[arg-type]
+        detail,
+        exit_code=exit_code,
+    )
+
+
 class AwsBatchOrchestrator:
     flavor = "aws_batch"
 
@@ -153,13 +177,8 @@ class AwsBatchOrchestrator:
     def status(self, run_id: str) -> RunStatus:
         job = self._describe(run_id)
         if job is None:
-            return RunStatus("unknown", "AWS Batch no longer knows the job")
-        container = job.get("container", {})
-        return RunStatus(
-            _STATES.get(job["status"], "unknown"),  # type: ignore[arg-type]
-            job.get("statusReason", ""),
-            exit_code=container.get("exitCode"),
-        )
+            return RunStatus("missing", "AWS Batch no longer knows the job")
+        return job_status(job)
 
     def logs(self, run_id: str) -> str:
         job = self._describe(run_id)

@@ -2,13 +2,20 @@
 
 One manually triggered job per image (its configuration holds the registry identity and
 the Key Vault secret references); each execution starts the job with its own template:
-the command, plain environment and the secret-backed variables. Logs stay in Log
-Analytics; `logs()` says how to read them.
+the command, plain environment and the secret-backed variables.
+
+A job execution says only its `properties.status` (Running, Processing, Succeeded,
+Failed, Stopped, Degraded, Unknown); why one failed (an image that cannot be pulled, a
+replica killed) is in the environment's system logs. With `log_analytics_workspace_id`
+set, status details and `logs()` come from the Log Analytics query API (the
+`ContainerAppSystemLogs_CL` and `ContainerAppConsoleLogs_CL` tables); without it,
+`logs()` says how to read them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
@@ -21,6 +28,8 @@ from kitaru.stacks import RunStatus, SubmitRequest
 from kitaru_orchestrators._env import split_secrets
 
 CONTAINER = "execution"
+LOG_ANALYTICS_ENDPOINT = "https://api.loganalytics.io"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,99}")
 _STATES = {
     "Running": "running",
     "Processing": "pending",
@@ -127,6 +136,7 @@ class ContainerAppsOrchestrator:
             from azure.identity import DefaultAzureCredential
 
             credential = DefaultAzureCredential()
+        self.credential = credential
         self.client = ContainerAppsAPIClient(credential, settings.subscription_id, **kwargs)
 
     def check(self) -> None:
@@ -168,12 +178,11 @@ class ContainerAppsOrchestrator:
         return f"{job}/{started.name}"
 
     def is_run_of(self, run_id: str, exec_id: str) -> bool:
-        # An execution of one of this stack's jobs (`submit` makes them per image).
+        # An execution of one of this stack's jobs (`submit` makes them per image);
+        # plain names only, as they are quoted into Log Analytics queries.
         job, sep, execution = run_id.partition("/")
-        return (
-            bool(sep and execution)
-            and "/" not in execution
-            and job.startswith(f"{self.settings.job_prefix}-")
+        return bool(sep and _NAME.fullmatch(job) and _NAME.fullmatch(execution)) and job.startswith(
+            f"{self.settings.job_prefix}-"
         )
 
     def status(self, run_id: str) -> RunStatus:
@@ -181,18 +190,80 @@ class ContainerAppsOrchestrator:
         try:
             found = self.client.job_execution(self.settings.resource_group, job, execution)
         except ResourceNotFoundError:
-            return RunStatus("unknown", "Container Apps no longer knows the execution")
-        state = str(getattr(found.status, "value", found.status))
-        return RunStatus(_STATES.get(state, "unknown"))  # type: ignore[arg-type]
+            return RunStatus("missing", "Container Apps no longer knows the execution")
+        status = str(getattr(found.status, "value", found.status))
+        state = _STATES.get(status, "unknown")
+        if state == "cancelled":
+            return RunStatus("cancelled", "stopped on Container Apps")
+        if state != "failed":
+            return RunStatus(state)  # type: ignore[arg-type]
+        reasons = self._system_reasons(job, execution)
+        return RunStatus("failed", "; ".join([f"the execution is {status}", *reasons]))
+
+    def _system_reasons(self, job: str, execution: str) -> list[str]:
+        """The environment's warnings about the execution (image pulls, kills)."""
+        if not self.settings.log_analytics_workspace_id:
+            return []
+        if not (_NAME.fullmatch(job) and _NAME.fullmatch(execution)):
+            return []
+        try:
+            rows = self._query(
+                "ContainerAppSystemLogs_CL"
+                f" | where JobName_s == '{job}' and ExecutionName_s == '{execution}'"
+                " and Type_s == 'Warning' | order by TimeGenerated asc | project Reason_s, Log_s"
+            )
+        except ConfigurationError:
+            return []
+        return list(dict.fromkeys(f"{reason}: {text}" for reason, text in rows))
+
+    def _query(self, kql: str) -> list[list[Any]]:
+        workspace = self.settings.log_analytics_workspace_id
+        endpoint = (self.settings.log_analytics_endpoint or LOG_ANALYTICS_ENDPOINT).rstrip("/")
+        import requests
+
+        headers = {}
+        if not endpoint.startswith("http://"):  # a local emulator gets no token
+            token = self.credential.get_token("https://api.loganalytics.io/.default")
+            headers["Authorization"] = f"Bearer {token.token}"
+        try:
+            reply = requests.post(
+                f"{endpoint}/v1/workspaces/{workspace}/query",
+                json={"query": kql},
+                headers=headers,
+                timeout=30,
+            )
+        except requests.RequestException as exc:
+            raise ConfigurationError(f"Log Analytics cannot be reached ({exc})") from None
+        if reply.status_code >= 400:
+            raise ConfigurationError(
+                f"setting 'log_analytics_workspace_id': querying workspace {workspace} failed "
+                f"(HTTP {reply.status_code}: {reply.text[:200]}); the identity needs the Log "
+                "Analytics Reader role on it"
+            )
+        tables = reply.json().get("tables") or [{}]
+        return list(tables[0].get("rows") or [])
 
     def logs(self, run_id: str) -> str:
         job, _, execution = run_id.partition("/")
-        return (
-            "Container Apps jobs write their output to the environment's Log Analytics "
-            "workspace; read it with:\n"
-            f"  az containerapp job logs show --name {job} --resource-group "
-            f"{self.settings.resource_group} --execution {execution} --container {CONTAINER}\n"
+        if not self.settings.log_analytics_workspace_id:
+            return (
+                "Container Apps jobs write their output to the environment's Log Analytics "
+                "workspace (--set log_analytics_workspace_id=... reads it from here); read "
+                "it with:\n"
+                f"  az containerapp job logs show --name {job} --resource-group "
+                f"{self.settings.resource_group} --execution {execution} --container "
+                f"{CONTAINER}\n"
+            )
+        if not (_NAME.fullmatch(job) and _NAME.fullmatch(execution)):
+            return ""
+        rows = self._query(
+            "ContainerAppConsoleLogs_CL"
+            f" | where ContainerAppName_s == '{job}' and ContainerGroupName_s startswith "
+            f"'{execution}-' and ContainerName_s == '{CONTAINER}'"
+            " | order by TimeGenerated asc | project Log_s"
         )
+        lines = [str(row[0]) for row in rows]
+        return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
     def cancel(self, run_id: str) -> None:
         job, _, execution = run_id.partition("/")

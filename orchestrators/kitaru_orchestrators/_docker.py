@@ -107,7 +107,7 @@ class DockerOrchestrator:
     def status(self, run_id: str) -> RunStatus:
         container = self._container(run_id)
         if container is None:
-            return RunStatus("unknown", "the container no longer exists")
+            return RunStatus("missing", "the container no longer exists")
         state = container.attrs.get("State", {})
         if state.get("Running") or container.status in ("created", "restarting"):
             return RunStatus("running" if state.get("Running") else "pending")

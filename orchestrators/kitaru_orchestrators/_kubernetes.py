@@ -141,25 +141,43 @@ class KubernetesOrchestrator:
             job = self.batch.read_namespaced_job_status(run_id, self.settings.namespace)
         except ApiException as exc:
             if exc.status == 404:
-                return RunStatus("unknown", "the Job no longer exists")
+                return RunStatus("missing", "the Job no longer exists")
             raise
         status = job.status
-        if status is None:
-            return RunStatus("pending")
-        if status.succeeded:
-            return RunStatus("succeeded")
-        if status.failed:
-            return RunStatus("failed", _condition(status))
-        if status.active:
+        pods = self._pods(run_id)
+        said, exit_code = _pod_facts(pods)
+        if status is not None and status.succeeded:
+            return RunStatus("succeeded", exit_code=exit_code)
+        if status is not None and status.failed:
+            detail = "; ".join(dict.fromkeys(filter(None, [_condition(status), *said])))
+            return RunStatus("failed", detail, exit_code=exit_code)
+        stuck = [
+            f"{w.reason}: {w.message}" if w.message else str(w.reason)
+            for w in _waiting(pods)
+            if w.reason in STUCK
+        ]
+        if stuck:
+            # The kubelet retries these forever while the Job stays active; nothing
+            # will change until someone fixes the image or the Secret.
+            return RunStatus("failed", "; ".join(dict.fromkeys(stuck)))
+        if any(p.status is not None and p.status.phase == "Running" for p in pods):
             return RunStatus("running")
-        return RunStatus("pending")
+        return RunStatus("pending", "; ".join(said))
 
-    def logs(self, run_id: str) -> str:
+    def _pods(self, run_id: str) -> list[Any]:
         pods = self.core.list_namespaced_pod(
             self.settings.namespace, label_selector=f"job-name={run_id}"
         ).items
+        # The selector again, here: a pod of another Job is never read as this run's.
+        return [
+            p
+            for p in pods
+            if p.metadata is not None and (p.metadata.labels or {}).get("job-name") == run_id
+        ]
+
+    def logs(self, run_id: str) -> str:
         out = []
-        for pod in pods:
+        for pod in self._pods(run_id):
             if pod.metadata is None or pod.metadata.name is None:
                 continue
             try:
@@ -180,6 +198,54 @@ class KubernetesOrchestrator:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+
+# Container waiting reasons the kubelet retries without end: the run cannot start.
+STUCK = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+    }
+)
+
+
+def _waiting(pods: list[Any]) -> list[Any]:
+    return [
+        c.state.waiting
+        for p in pods
+        if p.status is not None
+        for c in p.status.container_statuses or []
+        if c.state is not None and c.state.waiting is not None
+    ]
+
+
+def _pod_facts(pods: list[Any]) -> tuple[list[str], int | None]:
+    """What the Job's pods say about how its container ended or why it is not running:
+    a disruption (preemption, eviction, a node lost), a termination (`OOMKilled`, an
+    exit code), an unschedulable pod."""
+    said: list[str] = []
+    exit_code: int | None = None
+    for pod in pods:
+        if pod.status is None:
+            continue
+        for cond in pod.status.conditions or []:
+            if cond.type == "DisruptionTarget" and cond.status == "True":
+                said.append(f"{cond.reason}: {cond.message}" if cond.message else cond.reason)
+            if cond.type == "PodScheduled" and cond.status == "False" and cond.message:
+                said.append(f"{cond.reason}: {cond.message}")
+        if pod.status.reason:  # Evicted, NodeLost
+            said.append(f"{pod.status.reason}: {pod.status.message or ''}".rstrip(": "))
+        for c in pod.status.container_statuses or []:
+            ended = c.state.terminated if c.state is not None else None
+            if ended is not None:
+                exit_code = ended.exit_code
+                if ended.reason and ended.reason not in ("Completed", "Error"):
+                    said.append(ended.reason)
+    return said, exit_code
 
 
 def _condition(status: Any) -> str:

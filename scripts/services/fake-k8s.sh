@@ -4,9 +4,13 @@
 # NOT a real cluster: no kube-apiserver, etcd, kind or k3s can be fetched here. This is
 # kmock's KubernetesEmulator (PyPI kmock): it stores objects as they are sent on the real
 # Kubernetes REST paths (create, get, list, patch, status, delete) with no controllers, no
-# defaulting and no validation. Manifests are validated separately (kubernetes-validate).
+# defaulting, no validation and no label selectors (clients filter what they list).
+# Manifests are validated separately (kubernetes-validate). A pod's log (`pods/NAME/log`)
+# is served from the file a test kubelet writes, as a kubelet serves it from the node's
+# /var/log/pods: KITARU_TEST_K8S_POD_LOGS/NAMESPACE/POD/CONTAINER.log.
 #
-# Writes: KITARU_TEST_KUBECONFIG (a kubeconfig pointing at the emulator).
+# Writes: KITARU_TEST_KUBECONFIG (a kubeconfig pointing at the emulator) and
+# KITARU_TEST_K8S_POD_LOGS.
 source "$(dirname "$0")/lib.sh"
 NAME=fake-k8s
 KMOCK_VERSION=0.8
@@ -28,15 +32,30 @@ up() {
     port="$(free_port)"
     echo "$port" > "$DIR/port"
     cat > "$DIR/server.py" <<'PY'
-import asyncio, os, signal
+import asyncio, os, pathlib, signal
 import kmock
+
+LOGS = pathlib.Path(os.environ["FAKE_K8S_POD_LOGS"])
+
+
+def pod_log(request: kmock.Request) -> object:
+    container = request.params.get("container") or ""
+    parts = [request.namespace or "", request.name or "", container]
+    if not all(p and "/" not in p and not p.startswith(".") for p in parts):
+        return kmock.KubernetesObjectNotFoundError()
+    path = LOGS.joinpath(*parts[:2], f"{container}.log")
+    if not path.is_file():
+        return kmock.KubernetesObjectNotFoundError()
+    return path.read_text(errors="replace")  # text/plain, as the API server sends it
+
 
 async def main() -> None:
     port = int(os.environ["FAKE_K8S_PORT"])
     async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator, host="127.0.0.1", port=port):
         # Declared up front: a real API server lists an empty collection, not a 404.
-        for resource in ("batch/v1/jobs", "v1/pods", "v1/namespaces"):
+        for resource in ("batch/v1/jobs", "v1/pods", "v1/namespaces", "v1/secrets"):
             emulator.resources[resource] = {}
+        emulator[kmock.subresource("log")] << pod_log
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -45,7 +64,8 @@ async def main() -> None:
 
 asyncio.run(main())
 PY
-    FAKE_K8S_PORT="$port" setsid "$venv/bin/python" "$DIR/server.py" > "$DIR/server.log" 2>&1 < /dev/null &
+    mkdir -p "$DIR/pod-logs"
+    FAKE_K8S_PORT="$port" FAKE_K8S_POD_LOGS="$DIR/pod-logs" setsid "$venv/bin/python" "$DIR/server.py" > "$DIR/server.log" 2>&1 < /dev/null &
     echo $! > "$PIDFILE"
     if ! wait_for 60 answering "$port"; then
       tail -30 "$DIR/server.log" >&2; stop_pidfile "$PIDFILE"; return 1
@@ -59,7 +79,8 @@ users: [{name: fake, user: {}}]
 contexts: [{name: fake, context: {cluster: fake, user: fake, namespace: default}}]
 current-context: fake
 KC
-  write_env "$NAME" "export KITARU_TEST_KUBECONFIG=$DIR/kubeconfig"
+  write_env "$NAME" "export KITARU_TEST_KUBECONFIG=$DIR/kubeconfig" \
+    "export KITARU_TEST_K8S_POD_LOGS=$DIR/pod-logs"
   log "fake-k8s (kmock emulator, not a real cluster) on http://127.0.0.1:$(cat "$DIR/port")"
 }
 

@@ -37,6 +37,16 @@ class ContainerSettings(BaseModel):
     repository: str | None = Field(
         None, description="image repository under the registry (default: the project's name)"
     )
+    max_restarts: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="how many times an execution whose container or job died (preempted, "
+        "OOM-killed, node lost) is submitted again, resuming from its last checkpoint",
+    )
+    restart_backoff_seconds: float = Field(
+        10.0, ge=0, description="wait before the first restart; doubled for each one after"
+    )
 
     @field_validator("secret_environment")
     @classmethod

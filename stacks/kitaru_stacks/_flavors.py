@@ -109,6 +109,9 @@ class GcpCloudRunSettings(ProvisionedSettings):
     api_endpoint: str | None = Field(
         None, description="Cloud Run API endpoint (default: the regional one)"
     )
+    logging_endpoint: str | None = Field(
+        None, description="Cloud Logging API endpoint (default: logging.googleapis.com)"
+    )
 
 
 class AzureContainerAppsSettings(ProvisionedSettings):
@@ -129,6 +132,14 @@ class AzureContainerAppsSettings(ProvisionedSettings):
     job_prefix: str = Field("kitaru", description="prefix of the Container Apps job names")
     base_url: str | None = Field(
         None, description="Azure Resource Manager endpoint (default: the public cloud)"
+    )
+    log_analytics_workspace_id: str | None = Field(
+        None,
+        description="workspace (customer) id of the environment's Log Analytics: "
+        "`executions logs --orchestrator` and failure reasons are read from it",
+    )
+    log_analytics_endpoint: str | None = Field(
+        None, description="Log Analytics query API endpoint (default: api.loganalytics.io)"
     )
 
 

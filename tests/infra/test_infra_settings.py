@@ -108,6 +108,7 @@ def test_gcp_azure_and_kubernetes_outputs_map_to_their_settings() -> None:
         "subscription_id": "<subscription_id>",
         "resource_group": "<resource_group>",
         "environment_id": "<environment_id>",
+        "log_analytics_workspace_id": "<log_analytics_workspace_id>",
         "location": "<location>",
         "identity": "<identity_id>",
         "environment": {

@@ -16,6 +16,7 @@ from kitaru_orchestrators._azure_container_apps import ContainerAppsOrchestrator
 from kitaru_orchestrators._gcp_cloud_run import CloudRunOrchestrator
 from kitaru_stacks import AzureContainerAppsSettings, GcpCloudRunSettings
 
+from kitaru._errors import ConfigurationError
 from kitaru.journal import StackRecord
 from kitaru.stacks import SecretRef, SubmitRequest
 from tests.stacks._recorder import Call, Reply, recording
@@ -101,6 +102,8 @@ def test_cloud_run_job_per_image_run_with_overrides(monkeypatch: pytest.MonkeyPa
         "projects/x/locations/europe-west1/jobs/kitaru-1/executions/e", "kx_1"
     )
     assert not orch.is_run_of(run_id.replace("/jobs/kitaru-", "/jobs/billing-"), "kx_1")
+    # Nothing that could leave the quotes of a Cloud Logging filter.
+    assert not orch.is_run_of(run_id + '" OR logName:"x', "kx_1")
     parent = "/v2/projects/p/locations/europe-west1"
     job_path = run_id.rsplit("/executions/", 1)[0]
     job_id = job_path.rsplit("/", 1)[1]
@@ -165,7 +168,10 @@ def test_cloud_run_job_per_image_run_with_overrides(monkeypatch: pytest.MonkeyPa
         "kx_2",
     ]
     assert status.state == "running"
-    assert "gcloud logging read" in orch.logs(run_id)
+    # Without Google credentials, the logs say how to get them, or how to read them.
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/adc.json")
+    with pytest.raises(ConfigurationError, match="gcloud logging read"):
+        orch.logs(run_id)
 
 
 ENV_ID = "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.App/managedEnvironments/env"

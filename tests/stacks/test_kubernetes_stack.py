@@ -7,9 +7,10 @@ the Job's status back, so a whole execution with a wait goes through the Kuberne
 
 from __future__ import annotations
 
+import base64
 import copy
-import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from kitaru_stacks import KubernetesSettings
 from kitaru.journal import StackRecord
 from kitaru.stacks import SecretRef, SubmitRequest
 from tests.conftest import kitaru_cli, run_python
+from tests.stacks._kubelet import FakeKubelet
 from tests.stacks._services import extra_ca, fresh_bucket, fresh_database, need, write_project
 
 K8S_VERSION = "1.37.0"
@@ -115,50 +117,13 @@ def test_client_calls_against_the_api_emulator() -> None:
     assert not orch.is_run_of("billing-nightly", "kx_01ABCDEF")
     assert orch.status(name).state == "pending"
     orch.batch.patch_namespaced_job_status(name, "default", {"status": {"active": 1}})
-    assert orch.status(name).state == "running"
+    # Active, but no pod of it runs yet (tests/stacks/test_kubernetes_failures.py runs them).
+    assert orch.status(name).state == "pending"
     orch.batch.patch_namespaced_job_status(name, "default", {"status": {"active": 0, "failed": 1}})
     assert orch.status(name).state == "failed"
     orch.cancel(name)
-    assert orch.status(name).state == "unknown"
+    assert orch.status(name).state == "missing"
     orch.cancel(name)  # cancelling a gone Job is not an error
-
-
-class FakeKubelet:
-    """Runs every new Job's container on the Docker engine and reports its status."""
-
-    def __init__(self, orch: KubernetesOrchestrator) -> None:
-        self.orch = orch
-        self.seen: set[str] = set()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.loop, daemon=True)
-
-    def loop(self) -> None:
-        while not self.stop.wait(0.3):
-            for job in self.orch.batch.list_namespaced_job("default").items:
-                if job.metadata.name not in self.seen:
-                    self.seen.add(job.metadata.name)
-                    self.run(job)
-
-    def run(self, job: Any) -> None:
-        import docker
-
-        name = job.metadata.name
-        self.orch.batch.patch_namespaced_job_status(name, "default", {"status": {"active": 1}})
-        spec = job.spec.template.spec.containers[0]
-        container = docker.from_env().containers.run(
-            spec.image,
-            command=spec.command,
-            environment={e.name: e.value for e in spec.env or [] if e.value is not None},
-            network_mode="host",
-            init=True,
-            detach=True,
-            labels={"kitaru.fake-kubelet": name},
-        )
-        code = container.wait()["StatusCode"]
-        result = {"succeeded": 1} if code == 0 else {"failed": 1}
-        self.orch.batch.patch_namespaced_job_status(
-            name, "default", {"status": {"active": 0, **result}}
-        )
 
 
 @pytest.fixture
@@ -167,23 +132,40 @@ def kube(
 ) -> Iterator[dict[str, Any]]:
     env = need(
         "KITARU_TEST_KUBECONFIG",
+        "KITARU_TEST_K8S_POD_LOGS",
         "DOCKER_HOST",
         "KITARU_TEST_REGISTRY",
         "KITARU_TEST_BASE_IMAGE",
         "KITARU_TEST_MOTO_URL",
     )
     moto = env["KITARU_TEST_MOTO_URL"]
+    # The journal URL, password and all, lives in a Secret; the kubelet hands it to the
+    # container through a secretKeyRef (this machine reaches it with its own variable).
+    journal = fresh_database().replace("postgresql://postgres@", "postgresql://postgres:pw@")
     for key, value in {
-        "KITARU_JOURNAL_URL": fresh_database(),
+        "KITARU_JOURNAL_URL": journal,
         "AWS_ENDPOINT_URL": moto,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(key, value)
-    kubelet = FakeKubelet(_orchestrator(env["KITARU_TEST_KUBECONFIG"]))
+    kubelet = FakeKubelet(
+        _orchestrator(env["KITARU_TEST_KUBECONFIG"]), env["KITARU_TEST_K8S_POD_LOGS"]
+    )
+    kubelet.seen.update(
+        j.metadata.name for j in kubelet.orch.batch.list_namespaced_job("default").items
+    )
+    secret = f"kitaru-journal-{uuid.uuid4().hex[:8]}"
+    kubelet.orch.core.create_namespaced_secret(
+        "default",
+        {
+            "metadata": {"name": secret},
+            "data": {"url": base64.b64encode(journal.encode()).decode()},
+        },
+    )
     kubelet.thread.start()
-    yield {**env, "bucket": fresh_bucket(moto), "kubelet": kubelet}
+    yield {**env, "bucket": fresh_bucket(moto), "kubelet": kubelet, "secret": secret}
     kubelet.stop.set()
     kubelet.thread.join(timeout=120)
 
@@ -216,6 +198,8 @@ def test_execution_with_a_wait_through_the_kubernetes_api(
         f"{kube['KITARU_TEST_REGISTRY']}/kitaru",
         "--set",
         f"kubeconfig={kube['KITARU_TEST_KUBECONFIG']}",
+        "--journal",
+        f"secret:{kube['secret']}#url",
         "--set",
         "service_account=kitaru-runner",
         "--set",
@@ -250,3 +234,16 @@ def test_execution_with_a_wait_through_the_kubernetes_api(
     assert view["status"] == "completed", view
     assert view["result"]["draft"] == "FACTS ABOUT DUNES. FAC"
     assert view["run_id"] != first_job and view["run_id"] in kube["kubelet"].seen
+    # The container had the journal only through the Secret.
+    pod = kube["kubelet"].orch.core.list_namespaced_pod("default").items
+    (env,) = [
+        p.spec.containers[0].env
+        for p in pod
+        if (p.metadata.labels or {}).get("job-name") == view["run_id"]
+    ]
+    (journal_var,) = [e for e in env if e.name == "KITARU_JOURNAL_URL"]
+    assert journal_var.value is None
+    assert journal_var.value_from.secret_key_ref.name == kube["secret"]
+    logs = kitaru_cli("executions", "logs", exec_id, "--orchestrator")
+    assert logs.returncode == 0, logs
+    assert f"kitaru: execution {exec_id} completed" in logs.stdout, logs

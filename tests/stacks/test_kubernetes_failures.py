@@ -1,0 +1,280 @@
+"""`kubernetes` past the happy path, as a user sees it: Jobs through the API emulator
+(scripts/services/fake-k8s.sh), run by the test kubelet (tests/stacks/_kubelet.py) on
+the local Docker engine with a stand-in image (tests/stacks/_stand_in.py). Each state
+the Job and its Pod reach is read with `kitaru executions get`; a cancel deletes the
+Job and stops its container; logs come from the Pod (`executions logs --orchestrator`)."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kitaru_orchestrators._kubernetes import KubernetesOrchestrator
+from kitaru_stacks import KubernetesSettings
+
+from kitaru.journal import StackRecord
+from tests.conftest import kitaru_cli
+from tests.stacks._kubelet import CONTAINER_LABEL, FakeKubelet
+from tests.stacks._queued import get, queue, settled
+from tests.stacks._services import need
+from tests.stacks._stand_in import stand_in_image
+
+pytestmark = pytest.mark.services
+
+SERVICES = (
+    "KITARU_TEST_KUBECONFIG",
+    "KITARU_TEST_K8S_POD_LOGS",
+    "DOCKER_HOST",
+    "KITARU_TEST_REGISTRY",
+    "KITARU_TEST_BASE_IMAGE",
+)
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    env = need(*SERVICES)
+    return stand_in_image(env["KITARU_TEST_REGISTRY"], env["KITARU_TEST_BASE_IMAGE"])
+
+
+class Cluster:
+    def __init__(self, env: dict[str, str], tmp_path: Path) -> None:
+        self.env = env
+        self.tmp_path = tmp_path
+        stack = StackRecord(name="k8s", orchestrator="kubernetes", artifact_store="file:///x")
+        self.orch = KubernetesOrchestrator(
+            stack, KubernetesSettings.model_validate({"kubeconfig": env["KITARU_TEST_KUBECONFIG"]})
+        )
+        self.kubelet = FakeKubelet(self.orch, env["KITARU_TEST_K8S_POD_LOGS"])
+
+    def register(self, *settings: str) -> None:
+        registered = kitaru_cli(
+            "stack", "register", "k8s",
+            "--orchestrator", "kubernetes",
+            # Containers would read the journal URL from a Secret; here it is SQLite.
+            "--journal", "secret:kitaru-journal#url",
+            "--artifact-store", (self.tmp_path / "artifacts").as_uri(),
+            "--registry", f"{self.env['KITARU_TEST_REGISTRY']}/kitaru",
+            "--set", f"kubeconfig={self.env['KITARU_TEST_KUBECONFIG']}",
+            *[a for s in settings for a in ("--set", s)],
+        )  # fmt: skip
+        assert registered.returncode == 0, registered
+
+    def secret(self, name: str, **data: str) -> None:
+        """Create (or replace) a Secret, as `kubectl create secret generic` would."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.orch.core.delete_namespaced_secret(name, "default")
+        except ApiException:
+            pass
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+        self.orch.core.create_namespaced_secret(
+            "default", {"metadata": {"name": name}, "data": encoded}
+        )
+
+    def has(self, secret: str) -> bool:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.orch.core.read_namespaced_secret(secret, "default")
+        except ApiException:
+            return False
+        return True
+
+    def job(self, name: str) -> Any:
+        return self.orch.batch.read_namespaced_job(name, "default")
+
+    def pods(self, job: str) -> list[Any]:
+        return [
+            p
+            for p in self.orch.core.list_namespaced_pod("default").items
+            if (p.metadata.labels or {}).get("job-name") == job
+        ]
+
+    def until(self, what: Callable[[], bool], timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not what():
+            assert time.monotonic() < deadline, "the cluster did not get there"
+            assert not self.kubelet.errors, self.kubelet.errors
+            time.sleep(0.3)
+
+    def running(self, job: str) -> bool:
+        pods = self.pods(job)
+        return bool(pods) and (pods[0].status.phase == "Running")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+    env = need(*SERVICES)
+    monkeypatch.setenv("KITARU_JOURNAL_URL", f"sqlite:///{tmp_path / 'journal.db'}")
+    made = Cluster(env, tmp_path)
+    made.secret("kitaru-journal", url="sqlite:////nowhere/journal.db")
+    made.kubelet.seen.update(
+        j.metadata.name for j in made.orch.batch.list_namespaced_job("default").items
+    )
+    made.kubelet.thread.start()
+    yield made
+    made.kubelet.stop.set()
+    made.kubelet.thread.join(timeout=30)
+    assert not made.kubelet.errors, made.kubelet.errors
+
+
+def test_a_job_no_node_has_started_leaves_the_execution_queued(
+    cluster: Cluster, image: str
+) -> None:
+    cluster.kubelet.stop.set()  # no node takes the pod: it stays Pending
+    cluster.register()
+    exec_id = queue("k8s", image)
+    job = get(exec_id)["run_id"]
+    assert cluster.job(job).metadata.labels["kitaru.dev/stack"] == "k8s"
+    before = time.monotonic()
+    view = settled(exec_id, timeout=8)
+    assert time.monotonic() - before >= 5  # asked past the queued check, still queued
+    assert (view["status"], view["error"]) == ("queued", None)
+
+
+def test_a_running_job_leaves_the_execution_queued_until_its_container_takes_it(
+    cluster: Cluster, image: str
+) -> None:
+    cluster.register("environment.STAND_IN=sleep")
+    exec_id = queue("k8s", image)
+    job = get(exec_id)["run_id"]
+    cluster.until(lambda: cluster.running(job))
+    view = settled(exec_id, timeout=8)
+    assert (view["status"], view["error"]) == ("queued", None)
+    kitaru_cli("executions", "cancel", exec_id)
+
+
+def test_cancel_deletes_the_job_and_stops_its_container(cluster: Cluster, image: str) -> None:
+    import docker
+
+    cluster.register("environment.STAND_IN=sleep")
+    exec_id = queue("k8s", image)
+    job = get(exec_id)["run_id"]
+    cluster.until(lambda: cluster.running(job))
+    cancelled = kitaru_cli("executions", "cancel", exec_id)
+    assert cancelled.returncode == 0, cancelled
+    assert get(exec_id)["status"] == "cancelled"
+    # On the cluster: the Job is gone, then its pod and its container.
+    assert cluster.orch.status(job).state == "missing"
+    cluster.until(lambda: not cluster.pods(job))
+    engine = docker.from_env()
+    cluster.until(
+        lambda: all(
+            c.status != "running"
+            for c in engine.containers.list(all=True, filters={"label": f"{CONTAINER_LABEL}={job}"})
+        )
+    )
+
+
+def test_a_container_that_exits_non_zero_fails_the_execution_with_code_reason_and_log(
+    cluster: Cluster, image: str
+) -> None:
+    cluster.register("environment.STAND_IN=exit:3")
+    exec_id = queue("k8s", image)
+    job = get(exec_id)["run_id"]
+    view = settled(exec_id)
+    assert view["status"] == "failed", view
+    head, _, tail = view["error"].partition(" without starting the execution: ")
+    assert head == (
+        f"the kubernetes run {job} ended (failed, exit code 3: BackoffLimitExceeded: Job has "
+        "reached the specified backoff limit)"
+    )
+    # The pod's log (stdout and stderr, in the engine's order).
+    assert sorted(tail.splitlines()) == [
+        "exiting with 3",
+        f"stand-in for kitaru run-execution {exec_id}",
+    ]
+
+
+def test_an_image_that_cannot_be_pulled_fails_the_execution_saying_so(
+    cluster: Cluster, image: str
+) -> None:
+    cluster.register()
+    missing = image.rsplit(":", 1)[0] + "-missing:nope"
+    exec_id = queue("k8s", missing)
+    view = settled(exec_id)
+    assert view["status"] == "failed", view
+    assert (
+        f'ended (failed: ErrImagePull: failed to pull and unpack image "{missing}"'
+        in (view["error"])
+    )
+
+
+def test_a_missing_secret_fails_the_execution_naming_it(cluster: Cluster, image: str) -> None:
+    if cluster.has("llm-keys"):  # another test made it
+        cluster.orch.core.delete_namespaced_secret("llm-keys", "default")
+    cluster.register("secret_environment.OPENAI_API_KEY=secret:llm-keys#openai")
+    exec_id = queue("k8s", image)
+    view = settled(exec_id)
+    assert view["status"] == "failed", view
+    assert '(failed: CreateContainerConfigError: secret "llm-keys" not found)' in view["error"]
+
+
+def test_a_preempted_pod_fails_the_execution_saying_it_was_preempted(
+    cluster: Cluster, image: str
+) -> None:
+    cluster.register("environment.STAND_IN=sleep")
+    exec_id = queue("k8s", image)
+    job = get(exec_id)["run_id"]
+    cluster.until(lambda: cluster.running(job))
+    cluster.kubelet.preempt(job)
+    view = settled(exec_id)
+    assert view["status"] == "failed", view
+    assert "PreemptionByScheduler: Preempted in order to admit critical pod" in view["error"]
+    assert "exit code 137" in view["error"]
+
+
+def test_a_job_deleted_on_the_cluster_fails_the_execution(cluster: Cluster, image: str) -> None:
+    cluster.kubelet.stop.set()
+    cluster.register()
+    exec_id = queue("k8s", image)
+    job = get(exec_id)["run_id"]
+    cluster.orch.batch.delete_namespaced_job(job, "default")  # kubectl delete job
+    view = settled(exec_id)
+    assert view["status"] == "failed", view
+    assert view["error"] == (
+        f"the kubernetes run {job} is gone (missing: the Job no longer exists) without "
+        "starting the execution"
+    )
+
+
+def test_a_job_that_succeeded_without_taking_the_execution_fails_it(
+    cluster: Cluster, image: str
+) -> None:
+    cluster.register("environment.STAND_IN=exit:0")
+    exec_id = queue("k8s", image)
+    job = get(exec_id)["run_id"]
+    view = settled(exec_id)
+    assert view["status"] == "failed", view
+    head, _, tail = view["error"].partition(" without starting the execution: ")
+    assert head == f"the kubernetes run {job} ended (succeeded, exit code 0)"
+    # Its log (stdout and stderr, in the engine's order).
+    assert sorted(tail.splitlines()) == [
+        "exiting with 0",
+        f"stand-in for kitaru run-execution {exec_id}",
+    ]
+
+
+def test_logs_come_from_the_jobs_pod_with_secret_key_refs_resolved(
+    cluster: Cluster, image: str
+) -> None:
+    cluster.secret("llm-keys", openai="sk-from-the-secret")
+    cluster.register(
+        "environment.STAND_IN=env:OPENAI_API_KEY",
+        "secret_environment.OPENAI_API_KEY=secret:llm-keys#openai",
+    )
+    exec_id = queue("k8s", image)
+    job = get(exec_id)["run_id"]
+    # The Job has no status until the controller (the test kubelet) writes one.
+    cluster.until(lambda: getattr(cluster.job(job).status, "succeeded", None) == 1)
+    logs = kitaru_cli("executions", "logs", exec_id, "--orchestrator")
+    assert logs.returncode == 0, logs
+    assert logs.stdout == (
+        f"── kubernetes run {job} ──\nstand-in for kitaru run-execution {exec_id}\n"
+        "OPENAI_API_KEY=sk-from-the-secret\n"
+    )
