@@ -201,9 +201,10 @@ class KubernetesOrchestrator:
 
 
 # Container waiting reasons the kubelet retries without end: the run cannot start.
+# (ErrImagePull is not one: it is the first failed pull, which the kubelet tries again
+# and which a registry's bad minute causes; ImagePullBackOff is the pull still failing.)
 STUCK = frozenset(
     {
-        "ErrImagePull",
         "ImagePullBackOff",
         "InvalidImageName",
         "ErrImageNeverPull",

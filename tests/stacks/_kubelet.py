@@ -5,7 +5,8 @@ For each new Job it does what the Job controller and a kubelet do, as far as a l
 Docker engine can: creates a Pod (labelled `job-name`, owned by the Job), resolves the
 container's environment (`value`, and `secretKeyRef` from the Secrets in the API: a
 missing Secret or key leaves the pod waiting in `CreateContainerConfigError`), pulls
-the image (a pull that fails leaves it waiting in `ErrImagePull`), runs the container
+the image (a pull that fails is tried again, in `ErrImagePull`, then left waiting in
+`ImagePullBackOff`), runs the container
 with the resource limits, writes its output where the emulator serves `pods/NAME/log`,
 and reports the pod's and the Job's status as the real ones do (`terminated` with exit
 code and reason, `Complete`/`Failed` conditions). A Job deleted while it runs has its
@@ -20,6 +21,7 @@ from __future__ import annotations
 import base64
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -93,15 +95,18 @@ class FakeKubelet:
             self._waiting(pod, "CreateContainerConfigError", config_error)
             return
         client = docker.from_env()
-        try:
-            client.images.pull(spec.image)
-        except docker.errors.APIError as exc:
-            self._waiting(
-                pod,
-                "ErrImagePull",
-                f'failed to pull and unpack image "{spec.image}": {exc.explanation or exc}',
-            )
-            return
+        # A kubelet retries a failed pull (ErrImagePull), then backs off between tries
+        # (ImagePullBackOff): a pull that fails once under load is no failed run.
+        for attempt in range(4):
+            try:
+                client.images.pull(spec.image)
+                break
+            except docker.errors.APIError as exc:
+                why = f'failed to pull and unpack image "{spec.image}": {exc.explanation or exc}'
+                self._waiting(pod, "ErrImagePull" if attempt < 3 else "ImagePullBackOff", why)
+                if attempt == 3:
+                    return
+                time.sleep(0.5 * (attempt + 1))
         limits = (spec.resources.limits if spec.resources else None) or {}
         container = client.containers.run(
             spec.image,

@@ -200,7 +200,7 @@ def test_an_image_that_cannot_be_pulled_fails_the_execution_saying_so(
     view = settled(exec_id)
     assert view["status"] == "failed", view
     assert (
-        f'ended (failed: ErrImagePull: failed to pull and unpack image "{missing}"'
+        f'ended (failed: ImagePullBackOff: failed to pull and unpack image "{missing}"'
         in (view["error"])
     )
 
