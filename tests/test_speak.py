@@ -82,6 +82,10 @@ def _terminal(
     pid, fd = pty.fork()
     if pid == 0:  # the child: become the program
         try:
+            # As a shell starts a program in a terminal: Ctrl-C interrupts it, even when
+            # the tests themselves run in the background (where SIGINT is ignored, and
+            # an ignored signal stays ignored across exec).
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.chdir(cwd)
             os.execve(argv[0], argv, full_env)
         finally:
