@@ -184,9 +184,9 @@ def deploy(
 ) -> DeploymentRecord:
     """Build or reuse the flow's image on its stack and record the next version."""
     from kitaru.stacks import _resolve
+    from kitaru.stacks._components import _repository, make_builder, runtime_extras
     from kitaru.stacks._contracts import BuildRequest
     from kitaru.stacks._flavor import load_flavor
-    from kitaru.stacks._submit import _repository, make_builder, runtime_extras
 
     say = progress or (lambda _message: None)
     journal = journal or current_journal()
