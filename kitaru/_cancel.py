@@ -81,7 +81,7 @@ def cancel(
         except LeaseError:
             # A server lets no client clear a live lease through the journal; its own
             # cancel (any write token's to ask) ends the execution after its grace.
-            from kitaru.remote._journal import HttpJournal
+            from kitaru.journal._http import HttpJournal
 
             if isinstance(journal, HttpJournal):
                 journal.cancel_execution(exec_id)

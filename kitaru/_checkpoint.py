@@ -6,7 +6,7 @@ import functools
 import typing
 from collections.abc import Callable, Coroutine, Iterable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, cast, overload
 
 from kitaru import _attempts, _cache, _loader, _runtime
 from kitaru._errors import CheckpointTimeoutError, KitaruUsageError
@@ -53,6 +53,10 @@ class Durable:
     """What `@checkpoint` and `@flow` share: the wrapped function, its name, retries, the
     pickle permission and the return annotation outputs load back as."""
 
+    # "flow" or "checkpoint": lets the layers below `@flow` (deployments, stacks) tell
+    # a flow apart without importing it (`is_flow`).
+    kind: ClassVar[str] = "checkpoint"
+
     def __init__(
         self, fn: Callable[..., Any], *, name: str | None, what: str, retries: int,
         allow_pickle: bool,
@@ -74,6 +78,11 @@ class Durable:
             except Exception:
                 self._hint = None
         return self._hint
+
+
+def is_flow(obj: object) -> bool:
+    """Whether `obj` is a `@flow`."""
+    return isinstance(obj, Durable) and obj.kind == "flow"
 
 
 class Checkpoint(Durable, Generic[P, R]):

@@ -60,7 +60,7 @@ def tag_taken(flow: str, tag: str) -> str:
 def _check_tag_is_new_or_ours(journal: Journal, flow: str, tag: str) -> None:
     """Through a server, a token below admin creates tags at deploy time but moves none
     (the server refuses it); say so before the build rather than after."""
-    from kitaru.remote._journal import HttpJournal
+    from kitaru.journal._http import HttpJournal
 
     if not isinstance(journal, HttpJournal) or journal.scope() == "admin":
         return

@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from kitaru._errors import KitaruError, KitaruUsageError
-from kitaru._flow import ExecutionHandle
+from kitaru._handle import ExecutionHandle
 from kitaru.journal import ExecutionRecord, Journal, current_journal
 from kitaru.stacks import _resolve as _stacks
 from kitaru.stacks import _runs

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from kitaru import _config, _execute, _idempotency, _project, _speak, _tracing, _trust
 from kitaru._errors import ConfigurationError, KitaruError, KitaruUsageError, LeaseError
-from kitaru._flow import ExecutionHandle
+from kitaru._handle import ExecutionHandle
 from kitaru._ids import new_id
 from kitaru.journal import ExecutionRecord, Journal, StackRecord, current_journal, open_journal
 from kitaru.stacks import _resolve as _stacks

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kitaru._codec import many, maybe, to_wire
 from kitaru._errors import KitaruUsageError
+from kitaru.journal._http_requests import MAX_LEASE_SECONDS, MAX_PAGE, HttpBase, _p
 from kitaru.journal._records import ArtifactRecord, ExecutionRecord, QueueRecord, WorkerRecord
 from kitaru.journal._schedules import ScheduleRecord, ScheduleRun
-from kitaru.remote._codec import many, maybe, to_wire
-from kitaru.remote._requests import MAX_LEASE_SECONDS, MAX_PAGE, HttpBase, _p
 
 
 class QueueRequests(HttpBase):

@@ -6,10 +6,10 @@ import dataclasses
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from kitaru._codec import many, maybe, to_wire
 from kitaru._errors import KitaruUsageError
+from kitaru.journal._http_requests import MAX_PAGE, HttpBase, _p, _sent_once
 from kitaru.journal._records import ArtifactRecord, CallRecord, EventRecord, LogRecord, WaitRecord
-from kitaru.remote._codec import many, maybe, to_wire
-from kitaru.remote._requests import MAX_PAGE, HttpBase, _p, _sent_once
 
 
 class CallRequests(HttpBase):
@@ -108,7 +108,7 @@ class CallRequests(HttpBase):
         """The answer goes as JSON: the server checks it against the wait's schema and
         stores it as JSON, whatever the artifact's serializer was here."""
         from kitaru import _serialize
-        from kitaru._artifact_io import read_bytes
+        from kitaru.journal._bytes import read_bytes
 
         ok, plain = _serialize.to_jsonable(value.serializer, read_bytes(value, None))
         if not ok:

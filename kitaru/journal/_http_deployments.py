@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from kitaru._codec import from_wire, many, maybe, to_wire
+from kitaru.journal._http_requests import HttpBase, _p
 from kitaru.journal._records import DeploymentRecord, StackRecord, TagEvent, TagRecord
-from kitaru.remote._codec import from_wire, many, maybe, to_wire
-from kitaru.remote._requests import HttpBase, _p
 
 
 class DeploymentRequests(HttpBase):

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+from kitaru._connection import Connection, connect
 from kitaru._errors import KitaruUsageError, ServerUnreachableError
 from kitaru.journal._records import ExecutionRecord
-from kitaru.remote._connection import Connection, connect
 
 # The server's largest page; a larger `limit` reads the newest this many.
 MAX_PAGE = 1000

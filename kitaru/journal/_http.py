@@ -5,7 +5,7 @@ API (`/api/v1/runner/executions/{id}/...`: lease, heartbeat, calls, artifacts, l
 waits, finish; a worker's `/api/v1/runner/claim`), everything else through the REST API
 (reads of records under `/api/v1/records/...`, creating and moving executions, answers,
 stacks, settings, deployments, queues, workers). Records travel as JSON with one member per dataclass field
-(kitaru/remote/_codec.py). Flows, the CLI and `KitaruClient` use this like any other
+(kitaru/_codec.py). Flows, the CLI and `KitaruClient` use this like any other
 journal. The requests live by family: executions here, calls and what they write in
 `_calls.py`, queues and schedules in `_queues.py`, stacks and deployments in
 `_deployments.py`, the connection and its verbs in `_requests.py`.
@@ -20,13 +20,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from kitaru._codec import from_wire, many, maybe, to_wire
 from kitaru._lease import same_owner
+from kitaru.journal._http_calls import CallRequests
+from kitaru.journal._http_deployments import DeploymentRequests
+from kitaru.journal._http_queues import QueueRequests
+from kitaru.journal._http_requests import MAX_PAGE, _p, _sent_once
 from kitaru.journal._records import ArtifactRecord, ExecutionRecord
-from kitaru.remote._calls import CallRequests
-from kitaru.remote._codec import from_wire, many, maybe, to_wire
-from kitaru.remote._deployments import DeploymentRequests
-from kitaru.remote._queues import QueueRequests
-from kitaru.remote._requests import MAX_PAGE, _p, _sent_once
 
 # How long the execution a `finish` answered with stands for a read of it.
 FINISHED_FRESH_SECONDS = 5.0
