@@ -89,3 +89,21 @@ def test_a_plugin_importing_a_private_module_fails(copy: Path) -> None:
     assert result.returncode != 0
     assert "plugin distributions import only kitaru's public modules BROKEN" in result.stdout
     assert "kitaru_orchestrators._env -> kitaru.stacks._submit" in result.stdout
+
+
+def test_every_top_level_module_has_a_layer() -> None:
+    # The layers contract checks only the modules it names: a new module of kitaru
+    # that no layer names would escape it.
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    (layers,) = [c for c in config["tool"]["importlinter"]["contracts"] if c["id"] == "layers"]
+    named = {
+        name.strip() for layer in layers["layers"] for name in layer.replace("|", ":").split(":")
+    }
+    present = {
+        p.stem if p.suffix == ".py" else p.name
+        for p in (REPO / "kitaru").iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file()
+    }
+    assert present - named == set(), "name these modules in a layer (pyproject.toml)"
