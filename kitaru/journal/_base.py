@@ -298,6 +298,14 @@ class Journal(Protocol):
         self, name: str, tick: float, *, status: str, exec_id: str | None, error: str | None
     ) -> None: ...
 
+    def stalled_schedule_runs(self, before: float) -> list[ScheduleRun]:
+        """Ticks still `starting` that were (last) taken before `before`, oldest first."""
+
+    def retake_schedule_run(
+        self, name: str, tick: float, *, taken_at: float, now: float, by: str
+    ) -> bool:
+        """Compare-and-set on a `starting` tick's taking time; True for the one winner."""
+
     def schedule_runs(self, name: str, *, limit: int = 100) -> list[ScheduleRun]:
         """Newest first."""
 
