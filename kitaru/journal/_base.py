@@ -27,6 +27,7 @@ from kitaru.journal._records import (
     WorkerRecord,
 )
 from kitaru.journal._schedules import ScheduleRecord, ScheduleRun
+from kitaru.journal._snapshot import ExecutionSnapshot
 
 
 class Journal(Protocol):
@@ -40,6 +41,10 @@ class Journal(Protocol):
         the key (kitaru/_idempotency.py)."""
 
     def get_execution(self, exec_id: str) -> ExecutionRecord | None: ...
+
+    def execution_snapshot(self, exec_id: str) -> ExecutionSnapshot | None:
+        """The execution with its calls, waits, logs (if it failed) and result record,
+        read at one moment (kitaru/journal/_snapshot.py)."""
 
     def list_executions(
         self,
