@@ -13,6 +13,7 @@ import zipfile
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from kitaru import _lease
 from kitaru._artifact_io import content_hash
 from kitaru._errors import KitaruUsageError
 from kitaru.journal import (
@@ -41,8 +42,8 @@ _IMPORTABLE = frozenset({"completed", "failed", "cancelled", "waiting", "running
 # Limits on what a bundle may make this process read into memory at once.
 _MAX_JSON_BYTES = 256 * 1024 * 1024
 _CHUNK = 1024 * 1024
-# The owner an execution has while it is being imported.
-_IMPORTING = "kitaru-import-"
+# The owner an execution has while it is being imported starts with this.
+_IMPORTING = _lease.IMPORTING
 
 
 class BundleError(KitaruUsageError):

@@ -42,8 +42,13 @@ def new_owner() -> str:
     return f"{_HOST}:{os.getpid()}:{_start_time(os.getpid())}:{os.urandom(4).hex()}"
 
 
+# What an import prefixes to its process's token while it writes an execution
+# (kitaru/_portable.py): liveness is its process's, and the prefix says what it does.
+IMPORTING = "kitaru-import-"
+
+
 def parse_owner(owner: str) -> tuple[str, int, str]:
-    host, pid, start, _nonce = owner.rsplit(":", 3)
+    host, pid, start, _nonce = owner.removeprefix(IMPORTING).rsplit(":", 3)
     return host, int(pid), start
 
 
@@ -79,7 +84,10 @@ def owner_alive(owner: str, lease_until: float | None, now: float) -> bool:
 
 
 def owner_pid_here(owner: str) -> int | None:
-    """The owner's pid if it runs on this host."""
+    """The owner's pid if it runs a flow on this host (an import's process is not
+    signalled: it runs no flow)."""
+    if owner.startswith(IMPORTING):
+        return None
     try:
         host, pid, _start = parse_owner(owner)
     except ValueError:

@@ -19,6 +19,13 @@ fails. An import writes the bytes into the importing store first and the records
 so the journal never points at bytes that are not there, and skips executions the
 journal already holds (importing twice changes nothing).
 
+While an execution is being imported its record holds a lease like a running one's: an
+owner `kitaru-import-host:pid:start:nonce`, renewed by a heartbeat. Another import of the
+same bundle meanwhile waits for it, then skips what it imported. An import that died
+half way (its pid gone on this host, its lease expired elsewhere) is taken over: one
+importer takes its lease (compare-and-set), deletes what it wrote, and imports the
+execution again, whole.
+
 What a bundle leaves out: the lease and the process that held it, the run id of a
 container, the trace ids of the exporting system, and anything about stacks (their
 settings hold the references to secrets). The code an execution names is not taken
@@ -101,22 +108,59 @@ def _import_all(
     done: list[dict[str, str]] = []
     for doc in docs:
         record = _execution(doc["execution"])
-        there = journal.get_execution(record.exec_id)
-        if there is not None and (there.owner or "").startswith(_IMPORTING):
-            # An import that stopped half way (killed): what it wrote goes, then it is
-            # imported again, whole.
-            from kitaru import _retention
-
-            _retention.delete(journal, [record.exec_id], force=True)
-            there = None
-        if there is not None:
-            done.append({"exec_id": record.exec_id, "flow": record.flow, "outcome": "skipped"})
-            continue
-        if progress:
-            progress(f"importing {record.exec_id} ({record.flow})")
-        _import_one(journal, bundle, store, store_uri, doc, project)
-        done.append({"exec_id": record.exec_id, "flow": record.flow, "outcome": "imported"})
+        outcome = _import_or_skip(journal, bundle, store, store_uri, doc, project, progress)
+        done.append({"exec_id": record.exec_id, "flow": record.flow, "outcome": outcome})
     return done
+
+
+def _import_or_skip(
+    journal: Journal,
+    bundle: zipfile.ZipFile,
+    store: Any,
+    store_uri: str,
+    doc: dict[str, Any],
+    project: Path,
+    progress: Progress | None,
+) -> str:
+    """`imported`, or `skipped` when the journal holds the execution, whole."""
+    from kitaru import _lease, _retention
+
+    exec_id, flow = doc["execution"]["exec_id"], doc["execution"]["flow"]
+    waiting = False
+    while True:
+        there = journal.get_execution(exec_id)
+        if there is None:
+            if progress:
+                progress(f"importing {exec_id} ({flow})")
+            if _import_one(journal, bundle, store, store_uri, doc, project):
+                return "imported"
+            continue  # another import created it first: see how that one goes
+        owner = there.owner or ""
+        if not owner.startswith(_IMPORTING) or there.lease_until == 0.0:
+            return "skipped"  # (a lease of 0: a crashed execution imported whole)
+        now = time.time()
+        if _lease.owner_alive(owner, there.lease_until, now):
+            if progress and not waiting:
+                progress(f"waiting for another import of {exec_id}, under way")
+            waiting = True
+            time.sleep(0.1)
+            continue
+        # Its importer died half way: one of us takes its lease, removes what it wrote,
+        # and imports it again.
+        if journal.take_lease(
+            exec_id, owner=_importer(), expected_owner=there.owner, statuses=_ANY_STATUS,
+            now=now, lease_until=now + _lease.LEASE_SECONDS,
+        ):  # fmt: skip
+            _retention.delete(journal, [exec_id], force=True)
+
+
+_ANY_STATUS = ("queued", "running", "waiting", "completed", "failed", "crashed", "cancelled")
+
+
+def _importer() -> str:
+    from kitaru import _lease
+
+    return f"{_IMPORTING}{_lease.new_owner()}"
 
 
 def _check_collisions(where: str | None, journal: Journal, docs: list[Any]) -> None:
@@ -143,7 +187,10 @@ def _import_one(
     store_uri: str,
     doc: dict[str, Any],
     project: Path,
-) -> None:
+) -> bool:
+    """Import one execution; False when another import created it first."""
+    from kitaru import _lease
+
     source = _execution(doc["execution"])
     exec_id = source.exec_id
     # The bytes first: a record is written only once what it points at is there.
@@ -151,14 +198,14 @@ def _import_one(
         if raw["inline"] is None:
             key = f"{exec_id}/{raw['artifact_id']}"
             raw["uri"] = store.write(key, bundle.read(f"artifacts/{raw['content_hash']}"))
-    # An owner no process has: if the import stops half way, the execution shows as
-    # crashed (and the next import skips it; `kitaru executions delete` removes it).
-    owner, now = f"{_IMPORTING}{os.urandom(6).hex()}", time.time()
+    # This process's lease, marked as an import's: if the import stops half way, the
+    # execution shows as crashed, and the next import takes it over.
+    owner, now = _importer(), time.time()
     record = dataclasses.replace(
         source,
         status="running",
         owner=owner,
-        lease_until=now + 600,
+        lease_until=now + _lease.LEASE_SECONDS,
         heartbeat_at=now,
         artifact_store=store_uri,
         stack="local",
@@ -180,7 +227,36 @@ def _import_one(
         **_local_code(source, project),
     )
     artifacts = [_artifact(a) for a in doc["artifacts"]]
-    journal.create_execution(record, [a for a in artifacts if a.producer == "input"])
+    try:
+        journal.create_execution(record, [a for a in artifacts if a.producer == "input"])
+    except Exception:
+        there = journal.get_execution(exec_id)
+        if there is not None and there.owner != owner:
+            return False  # another import got there first (it writes the same bytes)
+        raise
+    beat = _lease.Heartbeat(
+        lambda: journal.heartbeat(
+            exec_id, owner=owner, now=time.time(), lease_until=time.time() + _lease.LEASE_SECONDS
+        ),
+        on_cancel=lambda: None,
+    )
+    beat.start()
+    try:
+        _write_records(journal, doc, artifacts, source, owner, now)
+    finally:
+        beat.stop()
+    return True
+
+
+def _write_records(
+    journal: Journal,
+    doc: dict[str, Any],
+    artifacts: list[Any],
+    source: ExecutionRecord,
+    owner: str,
+    now: float,
+) -> None:
+    exec_id = source.exec_id
     result = next((a for a in artifacts if a.artifact_id == source.result_artifact), None)
     for artifact in artifacts:
         if artifact.producer == "input" or artifact is result:  # (written with the record)
@@ -198,7 +274,8 @@ def _import_one(
     events = [_typed(EventRecord, raw) for raw in doc["events"]]
     journal.append_events(exec_id, events, owner=owner)
     if source.status == "running":
-        # It crashed where it ran: it stays `crashed` here, and can be resumed.
+        # It crashed where it ran: it stays `crashed` here, and can be resumed. Its
+        # lease of 0 tells the next import that it is whole.
         journal.heartbeat(exec_id, owner=owner, now=now, lease_until=0.0)
         return
     journal.finish(

@@ -18,8 +18,15 @@ A schedule, in the order things happen:
 4. Firing is one journal transaction (kitaru/journal/_schedules.py): the next tick moves
    by compare-and-set, a (schedule, tick) row is inserted under its primary key, and the
    executions are inserted. Two schedulers that read the same next tick start it once.
-   A deployment is invoked after its tick is claimed; the history says how it went.
-5. Each execution carries `{"schedule": {"name", "tick"}}` in its metadata, and
+   A deployment is invoked after its tick is claimed: its run is `starting` until the
+   invocation says how it went (`started` or `failed`). The invocation's idempotency key
+   is `schedule:<name>:<tick>`, so one tick starts at most one execution of it.
+5. A scheduler that dies between the claim and the end of the invocation leaves the run
+   `starting`. A run `starting` for longer than STALLED seconds is taken over by the next
+   pass of any scheduler (compare-and-set, so by one) and invoked again with the same
+   key: the execution the dead scheduler started is found and recorded, or, if it never
+   got that far, the tick's execution starts now, once.
+6. Each execution carries `{"schedule": {"name", "tick"}}` in its metadata, and
    `kitaru schedules history NAME` lists each tick with its execution and that
    execution's status now.
 
@@ -53,6 +60,7 @@ __all__ = [
     "CATCHUP",
     "GRACE",
     "MAX_PER_PASS",
+    "STALLED",
     "check_catchup",
     "check_cron",
     "check_name",
@@ -69,6 +77,10 @@ __all__ = [
 log = logging.getLogger("kitaru.schedules")
 GRACE = 60.0  # seconds a tick may be late and still start under catchup=skip
 MAX_PER_PASS = 100  # ticks one schedule starts per pass under catchup=all
+# Seconds a deployment's tick may stay `starting` before another scheduler takes it over:
+# far longer than an invocation takes (an orchestrator's submit), so a live but slow
+# scheduler is left alone; its key makes even a double invocation start one execution.
+STALLED = 300.0
 
 
 # -- creating ----------------------------------------------------------------------------
@@ -220,7 +232,37 @@ def fire_due(
             started += _fire(journal, s, now, by, server_url, refuse_local)
         except Exception:
             log.exception("schedule %r could not fire; trying again at the next pass", s.name)
+    for run in journal.stalled_schedule_runs(now - STALLED):
+        try:
+            started += _recover(journal, run, now, by, server_url, refuse_local)
+        except Exception:
+            log.exception("schedule %r: tick left starting not recovered yet", run.schedule)
     return started
+
+
+def _recover(
+    journal: Journal,
+    run: ScheduleRun,
+    now: float,
+    by: str,
+    server_url: str | None,
+    refuse_local: bool,
+) -> list[ScheduleRun]:
+    """Finish a tick whose scheduler died after claiming it (step 5 above)."""
+    if not journal.retake_schedule_run(
+        run.schedule, run.tick, taken_at=run.created_at, now=now, by=by
+    ):
+        return []  # another scheduler took it over first
+    s = journal.get_schedule(run.schedule)
+    if s is None:  # deleted since (its runs go with it)
+        return []
+    log.warning(
+        "schedule %r: tick %s was left starting by %s; invoking it again (its key finds the "
+        "execution if one was started)", s.name, _iso(run.tick), run.by,
+    )  # fmt: skip
+    run.created_at, run.by = now, by
+    _invoke_tick(journal, s, run, server_url, refuse_local)
+    return [run] if run.status == "started" else []
 
 
 def _fire(
@@ -319,7 +361,7 @@ def _invoke_tick(
             args=s.args.get("args") or [],
             kwargs=s.args.get("kwargs") or {},
             tag=s.target.get("tag"),
-            invocation_id=f"schedule:{s.name}:{_iso(run.tick)}",
+            idempotency_key=f"schedule:{s.name}:{_iso(run.tick)}",
             journal=journal,
             server_url=server_url,
             refuse_local=refuse_local,

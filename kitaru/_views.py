@@ -7,7 +7,14 @@ from typing import Any
 
 from kitaru import _lease, _ready, _serialize, _tracebacks
 from kitaru._artifact_io import read_bytes
-from kitaru.journal import ArtifactRecord, CallRecord, ExecutionRecord, Journal, WaitRecord
+from kitaru.journal import (
+    ArtifactRecord,
+    CallRecord,
+    ExecutionRecord,
+    ExecutionSnapshot,
+    Journal,
+    WaitRecord,
+)
 
 
 def iso(ts: float | None) -> str | None:
@@ -154,11 +161,15 @@ def wait_view(w: WaitRecord, now: float) -> dict[str, Any]:
     }
 
 
-def result_value(journal: Journal, e: ExecutionRecord) -> tuple[bool, Any]:
-    """The flow's return value as JSON, without importing user code: (available, value)."""
+def result_value(
+    journal: Journal, e: ExecutionRecord, artifact: ArtifactRecord | None = None
+) -> tuple[bool, Any]:
+    """The flow's return value as JSON, without importing user code: (available, value).
+    `artifact`: its record, when already read."""
     if e.result_artifact is None:
         return False, None
-    artifact = journal.get_artifact(e.result_artifact)
+    if artifact is None:
+        artifact = journal.get_artifact(e.result_artifact)
     if artifact is None:
         return False, None
     try:
@@ -168,6 +179,13 @@ def result_value(journal: Journal, e: ExecutionRecord) -> tuple[bool, Any]:
 
 
 def execution_view(journal: Journal, e: ExecutionRecord, *, detail: bool = True) -> dict[str, Any]:
+    """The summary of `e`; with `detail`, the execution as one snapshot shows it (its
+    record read again with its calls, waits and result: kitaru/journal/_snapshot.py)."""
+    snap = journal.execution_snapshot(e.exec_id) if detail else None
+    if snap is not None:
+        e = snap.execution
+    elif detail:  # deleted since `e` was read
+        snap = ExecutionSnapshot(e, [], [], [], None)
     status = _lease.effective_status(e.status, e.owner, e.lease_until)
     view: dict[str, Any] = {
         "exec_id": e.exec_id,
@@ -202,13 +220,13 @@ def execution_view(journal: Journal, e: ExecutionRecord, *, detail: bool = True)
     ready = _ready.note(e)
     if ready is not None:
         view["ready"] = ready
-    if detail:
-        ok, value = result_value(journal, e)
+    if snap is not None:
+        ok, value = result_value(journal, e, snap.result)
         view["result"] = value if ok else None
         view["result_artifact"] = e.result_artifact
-        view.update(checkpoints_view(journal.calls(e.exec_id), e.runs))
+        view.update(checkpoints_view(snap.calls, e.runs))
         now = time.time()
-        waits = journal.waits(e.exec_id)
+        waits = snap.waits
         view["waits"] = [wait_view(w, now) for w in waits]
         if status == "waiting":
             from kitaru._sleep import sleeping_until
@@ -216,9 +234,7 @@ def execution_view(journal: Journal, e: ExecutionRecord, *, detail: bool = True)
             view["sleeping_until"] = iso(sleeping_until(waits))
         # The full traceback of a failed flow (kitaru/_tracebacks.py); None otherwise.
         view["traceback"] = (
-            _tracebacks.find(journal.logs(e.exec_id), e.exec_id, e.runs)
-            if status == "failed"
-            else None
+            _tracebacks.find(snap.logs, e.exec_id, e.runs) if status == "failed" else None
         )
         view["flow_ref"] = e.flow_ref
         view["flow_file"] = e.flow_file

@@ -345,3 +345,111 @@ def test_a_replay_exported_alone_replays_again_after_import(tmp_path: Path) -> N
     for target in (tmp_path / "no-such-dir" / "x.kitaru", tmp_path):
         bad = kitaru_cli("executions", "export", replay_id, "-o", str(target), env=home)
         assert bad.returncode == 2 and "existing directory" in bad.stderr, bad
+
+
+MANY_CALLS = """
+from kitaru import checkpoint, flow
+
+@checkpoint
+def step(i: int) -> int:
+    return i * i
+
+@flow
+def crunch(n: int) -> int:
+    return sum(step(i) for i in range(n))
+
+if __name__ == "__main__":
+    print("EXEC", crunch.run(300).exec_id)
+"""
+
+
+@pytest.fixture(scope="module")
+def long_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """A bundle of one execution of 300 calls: an import of it takes a while to write."""
+    tmp = tmp_path_factory.mktemp("long-bundle")
+    home = _fresh_home(tmp, "home")
+    script = write_script(tmp / "crunch.py", MANY_CALLS)
+    ran = run_python(script, env=home, cwd=tmp)
+    assert ran.returncode == 0, ran
+    exec_id = ran.stdout.split()[1]
+    bundle = tmp / "crunch.kitaru"
+    done = kitaru_cli("executions", "export", exec_id, "-o", str(bundle), env=home)
+    assert done.returncode == 0, done
+    return exec_id, bundle
+
+
+def _whole(exec_id: str, env: dict[str, str]) -> None:
+    shown = kitaru_cli("executions", "get", exec_id, "--json", env=env)
+    assert shown.returncode == 0, shown
+    view = shown.json()
+    assert view["status"] == "completed" and view["result"] == sum(i * i for i in range(300))
+    assert len(view["checkpoints"]) == 300
+    listed = kitaru_cli("executions", "list", "--json", env=env).json()
+    assert [e["exec_id"] for e in listed] == [exec_id]
+
+
+def test_two_imports_of_one_bundle_at_once_import_it_once(
+    long_bundle: tuple[str, Path], tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    exec_id, bundle = long_bundle
+    env = {**os.environ, **_fresh_home(tmp_path, "laptop")}
+    both = [
+        subprocess.Popen(
+            [sys.executable, "-m", "kitaru", "executions", "import", str(bundle), "--json"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120) for p in both]
+    assert [p.returncode for p in both] == [0, 0], outs
+    outcomes = sorted(json.loads(out)[0]["outcome"] for out, _err in outs)
+    assert outcomes == ["imported", "skipped"], outs
+    _whole(exec_id, env)
+
+
+def test_an_import_killed_half_way_is_taken_over_by_the_next(
+    long_bundle: tuple[str, Path], tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+
+    exec_id, bundle = long_bundle
+    env = {**os.environ, **_fresh_home(tmp_path, "laptop")}
+    doomed = subprocess.Popen(
+        [sys.executable, "-m", "kitaru", "executions", "import", str(bundle)],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    db = tmp_path / "laptop" / "journal.db"
+    try:
+        calls = 0
+        while doomed.poll() is None and not 0 < calls < 300:
+            try:
+                with sqlite3.connect(db) as conn:
+                    calls = conn.execute(
+                        "SELECT count(*) FROM calls WHERE exec_id = ?", (exec_id,)
+                    ).fetchone()[0]
+            except sqlite3.OperationalError:
+                pass  # the journal is not made yet
+        # Half way: the execution and some of its calls are written, not the rest.
+    finally:
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+    assert 0 < calls < 300, "the import ended before it could be killed half way"
+    half = kitaru_cli("executions", "get", exec_id, "--json", env=env).json()
+    assert half["status"] == "crashed"
+
+    again = kitaru_cli("executions", "import", str(bundle), "--json", env=env, cwd=tmp_path)
+    assert again.returncode == 0, again
+    assert again.json() == [{"exec_id": exec_id, "flow": "crunch", "outcome": "imported"}]
+    _whole(exec_id, env)

@@ -235,3 +235,102 @@ def _flows(folder: Path) -> None:
             return "hi " + name
         """,
     )
+
+
+DOOMED_SCHEDULER = """
+import sys, time
+from kitaru import _schedules
+from kitaru.deployments import _invoke
+from kitaru.journal import open_journal
+
+journal_url, crash = sys.argv[1], sys.argv[2]
+invoke = _invoke.invoke
+
+
+def held_at_the_crash_point(*args, **kwargs):
+    # The test kills this process (SIGKILL) once it says where it is.
+    if crash == "before-invoking":
+        print("claimed", flush=True)
+        time.sleep(600)
+    try:
+        invoke(*args, **kwargs)
+    finally:
+        print("invoked", flush=True)
+        time.sleep(600)
+
+
+_invoke.invoke = held_at_the_crash_point
+_schedules.fire_due(open_journal(journal_url), by="doomed")
+"""
+
+
+@pytest.mark.parametrize("crash", ["before-invoking", "after-invoking"])
+def test_a_deployment_tick_left_starting_by_a_killed_scheduler_starts_once(
+    tmp_path: Path, crash: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scheduler is SIGKILLed after claiming a deployment's tick, before or after the
+    invocation stored its execution; the next pass after STALLED seconds, from another
+    process, finishes the tick: one execution for it, whichever way it died."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from kitaru.journal import DeploymentRecord
+
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    monkeypatch.setenv("KITARU_JOURNAL_URL", url)  # the stack's journal too, and the script's
+    journal = open_journal(url)
+    made = kitaru_cli("stack", "register", "bg", "-o", "local", "-a", _store(tmp_path),
+                      "--set", "mode=subprocess")  # fmt: skip
+    assert made.returncode == 0, made
+    param = {"name": "day", "kind": "POSITIONAL_OR_KEYWORD", "required": True,
+             "annotation": "str", "json_type": "string"}  # fmt: skip
+    journal.create_deployment(
+        DeploymentRecord(
+            flow="nightly", version=0, image="img@sha256:01", digest="sha256:01",
+            content_hash="c" * 64, lock_hash="l" * 64, source_hash="s" * 64,
+            kitaru_version="1.0.0", signature=[param], flow_ref="agent:nightly",
+            flow_file="agent.py", import_path=".", project_root=str(tmp_path), stack="bg",
+            orchestrator="local", builder="docker", reused=False, created_by="me",
+            created_at=time.time(),
+        ),
+        tag="default",
+    )  # fmt: skip
+    now = time.time()
+    journal.put_schedule(
+        ScheduleRecord(
+            name="leap", flow="nightly", target={"kind": "deployment", "tag": None},
+            cron="0 0 29 2 *", timezone="UTC", args={"args": ["mon"], "kwargs": {}},
+            catchup="latest", next_tick=now - 1, created_at=now - 60, updated_at=now - 60,
+        )
+    )  # fmt: skip
+    script = write_script(tmp_path / "doomed.py", DOOMED_SCHEDULER)
+    doomed = subprocess.Popen([sys.executable, str(script), url, crash], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    try:
+        assert doomed.stdout is not None
+        assert doomed.stdout.readline().strip() in ("claimed", "invoked")
+    finally:
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+    [left] = journal.schedule_runs("leap")
+    assert (left.status, left.by) == ("starting", "doomed")
+    key = f"schedule:leap:{_schedules._iso(left.tick)}"
+    before = journal.list_executions(idempotency_key=key)
+    assert len(before) == (0 if crash == "before-invoking" else 1)
+
+    # Not yet stalled: a live but slow scheduler is left alone.
+    assert _schedules.fire_due(journal, by="next", now=time.time()) == []
+    assert journal.schedule_runs("leap")[0].status == "starting"
+    later = time.time() + _schedules.STALLED + 1
+    _schedules.fire_due(journal, by="next", now=later)
+    [done] = journal.schedule_runs("leap")
+    executions = journal.list_executions(idempotency_key=key)
+    assert len(executions) == 1  # the tick started once, whichever way its scheduler died
+    assert done.status in ("started", "failed") and done.by == "next"
+    if before:
+        assert (done.status, done.exec_id) == ("started", before[0].exec_id)
+    # Nothing is left to recover: a later pass starts nothing more.
+    assert _schedules.fire_due(journal, by="third", now=later + 2 * _schedules.STALLED) == []
+    assert len(journal.list_executions(flow="nightly")) == 1

@@ -183,7 +183,9 @@ def show(
     for key in ("orchestrator", "artifact_store", "journal", "registry", "builder"):
         if view[key] is not None:
             print(f"{key.replace('_', ' '):<14} {view[key]}")
-    infra = {k: view["settings"].pop(k) for k in _INFRA_KEYS if k in view["settings"]}
+    from kitaru.stacks._provision_checks import INFRA_KEYS
+
+    infra = {k: view["settings"].pop(k) for k in INFRA_KEYS if k in view["settings"]}
     if view["settings"]:
         print()
         rows = []
@@ -203,9 +205,6 @@ def show(
         }
         if facts:
             table(["output", "value"], [[k, _text(v)] for k, v in facts.items()])
-
-
-_INFRA_KEYS = ("infra_inputs", "infra_backend", "infra_outputs")
 
 
 def _text(value: Any) -> str:

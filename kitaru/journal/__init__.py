@@ -27,6 +27,7 @@ from kitaru.journal._records import (
     WaitRecord,
     WorkerRecord,
 )
+from kitaru.journal._snapshot import ExecutionSnapshot
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -35,6 +36,7 @@ __all__ = [
     "DeploymentRecord",
     "EventRecord",
     "ExecutionRecord",
+    "ExecutionSnapshot",
     "Journal",
     "LogRecord",
     "QueueRecord",

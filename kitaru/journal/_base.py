@@ -27,6 +27,7 @@ from kitaru.journal._records import (
     WorkerRecord,
 )
 from kitaru.journal._schedules import ScheduleRecord, ScheduleRun
+from kitaru.journal._snapshot import ExecutionSnapshot
 
 
 class Journal(Protocol):
@@ -40,6 +41,10 @@ class Journal(Protocol):
         the key (kitaru/_idempotency.py)."""
 
     def get_execution(self, exec_id: str) -> ExecutionRecord | None: ...
+
+    def execution_snapshot(self, exec_id: str) -> ExecutionSnapshot | None:
+        """The execution with its calls, waits, logs (if it failed) and result record,
+        read at one moment (kitaru/journal/_snapshot.py)."""
 
     def list_executions(
         self,
@@ -297,6 +302,14 @@ class Journal(Protocol):
     def end_schedule_run(
         self, name: str, tick: float, *, status: str, exec_id: str | None, error: str | None
     ) -> None: ...
+
+    def stalled_schedule_runs(self, before: float) -> list[ScheduleRun]:
+        """Ticks still `starting` that were (last) taken before `before`, oldest first."""
+
+    def retake_schedule_run(
+        self, name: str, tick: float, *, taken_at: float, now: float, by: str
+    ) -> bool:
+        """Compare-and-set on a `starting` tick's taking time; True for the one winner."""
 
     def schedule_runs(self, name: str, *, limit: int = 100) -> list[ScheduleRun]:
         """Newest first."""

@@ -27,6 +27,7 @@ from kitaru.journal._http_deployments import DeploymentRequests
 from kitaru.journal._http_queues import QueueRequests
 from kitaru.journal._http_requests import MAX_PAGE, _p, _sent_once
 from kitaru.journal._records import ArtifactRecord, ExecutionRecord
+from kitaru.journal._snapshot import ExecutionSnapshot
 
 # How long the execution a `finish` answered with stands for a read of it.
 FINISHED_FRESH_SECONDS = 5.0
@@ -51,6 +52,21 @@ class HttpJournal(CallRequests, QueueRequests, DeploymentRequests):
         if finished is not None and time.monotonic() - finished[0] < FINISHED_FRESH_SECONDS:
             return finished[1]
         return maybe(ExecutionRecord, self._get(f"/records/executions/{_p(exec_id)}"))
+
+    def execution_snapshot(self, exec_id: str) -> ExecutionSnapshot | None:
+        # Separate requests, the record first: the calls read after it may be newer
+        # than its status (a running execution with its last call), never older (a
+        # completed one missing calls).
+        record = self.get_execution(exec_id)
+        if record is None:
+            return None
+        return ExecutionSnapshot(
+            execution=record,
+            calls=self.calls(exec_id),
+            waits=self.waits(exec_id),
+            logs=self.logs(exec_id) if record.status == "failed" else [],
+            result=self.get_artifact(record.result_artifact) if record.result_artifact else None,
+        )
 
     def list_executions(
         self,

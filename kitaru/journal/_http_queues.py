@@ -105,6 +105,14 @@ class QueueRequests(HttpBase):
     ) -> None:
         raise KitaruUsageError("schedules are fired by the server, not through it")
 
+    def stalled_schedule_runs(self, before: float) -> list[ScheduleRun]:
+        return []
+
+    def retake_schedule_run(
+        self, name: str, tick: float, *, taken_at: float, now: float, by: str
+    ) -> bool:
+        raise KitaruUsageError("schedules are fired by the server, not through it")
+
     def schedule_runs(self, name: str, *, limit: int = 100) -> list[ScheduleRun]:
         rows = self._get(f"/schedules/{_p(name)}/history", {"limit": min(limit, MAX_PAGE)})
         return many(ScheduleRun, rows)

@@ -388,6 +388,15 @@ CREATE INDEX calls_out_uri ON calls (out_uri) WHERE out_uri IS NOT NULL;
 CREATE INDEX artifacts_uri ON artifacts (uri) WHERE uri IS NOT NULL;
 """,
     ),
+    (
+        13,
+        # A deployment's tick is `starting` from its claim until its invocation says how
+        # it went; every scheduler pass looks for ticks left `starting` by a scheduler
+        # that died (kitaru/_schedules.py), without reading the whole history.
+        """
+CREATE INDEX schedule_runs_starting ON schedule_runs (created_at) WHERE status = 'starting';
+""",
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

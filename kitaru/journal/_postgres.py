@@ -143,6 +143,13 @@ class PostgresJournal(SqlJournal):
                 self._conn.execute("SELECT pg_advisory_xact_lock(727274)")
             yield self._conn
 
+    @contextmanager
+    def _read_tx(self) -> Iterator[Any]:
+        """One read snapshot: every statement sees the database as the first one did."""
+        with self._lock, self._conn.transaction():
+            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield self._conn
+
     def _x(self, sql: str, params: Sequence[Any] = ()) -> Any:
         with self._lock:
             return self._conn.execute(self._sql(sql), params)

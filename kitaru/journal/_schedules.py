@@ -46,8 +46,10 @@ class ScheduleRecord:
 class ScheduleRun:
     schedule: str
     tick: float
-    status: str  # started | failed | skipped
-    created_at: float
+    # starting (a deployment's tick, claimed, its invocation under way) | started |
+    # failed | skipped
+    status: str
+    created_at: float  # when it was claimed (or, for a `starting` tick, last taken over)
     exec_id: str | None = None
     error: str | None = None
     by: str | None = None  # the scheduler that fired it (server host:pid, worker name)
@@ -174,6 +176,28 @@ class ScheduleRows:
             "WHERE schedule = ? AND tick = ?",
             (status, exec_id, error, name, tick),
         )
+
+    def stalled_schedule_runs(self, before: float) -> list[ScheduleRun]:
+        """Ticks left `starting` since before `before`: claimed by a scheduler that has
+        not said how their invocation went (it died, or is slow)."""
+        rows = self._x(
+            f"SELECT {RUN_COLS} FROM schedule_runs WHERE status = 'starting' AND created_at < ? "
+            "ORDER BY created_at LIMIT 100",
+            (before,),
+        ).fetchall()
+        return [ScheduleRun(r[0], r[1], r[2], r[6], r[3], r[4], r[5]) for r in rows]
+
+    def retake_schedule_run(
+        self, name: str, tick: float, *, taken_at: float, now: float, by: str
+    ) -> bool:
+        """Take over a `starting` tick last taken at `taken_at` (compare-and-set): of
+        schedulers that found it stalled, one gets True."""
+        cur = self._x(
+            "UPDATE schedule_runs SET created_at = ?, by = ? "
+            "WHERE schedule = ? AND tick = ? AND status = 'starting' AND created_at = ?",
+            (now, by, name, tick, taken_at),
+        )
+        return bool(cur.rowcount == 1)
 
     def schedule_runs(self, name: str, *, limit: int = 100) -> list[ScheduleRun]:
         """Newest first, each with its execution's status now."""

@@ -27,6 +27,7 @@ from kitaru.journal._queues import QueueRows
 from kitaru.journal._retention import RetentionRows
 from kitaru.journal._retry import retried
 from kitaru.journal._schedules import ScheduleRows
+from kitaru.journal._snapshot import SnapshotReads
 from kitaru.journal._stacks import StackRows
 from kitaru.journal._stats import StatsRows
 from kitaru.journal._tokens import TokenRows
@@ -46,6 +47,7 @@ class SqlJournal(
     CacheRows,
     ScheduleRows,
     RetentionRows,
+    SnapshotReads,
 ):
     """Everything but the connection; see `SqliteJournal` and `PostgresJournal`."""
 

@@ -140,6 +140,27 @@ class SqliteJournal(SqlJournal):
                 _rollback(conn)
                 self._failed(exc)
 
+    @contextmanager
+    def _read_tx(self) -> Iterator[Any]:
+        """One read snapshot (a deferred transaction: its first read fixes it; in WAL mode
+        writers go on meanwhile)."""
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute("BEGIN")
+            except sqlite3.DatabaseError as exc:
+                self._failed(exc)
+            try:
+                yield conn
+            except BaseException:
+                _rollback(conn)
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                _rollback(conn)
+                self._failed(exc)
+
     def _x(self, sql: str, params: Sequence[Any] = ()) -> Any:
         # The rows are read before the lock is released: a statement still stepping
         # holds a read snapshot on the shared connection, and another thread's write
