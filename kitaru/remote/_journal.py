@@ -249,7 +249,12 @@ class HttpJournal:
             "worker": worker,
             "lease_seconds": min(max(lease_until - now, 1.0), MAX_LEASE_SECONDS),
         }
-        return maybe(ExecutionRecord, self._post("/runner/claim", body)["execution"])
+        # Claims are idempotent on the server (one owner token per claim): a claim
+        # whose answer was lost, sent again, answers with the execution it took.
+        return _sent_once(
+            lambda: maybe(ExecutionRecord, self._post("/runner/claim", body)["execution"]),
+            lambda: None,
+        )
 
     def queue_counts(self, now: float) -> dict[str, dict[str, object]]:
         counts: dict[str, dict[str, object]] = self._get("/records/queue-counts")
@@ -328,7 +333,15 @@ class HttpJournal:
         body: dict[str, Any] = {"source": source, "before_seq": before_seq}
         if overridden:
             body["overridden"] = sorted(overridden)
-        return int(self._post(f"/executions/{_p(target)}/copy-calls", body)["copied"])
+
+        def landed() -> int | None:  # a lost answer sent again: the copies are there
+            copied = [c for c in self.calls(target) if c.seq < before_seq and c.reused_from]
+            return len(copied) or None
+
+        return _sent_once(
+            lambda: int(self._post(f"/executions/{_p(target)}/copy-calls", body)["copied"]),
+            landed,
+        )
 
     # artifacts
     def put_artifact(self, artifact: ArtifactRecord) -> None:
@@ -391,7 +404,15 @@ class HttpJournal:
 
     def copy_waits(self, source: str, target: str, *, before_seq: int) -> int:
         body = {"source": source, "before_seq": before_seq}
-        return int(self._post(f"/executions/{_p(target)}/copy-waits", body)["copied"])
+
+        def landed() -> int | None:
+            copied = [w for w in self.waits(target) if w.seq < before_seq]
+            return len(copied) or None
+
+        return _sent_once(
+            lambda: int(self._post(f"/executions/{_p(target)}/copy-waits", body)["copied"]),
+            landed,
+        )
 
     # logs
     def append_logs(self, logs: Sequence[LogRecord]) -> None:
