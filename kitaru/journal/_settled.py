@@ -125,7 +125,11 @@ def append_logs(j: SqlJournal, logs: Sequence[LogRecord]) -> Any:
     return None if row is not None else UNSETTLED
 
 
-def append_events(j: SqlJournal, exec_id: str, events: Sequence[EventRecord], *, owner: str) -> Any:
+def append_events(
+    j: SqlJournal, exec_id: str, events: Sequence[EventRecord], *, owner: str, again: bool = False
+) -> Any:
+    if again:
+        return UNSETTLED  # sent again, the write itself leaves out what is stored
     if not events:
         return True
     e = events[0]

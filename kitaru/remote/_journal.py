@@ -436,7 +436,11 @@ class HttpJournal:
         return many(LogRecord, self._get(f"/records/executions/{_p(exec_id)}/logs"))
 
     # the live feed
-    def append_events(self, exec_id: str, events: Sequence[EventRecord], *, owner: str) -> bool:
+    def append_events(
+        self, exec_id: str, events: Sequence[EventRecord], *, owner: str, again: bool = False
+    ) -> bool:
+        # `again` is the server's own rule: a request may reach it twice (a connection
+        # cut after it was read is sent again), so every batch leaves out what is stored.
         body = {"owner": owner, "events": to_wire(list(events))}
         return bool(self._runner(exec_id, "events", body)["appended"])
 
