@@ -202,7 +202,7 @@ class Journal(Protocol):
         """Append entries to the execution's feed in one transaction, numbered after its
         last (the records' own `seq` is ignored); False, storing nothing, unless `owner`
         holds the execution's lease. `again`: some entries may have been stored by an
-        earlier send whose answer was lost; those (same run, time, kind, name and call)
+        earlier send whose answer was lost; those (equal in every field but the number)
         are left out."""
 
     def events(self, exec_id: str, *, after: int = 0, limit: int = 1000) -> list[EventRecord]:

@@ -90,17 +90,23 @@ class EventRows:
     ) -> list[EventRecord]:
         """The entries of a batch sent again that its lost first send did not store. One
         writer appends at a time, so what a lost send stored is among the last entries:
-        a short read of the feed's tail by number."""
+        a short read of the feed's tail by number. An entry is told by all it holds (two
+        pieces of one long output share their time, kind, name and call)."""
         stored = {
             tuple(row)
             for row in conn.execute(
                 self._sql(
-                    "SELECT run, ts, kind, name, call_key FROM events WHERE exec_id = ? AND seq > ?"
+                    "SELECT run, ts, kind, name, call_key, data FROM events "
+                    "WHERE exec_id = ? AND seq > ?"
                 ),
                 (exec_id, last - 2 * len(events)),
             ).fetchall()
         }
-        return [e for e in events if (e.run, e.ts, e.kind, e.name, e.call_key) not in stored]
+        return [
+            e
+            for e in events
+            if (e.run, e.ts, e.kind, e.name, e.call_key, _dump(e.data)) not in stored
+        ]
 
     def _copy_events(self, conn: Any, source: str, target: str, keys: set[str]) -> None:
         """Replay: the events (`kitaru.emit`) that the source's calls under `keys` emitted,

@@ -86,3 +86,10 @@ def test_entries_sent_again_after_a_lost_answer_are_stored_once(journal: Journal
     # Sent again with nothing new: nothing is added.
     assert journal.append_events(e.exec_id, later, owner="me", again=True)
     assert len(journal.events(e.exec_id)) == 5
+    # Two pieces of one long print share their time, stream and call: the second, not
+    # stored before, is not taken for the first.
+    piece = entry(e.exec_id, "stdout", {"text": "a" * 10}, kind="output")
+    assert journal.append_events(e.exec_id, [piece], owner="me")
+    rest = EventRecord(e.exec_id, 0, 1, piece.ts, "output", "stdout", None, {"text": "b"})
+    assert journal.append_events(e.exec_id, [piece, rest], owner="me", again=True)
+    assert [x.data for x in journal.events(e.exec_id, after=5)] == [piece.data, rest.data]
