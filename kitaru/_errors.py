@@ -145,6 +145,12 @@ class ExecutionLost(BaseException):
         self.reason = reason
 
 
+class ExecutionTakenOver(ExecutionLost):
+    """Unwinds a flow whose execution another process took over (its lease lapsed while
+    this one could not renew it): this process stops where it is, recording nothing
+    more, and the flow's own retries do not run it again."""
+
+
 class ExecutionReleased(ExecutionCancelled):
     """Unwinds a flow whose worker is stopping, at a checkpoint boundary: the execution
     goes back to its queue (not cancelled) for another worker to continue."""

@@ -113,6 +113,10 @@ class Feed:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._left_out = 0
+        # Entries at the front of the pending list that a write which failed may have
+        # stored (its answer lost): the next flush sends with `again`, and output is
+        # not added to them.
+        self._unsure = 0
         self.lost = False  # the lease was taken over: this run writes nothing more
 
     def add(self, kind: str, name: str, call_key: str | None = None, data: Any = None) -> None:
@@ -166,7 +170,7 @@ class Feed:
             if len(self._pending) >= PENDING_MAX:
                 self._left_out += len(text)
                 return
-            last = self._pending[-1] if self._pending else None
+            last = self._pending[-1] if len(self._pending) > self._unsure else None
             if (
                 isinstance(last, EventRecord)
                 and last.kind == "output"
@@ -216,13 +220,17 @@ class Feed:
             with self._lock:
                 batch = self._entries(self._pending)
                 self._pending = []
+                unsure, self._unsure = self._unsure, 0
             while batch and not self.lost:
                 part = batch[:BATCH_MAX]
                 try:
-                    stored = self.journal.append_events(self.exec_id, part, owner=self.owner)
+                    stored = self.journal.append_events(
+                        self.exec_id, part, owner=self.owner, again=unsure > 0
+                    )
                 except BaseException:
                     with self._lock:
                         self._pending[:0] = batch
+                        self._unsure = len(batch)
                     raise
                 self.lost = not stored
                 batch = batch[BATCH_MAX:]

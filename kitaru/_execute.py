@@ -17,8 +17,10 @@ from kitaru._errors import (
     ExecutionLost,
     ExecutionReleased,
     ExecutionSuspended,
+    ExecutionTakenOver,
     JournalUnavailableError,
     KitaruError,
+    LeaseError,
     SerializationError,
 )
 from kitaru._ids import new_id
@@ -221,6 +223,12 @@ def drive(
     if status == "lost":
         _speak.plain_when_uncaught(JournalUnavailableError)
         raise JournalUnavailableError(lost_message(record.exec_id, error or ""))
+    if status == "taken":
+        _speak.plain_when_uncaught(LeaseError)
+        raise LeaseError(
+            f"execution {record.exec_id} stopped: {error}; the other process runs it on "
+            f"(see it with: kitaru executions get {record.exec_id})"
+        )
     if status == "released":
         # A stopping worker hands it back to its queue at a checkpoint boundary; a cancel
         # requested meanwhile wins (the move to queued refuses a cancelled execution).
@@ -281,6 +289,8 @@ def _run_once(
             status = "waiting"
         except ExecutionReleased:
             status = "released"
+        except ExecutionTakenOver as exc:
+            status, error = "taken", exc.reason
         except ExecutionLost as exc:
             status, error = "lost", exc.reason
         except JournalUnavailableError as exc:
@@ -316,16 +326,17 @@ def _run_once(
         _logs.uninstall()
         restore_signal()
         heartbeat.stop()
-        if status == "lost":
-            # The journal is away: nothing more is written (the status stays running
-            # with this process as owner, so it reads as crashed once it exits).
+        if status in ("lost", "taken"):
+            # The journal is away (the status stays running with this process as owner,
+            # so it reads as crashed once it exits), or another process runs the
+            # execution now: nothing more is written.
             ctx.feed.abandon()
         else:
             journal.append_logs(ctx.flow_buffer.take())
             # Before the status changes: whoever sees the execution ended has every entry.
             ctx.feed.close(status, error)
         if ctx.trace is not None:
-            ctx.trace.end("crashed" if status == "lost" else status, error)
+            ctx.trace.end("crashed" if status in ("lost", "taken") else status, error)
         if error is not None and status == "failed" and sys.exc_info()[0] is not None:
             # Interrupted (Ctrl-C): record the failure before the interrupt propagates.
             journal.finish(

@@ -25,6 +25,7 @@ from kitaru._errors import (
     ExecutionCancelled,
     ExecutionLost,
     ExecutionReleased,
+    ExecutionTakenOver,
     JournalUnavailableError,
     KitaruUsageError,
     LeaseError,
@@ -304,9 +305,10 @@ class ExecutionContext:
                 self.exec_id, f"{exc}, so its lease lapsed and this process stopped"
             ) from None
         if not held:
-            raise LeaseError(
-                f"execution {self.exec_id} was taken over by another process while this "
-                "one could not renew its lease; this process stops here"
+            raise ExecutionTakenOver(
+                self.exec_id,
+                "another process took it over while this one could not renew "
+                "its lease, so this process ran no further checkpoint",
             )
 
     def check_cancel(self) -> None:
@@ -428,9 +430,10 @@ class ExecutionContext:
                 self.exec_id, f"{exc} while committing checkpoint {call.key!r}"
             ) from None
         if not held:
-            raise LeaseError(
-                f"execution {self.exec_id} was taken over by another process while this one "
-                f"ran checkpoint {call.key!r}; this process stops here"
+            raise ExecutionTakenOver(
+                self.exec_id,
+                f"another process took it over while this one ran checkpoint "
+                f"{call.key!r}, whose output was not recorded",
             )
         self.feed.call_ended(call)
         # (`completed` and `key_at` hold what earlier runs committed: a key and a position

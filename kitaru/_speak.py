@@ -168,10 +168,15 @@ def interrupted(exec_id: str, error: str) -> None:
     )
 
 
+_PLAIN: list[type[BaseException]] = []
+
+
 def plain_when_uncaught(kind: type[BaseException]) -> None:
     """An uncaught `kind` ends the program with its one line on stderr, not a traceback:
-    for an outage of the journal, the frames say nothing the line does not
-    (`KITARU_DEBUG=1` keeps them). Other exceptions go to the hook that was there."""
+    for an outage of the journal, or a takeover, the frames say nothing the line does
+    not (`KITARU_DEBUG=1` keeps them). Other exceptions go to the hook that was there."""
+    if kind not in _PLAIN:
+        _PLAIN.append(kind)
     previous = sys.excepthook
     if getattr(previous, "kitaru_plain", False):
         return
@@ -179,7 +184,7 @@ def plain_when_uncaught(kind: type[BaseException]) -> None:
     def hook(kind_: type[BaseException], exc: BaseException, tb: Any) -> None:
         from kitaru._errors import debugging
 
-        if issubclass(kind_, kind) and not debugging():
+        if issubclass(kind_, tuple(_PLAIN)) and not debugging():
             say(str(exc), trouble=True)
             return
         previous(kind_, exc, tb)

@@ -1,9 +1,9 @@
 """The journal's bad minutes, replayed for real: a proxy in front of PostgreSQL that
 resets connections at random (commits whose answer never comes back included), a real
 `pg_ctl restart -m fast` mid-run, an outage longer than the retry window, and one longer
-than the lease while another host takes over. Flows are real processes; every body
-writes a line to a side file opened with O_APPEND, so "ran once" is counted, not
-assumed."""
+than the lease while another host takes over (the first host between two checkpoints, or
+inside a body). Flows are real processes; every body writes a line to a side file opened
+with O_APPEND, so "ran once" is counted, not assumed."""
 
 from __future__ import annotations
 
@@ -32,19 +32,34 @@ from kitaru import checkpoint, flow
 SIDE = os.environ["SIDE"]
 TAG = os.environ["RUN_TAG"]
 PAUSE = float(os.environ.get("PAUSE", "0"))
+# HOLD: a file; at step HOLD_AT, in the flow's code before the call (HOLD_IN=flow) or
+# inside the body (HOLD_IN=body), say so in HOLD.held, then wait until HOLD exists.
+HOLD = os.environ.get("HOLD")
+HOLD_AT = int(os.environ.get("HOLD_AT", "-1"))
+
+def hold(i: int, where: str) -> None:
+    if HOLD and i == HOLD_AT and os.environ.get("HOLD_IN") == where:
+        open(HOLD + ".held", "w").close()
+        while not os.path.exists(HOLD):
+            time.sleep(0.01)
 
 @checkpoint
 def step(i: int) -> int:
     fd = os.open(SIDE, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     os.write(fd, f"{TAG} {os.getpid()} {i}\\n".encode())
     os.close(fd)
+    hold(i, "body")
     if PAUSE:
         time.sleep(PAUSE)
     return i * i
 
-@flow
+@flow(retries=int(os.environ.get("FLOW_RETRIES", "0")))
 def many(n: int) -> int:
-    return sum(step(i) for i in range(n))
+    total = 0
+    for i in range(n):
+        hold(i, "flow")
+        total += step(i)
+    return total
 
 if __name__ == "__main__":
     handle = many.run(int(sys.argv[1]))
@@ -197,23 +212,30 @@ def test_outage_past_the_retry_window_stops_with_one_line(
     _check_journal(own_pg.url, exec_id, n)
 
 
-def test_lease_lapse_during_outage_never_makes_two_runners(
-    tmp_path: Path, own_pg: OwnPostgres
+@pytest.mark.parametrize("held_in", ["flow", "body"])
+def test_a_lease_lapsed_while_away_runs_no_body_and_commits_nothing_after_a_takeover(
+    held_in: str, tmp_path: Path, own_pg: OwnPostgres
 ) -> None:
-    """Host A loses the journal for longer than its lease; host B resumes it; when the
-    journal comes back A runs no further body and commits nothing."""
+    """Host A is in its flow's own code between two checkpoints (`flow`), or inside a
+    body (`body`), when its journal goes away for longer than its lease. Host B resumes
+    the execution and completes it. When the journal comes back, A goes on: it runs no
+    further body (the lease is renewed before a body runs, and found taken over) and
+    commits nothing (the commit checks the owner), and stops with one line."""
     from kitaru._lease import effective_status
     from kitaru.journal import open_journal
 
     script = write_script(tmp_path / "flow.py", FLOW)
-    side = tmp_path / "side.txt"
-    n = 120
+    side, go = tmp_path / "side.txt", tmp_path / "go"
+    n, at = 30, 10
     lease = {"KITARU_LEASE_SECONDS": "2"}
     with ChaosProxy(own_pg.port) as proxy:
         url = f"postgresql://postgres@127.0.0.1:{proxy.port}/kitaru"
-        a = _start(script, n, url=url, side=side, tag="A", PAUSE="0.02", KITARU_HOST="host-a",
-                   **lease)  # fmt: skip
-        _wait_for_lines(side, 20, a)
+        # (The flow's own retries must not run it again on A either.)
+        a = _start(script, n, url=url, side=side, tag="A", KITARU_HOST="host-a", HOLD=str(go),
+                   HOLD_AT=str(at), HOLD_IN=held_in, FLOW_RETRIES="2", **lease)  # fmt: skip
+        while not (tmp_path / "go.held").exists():
+            assert a.poll() is None, a.communicate()
+            time.sleep(0.02)
         proxy.down()
         journal = open_journal(own_pg.url)
         exec_id = journal.list_executions(flow="many", limit=1)[0].exec_id
@@ -232,13 +254,19 @@ def test_lease_lapse_during_outage_never_makes_two_runners(
         )  # fmt: skip
         assert b.returncode == 0, b
         proxy.up()
-        a.communicate(timeout=120)
+        go.touch()
+        out, err = a.communicate(timeout=120)
     lines = _lines(side)
     first_b = next(k for k, (tag, _pid, _i) in enumerate(lines) if tag == "B")
     assert all(tag == "B" for tag, _pid, _i in lines[first_b:]), "A ran a body after B took over"
     _check_journal(own_pg.url, exec_id, n)
     record = journal.get_execution(exec_id)
     assert record is not None and record.status == "completed"
+    # A stopped with one line that says so, and where the execution went on.
+    assert a.returncode != 0 and not out
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"kitaru: execution {exec_id} stopped: another process took it over")
+    assert f"kitaru executions get {exec_id}" in line
 
 
 def test_flows_through_a_server_ride_out_random_resets(tmp_path: Path, own_pg: OwnPostgres) -> None:
@@ -281,7 +309,16 @@ def test_flows_through_a_server_ride_out_random_resets(tmp_path: Path, own_pg: O
     assert proxy.resets >= 5, "the proxy did not get in the way enough to prove anything"
     ran = Counter((tag, i) for tag, _pid, i in _lines(side))
     assert len(ran) == 2 * n and set(ran.values()) == {1}
+    from kitaru.journal import open_journal
+
+    journal = open_journal(own_pg.url)
     for out, _err in outs:
         result = json.loads(out.strip().splitlines()[-1])
         assert result["status"] == "completed"
         _check_journal(own_pg.url, result["exec_id"], n)
+        # The live feed (what `kitaru executions watch` and the SSE stream read, by
+        # number) holds each entry once, whatever batch answers were lost on the way.
+        feed = journal.events(result["exec_id"], limit=100_000)
+        seen = Counter((e.run, e.ts, e.kind, e.name, e.call_key) for e in feed)
+        assert [entry for entry, times in seen.items() if times > 1] == []
+        assert feed[-1].kind == "run_ended"

@@ -201,10 +201,14 @@ class Journal(Protocol):
     def logs(self, exec_id: str) -> list[LogRecord]: ...
 
     # the live feed (kitaru/_events.py)
-    def append_events(self, exec_id: str, events: Sequence[EventRecord], *, owner: str) -> bool:
+    def append_events(
+        self, exec_id: str, events: Sequence[EventRecord], *, owner: str, again: bool = False
+    ) -> bool:
         """Append entries to the execution's feed in one transaction, numbered after its
         last (the records' own `seq` is ignored); False, storing nothing, unless `owner`
-        holds the execution's lease."""
+        holds the execution's lease. `again`: some entries may have been stored by an
+        earlier send whose answer was lost; those (equal in every field but the number)
+        are left out."""
 
     def events(self, exec_id: str, *, after: int = 0, limit: int = 1000) -> list[EventRecord]:
         """Entries numbered after `after`, in order, at most `limit`."""

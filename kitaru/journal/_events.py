@@ -55,7 +55,9 @@ class EventRows:
     def _sql(self, sql: str) -> str:
         raise NotImplementedError
 
-    def append_events(self, exec_id: str, events: Sequence[EventRecord], *, owner: str) -> bool:
+    def append_events(
+        self, exec_id: str, events: Sequence[EventRecord], *, owner: str, again: bool = False
+    ) -> bool:
         if not events:
             return True
         with self._tx() as conn:
@@ -67,16 +69,44 @@ class EventRows:
             ).fetchone()
             if held is None:
                 return False
-            last = conn.execute(
-                self._sql("SELECT MAX(seq) FROM events WHERE exec_id = ?"), (exec_id,)
-            ).fetchone()[0]
-            first = int(last or 0) + 1
+            last = int(
+                conn.execute(
+                    self._sql("SELECT MAX(seq) FROM events WHERE exec_id = ?"), (exec_id,)
+                ).fetchone()[0]
+                or 0
+            )
+            if again:
+                events = self._not_stored(conn, exec_id, events, last)
+            first = last + 1
             rows = [
                 (exec_id, first + i, e.run, e.ts, e.kind, e.name, e.call_key, _dump(e.data))
                 for i, e in enumerate(events)
             ]
             self._many(conn, self._sql(_INSERT), rows)
         return True
+
+    def _not_stored(
+        self, conn: Any, exec_id: str, events: Sequence[EventRecord], last: int
+    ) -> list[EventRecord]:
+        """The entries of a batch sent again that its lost first send did not store. One
+        writer appends at a time, so what a lost send stored is among the last entries:
+        a short read of the feed's tail by number. An entry is told by all it holds (two
+        pieces of one long output share their time, kind, name and call)."""
+        stored = {
+            tuple(row)
+            for row in conn.execute(
+                self._sql(
+                    "SELECT run, ts, kind, name, call_key, data FROM events "
+                    "WHERE exec_id = ? AND seq > ?"
+                ),
+                (exec_id, last - 2 * len(events)),
+            ).fetchall()
+        }
+        return [
+            e
+            for e in events
+            if (e.run, e.ts, e.kind, e.name, e.call_key, _dump(e.data)) not in stored
+        ]
 
     def _copy_events(self, conn: Any, source: str, target: str, keys: set[str]) -> None:
         """Replay: the events (`kitaru.emit`) that the source's calls under `keys` emitted,

@@ -65,7 +65,15 @@ class CallRequests(HttpBase):
         body: dict[str, Any] = {"source": source, "before_seq": before_seq}
         if overridden:
             body["overridden"] = sorted(overridden)
-        return int(self._post(f"/executions/{_p(target)}/copy-calls", body)["copied"])
+
+        def landed() -> int | None:  # a lost answer sent again: the copies are there
+            copied = [c for c in self.calls(target) if c.seq < before_seq and c.reused_from]
+            return len(copied) or None
+
+        return _sent_once(
+            lambda: int(self._post(f"/executions/{_p(target)}/copy-calls", body)["copied"]),
+            landed,
+        )
 
     # artifacts
     def put_artifact(self, artifact: ArtifactRecord) -> None:
@@ -128,7 +136,15 @@ class CallRequests(HttpBase):
 
     def copy_waits(self, source: str, target: str, *, before_seq: int) -> int:
         body = {"source": source, "before_seq": before_seq}
-        return int(self._post(f"/executions/{_p(target)}/copy-waits", body)["copied"])
+
+        def landed() -> int | None:
+            copied = [w for w in self.waits(target) if w.seq < before_seq]
+            return len(copied) or None
+
+        return _sent_once(
+            lambda: int(self._post(f"/executions/{_p(target)}/copy-waits", body)["copied"]),
+            landed,
+        )
 
     # logs
     def append_logs(self, logs: Sequence[LogRecord]) -> None:
@@ -152,7 +168,11 @@ class CallRequests(HttpBase):
         return many(LogRecord, self._get(f"/records/executions/{_p(exec_id)}/logs"))
 
     # the live feed
-    def append_events(self, exec_id: str, events: Sequence[EventRecord], *, owner: str) -> bool:
+    def append_events(
+        self, exec_id: str, events: Sequence[EventRecord], *, owner: str, again: bool = False
+    ) -> bool:
+        # `again` is the server's own rule: a request may reach it twice (a connection
+        # cut after it was read is sent again), so every batch leaves out what is stored.
         body = {"owner": owner, "events": to_wire(list(events))}
         return bool(self._runner(exec_id, "events", body)["appended"])
 

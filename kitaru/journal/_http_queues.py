@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from kitaru._codec import many, maybe, to_wire
 from kitaru._errors import KitaruUsageError
-from kitaru.journal._http_requests import MAX_LEASE_SECONDS, MAX_PAGE, HttpBase, _p
+from kitaru.journal._http_requests import MAX_LEASE_SECONDS, MAX_PAGE, HttpBase, _p, _sent_once
 from kitaru.journal._records import ArtifactRecord, ExecutionRecord, QueueRecord, WorkerRecord
 from kitaru.journal._schedules import ScheduleRecord, ScheduleRun
 
@@ -34,7 +34,12 @@ class QueueRequests(HttpBase):
             "worker": worker,
             "lease_seconds": min(max(lease_until - now, 1.0), MAX_LEASE_SECONDS),
         }
-        return maybe(ExecutionRecord, self._post("/runner/claim", body)["execution"])
+        # Claims are idempotent on the server (one owner token per claim): a claim
+        # whose answer was lost, sent again, answers with the execution it took.
+        return _sent_once(
+            lambda: maybe(ExecutionRecord, self._post("/runner/claim", body)["execution"]),
+            lambda: None,
+        )
 
     def queue_counts(self, now: float) -> dict[str, dict[str, object]]:
         counts: dict[str, dict[str, object]] = self._get("/records/queue-counts")

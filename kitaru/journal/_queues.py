@@ -83,6 +83,16 @@ class QueueRows:
         worker's code is the snapshot of."""
         if not flows:
             return None
+        # Idempotent as written: a worker makes one owner token per claim, so an
+        # execution already running under it is this claim's, made again because its
+        # answer was lost (a cut connection, a server's reply that never came).
+        mine = self._x(
+            "SELECT exec_id FROM executions WHERE owner = ? AND worker = ? "
+            f"AND status = 'running' AND {_IN_QUEUE}",
+            (owner, worker, queue),
+        ).fetchone()
+        if mine is not None:
+            return self.get_execution(mine[0])
         marks = ", ".join("?" for _ in flows)
         with self._tx(immediate=self.QUEUE_LOCK is None) as conn:
             if self.QUEUE_LOCK is not None:

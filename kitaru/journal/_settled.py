@@ -78,6 +78,24 @@ def create_execution(j: SqlJournal, execution: Any, inputs: Any) -> Any:
     return execution.exec_id if j.get_execution(execution.exec_id) is not None else UNSETTLED
 
 
+def copy_calls(j: SqlJournal, source: str, target: str, *, before_seq: int, **_: Any) -> Any:
+    # A replay's calls are copied in one transaction, before the replay runs anything: a
+    # copied row in the target means the copy landed.
+    row = j._x(
+        "SELECT COUNT(*) FROM calls WHERE exec_id = ? AND seq < ? AND reused_from IS NOT NULL",
+        (target, before_seq),
+    ).fetchone()
+    return int(row[0]) if row[0] else UNSETTLED
+
+
+def copy_waits(j: SqlJournal, source: str, target: str, *, before_seq: int) -> Any:
+    row = j._x(
+        "SELECT COUNT(*) FROM waits WHERE exec_id = ? AND seq < ? AND status = 'answered'",
+        (target, before_seq),
+    ).fetchone()
+    return int(row[0]) if row[0] else UNSETTLED
+
+
 def put_artifact(j: SqlJournal, artifact: ArtifactRecord) -> Any:
     return None if j.get_artifact(artifact.artifact_id) is not None else UNSETTLED
 
@@ -107,7 +125,11 @@ def append_logs(j: SqlJournal, logs: Sequence[LogRecord]) -> Any:
     return None if row is not None else UNSETTLED
 
 
-def append_events(j: SqlJournal, exec_id: str, events: Sequence[EventRecord], *, owner: str) -> Any:
+def append_events(
+    j: SqlJournal, exec_id: str, events: Sequence[EventRecord], *, owner: str, again: bool = False
+) -> Any:
+    if again:
+        return UNSETTLED  # sent again, the write itself leaves out what is stored
     if not events:
         return True
     e = events[0]
@@ -125,6 +147,8 @@ CHECKS: dict[str, Callable[..., Any]] = {
     "transition": transition,
     "cancel_idle": cancel_idle,
     "create_execution": create_execution,
+    "copy_calls": copy_calls,
+    "copy_waits": copy_waits,
     "put_artifact": put_artifact,
     "create_wait": create_wait,
     "answer_wait": answer_wait,

@@ -70,3 +70,26 @@ def test_fast_calls_are_read_with_their_details_and_only_from_their_own_executio
     assert first["status"] == "completed" and first["kind"] == "checkpoint"
     assert first["attempts"] == 1 and first["duration_s"] >= 0
     assert nothing.data == {"calls": []}
+
+
+def test_entries_sent_again_after_a_lost_answer_are_stored_once(journal: Journal) -> None:
+    """A batch is stored and its answer lost; the writer sends it again, with the entries
+    added since, marked `again`: each entry is in the feed once, in order."""
+    e = execution()
+    journal.create_execution(e, [])
+    first = [entry(e.exec_id, f"e{i}", {"i": i}) for i in range(3)]
+    assert journal.append_events(e.exec_id, first, owner="me")
+    later = [entry(e.exec_id, "e3", {"i": 3}), entry(e.exec_id, "e4", {"i": 4})]
+    assert journal.append_events(e.exec_id, first + later, owner="me", again=True)
+    stored = journal.events(e.exec_id)
+    assert [(x.seq, x.name) for x in stored] == [(i + 1, f"e{i}") for i in range(5)]
+    # Sent again with nothing new: nothing is added.
+    assert journal.append_events(e.exec_id, later, owner="me", again=True)
+    assert len(journal.events(e.exec_id)) == 5
+    # Two pieces of one long print share their time, stream and call: the second, not
+    # stored before, is not taken for the first.
+    piece = entry(e.exec_id, "stdout", {"text": "a" * 10}, kind="output")
+    assert journal.append_events(e.exec_id, [piece], owner="me")
+    rest = EventRecord(e.exec_id, 0, 1, piece.ts, "output", "stdout", None, {"text": "b"})
+    assert journal.append_events(e.exec_id, [piece, rest], owner="me", again=True)
+    assert [x.data for x in journal.events(e.exec_id, after=5)] == [piece.data, rest.data]

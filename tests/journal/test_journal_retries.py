@@ -126,3 +126,91 @@ def test_the_retry_window_is_read_from_the_environment(monkeypatch: pytest.Monke
     monkeypatch.setenv("KITARU_JOURNAL_RETRY_SECONDS", "soon")
     with pytest.raises(InvalidConfigurationError, match="KITARU_JOURNAL_RETRY_SECONDS"):
         retry_seconds()
+
+
+@pytest.mark.services
+def test_a_claim_made_again_after_a_lost_answer_gets_the_same_execution(
+    pg_journal: SqlJournal,
+) -> None:
+    """A worker's claim commits and its answer is lost: the retry answers with the
+    execution the claim took, rather than claiming the next one and leaving the first
+    claimed by nobody."""
+    from tests.journal.test_queues_journal import owner, queued
+
+    first, second = queued("lost-claim"), queued("lost-claim")
+    first.updated_at -= 10  # the longer waiting: claimed first
+    for e in (first, second):
+        pg_journal.create_execution(e, [])
+    token, now = owner(), time.time()
+    claim = dict(queue="lost-claim", flows=["agent"], owner=token, worker="w1", now=now,
+                 lease_until=now + 30)  # fmt: skip
+    taken = pg_journal.claim(**claim)  # type: ignore[arg-type]
+    assert taken is not None and taken.exec_id == first.exec_id
+    _cut(pg_journal)
+    again = pg_journal.claim(**claim)  # type: ignore[arg-type]
+    assert again is not None and again.exec_id == first.exec_id and again.owner == token
+    left = pg_journal.get_execution(second.exec_id)
+    assert left is not None and (left.status, left.owner) == ("queued", None)
+
+
+@pytest.mark.services
+def test_a_replay_copy_made_again_after_a_lost_answer_is_recognised(
+    pg_journal: SqlJournal,
+) -> None:
+    """A replay copies its source's calls and answers; the copy commits and its answer is
+    lost: the retry answers with what was copied, instead of a conflict error."""
+    source = execution("f", owner="src")
+    pg_journal.create_execution(source, [])
+    for seq in (1, 2, 3):
+        out = artifact(source.exec_id, f"step#{seq}", seq=seq)
+        assert pg_journal.commit_call(
+            call(source.exec_id, f"step#{seq}", seq, out), out, [], owner="src"
+        )
+    replay = execution("f", owner="me", replayed_from=source.exec_id)
+    pg_journal.create_execution(replay, [])
+    assert pg_journal.copy_calls(source.exec_id, replay.exec_id, before_seq=3) == 2
+    _cut(pg_journal)
+    assert pg_journal.copy_calls(source.exec_id, replay.exec_id, before_seq=3) == 2
+    assert [c.key for c in pg_journal.calls(replay.exec_id)] == ["step#1", "step#2"]
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("journal_url", ["http"], indirect=True)
+def test_through_a_server_a_replay_copy_and_a_claim_sent_again_answer_as_the_first(
+    journal_url: str,
+) -> None:
+    """Each first send reached the server and its answer was lost (sent here by hand,
+    the answer dropped); the client's own send, as its retry makes it, answers what the
+    first would have: the copies made, the execution claimed. No conflict, no second
+    claim."""
+    from tests.journal.test_queues_journal import owner, queued
+
+    journal = open_journal(journal_url)
+    send = journal._post  # type: ignore[attr-defined]  # the server's journal client
+    source = execution("f", owner="src")
+    journal.create_execution(source, [])
+    for seq in (1, 2, 3):
+        out = artifact(source.exec_id, f"step#{seq}", seq=seq)
+        assert journal.commit_call(
+            call(source.exec_id, f"step#{seq}", seq, out), out, [], owner="src"
+        )
+    replay = execution("f", owner="me", replayed_from=source.exec_id)
+    journal.create_execution(replay, [])
+    copy = {"source": source.exec_id, "before_seq": 3}
+    send(f"/executions/{replay.exec_id}/copy-calls", copy)
+    assert journal.copy_calls(source.exec_id, replay.exec_id, before_seq=3) == 2
+    assert [c.key for c in journal.calls(replay.exec_id)] == ["step#1", "step#2"]
+
+    first, second = queued("lost-claim-http"), queued("lost-claim-http")
+    first.updated_at -= 10
+    for e in (first, second):
+        journal.create_execution(e, [])
+    token, now = owner(), time.time()
+    body = {"queue": "lost-claim-http", "flows": ["agent"], "owner": token, "worker": "w1",
+            "lease_seconds": 30}  # fmt: skip
+    send("/runner/claim", body)
+    again = journal.claim(queue="lost-claim-http", flows=["agent"], owner=token, worker="w1",
+                          now=now, lease_until=now + 30)  # fmt: skip
+    assert again is not None and again.exec_id == first.exec_id
+    left = journal.get_execution(second.exec_id)
+    assert left is not None and (left.status, left.owner) == ("queued", None)

@@ -222,7 +222,9 @@ async def append_events(exec_id: str, request: Request) -> JSONResponse:
             )
     journal = _state(request).journal
     appended = await run_in_threadpool(
-        lambda: journal.append_events(exec_id, events, owner=body.owner)
+        # A batch may arrive twice (its answer lost, the client sent it again): what the
+        # first copy stored is left out, so the feed shows each entry once.
+        lambda: journal.append_events(exec_id, events, owner=body.owner, again=True)
     )
     return JSONResponse({"appended": appended})
 
