@@ -12,8 +12,8 @@ before the execution's status changes. The journal numbers the entries
 (kitaru/journal/_events.py).
 
 Entries are written by one daemon thread per run, every FLUSH_SECONDS, in batches, so a
-checkpoint call pays a dict entry and a tuple for them, not a journal write nor JSON
-(the per-checkpoint overhead `make bench` measures). Two points are written at once
+checkpoint call pays a dict entry as it starts and a deque append (no lock) as it ends,
+not a journal write nor JSON (the per-checkpoint overhead `make bench` measures). Two points are written at once
 instead: a checkpoint call that emitted events writes them before the call is
 committed, so the events of a completed call are in the journal before it counts as done
 and a resume (which reads the call back and does not run it) never emits them again; and
@@ -31,6 +31,7 @@ import dataclasses
 import json
 import threading
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from kitaru._errors import KitaruUsageError
@@ -104,11 +105,14 @@ class Feed:
         self.exec_id = exec_id
         self.run = run
         self.owner = owner
-        # Entries, and the ends of calls as plain tuples (`call_ended`), in order.
-        self._pending: list[EventRecord | tuple[Any, ...]] = []
-        self._running: dict[str, tuple[float, str, str]] = {}  # key: (started, name, kind)
+        # Entries, and the committed calls themselves (`call_ended`), in order. A call
+        # appends without the lock (a deque's append is atomic); the writer takes from
+        # the left, so nothing appended while it writes is lost.
+        self.pending: deque[EventRecord | CallRecord] = deque()
+        # Calls running now, key: (started, name, kind); set and popped on the call's path.
+        self.running: dict[str, tuple[float, str, str]] = {}
         self._announced: set[str] = set()  # running calls that have a call_started entry
-        self._lock = threading.Lock()  # the pending list and the announced set
+        self._lock = threading.Lock()  # the entries added, the output merged, the announced
         self._writing = threading.Lock()  # one batch in flight: numbers follow adds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -122,10 +126,10 @@ class Feed:
     def add(self, kind: str, name: str, call_key: str | None = None, data: Any = None) -> None:
         entry = EventRecord(self.exec_id, 0, self.run, time.time(), kind, name, call_key, data)
         with self._lock:
-            if call_key is not None and call_key in self._running:
+            if call_key is not None and call_key in self.running:
                 self._announce(call_key)  # its events follow its start
-            self._pending.append(entry)
-            full = len(self._pending) >= PENDING_MAX
+            self.pending.append(entry)
+            full = len(self.pending) >= PENDING_MAX
             self._start()
         if full:
             self.flush()
@@ -133,31 +137,24 @@ class Feed:
     def call_started(self, key: str, name: str, kind: str, started: float) -> None:
         """A checkpoint call starts running. This is on every call's path, so it costs a
         dict entry: the writer announces the call only if it is still running when it
-        writes (or when the call emits), so fast calls get no entry of their own."""
-        self._running[key] = (started, name, kind)
-        if self._thread is None:
-            with self._lock:
-                self._start()
+        writes (or when the call emits), so fast calls get no entry of their own. (The
+        runtime sets `running` itself, inline: kitaru/_runtime.py:CheckpointRun.enter.)"""
+        self.running[key] = (started, name, kind)
 
     def call_ended(self, call: CallRecord) -> None:
-        """A checkpoint call was committed (on every call's path: one tuple)."""
-        self._running.pop(call.key, None)
-        end = (
-            call.seq, call.key, call.name, call.status, call.kind, call.attempts,
-            call.started_at, call.ended_at, call.error,
-        )  # fmt: skip
-        with self._lock:
-            self._pending.append(end)
-            full = len(self._pending) >= PENDING_MAX
-        if full:
+        """A checkpoint call was committed: on every call's path, so no lock and no
+        copy (kitaru/_runtime.py:ExecutionContext.commit does the same inline)."""
+        self.running.pop(call.key, None)
+        self.pending.append(call)
+        if len(self.pending) >= PENDING_MAX:
             self.flush()
 
     def _announce(self, key: str) -> None:
         # (under self._lock) The running call's call_started entry, now.
         if key not in self._announced:
             self._announced.add(key)
-            started, name, kind = self._running[key]
-            self._pending.append(
+            started, name, kind = self.running[key]
+            self.pending.append(
                 EventRecord(
                     self.exec_id, 0, self.run, started, "call_started", name, key, {"kind": kind}
                 )
@@ -166,11 +163,12 @@ class Feed:
     def output(self, call_key: str | None, stream: str, text: str) -> None:
         """Printed text, from the tee of kitaru/_logs.py: never raises, never blocks on
         the journal (it runs inside the user's print)."""
+        pending = self.pending
         with self._lock:
-            if len(self._pending) >= PENDING_MAX:
+            if len(pending) >= PENDING_MAX:
                 self._left_out += len(text)
                 return
-            last = self._pending[-1] if len(self._pending) > self._unsure else None
+            last = pending[-1] if len(pending) > self._unsure else None
             if (
                 isinstance(last, EventRecord)
                 and last.kind == "output"
@@ -183,14 +181,14 @@ class Feed:
             now = time.time()
             if self._left_out:
                 note = f"[{self._left_out} characters of output left out of the live feed; `kitaru executions logs` has them]\n"
-                self._pending.append(
+                pending.append(
                     EventRecord(
                         self.exec_id, 0, self.run, now, "output", "stderr", call_key, {"text": note}
                     )
                 )
                 self._left_out = 0
             for i in range(0, len(text), OUTPUT_CHARS):
-                self._pending.append(
+                pending.append(
                     EventRecord(
                         self.exec_id, 0, self.run, now, "output", stream, call_key,
                         {"text": text[i : i + OUTPUT_CHARS]},
@@ -218,8 +216,11 @@ class Feed:
         stay pending)."""
         with self._writing:
             with self._lock:
-                batch = self._entries(self._pending)
-                self._pending = []
+                # Everything before the mark, taken from the left in C; calls that end
+                # while this runs land after the mark and wait for the next write.
+                pending = self.pending
+                pending.append(_MARK)
+                batch = self._entries(list(iter(pending.popleft, _MARK)))
                 unsure, self._unsure = self._unsure, 0
             while batch and not self.lost:
                 part = batch[:BATCH_MAX]
@@ -229,13 +230,13 @@ class Feed:
                     )
                 except BaseException:
                     with self._lock:
-                        self._pending[:0] = batch
+                        pending.extendleft(reversed(batch))
                         self._unsure = len(batch)
                     raise
                 self.lost = not stored
                 batch = batch[BATCH_MAX:]
 
-    def _entries(self, batch: list[EventRecord | tuple[Any, ...]]) -> list[EventRecord]:
+    def _entries(self, batch: list[EventRecord | CallRecord]) -> list[EventRecord]:
         """(under self._lock) The batch as entries. A completed call nobody was told had
         started (it ran within one write) is stored as its number only, and such numbers
         next to each other share one `calls_ended` entry (at most FOLD_MAX): a tight loop
@@ -243,37 +244,49 @@ class Feed:
         call's details from the calls table (kitaru/journal/_events.py). Calls slow
         enough to watch, and calls that failed, get `call_started` and `call_ended`."""
         entries: list[EventRecord] = []
-        compact: list[int] | None = None
+        announced = self._announced
+        compact: list[int] = []  # the numbers of the open calls_ended entry (`fold`)
+        fold: EventRecord | None = None
+        last: CallRecord | None = None  # the last call folded: the entry's time
         for item in batch:
-            if isinstance(item, EventRecord):
+            if (
+                item.__class__ is CallRecord
+                and item.status == "completed"
+                and item.key not in announced
+            ):
+                # (This loop runs once per call: the fast call's path is kept short.)
+                if fold is not None and len(compact) < FOLD_MAX:
+                    compact.append(item.seq)
+                    last = item
+                    continue
+                if fold is not None and last is not None:
+                    fold.ts = last.ended_at
+                compact, last = [item.seq], item
+                fold = EventRecord(
+                    self.exec_id, 0, self.run, item.ended_at, "calls_ended", "calls", None,
+                    {"seqs": compact},
+                )  # fmt: skip
+                entries.append(fold)
+                continue
+            if fold is not None and last is not None:
+                fold.ts = last.ended_at
+            fold = None
+            if not isinstance(item, CallRecord):
                 entries.append(item)
-                compact = None
                 continue
-            seq, key, name, status, kind, attempts, started, ended, error = item
-            if status == "completed" and key not in self._announced:
-                if compact is None or len(compact) >= FOLD_MAX:
-                    compact = [seq]
-                    entries.append(
-                        EventRecord(
-                            self.exec_id, 0, self.run, ended, "calls_ended", "calls", None,
-                            {"seqs": compact},
-                        )
-                    )  # fmt: skip
-                else:
-                    compact.append(seq)
-                    entries[-1].ts = ended
-                continue
-            compact = None
-            self._announced.discard(key)
+            key, error, ended = item.key, item.error, item.ended_at
+            announced.discard(key)
             data = {
-                "status": status, "kind": kind, "attempts": attempts,
-                "duration_s": round(ended - started, 6),
+                "status": item.status, "kind": item.kind, "attempts": item.attempts,
+                "duration_s": round(ended - item.started_at, 6),
                 "error": error[:200] if error else None,
             }  # fmt: skip
             entries.append(
-                EventRecord(self.exec_id, 0, self.run, ended, "call_ended", name, key, data)
+                EventRecord(self.exec_id, 0, self.run, ended, "call_ended", item.name, key, data)
             )
-        for key, (started, name, kind) in sorted(self._running.items(), key=_started):
+        if fold is not None and last is not None:
+            fold.ts = last.ended_at
+        for key, (started, name, kind) in sorted(self.running.items(), key=_started):
             if key in self._announced:
                 continue
             self._announced.add(key)
@@ -304,6 +317,10 @@ class Feed:
             self.flush()
         except Exception:
             pass
+
+
+# The end of what one write takes from the pending entries.
+_MARK: Any = object()
 
 
 def _started(item: tuple[str, tuple[float, str, str]]) -> float:

@@ -132,14 +132,37 @@ class Heartbeat:
         self._lapse = interval * 2
         # When the last renewal that succeeded was sent (the lease was taken just before
         # this heartbeat was made).
-        self.renewed = time.monotonic()
-        self.taken_over = False
+        self._renewed = time.monotonic()
+        self._taken_over = False
+        # When the lease starts lapsing: what a checkpoint call compares the clock with
+        # (-inf once taken over).
+        self.lapses_at = self._renewed + self._lapse
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kitaru-heartbeat", daemon=True)
 
+    @property
+    def renewed(self) -> float:
+        """When the last renewal that succeeded was sent (time.monotonic)."""
+        return self._renewed
+
+    @renewed.setter
+    def renewed(self, value: float) -> None:
+        self._renewed = value
+        if not self._taken_over:
+            self.lapses_at = value + self._lapse
+
+    @property
+    def taken_over(self) -> bool:
+        return self._taken_over
+
+    @taken_over.setter
+    def taken_over(self, value: bool) -> None:
+        self._taken_over = value
+        self.lapses_at = float("-inf") if value else self._renewed + self._lapse
+
     def lapsing(self) -> bool:
         """Whether the lease went unrenewed for two thirds of its length (or was lost)."""
-        return self.taken_over or time.monotonic() - self.renewed > self._lapse
+        return time.monotonic() >= self.lapses_at
 
     def renew_now(self) -> bool:
         """Renew the lease from the flow's own thread; False if it was taken over.

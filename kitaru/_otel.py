@@ -41,6 +41,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Span, SpanContext, Status, StatusCode, TraceFlags
 
+from kitaru._otel_genai import GENAI_KINDS, call_attributes, call_name, genai_attributes
 from kitaru._tracing import RUN_METADATA, TRACE_METADATA, _warn
 from kitaru._version import __version__
 
@@ -293,19 +294,19 @@ class RunTrace:
     # -- checkpoint calls ----------------------------------------------------------------
     def call_started(self, call: CheckpointRun) -> tuple[Span, Token[otel_context.Context]]:
         span = self.tracing.tracer.start_span(
-            _call_name(call), context=self.context, attributes=_call_attributes(call, "ran")
+            call_name(call), context=self.context, attributes=call_attributes(call, "ran")
         )
         return span, otel_context.attach(trace.set_span_in_context(span))
 
     def call_reused(self, call: CheckpointRun, done: CallRecord) -> None:
         now = time.time_ns()
-        attributes = _call_attributes(call, "reused")
+        attributes = call_attributes(call, "reused")
         attributes["kitaru.checkpoint.attempts"] = done.attempts
         if done.output is not None:
             attributes["kitaru.checkpoint.output.size"] = done.output.size
         attributes.update(genai_attributes(call.spec.kind, done.metadata))
         span = self.tracing.tracer.start_span(
-            _call_name(call, done.metadata), context=self.context,
+            call_name(call, done.metadata), context=self.context,
             attributes=attributes, start_time=now,
         )  # fmt: skip
         span.end(end_time=now)
@@ -325,7 +326,7 @@ class RunTrace:
         metadata = call.frame.metadata if call.frame is not None else {}
         if call.spec.kind in GENAI_KINDS:
             span.set_attributes(genai_attributes(call.spec.kind, metadata))
-            span.update_name(_call_name(call, metadata))
+            span.update_name(call_name(call, metadata))
         if error is not None:
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
@@ -337,67 +338,3 @@ class RunTrace:
 
 def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _call_name(call: CheckpointRun, metadata: dict[str, Any] | None = None) -> str:
-    """The checkpoint's name (its key, `draft#2`, is an attribute: span names stay few);
-    `chat <model>` for a model call and `execute_tool <tool>` for a harness's tool call,
-    as the GenAI conventions name them."""
-    if call.spec.kind in TOOL_KINDS:
-        tool = (metadata or {}).get("tool")
-        return f"execute_tool {tool}" if tool else "execute_tool"
-    if call.spec.kind not in MODEL_KINDS:
-        return call.name
-    model = (metadata or {}).get("model")
-    return f"chat {model}" if model else "chat"
-
-
-def _call_attributes(call: CheckpointRun, origin: str) -> dict[str, Any]:
-    return {
-        "kitaru.checkpoint.key": call.key,
-        "kitaru.checkpoint.name": call.name,
-        "kitaru.checkpoint.kind": call.spec.kind,
-        "kitaru.checkpoint.origin": origin,
-    }
-
-
-# Calls that are one request to a model: kitaru.llm() and a harness's model request
-# (the adapters). Each records in its metadata `provider`, `model` (as requested),
-# `response_model` (as the provider answered, where known) and the token counts.
-MODEL_KINDS = frozenset({"llm", "model"})
-# A harness's tool call (the adapters): its metadata holds `tool`, `args` and, where the
-# model named the call, `tool_call_id`. An MCP server's tool is an "extension" in the
-# conventions' words; a function the agent defines is a "function".
-TOOL_KINDS = {"tool": "function", "mcp": "extension"}
-GENAI_KINDS = MODEL_KINDS | TOOL_KINDS.keys()
-
-
-def genai_attributes(kind: str, metadata: dict[str, Any]) -> dict[str, Any]:
-    """A model call's attributes under the GenAI semantic conventions, from the metadata
-    it recorded; both names of the provider (`gen_ai.system`, and `gen_ai.provider.name`,
-    which newer versions of the conventions use instead); a tool call's name, id and type."""
-    if kind in TOOL_KINDS:
-        tool_pairs = {
-            "gen_ai.operation.name": "execute_tool",
-            "gen_ai.tool.name": metadata.get("tool"),
-            "gen_ai.tool.call.id": metadata.get("tool_call_id"),
-            "gen_ai.tool.type": TOOL_KINDS[kind],
-        }
-        return {k: v for k, v in tool_pairs.items() if v is not None}
-    if kind not in MODEL_KINDS:
-        return {}
-    response_model = metadata.get("response_model")
-    if response_model is None and kind == "llm":
-        # kitaru.llm() sends the model id the provider answers under (no alias, no prefix).
-        response_model = metadata.get("model")
-    pairs = {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.system": metadata.get("provider"),
-        "gen_ai.provider.name": metadata.get("provider"),
-        "gen_ai.request.model": metadata.get("model"),
-        "gen_ai.response.model": response_model,
-        "gen_ai.usage.input_tokens": metadata.get("input_tokens"),
-        "gen_ai.usage.output_tokens": metadata.get("output_tokens"),
-        "kitaru.llm.cost_usd": metadata.get("cost_usd"),
-    }
-    return {k: v for k, v in pairs.items() if v is not None}

@@ -6,7 +6,10 @@ thread the flow started: `_branches`); take the branch's next position and key (
 in the execution); if the journal has the key completed, check it is the same function,
 at the same position of the same branch (explicit ids: by id alone), with the same input
 fingerprint, and return the stored output; otherwise run the body, write the output's
-bytes, then commit the call to the journal in one transaction.
+bytes, then commit the call to the journal in one transaction. This module keeps the
+execution's side (keys, row numbers, the lease, the commit); the call's own side
+(`CheckpointRun`: reuse checks, entering, the output, exiting) is in
+kitaru/_checkpoint_call.py.
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ import contextvars
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kitaru import _branches, _serialize
 from kitaru._artifact_io import build_artifact, load_value
 from kitaru._branches import Branch, current_branch
+from kitaru._checkpoint_call import CallFrame, CheckpointRun, current_frame
 from kitaru._errors import (
     ExecutionCancelled,
     ExecutionLost,
@@ -29,33 +32,31 @@ from kitaru._errors import (
     JournalUnavailableError,
     KitaruUsageError,
     LeaseError,
-    NonDeterminismError,
-    SerializationError,
 )
-from kitaru._events import Feed
-from kitaru._fingerprint import differences
+from kitaru._events import PENDING_MAX, Feed
 from kitaru._logs import LogBuffer, current_buffer
 from kitaru.artifacts import open_store
 from kitaru.journal import ArtifactRecord, CallRecord, ExecutionRecord, Journal, WaitRecord
-from kitaru.journal._records import call_output_id
 
 if TYPE_CHECKING:
     from kitaru._lease import Heartbeat
     from kitaru._otel import RunTrace
 
 
-@dataclass(slots=True)
-class CallFrame:
-    """The checkpoint call running in this context."""
+# One checkpoint call's side of the protocol is in kitaru/_checkpoint_call.py; its names
+# are reached through this module too.
+__all__ = [
+    "CallFrame",
+    "CheckpointRun",
+    "ExecutionContext",
+    "activate",
+    "current",
+    "current_frame",
+    "next_child",
+    "request_cancel_all",
+    "request_release_all",
+]
 
-    key: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-    emitted: bool = False  # kitaru.emit() was called: write the feed before the commit
-
-
-current_frame: contextvars.ContextVar[CallFrame | None] = contextvars.ContextVar(
-    "kitaru_call_frame", default=None
-)
 _current: contextvars.ContextVar[ExecutionContext | None] = contextvars.ContextVar(
     "kitaru_execution", default=None
 )
@@ -175,7 +176,8 @@ class ExecutionContext:
         if record.cancel_requested:
             self.cancel.set()
         self.feed = Feed(journal, self.exec_id, self.run, owner)
-        self.flow_buffer = LogBuffer(self.exec_id, None, self.run, self.feed.output)
+        self.live_output = self.feed.output  # (one bound method for every call's logs)
+        self.flow_buffer = LogBuffer(self.exec_id, None, self.run, self.live_output)
         self._lock = threading.Lock()
         self._submitted: list[threading.Thread] = []
         # This run's span when tracing is on (kitaru/_tracing.py); the only thing a
@@ -296,8 +298,8 @@ class ExecutionContext:
         """Before a body runs: a lease unrenewed for too long is renewed first, or the
         run stops (kitaru/_lease.py:Heartbeat)."""
         heartbeat = self.heartbeat
-        if heartbeat is None or not heartbeat.lapsing():
-            return
+        if heartbeat is None or time.monotonic() < heartbeat.lapses_at:
+            return  # (Heartbeat.lapsing(), inline: this is every call's path)
         try:
             held = heartbeat.renew_now()
         except JournalUnavailableError as exc:
@@ -316,63 +318,6 @@ class ExecutionContext:
             if self.releasing:
                 raise ExecutionReleased(self.exec_id)
             raise ExecutionCancelled(self.exec_id)
-
-    def _not_same(self, branch: str, pos: int, expected: str, key: str, func: str) -> str:
-        where = f"branch {branch}" if branch else "the flow body"
-        done = self.completed.get(expected)
-        return (
-            f"execution {self.exec_id} is not replaying the same way: at position {pos} of "
-            f"{where} the journal has checkpoint {expected!r} ({done.func if done else '?'}) "
-            f"but the flow called {key!r} ({func}); restore the code the execution started "
-            "with, or replay it to run the new code from a checkpoint"
-        )
-
-    def check_reuse(self, done: CallRecord, call: CheckpointRun) -> None:
-        """Raise unless the completed call `done` is the call being made."""
-        if call.explicit:
-            if done.func != call.func:
-                raise NonDeterminismError(
-                    f"execution {self.exec_id} is not replaying the same way: checkpoint id "
-                    f"{call.key!r} belongs to {done.func} in the journal but {call.func} "
-                    "used it now; restore the code the execution started with, or replay it"
-                )
-        elif (done.pos or done.seq) != call.pos or done.func != call.func:
-            expected = self.key_at.get((call.branch.path, call.pos), "(nothing)")
-            raise NonDeterminismError(
-                self._not_same(call.branch.path, call.pos, expected, call.key, call.func)
-            )
-        if (
-            call.fingerprint is not None
-            and done.fingerprint is not None
-            and done.fingerprint != call.fingerprint
-            # Outputs a replay took from its source or an override: the user chose them.
-            and done.reused_from is None
-            and not done.metadata.get("override")
-        ):
-            # Ids and map() are for the user's own checkpoints; an adapter keys its calls.
-            own_ids = (
-                "give calls whose order is not fixed their own ids "
-                f"({call.name}.with_id(...)) or use {call.name}.map(...); "
-                if call.spec.kind == "checkpoint"
-                else ""
-            )
-            raise NonDeterminismError(
-                f"checkpoint call {call.key!r} of execution {self.exec_id} was made with other "
-                f"inputs than the journal recorded for it "
-                f"({differences(done.fingerprint, call.fingerprint)}), so its stored output "
-                "is not this call's. Restore the code and inputs the execution started with; "
-                f"{own_ids}or replay the execution to run the new code"
-            )
-
-    def check_free(self, call: CheckpointRun) -> None:
-        """Raise if the journal has another completed call where this new one is."""
-        if call.explicit or not self.key_at:
-            return
-        expected = self.key_at.get((call.branch.path, call.pos))
-        if expected is not None and expected != call.key:
-            raise NonDeterminismError(
-                self._not_same(call.branch.path, call.pos, expected, call.key, call.func)
-            )
 
     # -- outputs -------------------------------------------------------------------------
     def load_output(self, done: CallRecord, hint: Any, *, allow_pickle: bool = False) -> Any:
@@ -435,153 +380,11 @@ class ExecutionContext:
                 f"another process took it over while this one ran checkpoint "
                 f"{call.key!r}, whose output was not recorded",
             )
-        self.feed.call_ended(call)
+        # The feed's call_ended, inline: this is every call's path.
+        feed = self.feed
+        feed.running.pop(call.key, None)
+        feed.pending.append(call)
+        if len(feed.pending) >= PENDING_MAX:
+            feed.flush()
         # (`completed` and `key_at` hold what earlier runs committed: a key and a position
         # are taken once per run, so this run's own commits are never looked up again.)
-
-
-class CheckpointRun:
-    """One call of a checkpoint inside an execution (shared by sync and async bodies)."""
-
-    __slots__ = (
-        "branch", "buf", "ctx", "explicit", "fingerprint", "frame", "func", "key", "name",
-        "pos", "seq", "span", "spec", "started", "tokens",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        ctx: ExecutionContext,
-        spec: Any,
-        explicit_id: str | None,
-        fingerprint: str | None = None,
-    ) -> None:
-        self.ctx = ctx
-        self.spec = spec
-        self.name: str = spec.name
-        self.func: str = spec.func_ref
-        self.explicit = explicit_id is not None
-        self.fingerprint = fingerprint
-        branch = current_branch.get()  # ctx.branch_here(), written out: this is hot
-        if branch is None or branch.owner is not ctx:
-            branch = ctx.root
-        self.branch = branch
-        self.key, self.seq, self.pos = ctx.next_call(self.name, explicit_id, self.branch)
-        self.started = 0.0
-        self.buf: LogBuffer | None = None
-        self.frame: CallFrame | None = None
-        self.tokens: tuple[Any, Any] | None = None
-        self.span: tuple[Any, Any] | None = None  # (span, its context token) when traced
-
-    def reused(self) -> tuple[bool, Any]:
-        done = self.ctx.completed.get(self.key)
-        if done is None:
-            self.ctx.check_free(self)
-            self.ctx.check_cancel()
-            self.ctx.check_lease()
-            return False, None
-        self.ctx.check_reuse(done, self)
-        if self.ctx.trace is not None:
-            self.ctx.trace.call_reused(self, done)
-        return True, self.ctx.load_output(
-            done, self.spec.return_hint(), allow_pickle=self.spec.allow_pickle
-        )
-
-    def enter(self, *, detached: bool = False) -> None:
-        """Start running the call. `detached`: the body runs in pieces between the
-        caller's own code (a streamed llm call), so this context is not marked as inside
-        the call."""
-        self.started = time.time()
-        feed = self.ctx.feed
-        self.buf = LogBuffer(self.ctx.exec_id, self.key, self.ctx.run, feed.output)
-        self.frame = CallFrame(self.key)
-        feed.call_started(self.key, self.name, self.spec.kind, self.started)
-        if not detached:
-            self.tokens = (current_buffer.set(self.buf), current_frame.set(self.frame))
-        if self.ctx.trace is not None:
-            self.span = self.ctx.trace.call_started(self)
-
-    def exit(self) -> None:
-        if self.span is not None:
-            assert self.ctx.trace is not None
-            self.ctx.trace.call_exit(*self.span)
-            self.span = None
-        if self.tokens is not None:
-            current_frame.reset(self.tokens[1])
-            current_buffer.reset(self.tokens[0])
-            self.tokens = None
-
-    def _record(
-        self,
-        status: str,
-        attempts: int,
-        output: ArtifactRecord | None,
-        error: str | None = None,
-        tb: str | None = None,
-    ) -> CallRecord:
-        assert self.frame is not None
-        return CallRecord(
-            exec_id=self.ctx.exec_id,
-            key=self.key,
-            seq=self.seq,
-            name=self.name,
-            func=self.func,
-            status=status,
-            started_at=self.started,
-            ended_at=time.time(),
-            run=self.ctx.run,
-            kind=self.spec.kind,
-            attempts=attempts,
-            output_artifact=output.artifact_id if output else None,
-            error=error,
-            traceback=tb,
-            metadata=self.frame.metadata,
-            output=output,
-            branch=self.branch.path,
-            pos=self.pos,
-            fingerprint=self.fingerprint,
-        )
-
-    def succeeded(self, value: Any, attempts: int) -> None:
-        assert self.buf is not None
-        try:
-            output = self.ctx.artifact(
-                value,
-                name=self.key,
-                producer=self.spec.kind,
-                producer_key=self.key,
-                what=f"checkpoint {self.key!r}",
-                hint=self.spec.return_hint(),
-                allow_pickle=self.spec.allow_pickle,
-                artifact_id=call_output_id(self.ctx.exec_id, self.seq),
-            )
-        except SerializationError as exc:
-            self._traced(attempts, None, exc)
-            self._commit(self._record("failed", attempts, None, str(exc)), None)
-            raise
-        self._traced(attempts, output, None)
-        self._commit(self._record("completed", attempts, output), output)
-
-    def _traced(
-        self, attempts: int, output: ArtifactRecord | None, error: BaseException | None
-    ) -> None:
-        if self.span is not None:
-            assert self.ctx.trace is not None
-            self.ctx.trace.call_ended(self, self.span[0], attempts, output, error)
-
-    def failed(self, exc: BaseException, attempts: int) -> None:
-        assert self.buf is not None
-        if not hasattr(exc, "kitaru_checkpoint"):
-            try:
-                exc.kitaru_checkpoint = self.key  # type: ignore[attr-defined]
-            except AttributeError:
-                pass
-        import traceback
-
-        error = f"{type(exc).__name__}: {exc}"
-        tb = "".join(traceback.format_exception(exc))
-        self._traced(attempts, None, exc)
-        self._commit(self._record("failed", attempts, None, error, tb), None)
-
-    def _commit(self, record: CallRecord, output: ArtifactRecord | None) -> None:
-        assert self.buf is not None and self.frame is not None
-        self.ctx.commit(record, output, self.buf, emitted=self.frame.emitted)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import pytest
 
 import kitaru
-from kitaru import checkpoint, flow
+from kitaru import _runtime, checkpoint, flow
 from kitaru.journal import current_journal
 
 
@@ -61,3 +62,42 @@ def test_what_emit_refuses() -> None:
 
 def test_outside_a_flow_emit_does_nothing() -> None:
     kitaru.emit("progress", {"done": 1})
+
+
+def test_every_call_reaches_the_feed_once_while_writes_race_the_calls() -> None:
+    # A call's end is appended without a lock while the writer takes entries: here a
+    # second writer flushes the feed as fast as it can while the flow makes its calls.
+    @checkpoint
+    def step(i: int) -> int:
+        return i
+
+    @flow
+    def many(n: int) -> int:
+        ctx = _runtime.current()
+        assert ctx is not None
+        stop = threading.Event()
+
+        def write() -> None:
+            while not stop.is_set():
+                ctx.feed.flush()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        try:
+            for i in range(n):
+                step(i)
+        finally:
+            stop.set()
+            writer.join()
+        return n
+
+    handle = many.run(1500)
+    keys: list[str | None] = []
+    entries = current_journal().events(handle.exec_id, limit=100_000)
+    for e in entries:
+        if e.kind == "calls_ended":
+            keys += [call["key"] for call in e.data["calls"]]
+        elif e.kind == "call_ended":
+            keys.append(e.call_key)
+    assert sorted(keys, key=str) == sorted(["step"] + [f"step#{i}" for i in range(2, 1501)])
+    assert [e.kind for e in entries][-1] == "run_ended"
