@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kitaru import _config, _lease, _logs, _runtime, _speak, _tracebacks, _tracing
+from kitaru import _config, _lease, _speak
 from kitaru._errors import (
     ExecutionCancelled,
     ExecutionLost,
@@ -22,7 +22,6 @@ from kitaru._errors import (
     SerializationError,
 )
 from kitaru._ids import new_id
-from kitaru._runtime import ExecutionContext
 from kitaru.artifacts import ArtifactStore, open_store
 from kitaru.journal import ArtifactRecord, CallRecord, ExecutionRecord, Journal, current_journal
 
@@ -195,7 +194,8 @@ def start_local(
     )
     if holder is not None:
         return holder, False
-    return drive(journal, record, owner, flow, args, kwargs), True
+    # A new execution has no calls yet: its first run does not read them back.
+    return drive(journal, record, owner, flow, args, kwargs, calls=[]), True
 
 
 def drive(
@@ -250,7 +250,10 @@ def _run_once(
     kwargs: dict[str, Any],
     calls: list[CallRecord] | None,
 ) -> tuple[str, str | None, ArtifactRecord | None]:
-    ctx = ExecutionContext(journal, record, owner, calls)
+    # (The runtime is imported by the first run, not by every command that can start one.)
+    from kitaru import _logs, _runtime, _tracebacks, _tracing
+
+    ctx = _runtime.ExecutionContext(journal, record, owner, calls)
     heartbeat = ctx.heartbeat = _lease.Heartbeat(
         lambda: journal.heartbeat(
             ctx.exec_id,
@@ -365,6 +368,8 @@ def _on_cancel_signal(_signum: int, _frame: Any) -> None:
             b"kitaru: cancel requested (kitaru executions cancel); stopping at the next "
             b"checkpoint boundary, or killed when the grace period ends\n",
         )
+    from kitaru import _runtime
+
     _runtime.request_cancel_all()
 
 
