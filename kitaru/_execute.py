@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import signal
 import sys
@@ -33,10 +34,8 @@ def bind_inputs(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> dict[str, Any]:
     """The flow's arguments by parameter name, as given (defaults are not stored)."""
-    import inspect
-
     try:
-        bound = inspect.signature(fn).bind(*args, **kwargs)
+        bound = _signature(fn).bind(*args, **kwargs)
     except TypeError as exc:
         raise KitaruError(f"cannot call flow {fn.__name__!r}: {exc}") from None
     return dict(bound.arguments)
@@ -44,11 +43,9 @@ def bind_inputs(
 
 def call_args(fn: Callable[..., Any], inputs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
     """Positional and keyword arguments that reproduce a call from its bound inputs."""
-    import inspect
-
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
-    for name, param in inspect.signature(fn).parameters.items():
+    for name, param in _signature(fn).parameters.items():
         if name not in inputs:
             continue
         value = inputs[name]
@@ -101,13 +98,30 @@ def input_artifact(
     )
 
 
+# Read on every start, kept once per function (hints not resolvable yet are not kept).
+_SIGNATURES: dict[Callable[..., Any], inspect.Signature] = {}
+_HINTS: dict[Callable[..., Any], dict[str, Any]] = {}
+
+
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    found = _SIGNATURES.get(fn) or inspect.signature(fn)
+    if len(_SIGNATURES) < 1024:
+        _SIGNATURES[fn] = found
+    return found
+
+
 def _param_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    if fn in _HINTS:
+        return _HINTS[fn]
     import typing
 
     try:
-        return typing.get_type_hints(fn)
+        found = typing.get_type_hints(fn)
     except Exception:
         return {}
+    if len(_HINTS) < 1024:
+        _HINTS[fn] = found
+    return found
 
 
 def load_inputs(
@@ -194,8 +208,7 @@ def start_local(
     )
     if holder is not None:
         return holder, False
-    # A new execution has no calls yet: its first run does not read them back.
-    return drive(journal, record, owner, flow, args, kwargs, calls=[]), True
+    return drive(journal, record, owner, flow, args, kwargs, calls=[]), True  # none yet
 
 
 def drive(
@@ -250,8 +263,7 @@ def _run_once(
     kwargs: dict[str, Any],
     calls: list[CallRecord] | None,
 ) -> tuple[str, str | None, ArtifactRecord | None]:
-    # (The runtime is imported by the first run, not by every command that can start one.)
-    from kitaru import _logs, _runtime, _tracebacks, _tracing
+    from kitaru import _logs, _runtime, _tracebacks, _tracing  # (on a run, not on import)
 
     ctx = _runtime.ExecutionContext(journal, record, owner, calls)
     heartbeat = ctx.heartbeat = _lease.Heartbeat(

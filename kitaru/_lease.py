@@ -136,7 +136,6 @@ class Heartbeat:
         self.renewed = time.monotonic()
         self.taken_over = False
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="kitaru-heartbeat", daemon=True)
         self._began = self.renewed
         self._later: _later.Later | None = None
 
@@ -165,7 +164,7 @@ class Heartbeat:
 
     def _start_thread(self) -> None:
         if not self._stop.is_set():
-            self._thread.start()
+            threading.Thread(target=self._run, name="kitaru-heartbeat", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
