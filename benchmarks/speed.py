@@ -101,25 +101,47 @@ def _replay(quick: bool, where: Path) -> dict[str, Any]:
     return {"ns": [10, big], "per_step_us": (large - small) / (big - 10) * 1e6, **res}
 
 
-def _slope(cells: dict[str, Any], small: int, big: int) -> float:
-    a, b = cells[str(small)]["total_s"], cells[str(big)]["total_s"]
-    return float((b - a) / (big - small) * 1e6)
+def _per_checkpoint(product: str, n: int, env: dict[str, str], spec: dict[str, Any]) -> float:
+    """One run of N small checkpoints in a fresh process: µs per step over the plain loop."""
+    cell_spec = {**spec, "payloads": ["small"], "ns": {"small": [n]}, "inner": {"small": 3}}
+    done = call(product, "overhead", cell_spec, env, timeout=1800).result()
+    return float(done["cells"]["small"][str(n)]["per_step_us"])
+
+
+def _paired(rounds: int, ours: Any, theirs: Any) -> dict[str, Any]:
+    """Both sides in turn, round by round (a noisy minute lands on both); the median of
+    each side and of the per-round ratios."""
+    a, b = [], []
+    for r in range(rounds):
+        for side in (ours, theirs) if r % 2 == 0 else (theirs, ours):
+            (a if side is ours else b).append(side())
+    return {
+        "kitaru_us": statistics.median(a),
+        "other_us": statistics.median(b),
+        "ratio": statistics.median(x / y for x, y in zip(a, b, strict=True)),
+        "samples": {"kitaru": a, "other": b},
+    }
+
+
+def _fresh(where: Path, name: str) -> Path:
+    path = where / f"{name}-{time.monotonic_ns()}"
+    path.mkdir(parents=True)
+    return path
 
 
 def _fsync(quick: bool, where: Path) -> dict[str, Any]:
-    big = 100 if quick else 1000
-    spec = {"payloads": ["small"], "ns": {"small": [10, big]}, "inner": {"small": 3}}
-    env = product_env("kitaru", where, {"KITARU_DURABILITY": "fsync"})
-    where.mkdir(parents=True, exist_ok=True)
-    ours = call("kitaru", "overhead", spec, env, timeout=1800).result()
-    floor_dir = where / "floor"
-    floor_dir.mkdir(exist_ok=True)
-    floor = call(
-        "floor", "overhead", {**spec, "variant": "sqlite_wal_full"}, product_env("floor", floor_dir)
-    ).result()
-    kitaru_us = _slope(ours["cells"]["small"], 10, big)
-    floor_us = _slope(floor["cells"]["small"], 10, big)
-    return {"n": big, "kitaru_us": kitaru_us, "floor_us": floor_us, "ratio": kitaru_us / floor_us}
+    n = 100 if quick else 1000
+
+    def ours() -> float:
+        env = product_env("kitaru", _fresh(where, "kitaru"), {"KITARU_DURABILITY": "fsync"})
+        return _per_checkpoint("kitaru", n, env, {})
+
+    def floor() -> float:
+        env = product_env("floor", _fresh(where, "floor"))
+        return _per_checkpoint("floor", n, env, {"variant": "sqlite_wal_full"})
+
+    got = _paired(2 if quick else 3, ours, floor)
+    return {"n": n, **got, "floor_us": got["other_us"]}
 
 
 def _list(quick: bool, where: Path) -> dict[str, Any]:
@@ -146,26 +168,27 @@ def _postgres(quick: bool, where: Path, peers: Sequence[str], install: bool) -> 
     base = _postgres_base(where)
     if base is None:
         return {"error": "no PostgreSQL (BENCH_POSTGRES_URL, KITARU_TEST_POSTGRES_URL)"}
-    big = 100 if quick else 1000
-    spec = {"payloads": ["small"], "ns": {"small": [10, big]}, "inner": {"small": 3}}
+    n = 100 if quick else 1000
     where.mkdir(parents=True, exist_ok=True)
-    env = product_env("kitaru", where, {"KITARU_JOURNAL_URL": _fresh_database(base)})
-    ours = call("kitaru", "overhead", spec, env, timeout=1800).result()
-    out: dict[str, Any] = {"n": big, "kitaru_us": _slope(ours["cells"]["small"], 10, big)}
+
+    def ours() -> float:
+        url = _fresh_database(base)
+        env = product_env("kitaru", _fresh(where, "kitaru"), {"KITARU_JOURNAL_URL": url})
+        return _per_checkpoint("kitaru", n, env, {})
+
     try:
-        _envs.ensure("dbos", install=install)
+        # DBOS runs beside it when its venv is there (installed only for a run with DBOS).
+        _envs.ensure("dbos", install=install and "dbos" in peers)
     except (Exception, SystemExit) as exc:  # (ensure exits with its one-line reason)
-        out["dbos"] = f"not measured: no DBOS venv ({exc})"[:300]
-        return out
-    dbos_dir = where / "dbos"
-    dbos_dir.mkdir(exist_ok=True)
-    url = _fresh_database(base).replace("postgresql://", "postgresql+psycopg://", 1)
-    dbos = call(
-        "dbos", "overhead", spec, product_env("dbos", dbos_dir, {"BENCH_DBOS_URL": url})
-    ).result()
-    out["dbos_us"] = _slope(dbos["cells"]["small"], 10, big)
-    out["ratio"] = out["kitaru_us"] / out["dbos_us"]
-    return out
+        return {"n": n, "kitaru_us": ours(), "dbos": f"not measured: {exc}"[:300]}
+
+    def dbos() -> float:
+        url = _fresh_database(base).replace("postgresql://", "postgresql+psycopg://", 1)
+        env = product_env("dbos", _fresh(where, "dbos"), {"BENCH_DBOS_URL": url})
+        return _per_checkpoint("dbos", n, env, {})
+
+    got = _paired(2 if quick else 3, ours, dbos)
+    return {"n": n, **got, "dbos_us": got["other_us"]}
 
 
 def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
