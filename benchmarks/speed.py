@@ -319,6 +319,10 @@ def main() -> None:
     work = HERE / ".work" / "speed"
     started = time.time()
     out = bench(args.quick, work, peers=("dbos",), install=not args.no_install)
+    # A full run's figures are kept beside the other suites'; a quick one stays in .work.
+    where = work if args.quick else HERE / "results"
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "speed.json").write_text(json.dumps(out["data"], indent=1) + "\n")
     print(out["markdown"])
     print(f"\n({time.time() - started:.0f} s)")
 
