@@ -34,7 +34,7 @@ SUB_APPS = {
 }
 COMMANDS = {
     "worker": ("kitaru.cli._worker", "worker_command"),
-    "deploy": ("kitaru.cli._deployments", "deploy_command"),
+    "deploy": ("kitaru.cli._deploy", "deploy_command"),
     "doctor": ("kitaru.cli._doctor", "doctor_command"),
     "gc": ("kitaru.cli._gc", "gc_command"),
 }
