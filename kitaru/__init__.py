@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     from kitaru._api import load, log, save
     from kitaru._checkpoint import Checkpoint, checkpoint
     from kitaru._events import emit
-    from kitaru._flow import ExecutionHandle, Flow, flow
+    from kitaru._flow import Flow, flow
+    from kitaru._handle import ExecutionHandle
     from kitaru._llm import LLMError, MissingAPIKeyError, ModelNotFoundError, ProviderError, llm
     from kitaru._parallel import map, submit
     from kitaru._retry import RetryPolicy
@@ -57,7 +58,7 @@ _LAZY = {
     "Checkpoint": "kitaru._checkpoint",
     "checkpoint": "kitaru._checkpoint",
     "emit": "kitaru._events",
-    "ExecutionHandle": "kitaru._flow",
+    "ExecutionHandle": "kitaru._handle",
     "Flow": "kitaru._flow",
     "flow": "kitaru._flow",
     "LLMError": "kitaru._llm",
