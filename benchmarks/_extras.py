@@ -25,7 +25,9 @@ from typing import Any
 
 from benchmarks._run import progress
 
-SUITES = ("storage_s3", "fanout", "adapters", "queues", "claims", "otel", "feed", "cohort", "gc")
+SUITES = (
+    "storage_s3", "fanout", "adapters", "queues", "claims", "otel", "feed", "cohort", "gc", "speed",
+)  # fmt: skip
 
 
 def run(

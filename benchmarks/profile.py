@@ -4,6 +4,7 @@
     .venv/bin/python -m benchmarks.profile import        # -X importtime of `import kitaru`
     .venv/bin/python -m benchmarks.profile resume        # CLI resume of a 100-step run killed at 90
     .venv/bin/python -m benchmarks.profile journal       # floor vs the journal's commit vs flow.run
+    .venv/bin/python -m benchmarks.profile empty         # flow.run of an empty flow: SQL, cProfile
 
 Each runs in a throwaway KITARU_HOME and prints its top entries.
 """
@@ -121,6 +122,45 @@ for label, fn in [("floor: one INSERT+COMMIT", floor_run), ("journal.commit_call
 """
 
 
+_EMPTY = """
+import cProfile, pstats, statistics, time
+from kitaru import flow
+from kitaru.journal import current_journal
+
+
+@flow
+def echo(x: int) -> int:
+    return x
+
+
+for _ in range(50):
+    echo.run(1)
+times = []
+for _ in range(500):
+    t = time.perf_counter(); echo.run(1); times.append(time.perf_counter() - t)
+print(f"flow.run of an empty flow: median {{statistics.median(times) * 1e6:.0f}} µs, "
+      f"min {{min(times) * 1e6:.0f}} µs")
+statements = []
+current_journal()._conn.set_trace_callback(statements.append)
+echo.run(1)
+current_journal()._conn.set_trace_callback(None)
+print(f"{{len(statements)}} statements:")
+for s in statements:
+    print("  " + " ".join(s.split())[:110])
+prof = cProfile.Profile()
+prof.enable()
+for _ in range(300):
+    echo.run(1)
+prof.disable()
+pstats.Stats(prof).sort_stats("cumulative").print_stats({top})
+"""
+
+
+def empty(top: int) -> None:
+    with tempfile.TemporaryDirectory() as home:
+        subprocess.run([sys.executable, "-c", _EMPTY.format(top=top)], env=_env(home), check=True)
+
+
 def _env(home: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KITARU_")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -216,7 +256,7 @@ pstats.Stats(prof).sort_stats("cumulative").print_stats({top})
 
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__)
-    p.add_argument("what", choices=["checkpoints", "import", "resume", "journal"])
+    p.add_argument("what", choices=["checkpoints", "import", "resume", "journal", "empty"])
     p.add_argument("--top", type=int, default=25, help="entries to print")
     p.add_argument("--sync", default="NORMAL", help="journal: SQLite synchronous (NORMAL, FULL)")
     args = p.parse_args()
@@ -226,6 +266,8 @@ def main() -> None:
         imports(args.top)
     elif args.what == "journal":
         journal(args.sync)
+    elif args.what == "empty":
+        empty(args.top)
     else:
         resume(args.top)
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kitaru._api import load, log, save
-from kitaru._checkpoint import Checkpoint, checkpoint
+# The errors are imported at once (they are small, and `except kitaru.KitaruError` must
+# work before anything else was used); every other public name is imported on first use
+# (`__getattr__` below), so `kitaru executions list` pays only for what it runs.
 from kitaru._errors import (
     CheckpointTimeoutError,
     ConfigurationError,
@@ -34,18 +35,44 @@ from kitaru._errors import (
     SerializationError,
     WaitTimeoutError,
 )
-from kitaru._events import emit
-from kitaru._flow import Flow, flow
-from kitaru._handle import ExecutionHandle
-from kitaru._llm import LLMError, MissingAPIKeyError, ModelNotFoundError, ProviderError, llm
-from kitaru._parallel import map, submit
-from kitaru._retry import RetryPolicy
-from kitaru._sleep import sleep
 from kitaru._version import __version__
-from kitaru._wait import wait
 
 if TYPE_CHECKING:
+    from kitaru._api import load, log, save
+    from kitaru._checkpoint import Checkpoint, checkpoint
+    from kitaru._events import emit
+    from kitaru._flow import Flow, flow
+    from kitaru._handle import ExecutionHandle
+    from kitaru._llm import LLMError, MissingAPIKeyError, ModelNotFoundError, ProviderError, llm
+    from kitaru._parallel import map, submit
+    from kitaru._retry import RetryPolicy
+    from kitaru._sleep import sleep
+    from kitaru._wait import wait
     from kitaru.client import KitaruClient
+
+# Where each lazily imported public name lives.
+_LAZY = {
+    "load": "kitaru._api",
+    "log": "kitaru._api",
+    "save": "kitaru._api",
+    "Checkpoint": "kitaru._checkpoint",
+    "checkpoint": "kitaru._checkpoint",
+    "emit": "kitaru._events",
+    "ExecutionHandle": "kitaru._handle",
+    "Flow": "kitaru._flow",
+    "flow": "kitaru._flow",
+    "LLMError": "kitaru._llm",
+    "MissingAPIKeyError": "kitaru._llm",
+    "ModelNotFoundError": "kitaru._llm",
+    "ProviderError": "kitaru._llm",
+    "llm": "kitaru._llm",
+    "map": "kitaru._parallel",
+    "submit": "kitaru._parallel",
+    "RetryPolicy": "kitaru._retry",
+    "sleep": "kitaru._sleep",
+    "wait": "kitaru._wait",
+    "KitaruClient": "kitaru.client",
+}
 
 __all__ = [
     "Checkpoint",
@@ -106,9 +133,15 @@ del _error
 
 
 def __getattr__(name: str) -> Any:
-    # The client pulls in more than a flow needs; import it on first use.
-    if name == "KitaruClient":
-        from kitaru.client import KitaruClient
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module 'kitaru' has no attribute {name!r}")
+    import importlib
 
-        return KitaruClient
-    raise AttributeError(f"module 'kitaru' has no attribute {name!r}")
+    value = getattr(importlib.import_module(where), name)
+    globals()[name] = value  # the next use is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -34,6 +34,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from kitaru import _later
 from kitaru._errors import KitaruUsageError
 from kitaru.journal._events import BATCH_MAX, DATA_MAX_BYTES, NAME_MAX
 from kitaru.journal._records import CallRecord, EventRecord
@@ -197,12 +198,19 @@ class Feed:
             self._start()
 
     def _start(self) -> None:
-        # (under self._lock) Daemon: it takes no branch (kitaru/_branches.py).
+        # (under self._lock) Daemon: it takes no branch (kitaru/_branches.py). It starts
+        # when its first write is due (kitaru/_later.py): a run that ends within a flush
+        # period writes its feed once, at close, with no thread to start and join.
         if self._thread is None and not self._stop.is_set():
             self._thread = threading.Thread(
                 target=self._loop, name=f"kitaru-feed-{self.exec_id}", daemon=True
             )
-            self._thread.start()
+            _later.call(FLUSH_SECONDS, self._start_writer)
+
+    def _start_writer(self) -> None:
+        with self._lock:
+            if not self._stop.is_set() and self._thread is not None:
+                self._thread.start()
 
     def _loop(self) -> None:
         while not self._stop.wait(FLUSH_SECONDS):
@@ -311,8 +319,10 @@ class Feed:
             "run_ended", status, None, {"status": status, "error": (error or "")[:2000] or None}
         )
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        with self._lock:  # (no writer starts once the stop is set)
+            writer = self._thread
+        if writer is not None and writer.ident is not None:
+            writer.join()
         try:
             self.flush()
         except Exception:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import signal
 import sys
@@ -11,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kitaru import _config, _lease, _logs, _runtime, _speak, _tracebacks, _tracing
+from kitaru import _config, _lease, _speak
 from kitaru._errors import (
     ExecutionCancelled,
     ExecutionLost,
@@ -24,7 +25,6 @@ from kitaru._errors import (
     SerializationError,
 )
 from kitaru._ids import new_id
-from kitaru._runtime import ExecutionContext
 from kitaru.artifacts import ArtifactStore, open_store
 from kitaru.journal import ArtifactRecord, CallRecord, ExecutionRecord, Journal, current_journal
 
@@ -36,10 +36,8 @@ def bind_inputs(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> dict[str, Any]:
     """The flow's arguments by parameter name, as given (defaults are not stored)."""
-    import inspect
-
     try:
-        bound = inspect.signature(fn).bind(*args, **kwargs)
+        bound = _signature(fn).bind(*args, **kwargs)
     except TypeError as exc:
         raise KitaruError(f"cannot call flow {fn.__name__!r}: {exc}") from None
     return dict(bound.arguments)
@@ -47,11 +45,9 @@ def bind_inputs(
 
 def call_args(fn: Callable[..., Any], inputs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
     """Positional and keyword arguments that reproduce a call from its bound inputs."""
-    import inspect
-
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
-    for name, param in inspect.signature(fn).parameters.items():
+    for name, param in _signature(fn).parameters.items():
         if name not in inputs:
             continue
         value = inputs[name]
@@ -104,13 +100,30 @@ def input_artifact(
     )
 
 
+# Read on every start, kept once per function (hints not resolvable yet are not kept).
+_SIGNATURES: dict[Callable[..., Any], inspect.Signature] = {}
+_HINTS: dict[Callable[..., Any], dict[str, Any]] = {}
+
+
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    found = _SIGNATURES.get(fn) or inspect.signature(fn)
+    if len(_SIGNATURES) < 1024:
+        _SIGNATURES[fn] = found
+    return found
+
+
 def _param_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    if fn in _HINTS:
+        return _HINTS[fn]
     import typing
 
     try:
-        return typing.get_type_hints(fn)
+        found = typing.get_type_hints(fn)
     except Exception:
         return {}
+    if len(_HINTS) < 1024:
+        _HINTS[fn] = found
+    return found
 
 
 def load_inputs(
@@ -197,7 +210,7 @@ def start_local(
     )
     if holder is not None:
         return holder, False
-    return drive(journal, record, owner, flow, args, kwargs), True
+    return drive(journal, record, owner, flow, args, kwargs, calls=[]), True  # none yet
 
 
 def drive(
@@ -258,7 +271,9 @@ def _run_once(
     kwargs: dict[str, Any],
     calls: list[CallRecord] | None,
 ) -> tuple[str, str | None, ArtifactRecord | None]:
-    ctx = ExecutionContext(journal, record, owner, calls)
+    from kitaru import _logs, _runtime, _tracebacks, _tracing  # (on a run, not on import)
+
+    ctx = _runtime.ExecutionContext(journal, record, owner, calls)
     heartbeat = ctx.heartbeat = _lease.Heartbeat(
         lambda: journal.heartbeat(
             ctx.exec_id,
@@ -376,6 +391,8 @@ def _on_cancel_signal(_signum: int, _frame: Any) -> None:
             b"kitaru: cancel requested (kitaru executions cancel); stopping at the next "
             b"checkpoint boundary, or killed when the grace period ends\n",
         )
+    from kitaru import _runtime
+
     _runtime.request_cancel_all()
 
 

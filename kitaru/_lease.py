@@ -13,6 +13,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from kitaru import _later
+
 LEASE_SECONDS = float(os.environ.get("KITARU_LEASE_SECONDS", "30"))
 
 # Orchestrators set KITARU_HOST for each run they start: a container may share the
@@ -35,11 +37,18 @@ def _start_time(pid: int) -> str:
     return "dead" if fields[0] == b"Z" else fields[19].decode()
 
 
-_SELF_START = _start_time(os.getpid())
+_SELF_PID = os.getpid()
+_SELF_START = _start_time(_SELF_PID)
 
 
 def new_owner() -> str:
-    return f"{_HOST}:{os.getpid()}:{_start_time(os.getpid())}:{os.urandom(4).hex()}"
+    return f"{_HOST}:{os.getpid()}:{_self_start()}:{os.urandom(4).hex()}"
+
+
+def _self_start() -> str:
+    # This process's start time, read once (a forked child reads its own).
+    pid = os.getpid()
+    return _SELF_START if pid == _SELF_PID else _start_time(pid)
 
 
 # What an import prefixes to its process's token while it writes an execution
@@ -72,7 +81,7 @@ def owner_alive(owner: str, lease_until: float | None, now: float) -> bool:
         return lease_until is not None and lease_until > now
     if host == _HOST:
         if pid == os.getpid():
-            return start == _SELF_START
+            return start == _self_start()
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -138,7 +147,8 @@ class Heartbeat:
         # (-inf once taken over).
         self.lapses_at = self._renewed + self._lapse
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="kitaru-heartbeat", daemon=True)
+        self._began = self.renewed
+        self._later: _later.Later | None = None
 
     @property
     def renewed(self) -> float:
@@ -178,13 +188,25 @@ class Heartbeat:
         return True
 
     def start(self) -> None:
-        self._thread.start()
+        # The beating thread starts halfway to the first beat (kitaru/_later.py): a run
+        # that ends before then never starts one.
+        self._began = time.monotonic()
+        self._later = _later.call(self._interval / 2, self._start_thread)
+
+    def _start_thread(self) -> None:
+        if not self._stop.is_set():
+            threading.Thread(target=self._run, name="kitaru-heartbeat", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
+        if self._later is not None:
+            self._later.cancel()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        # The first beat is due one interval after start(), whenever the thread began.
+        wait = self._began + self._interval - time.monotonic()
+        while not self._stop.wait(max(0.0, wait)):
+            wait = self._interval
             sent = time.monotonic()
             try:
                 cancelled = self._beat()

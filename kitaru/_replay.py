@@ -103,11 +103,13 @@ def replay(
     # What the journal now holds for the new execution, without reading it back: the
     # source's records, marked as copies (a copy's output is reused whatever inputs the
     # replay gives its call, on this run as on a resume of it).
-    reused = {
-        c.seq: dataclasses.replace(c, reused_from=c.reused_from or exec_id)
-        for c in calls
-        if c.seq < start.seq and c.status == "completed"
-    }
+    # The records were read for this replay alone: marked in place (a copy per reused
+    # call cost more than the rest of reusing it).
+    reused = {}
+    for c in calls:
+        if c.seq < start.seq and c.status == "completed":
+            c.reused_from = c.reused_from or exec_id
+            reused[c.seq] = c
     for key, value in overrides.items():
         override = _commit_override(journal, record, owner, by_key[key], value)
         reused[override.seq] = override

@@ -163,3 +163,19 @@ def test_gc_suite_measures_deletions_per_second_on_both_journals(tmp_path: Path)
     for got in journals.values():
         assert got["deleted"] > 1000 and got["objects"] > 0 and got["executions_per_s"] > 0
     assert "| sqlite |" in section["markdown"] and "2,000 executions" in section["markdown"]
+
+
+def test_speed_suite_marks_every_goal_met_missed_or_not_measured(tmp_path: Path) -> None:
+    from benchmarks import speed
+
+    section = speed.bench(quick=True, workdir=tmp_path, only=["empty", "list"])
+    data = section["data"]
+    assert data["empty"]["commits"] >= 1 and data["empty"]["ratio"] > 0
+    assert data["list"]["whole_s"] > data["list"]["bare_s"] > 0
+    goals = {g["target"]: g for g in data["targets"]}
+    assert len(goals) == 8
+    assert goals["empty execution, in process"]["met"] in (True, False)
+    assert goals["replay, per reused step"]["met"] is None  # not run here
+    for g in goals.values():
+        assert g["met"] is None or g["met"] or g["gap"], g  # a miss says by how much
+    assert "| goal | target | measured | met |" in section["markdown"]

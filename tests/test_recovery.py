@@ -281,3 +281,36 @@ def test_sigkill_at_random_points_never_reruns_a_committed_checkpoint(tmp_path: 
     assert sorted(starts) == list(range(50))
     total_restarts = sum(starts.values()) - 50
     assert total_restarts <= kills
+
+
+LONG_RUN = """
+import sys, time
+from kitaru import flow
+from kitaru._runtime import current
+from kitaru.journal import current_journal
+
+@flow
+def long_run() -> float:
+    # The heartbeat thread starts only once the run has lasted half a beat: a run that
+    # outlives a beat must still have its lease renewed while it works.
+    ctx = current()
+    first = current_journal().get_execution(ctx.exec_id)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = current_journal().get_execution(ctx.exec_id)
+        if now.lease_until > first.lease_until:
+            return now.lease_until - first.lease_until
+    return 0.0
+
+handle = long_run.run()
+print("RENEWED", handle.result())
+"""
+
+
+def test_a_run_longer_than_a_heartbeat_has_its_lease_renewed(tmp_path: Path) -> None:
+    script = write_script(tmp_path / "long_run.py", LONG_RUN)
+    done = run_python(script, env={"KITARU_LEASE_SECONDS": "0.6"})
+    assert done.returncode == 0, done.stderr
+    renewed = float(done.stdout.split("RENEWED", 1)[1])
+    assert renewed > 0, done.stdout

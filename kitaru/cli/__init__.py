@@ -9,58 +9,81 @@ Tracebacks are for bug reports: `KITARU_DEBUG=1` shows them.
 
 from __future__ import annotations
 
+import importlib
 import sys
+from typing import Any
 
 import typer
 
 from kitaru._version import __version__
-from kitaru.cli._artifacts import app as artifacts_app
-from kitaru.cli._deploy import deploy_command
-from kitaru.cli._deployments import app as deployments_app
-from kitaru.cli._doctor import doctor_command
-from kitaru.cli._executions import app as executions_app
-from kitaru.cli._gc import delete_command, gc_command
-from kitaru.cli._mcp import app as mcp_app
-from kitaru.cli._model import app as model_app
-from kitaru.cli._portable import export_command, import_command
-from kitaru.cli._schedules import app as schedules_app
-from kitaru.cli._server import app as server_app
-from kitaru.cli._stack import app as stack_app
-from kitaru.cli._worker import queues_app, worker_command
 
-# Help text is Markdown, here and in every sub-app: a docstring's single line breaks are
-# soft (rich reflows them to the terminal), a blank line starts a paragraph, and `code`
-# and "- " lists render. Typer's default "rich" mode would print the line breaks of every
-# paragraph but the first, and of each summary in a group's command table.
-app = typer.Typer(
-    rich_markup_mode="markdown",
-    name="kitaru",
-    help="Kitaru: durable executions for Python agents. Inspect, resume, replay and answer "
-    "executions; everything is also available from Python (kitaru.KitaruClient).\n\n"
-    "Example: `kitaru executions list --status waiting`",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-executions_app.command("export")(export_command)
-executions_app.command("import")(import_command)
-app.add_typer(executions_app, name="executions")
-app.add_typer(artifacts_app, name="artifacts")
-app.add_typer(model_app, name="model")
-app.add_typer(server_app, name="server")
-app.add_typer(stack_app, name="stack")
-app.add_typer(deployments_app, name="deployments")
-app.add_typer(queues_app, name="queues")
-app.add_typer(schedules_app, name="schedules")
-app.add_typer(mcp_app, name="mcp")
-app.command("worker")(worker_command)
-app.command("deploy")(deploy_command)
-app.command("doctor")(doctor_command)
-app.command("gc")(gc_command)
-executions_app.command("delete")(delete_command)
+# Each noun's sub-app and each top-level command, in the order `kitaru --help` lists
+# them: (module, name). A command line imports only the module of the noun it names
+# (`kitaru executions list` never loads the server's or the stacks' commands); help, an
+# unknown command and shell completion get them all.
+SUB_APPS = {
+    "executions": ("kitaru.cli._executions", "app"),
+    "artifacts": ("kitaru.cli._artifacts", "app"),
+    "model": ("kitaru.cli._model", "app"),
+    "server": ("kitaru.cli._server", "app"),
+    "stack": ("kitaru.cli._stack", "app"),
+    "deployments": ("kitaru.cli._deployments", "app"),
+    "queues": ("kitaru.cli._worker", "queues_app"),
+    "schedules": ("kitaru.cli._schedules", "app"),
+    "mcp": ("kitaru.cli._mcp", "app"),
+}
+COMMANDS = {
+    "worker": ("kitaru.cli._worker", "worker_command"),
+    "deploy": ("kitaru.cli._deploy", "deploy_command"),
+    "doctor": ("kitaru.cli._doctor", "doctor_command"),
+    "gc": ("kitaru.cli._gc", "gc_command"),
+}
+# Commands that live under `executions` but are written next to what they share code with.
+EXECUTIONS_EXTRA = {
+    "export": ("kitaru.cli._portable", "export_command"),
+    "import": ("kitaru.cli._portable", "import_command"),
+    "delete": ("kitaru.cli._gc", "delete_command"),
+}
 
 
-@app.command("run-execution", hidden=True)
+def _load(where: tuple[str, str]) -> Any:
+    return getattr(importlib.import_module(where[0]), where[1])
+
+
+def build(only: str | None = None) -> typer.Typer:
+    """The `kitaru` app: every noun and command, or with `only` just that one."""
+    # Help text is Markdown, here and in every sub-app: a docstring's single line breaks
+    # are soft (rich reflows them to the terminal), a blank line starts a paragraph, and
+    # `code` and "- " lists render. Typer's default "rich" mode would print the line
+    # breaks of every paragraph but the first, and of each summary in a group's command
+    # table.
+    root = typer.Typer(
+        rich_markup_mode="markdown",
+        name="kitaru",
+        help="Kitaru: durable executions for Python agents. Inspect, resume, replay and "
+        "answer executions; everything is also available from Python "
+        "(kitaru.KitaruClient).\n\nExample: `kitaru executions list --status waiting`",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    for noun, where in SUB_APPS.items():
+        if only is not None and noun != only:
+            continue
+        sub = _load(where)
+        if noun == "executions":
+            for name, extra in EXECUTIONS_EXTRA.items():
+                if not any(c.name == name for c in sub.registered_commands):
+                    sub.command(name)(_load(extra))
+        root.add_typer(sub, name=noun)
+    for name, where in COMMANDS.items():
+        if only is None or name == only:
+            root.command(name)(_load(where))
+    root.command("run-execution", hidden=True)(_run_execution)
+    root.callback()(_root)
+    return root
+
+
 def _run_execution(exec_id: str = typer.Argument(..., help="Execution id (kx_...).")) -> None:
     """What orchestrators run: take a queued execution's lease and drive it here."""
     from kitaru.stacks._entrypoint import run_execution
@@ -74,7 +97,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: bool = typer.Option(
         False,
@@ -88,6 +110,20 @@ def _root(
     """Kitaru: durable executions for Python agents."""
 
 
+def _named(args: list[str]) -> str | None:
+    """The noun or command a command line names, if it is one `build` knows apart."""
+    first = next((a for a in args if not a.startswith("-")), None)
+    return first if first in SUB_APPS or first in COMMANDS else None
+
+
+def __getattr__(name: str) -> Any:
+    # `kitaru.cli.app`, the whole app (the help tests walk it), built on first use.
+    if name == "app":
+        whole = globals()["app"] = build()
+        return whole
+    raise AttributeError(f"module 'kitaru.cli' has no attribute {name!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn every error into one line and an exit code."""
     from kitaru._errors import (
@@ -98,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         debugging,
     )
 
+    args = sys.argv[1:] if argv is None else argv
     try:
-        code = app(args=argv, prog_name="kitaru", standalone_mode=False)
+        code = build(_named(args))(args=args, prog_name="kitaru", standalone_mode=False)
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)

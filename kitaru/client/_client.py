@@ -5,7 +5,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kitaru import _control, _views
+# `_control` (resume, replay, answers) is imported by the methods that use it: listing
+# executions, what the CLI does most, does not pay for it.
+from kitaru import _views
 from kitaru._artifact_io import load_value, read_bytes
 from kitaru._errors import ConfigurationError, NotFoundError, at_call_site
 from kitaru.journal import ArtifactRecord, ExecutionRecord, Journal, current_journal, open_journal
@@ -167,11 +169,15 @@ class Executions:
         return [Execution(v) for v in views]
 
     def get(self, exec_id: str) -> Execution:
+        from kitaru import _control
+
         record = _checked(self._journal, _control.get_execution(self._journal, exec_id))
         summary = _views.execution_view(self._journal, record, detail=False)
         return Execution(summary, lambda: _views.execution_view(self._journal, record))
 
     def logs(self, exec_id: str) -> builtins.list[dict[str, Any]]:
+        from kitaru import _control
+
         _control.get_execution(self._journal, exec_id)
         return [
             {
@@ -185,15 +191,21 @@ class Executions:
         ]
 
     def resume(self, exec_id: str, *, detach: bool = False) -> Execution:
+        from kitaru import _control
+
         record = _control.resume(exec_id, detach=detach, journal=self._journal)
         return self.get(record.exec_id)
 
     def cancel(self, exec_id: str, *, grace: float = 10.0) -> Execution:
+        from kitaru import _control
+
         record = _control.cancel(exec_id, grace=grace, journal=self._journal)
         return self.get(record.exec_id)
 
     def input(self, exec_id: str, name: str, value: Any, *, detach: bool = False) -> Execution:
         """Answer the wait `name` (a wait name or key such as `approve#2`) and resume."""
+        from kitaru import _control
+
         record = _control.give_input(exec_id, name, value, detach=detach, journal=self._journal)
         return self.get(record.exec_id)
 
@@ -206,6 +218,8 @@ class Executions:
         inputs: Mapping[str, Any] | None = None,
         detach: bool = False,
     ) -> Execution:
+        from kitaru import _control
+
         record = _control.replay(
             exec_id,
             from_=from_,
@@ -285,6 +299,8 @@ class Artifacts:
         )
 
     def list(self, exec_id: str) -> builtins.list[Artifact]:
+        from kitaru import _control
+
         _control.get_execution(self._journal, exec_id)
         return [self._wrap(r) for r in self._journal.list_artifacts(exec_id)]
 
