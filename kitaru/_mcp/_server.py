@@ -200,8 +200,18 @@ class Server:
         orchestrator is about to start it."""
         from kitaru._lease import effective_status
 
+        def look() -> ExecutionRecord:
+            from kitaru.stacks._submit import reconcile_if_stale
+
+            record = self.execution(exec_id)
+            if record.run_id is not None and record.status in ("queued", "running"):
+                # On an orchestrator: ask it, should the run never start or die unseen
+                # (as `kitaru deployments invoke --wait` does).
+                record = reconcile_if_stale(self.journal, record)
+            return record
+
         while True:
-            record = await anyio.to_thread.run_sync(lambda: self.execution(exec_id))
+            record = await anyio.to_thread.run_sync(look)
             status = effective_status(record.status, record.owner, record.lease_until)
             starting = status == "queued" and self.deployed(record) and record.queue is None
             if status != "running" and not starting:
