@@ -21,12 +21,13 @@ from tests.conftest import kitaru_cli, run_python
 from tests.deployments._project import register_docker_stack, services_env, write_project
 
 pytest.importorskip("mcp")
-# The first test deploys: on a registry without the example's image yet, that is a build.
-pytestmark = pytest.mark.timeout(900)
 
 import mcp_types as types
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
+
+# The first test deploys: on a registry without the example's image yet, that is a build.
+pytestmark = pytest.mark.timeout(900)
 
 TICKET = "my order is late"
 
