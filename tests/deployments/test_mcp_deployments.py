@@ -166,3 +166,56 @@ def test_operator_tools_answer_cancel_and_get_results_of_deployments_only(
     assert outcome(got["cancel"]) == {"exec_id": queued["exec_id"], "status": "cancelled"}
     listed = [e["exec_id"] for e in outcome(got["list"])["executions"]]
     assert waiting["exec_id"] in listed and foreign not in listed
+
+
+def test_over_http_a_read_token_lists_but_cannot_invoke_a_deployment(
+    deployed: dict[str, Any],
+) -> None:
+    import socket
+    import subprocess
+    import time
+
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    from kitaru.journal import open_journal
+    from kitaru.server import _tokens
+
+    env = deployed["env"]
+    journal = open_journal(env["KITARU_JOURNAL_URL"])
+    reader = _tokens.create(journal, scope="read")[0]
+    journal.close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/mcp"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kitaru", "mcp", "serve", "--deployments", "--http", str(port)],
+        cwd=deployed["project"], env={**os.environ, **env}, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, proc
+            try:
+                httpx2.get(url, timeout=1)
+                break
+            except httpx2.HTTPError:
+                time.sleep(0.1)
+        before = kitaru_cli("executions", "list", "--flow", "refund", "--json", env=env).json()
+
+        async def as_reader() -> tuple[Any, Any]:
+            http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {reader}"}, timeout=60)
+            async with Client(streamable_http_client(url, http_client=http)) as c:
+                listed = await c.call_tool("kitaru_list", {})
+                started = await c.call_tool("refund", {"ticket": TICKET, "amount": 1})
+                return listed, started
+
+        listed, started = anyio.run(as_reader)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not listed.is_error
+    assert started.is_error and "needs a write token" in started.content[0].text
+    after = kitaru_cli("executions", "list", "--flow", "refund", "--json", env=env).json()
+    assert len(after) == len(before)  # nothing was invoked
