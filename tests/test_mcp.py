@@ -393,6 +393,8 @@ def test_serve_says_what_to_give_when_there_is_nothing_to_serve(tmp_path: Path) 
     nothing = kitaru_cli("mcp", "serve", "--stdio", env=env)
     assert nothing.returncode == 2
     assert "nothing to serve: give --flows MODULE" in nothing.stderr
+    tag_alone = kitaru_cli("mcp", "serve", "--flows", "x.py", "--tag", "canary", "--stdio", env=env)
+    assert tag_alone.returncode == 2 and "add --deployments" in tag_alone.stderr
     undeployed = kitaru_cli("mcp", "serve", "--deployments", "--stdio", env=env)
     assert undeployed.returncode == 2
     assert "no flow has a deployment tagged 'default'" in undeployed.stderr

@@ -77,6 +77,8 @@ def serve(
             "nothing to serve: give --flows MODULE (flows run here from their code) and/or "
             "--deployments (deployed versions run in their images)"
         )
+    if tag != "default" and not deployments:
+        raise KitaruUsageError("--tag picks the version of each deployment: add --deployments")
     try:
         from kitaru import _mcp
     except ImportError as exc:
