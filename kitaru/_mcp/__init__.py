@@ -28,8 +28,33 @@ stdio the client is a local process that started this one, trusted as the CLI is
 
 from __future__ import annotations
 
+from typing import Any
+
+from mcp.server.mcpserver.tools import Tool
+
+from kitaru._mcp import _deployments, _operators
 from kitaru._mcp._deployments import served
 from kitaru._mcp._http import caller_of, serve_http
 from kitaru._mcp._server import QUEUE, Server
+from kitaru.journal import DeploymentRecord, Journal
 
-__all__ = ["QUEUE", "Server", "caller_of", "serve_http", "served"]
+__all__ = ["QUEUE", "Server", "caller_of", "make_server", "serve_http", "served"]
+
+
+def make_server(
+    journal: Journal,
+    flows: dict[str, Any],
+    *,
+    tokens: bool,
+    deployments: dict[str, DeploymentRecord] | None = None,
+    tag: str = "default",
+) -> Server:
+    """A server with every tool: the flows, the deployments, the operator tools."""
+
+    def tools(server: Server) -> list[Tool]:
+        return [
+            *(_deployments.tool(server, d) for d in server.deployments.values()),
+            *(Tool.from_function(fn) for fn in _operators.tools(server)),
+        ]
+
+    return Server(journal, flows, tokens=tokens, deployments=deployments, tag=tag, tools=tools)

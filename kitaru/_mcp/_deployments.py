@@ -20,7 +20,7 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 
-from kitaru._mcp._forms import friendly
+from kitaru._mcp._forms import CTX, friendly
 from kitaru.journal import DeploymentRecord, Journal
 
 if TYPE_CHECKING:
@@ -84,8 +84,6 @@ def input_schema(deployment: DeploymentRecord) -> dict[str, Any]:
 
 def tool(server: Server, deployment: DeploymentRecord) -> Tool:
     """The tool that invokes `deployment.flow` through the server's tag."""
-    from kitaru._mcp._server import CTX
-
     flow = deployment.flow
     names = [p["name"] for p in deployment.signature if p["kind"] not in _VARIADIC]
     positional = [p["name"] for p in deployment.signature if p["kind"] == "POSITIONAL_ONLY"]

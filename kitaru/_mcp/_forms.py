@@ -12,6 +12,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 _T = typing.TypeVar("_T", bound=Callable[..., Any])
 
+# The name a tool's MCP context is passed under (never a flow's own parameter).
+CTX = "kitaru_mcp_context"
 _PRIMITIVES = frozenset({"string", "number", "integer", "boolean"})
 # Kitaru's wait types that a form holds as one field, and the field's JSON type.
 _FORM_TYPES = {"bool": "boolean", "int": "integer", "float": "number", "str": "string"}

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.to_thread
+from mcp.server.mcpserver import MCPServer
 
 from kitaru.journal import Journal
-
-if TYPE_CHECKING:
-    from kitaru._mcp._server import Server
 
 
 def caller_of(journal: Journal, header: str | None) -> Any:
@@ -22,7 +20,9 @@ def caller_of(journal: Journal, header: str | None) -> Any:
     return _tokens.verify(_tokens.token_store(journal), token.strip())
 
 
-def serve_http(server: Server, host: str, port: int, *, allowed_hosts: list[str]) -> None:
+def serve_http(
+    mcp: MCPServer[Any], journal: Journal, host: str, port: int, *, allowed_hosts: list[str]
+) -> None:
     """Streamable HTTP at /mcp, behind a token check on every request (401 without a
     live Kitaru API token: not even the tool list is shown)."""
     import uvicorn
@@ -34,8 +34,7 @@ def serve_http(server: Server, host: str, port: int, *, allowed_hosts: list[str]
     security = TransportSecuritySettings(
         allowed_hosts=hosts, allowed_origins=[f"http://{h}" for h in hosts]
     )
-    app = server.mcp.streamable_http_app(transport_security=security, host=host)
-    journal = server.journal
+    app = mcp.streamable_http_app(transport_security=security, host=host)
 
     def guarded(inner: ASGIApp) -> ASGIApp:
         async def check(scope: Scope, receive: Receive, send: Send) -> None:

@@ -18,9 +18,10 @@ import anyio.to_thread
 import mcp_types as types
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from kitaru._mcp._forms import form, friendly, read_answer
+from kitaru._mcp._forms import CTX, form, friendly, read_answer
 from kitaru.journal import DeploymentRecord, ExecutionRecord, Journal
 
 # The queue an execution started by a tool call is recorded in for the instant before
@@ -28,8 +29,6 @@ from kitaru.journal import DeploymentRecord, ExecutionRecord, Journal
 QUEUE = "mcp"
 # How often a running execution is looked at for progress.
 POLL_SECONDS = 0.25
-# The name a flow tool's MCP context is passed under (never a flow's own parameter).
-CTX = "kitaru_mcp_context"
 
 
 class Server:
@@ -45,9 +44,10 @@ class Server:
         tokens: bool,
         deployments: dict[str, DeploymentRecord] | None = None,
         tag: str = "default",
+        tools: Callable[[Server], list[Tool]] | None = None,
     ) -> None:
+        """`tools`: the server's other tools (operators, deployments), made for it."""
         from kitaru._errors import KitaruUsageError
-        from kitaru._mcp import _deployments, _operators
         from kitaru.client import Executions
 
         self.journal = journal
@@ -66,7 +66,7 @@ class Server:
             "kitaru",
             instructions="Durable flows as tools: a call runs one execution of the flow; "
             "a flow that waits for a person asks for input and continues with the answer.",
-            tools=[_deployments.tool(self, d) for d in self.deployments.values()],
+            tools=tools(self) if tools is not None else [],
         )
         for name, flow in flows.items():
             self.mcp.add_tool(
@@ -75,8 +75,6 @@ class Server:
                 description=(inspect.getdoc(flow.fn) or f"Run the flow {name}.")
                 + "\n\nRuns one durable Kitaru execution; its id comes first in the progress.",
             )
-        for tool in _operators.tools(self):
-            self.mcp.add_tool(tool)
 
     # -- the flows ---------------------------------------------------------------------
     def _flow_tool(self, flow: Any) -> Callable[..., Any]:

@@ -98,7 +98,9 @@ def serve(
 
     journal = current_journal()
     deployed = _mcp.served(journal, check_tag(tag)) if deployments else {}
-    server = _mcp.Server(journal, loaded, tokens=http is not None, deployments=deployed, tag=tag)
+    server = _mcp.make_server(
+        journal, loaded, tokens=http is not None, deployments=deployed, tag=tag
+    )
     if stdio:
         server.mcp.run("stdio")
         return
@@ -108,4 +110,4 @@ def serve(
         file=sys.stderr,
         flush=True,
     )
-    _mcp.serve_http(server, host, http, allowed_hosts=allowed_host)
+    _mcp.serve_http(server.mcp, journal, host, http, allowed_hosts=allowed_host)
