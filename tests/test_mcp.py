@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import pytest
 from conftest import write_script
+from pydantic import BaseModel
 
 pytest.importorskip("mcp")
 
@@ -340,3 +341,61 @@ def test_tools_reach_only_the_served_flows_and_say_kitaru_errors(project: Projec
     assert foreign not in json.dumps(listed)
     assert outcome(got["odd"])["result"] == "1 q 3", got["odd"]
     assert got["bad_wait"].is_error and "nope" in got["bad_wait"].content[0].text
+
+
+class Order(BaseModel):
+    item: str
+    quantity: int = 1
+
+
+def _refund(
+    ticket: str, order: Order, amount: float = 2.5, *notes: str, more: list[Order] | None = None
+) -> None: ...
+
+
+def test_a_deployment_tool_schema_is_the_recorded_one_and_old_records_still_serve() -> None:
+    """The schema a deploy records (pydantic's, with defaults and models), and what a
+    version deployed before schemas were recorded still gives: its JSON types."""
+    from dataclasses import replace
+
+    from kitaru._mcp._deployments import input_schema
+    from kitaru.deployments import signature_of
+    from kitaru.journal import DeploymentRecord
+
+    record = DeploymentRecord(
+        "refund", 1, "img", "d", "c", "l", "s", "1", signature_of(_refund), "m:f", "f.py", ".",
+        "/p", "box", "docker", "docker", False, "me", 0.0,
+    )  # fmt: skip
+    schema = input_schema(record)
+    assert schema["required"] == ["ticket", "order"]
+    assert set(schema["properties"]) == {"ticket", "order", "amount", "more"}
+    assert schema["properties"]["amount"] == {"type": "number", "title": "Amount", "default": 2.5}
+    assert schema["properties"]["order"]["required"] == ["item"]
+    # A model inside another type is a reference into the tool schema's own $defs.
+    assert schema["properties"]["more"]["anyOf"][0]["items"] == {"$ref": "#/$defs/Order"}
+    assert schema["$defs"]["Order"]["required"] == ["item"]
+
+    old = replace(
+        record, signature=[{k: v for k, v in p.items() if k != "schema"} for p in record.signature]
+    )
+    assert input_schema(old)["properties"] == {
+        "ticket": {"type": "string", "title": "Ticket"},
+        "order": {"title": "Order"},
+        "amount": {"type": "number", "title": "Amount"},
+        "more": {"title": "More"},
+    }
+
+
+def test_serve_says_what_to_give_when_there_is_nothing_to_serve(tmp_path: Path) -> None:
+    from conftest import kitaru_cli
+
+    env = {"KITARU_HOME": str(tmp_path / "home")}
+    nothing = kitaru_cli("mcp", "serve", "--stdio", env=env)
+    assert nothing.returncode == 2
+    assert "nothing to serve: give --flows MODULE" in nothing.stderr
+    tag_alone = kitaru_cli("mcp", "serve", "--flows", "x.py", "--tag", "canary", "--stdio", env=env)
+    assert tag_alone.returncode == 2 and "add --deployments" in tag_alone.stderr
+    undeployed = kitaru_cli("mcp", "serve", "--deployments", "--stdio", env=env)
+    assert undeployed.returncode == 2
+    assert "no flow has a deployment tagged 'default'" in undeployed.stderr
+    assert "kitaru deploy path/to/module.py:flow" in undeployed.stderr

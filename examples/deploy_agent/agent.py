@@ -11,12 +11,17 @@ it): that is what the builder locks and copies into the image.
 
 The same from the command line: `kitaru deploy examples/deploy_agent/agent.py:support`
 and `kitaru deployments invoke support --args '{"ticket": "my order is late"}' --wait`.
+
+Deployed flows as tools for an MCP client (`refund` waits for a person: the client asks
+its user): `kitaru deploy examples/deploy_agent/agent.py:refund`, then
+`kitaru mcp serve --deployments --stdio` (docs/mcp.md).
 """
 
 import json
 import os
 import sys
 
+import kitaru
 from kitaru import checkpoint, flow
 
 # What a new version changes; the reply says which style (so which code) produced it.
@@ -36,9 +41,24 @@ def draft_reply(ticket: str, category: str, customer: str) -> str:
 
 @flow
 def support(ticket: str, customer: str = "there") -> dict[str, str]:
+    """Draft a reply to a customer's support ticket."""
     category = classify(ticket)
     return {
         "reply": draft_reply(ticket, category, customer),
+        "style": REPLY_STYLE,
+        "host": os.environ.get("KITARU_HOST", ""),
+    }
+
+
+@flow
+def refund(ticket: str, amount: float) -> dict[str, object]:
+    """Refund a customer once a person approves it."""
+    category = classify(ticket)
+    approved = kitaru.wait(
+        "approve", schema=bool, question=f"Refund {amount:.2f} for a {category} ticket?"
+    )
+    return {
+        "refunded": amount if approved else 0.0,
         "style": REPLY_STYLE,
         "host": os.environ.get("KITARU_HOST", ""),
     }

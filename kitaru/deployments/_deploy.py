@@ -112,9 +112,31 @@ def signature_of(fn: Callable[..., Any]) -> list[dict[str, Any]]:
                 "required": param.default is param.empty and not variadic,
                 "annotation": None if param.annotation is param.empty else _text(hint or param.annotation),
                 "json_type": _JSON_TYPES.get(hint) if isinstance(hint, type) else None,
+                "schema": None if variadic else _schema(param, hint),
             }
         )  # fmt: skip
     return out
+
+
+def _schema(param: inspect.Parameter, hint: Any) -> dict[str, Any] | None:
+    """The parameter's JSON schema (with its default, when that is JSON), for tools that
+    describe a deployment's input without its code (`kitaru mcp serve --deployments`);
+    None when pydantic cannot say one."""
+    import json
+
+    from pydantic import TypeAdapter
+
+    try:
+        schema: dict[str, Any] = TypeAdapter(Any if hint is None else hint).json_schema()
+    except Exception:
+        return None
+    schema["title"] = param.name.replace("_", " ").title()
+    if param.default is not param.empty:
+        try:
+            schema["default"] = json.loads(json.dumps(param.default, allow_nan=False))
+        except (TypeError, ValueError):
+            pass  # not JSON: the tool shows no default, the flow still has it
+    return schema
 
 
 _JSON_TYPES: dict[Any, str] = {
@@ -236,7 +258,11 @@ def deploy(
         created_by=who(),
         created_at=time.time(),
         manifest=manifest,
-        metadata={"repository": repository, "image_tag": built.tag},
+        metadata={
+            "repository": repository,
+            "image_tag": built.tag,
+            "description": inspect.getdoc(flow.fn) or "",
+        },
     )
     return journal.create_deployment(record, tag=tag)
 

@@ -35,7 +35,7 @@ def test_targets_that_cannot_be_imported(tmp_path: Path) -> None:
         ("broken.py:support", "cannot be imported: ModuleNotFoundError: No module named "
          "'kitaru_no_such_module'; run the command in the project's environment"),
         ("typo.py:support", "cannot be imported: invalid syntax"),
-        ("agent.py:nope", "module 'agent' has no 'nope'; flows in it: support"),
+        ("agent.py:nope", "module 'agent' has no 'nope'; flows in it: refund, support"),
         ("agent.py:REPLY_STYLE", "'REPLY_STYLE' is a str, not a flow"),
         ("no_such_package.mod:support", "cannot be imported: ModuleNotFoundError"),
     ]  # fmt: skip
