@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from kitaru._errors import ConfigurationError
+from kitaru.journal import current_journal
 from tests.conftest import kitaru_cli
 from tests.stacks._queued import get, queue, settled
 from tests.stacks._services import fresh_database, need
@@ -156,15 +157,31 @@ def test_cancel_kills_the_container(register: Callable[..., None], image: str) -
     _until(lambda: _container(run_id).status == "exited")
 
 
-def test_a_removed_container_leaves_the_execution_queued(
+def test_a_removed_container_fails_the_execution_as_gone(
     register: Callable[..., None], image: str
 ) -> None:
-    # Kitaru acts only on a container labelled with the execution; a removed one cannot
-    # be told apart from an id that was never its own.
+    # The engine's events show it removed a container labelled with the execution.
     register("environment.STAND_IN=sleep")
     exec_id = queue("box", image)
     run_id = get(exec_id)["run_id"]
     _container(run_id).remove(force=True)
+    view = settled(exec_id)
+    assert (view["status"], view["error"]) == (
+        "failed",
+        f"the docker run {run_id} is gone (missing: the container no longer exists) "
+        "without starting the execution",
+    )
+
+
+def test_a_container_id_this_engine_never_ran_leaves_the_execution_queued(
+    register: Callable[..., None], image: str
+) -> None:
+    # Another machine's container, say: unknown here is not gone.
+    register("environment.STAND_IN=sleep")
+    exec_id = queue("box", image)
+    run_id = get(exec_id)["run_id"]
+    _container(run_id).kill()
+    current_journal().set_run_id(exec_id, "0123456789ab" * 5 + "cdef", "docker")
     view = settled(exec_id, timeout=8)
     assert (view["status"], view["error"]) == ("queued", None)
 
