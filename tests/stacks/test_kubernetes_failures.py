@@ -7,6 +7,7 @@ Job and stops its container; logs come from the Pod (`executions logs --orchestr
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -75,6 +76,24 @@ class Cluster:
         self.orch.core.create_namespaced_secret(
             "default", {"metadata": {"name": name}, "data": encoded}
         )
+
+    def pull_secret(self, name: str, registry: str, username: str, password: str) -> None:
+        """As `kubectl create secret docker-registry` would."""
+        auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+        config = {"auths": {registry: {"username": username, "password": password, "auth": auth}}}
+        self.secret(name, **{".dockerconfigjson": json.dumps(config)})
+
+    def account(self, name: str) -> None:
+        """Create a ServiceAccount (if it is not there yet)."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.orch.core.create_namespaced_service_account(
+                "default", {"metadata": {"name": name}}
+            )
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
 
     def has(self, secret: str) -> bool:
         from kubernetes.client.exceptions import ApiException
@@ -277,4 +296,81 @@ def test_logs_come_from_the_jobs_pod_with_secret_key_refs_resolved(
     assert logs.stdout == (
         f"── kubernetes run {job} ──\nstand-in for kitaru run-execution {exec_id}\n"
         "OPENAI_API_KEY=sk-from-the-secret\n"
+    )
+
+
+def test_a_missing_service_account_fails_the_execution_naming_it(
+    cluster: Cluster, image: str
+) -> None:
+    # As the API does, the pod is refused: the Job never gets one and says why in an event.
+    cluster.register("service_account=nobody-made-this")
+    exec_id = queue("k8s", image)
+    job = get(exec_id)["run_id"]
+    view = settled(exec_id)
+    assert view["status"] == "failed", view
+    assert view["error"] == (
+        f"the kubernetes run {job} ended (failed: FailedCreate: Error creating: pods "
+        f'"{job}-" is forbidden: error looking up service account default/nobody-made-this: '
+        'serviceaccount "nobody-made-this" not found) without starting the execution'
+    )
+    assert cluster.pods(job) == []
+
+
+def test_the_pod_runs_as_the_stacks_service_account_with_its_token(
+    cluster: Cluster, image: str
+) -> None:
+    cluster.account("kitaru-runner")
+    cluster.register("service_account=kitaru-runner", "environment.STAND_IN=exit:0")
+    exec_id = queue("k8s", image)
+    job = get(exec_id)["run_id"]
+    cluster.until(lambda: getattr(cluster.job(job).status, "succeeded", None) == 1)
+    (pod,) = cluster.pods(job)
+    assert pod.spec.service_account_name == "kitaru-runner"
+    (mount,) = pod.spec.containers[0].volume_mounts
+    assert mount.mount_path == "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+@pytest.fixture(scope="module")
+def private_image(image: str) -> str:
+    """The stand-in, pushed to the registry that demands a login."""
+    import docker
+
+    registry = need("KITARU_TEST_AUTH_REGISTRY")["KITARU_TEST_AUTH_REGISTRY"]
+    client = docker.from_env()
+    tag = image.rsplit(":", 1)[1]
+    repository = f"{registry}/kitaru/stand-in-private"
+    client.images.get(image).tag(repository, tag)
+    for line in client.images.push(repository, tag=tag, stream=True, decode=True, auth_config=AUTH):
+        assert "error" not in line, line
+    return f"{repository}:{tag}"
+
+
+AUTH = {"username": "kitaru", "password": "kitaru-test"}  # scripts/services/docker.sh
+
+
+def test_an_image_pull_secret_lets_the_pod_pull_from_a_private_registry(
+    cluster: Cluster, private_image: str
+) -> None:
+    registry = private_image.split("/", 1)[0]
+    cluster.pull_secret("regcred", registry, **AUTH)
+    cluster.register('image_pull_secrets=["regcred"]', "environment.STAND_IN=env:STAND_IN")
+    exec_id = queue("k8s", private_image)
+    job = get(exec_id)["run_id"]
+    cluster.until(lambda: getattr(cluster.job(job).status, "succeeded", None) == 1)
+    (pod,) = cluster.pods(job)
+    assert [s.name for s in pod.spec.image_pull_secrets] == ["regcred"]
+    logs = kitaru_cli("executions", "logs", exec_id, "--orchestrator")
+    assert "STAND_IN=env:STAND_IN" in logs.stdout, logs
+
+
+def test_without_the_image_pull_secret_the_private_image_cannot_be_pulled(
+    cluster: Cluster, private_image: str
+) -> None:
+    cluster.register()
+    exec_id = queue("k8s", private_image)
+    view = settled(exec_id)
+    assert view["status"] == "failed", view
+    assert (
+        f'ended (failed: ImagePullBackOff: failed to pull and unpack image "{private_image}"'
+        in view["error"]
     )
