@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make demo       run the example agent: crash, resume, wait, answer, replay (no server, no cloud)"
 	@echo "make test       lint, type-check and run every test (starts the local services it needs)"
-	@echo "make lint       ruff check + format check"
+	@echo "make lint       ruff check + format check + the import contracts (layers, plugins)"
 	@echo "make typecheck  mypy --strict"
 	@echo "make unit       pytest only (PYTEST_ARGS='-k name' to select)"
 	@echo "make test-pythons  the service-free tests on every other Python 3.12+ found here"
@@ -40,6 +40,7 @@ demo: .venv/.synced-core
 lint: .venv/.synced
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports --no-cache
 
 format: .venv/.synced
 	.venv/bin/ruff format .

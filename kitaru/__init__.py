@@ -35,7 +35,8 @@ from kitaru._errors import (
     WaitTimeoutError,
 )
 from kitaru._events import emit
-from kitaru._flow import ExecutionHandle, Flow, flow
+from kitaru._flow import Flow, flow
+from kitaru._handle import ExecutionHandle
 from kitaru._llm import LLMError, MissingAPIKeyError, ModelNotFoundError, ProviderError, llm
 from kitaru._parallel import map, submit
 from kitaru._retry import RetryPolicy

@@ -8,8 +8,19 @@ from typing import Any
 from kitaru import _serialize
 from kitaru._errors import ArtifactCorruptedError, ArtifactStoreError, KitaruError
 from kitaru._ids import new_id
-from kitaru.artifacts import ArtifactStore, open_store
+from kitaru.artifacts import ArtifactStore
 from kitaru.journal import ArtifactRecord
+from kitaru.journal._bytes import read_bytes
+
+__all__ = [
+    "INLINE_MAX",
+    "PICKLE_PRODUCERS",
+    "build_artifact",
+    "check_pickle",
+    "content_hash",
+    "load_value",
+    "read_bytes",
+]
 
 # Values up to this size live inline in the journal row: one write, no extra file.
 INLINE_MAX = 16 * 1024
@@ -89,36 +100,6 @@ def build_artifact(
     )
 
 
-def read_bytes(artifact: ArtifactRecord, store_uri: str | None) -> bytes:
-    """The artifact's bytes, checked against its size and content hash."""
-    if artifact.inline is not None:
-        return artifact.inline
-    if artifact.uri is None:
-        raise ArtifactCorruptedError(
-            f"artifact {artifact.artifact_id} ({artifact.name}) has neither inline bytes nor a "
-            "URI; the journal row is damaged"
-        )
-    where = f"artifact {artifact.artifact_id} ({artifact.producer} {artifact.name!r} of {artifact.exec_id})"
-    import hashlib
-
-    hasher = hashlib.sha256()  # the same digest as content_hash()
-    try:
-        store = open_store(store_uri or _root_of(artifact.uri, artifact.exec_id))
-        # The store feeds the hasher while it reads: one pass, overlapped with the transfer.
-        data = store.read(store.key_of(artifact.uri), on_data=hasher.update)
-    except KeyError:
-        raise ArtifactCorruptedError(
-            f"{where} is missing from the artifact store: {artifact.uri} does not exist; "
-            "restore the file or replay the execution to produce it again"
-        ) from None
-    if len(data) != artifact.size or hasher.hexdigest() != artifact.content_hash:
-        raise ArtifactCorruptedError(
-            f"{where} is corrupted: {artifact.uri} does not match the content hash recorded "
-            "in the journal; restore the file or replay the execution to produce it again"
-        )
-    return data
-
-
 # Producers whose values may be pickled: the flow's own code wrote them, or (an input)
 # the process that started a flow allowing pickle. Answers and overrides come from
 # outside (a person, a server) and are JSON; a server refuses pickled inputs.
@@ -160,9 +141,3 @@ def check_pickle(artifact: ArtifactRecord, data: bytes, *, allow_pickle: bool) -
         raise ArtifactCorruptedError(
             f"{where} does not match its recorded content hash; it is not unpickled"
         )
-
-
-def _root_of(uri: str, exec_id: str) -> str:
-    marker = f"/{exec_id}/"
-    head, sep, _tail = uri.rpartition(marker)
-    return head if sep else uri.rsplit("/", 2)[0]

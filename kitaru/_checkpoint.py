@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import functools
-import time
 import typing
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, cast, overload
 
-from kitaru import _cache, _loader, _runtime
+from kitaru import _attempts, _cache, _loader, _runtime
 from kitaru._errors import CheckpointTimeoutError, KitaruUsageError
 from kitaru._fingerprint import fingerprint
 from kitaru._retry import RetryPolicy
@@ -54,6 +53,10 @@ class Durable:
     """What `@checkpoint` and `@flow` share: the wrapped function, its name, retries, the
     pickle permission and the return annotation outputs load back as."""
 
+    # "flow" or "checkpoint": lets the layers below `@flow` (deployments, stacks) tell
+    # a flow apart without importing it (`is_flow`).
+    kind: ClassVar[str] = "checkpoint"
+
     def __init__(
         self, fn: Callable[..., Any], *, name: str | None, what: str, retries: int,
         allow_pickle: bool,
@@ -75,6 +78,11 @@ class Durable:
             except Exception:
                 self._hint = None
         return self._hint
+
+
+def is_flow(obj: object) -> bool:
+    """Whether `obj` is a `@flow`."""
+    return isinstance(obj, Durable) and obj.kind == "flow"
 
 
 class Checkpoint(Durable, Generic[P, R]):
@@ -198,77 +206,10 @@ class Checkpoint(Durable, Generic[P, R]):
         call = _runtime.CheckpointRun(ctx, self, explicit_id, fingerprint(args, kwargs))
         if self.is_async:
             return cast(R, self._run_async(call, args, kwargs))
-        hit, value = call.reused()
-        if hit:
-            return cast(R, value)
-        cached = None
-        if self.cache:
-            cached, hit, value = _cache.find(call, self, args, kwargs)
-            if hit:
-                return cast(R, value)
-        call.enter()
-        attempts = 0
-        try:
-            while True:
-                attempts += 1
-                try:
-                    if self.timeout is None:
-                        value = self.fn(*args, **kwargs)
-                    else:
-                        value = _run_with_timeout(self, args, kwargs)
-                    break
-                except Exception as exc:
-                    wait = self.retry_policy.wait_before_next(attempts, exc)
-                    if wait is None:
-                        call.failed(exc, attempts)
-                        raise
-                    time.sleep(wait)
-            call.succeeded(value, attempts)
-            if cached is not None:
-                _cache.remember(call, cached)
-        finally:
-            call.exit()
-        result: R = value
-        return result
+        return cast(R, _attempts.run(self, call, args, kwargs))
 
     async def _run_async(self, call: _runtime.CheckpointRun, args: Any, kwargs: Any) -> Any:
-        import asyncio
-
-        hit, value = call.reused()
-        if hit:
-            return value
-        cached = None
-        if self.cache:
-            cached, hit, value = _cache.find(call, self, args, kwargs)
-            if hit:
-                return value
-        call.enter()
-        fn = cast(Callable[..., Awaitable[Any]], self.fn)
-        attempts = 0
-        try:
-            while True:
-                attempts += 1
-                try:
-                    if self.timeout is None:
-                        value = await fn(*args, **kwargs)
-                    else:
-                        try:
-                            value = await asyncio.wait_for(fn(*args, **kwargs), self.timeout)
-                        except TimeoutError:
-                            raise self._timed_out() from None
-                    break
-                except Exception as exc:
-                    wait = self.retry_policy.wait_before_next(attempts, exc)
-                    if wait is None:
-                        call.failed(exc, attempts)
-                        raise
-                    await asyncio.sleep(wait)
-            call.succeeded(value, attempts)
-            if cached is not None:
-                _cache.remember(call, cached)
-        finally:
-            call.exit()
-        return value
+        return await _attempts.run_async(self, call, args, kwargs)
 
     def _timed_out(self) -> CheckpointTimeoutError:
         return CheckpointTimeoutError(
@@ -277,47 +218,6 @@ class Checkpoint(Durable, Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<checkpoint {self.name} ({self.func_ref})>"
-
-
-def _run_with_timeout(cp: Checkpoint[Any, Any], args: Any, kwargs: Any) -> Any:
-    """Run a sync body on a thread of its own and stop waiting for it after the timeout.
-
-    Python cannot stop a thread: a body past its timeout is abandoned and runs on in the
-    background. The attempt has its own log buffer and metadata, added to the call's only
-    if it finishes in time: what an abandoned body returns, prints or logs later is thrown
-    away."""
-    import contextvars
-    import threading
-    from concurrent.futures import Future
-    from concurrent.futures import TimeoutError as FutureTimeout
-
-    from kitaru._logs import LogBuffer, current_buffer
-
-    call_frame, call_buffer = _runtime.current_frame.get(), current_buffer.get()
-    assert call_frame is not None and call_buffer is not None
-    frame = _runtime.CallFrame(call_frame.key)
-    buffer = LogBuffer(call_buffer.exec_id, call_buffer.call_key, call_buffer.run)
-    outcome: Future[Any] = Future()
-    context = contextvars.copy_context()
-    context.run(_runtime.current_frame.set, frame)
-    context.run(current_buffer.set, buffer)
-
-    def body() -> None:
-        try:
-            outcome.set_result(context.run(cp.fn, *args, **kwargs))
-        except BaseException as exc:
-            outcome.set_exception(exc)
-
-    threading.Thread(target=body, name=f"kitaru-{cp.name}", daemon=True).start()
-    try:
-        value = outcome.result(timeout=cp.timeout)
-    except FutureTimeout:
-        raise cp._timed_out() from None
-    finally:
-        if outcome.done():
-            call_frame.metadata.update(frame.metadata)
-            call_buffer.records.extend(buffer.take())
-    return value
 
 
 @overload

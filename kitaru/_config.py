@@ -110,7 +110,7 @@ def artifact_store_uri() -> str:
         return uri
     if os.environ.get("KITARU_SERVER_URL"):
         # Artifacts go where the server keeps them, through its API.
-        from kitaru.remote import server_artifact_store
+        from kitaru._connection import server_artifact_store
 
         return server_artifact_store()
     return (home() / "artifacts").as_uri()

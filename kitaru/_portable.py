@@ -26,25 +26,35 @@ from the bundle: an imported execution's flow is loaded from the importing proje
 script by its file name there, a module by its name), as a resume through a server does.
 Pickled artifacts run code when loaded, so they travel only when both sides ask for it
 (`--allow-pickle`).
+
+The import steps are here; writing a bundle is in kitaru/_export.py, its format and the
+checks made before an import writes anything in kitaru/_bundle.py.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import json
 import os
-import re
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from kitaru._artifact_io import content_hash
-from kitaru._errors import KitaruUsageError
+from kitaru._bundle import (
+    _IMPORTING,
+    BundleError,
+    Progress,
+    _artifact,
+    _artifacts_of,
+    _check_blobs,
+    _checked_doc,
+    _execution,
+    _manifest,
+    _open,
+    _typed,
+)
+from kitaru._export import export
 from kitaru.journal import (
-    ArtifactRecord,
     CallRecord,
     EventRecord,
     ExecutionRecord,
@@ -52,210 +62,10 @@ from kitaru.journal import (
     LogRecord,
     WaitRecord,
 )
-from kitaru.journal._records import parse_call_output_id
 
-FORMAT = "kitaru-executions"
-VERSION = 1
-MANIFEST = "kitaru-bundle.json"
-# Metadata of the exporting system's traces: meaningless in another journal.
-_DROPPED_METADATA = ("traceparent", "traceparent.run")
-
-Progress = Callable[[str], None]
-_R = TypeVar("_R")
-_ADAPTERS: dict[type, Any] = {}
-_EXEC_ID = re.compile(r"kx_[0-9a-f]{28}")
-_ARTIFACT_ID = re.compile(r"ka_[0-9a-f]{28}(_[0-9]+)?")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-# Statuses an execution may be imported with (running: it crashed where it ran).
-_IMPORTABLE = frozenset({"completed", "failed", "cancelled", "waiting", "running"})
-# Limits on what a bundle may make this process read into memory at once.
-_MAX_JSON_BYTES = 256 * 1024 * 1024
-_CHUNK = 1024 * 1024
-# The owner an execution has while it is being imported.
-_IMPORTING = "kitaru-import-"
+__all__ = ["BundleError", "export", "import_bundle"]
 
 
-class BundleError(KitaruUsageError):
-    """A bundle that cannot be imported: not a bundle, a newer format, or tampered."""
-
-
-# -- export ------------------------------------------------------------------------------
-def export(
-    journal: Journal,
-    exec_ids: Sequence[str],
-    path: str | os.PathLike[str],
-    *,
-    with_lineage: bool = False,
-    allow_pickle: bool = False,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Write the executions (and with `with_lineage`, the executions they replayed, back
-    to the first) to a bundle at `path`. Returns the manifest."""
-    from kitaru._lease import effective_status
-
-    records = _collect(journal, exec_ids, with_lineage)
-    for record in records:
-        status = effective_status(record.status, record.owner, record.lease_until)
-        if status in ("running", "queued"):
-            raise KitaruUsageError(
-                f"execution {record.exec_id} is {status}: export it once it has stopped "
-                f"(or cancel it first: kitaru executions cancel {record.exec_id})"
-            )
-    target = Path(path)
-    if target.is_dir() or not target.parent.is_dir():
-        raise KitaruUsageError(
-            f"-o {path}: give a file in an existing directory (the bundle is one file)"
-        )
-    partial = target.with_name(target.name + ".partial")
-    manifest: dict[str, Any] = {
-        "format": FORMAT,
-        "version": VERSION,
-        "exported_at": time.time(),
-        "executions": [],
-        "records": {},
-        "artifacts": {},
-    }
-    try:
-        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-            for record in records:
-                if progress:
-                    progress(f"exporting {record.exec_id} ({record.flow})")
-                doc = _execution_doc(journal, record, allow_pickle)
-                for artifact in _artifacts_of(doc):
-                    digest = artifact["content_hash"]
-                    if artifact["inline"] is not None or digest in manifest["artifacts"]:
-                        continue
-                    data = _read_bytes(record, artifact)
-                    bundle.writestr(f"artifacts/{digest}", data)
-                    manifest["artifacts"][digest] = len(data)
-                text = json.dumps(doc, sort_keys=True).encode()
-                bundle.writestr(f"executions/{record.exec_id}.json", text)
-                manifest["executions"].append(record.exec_id)
-                manifest["records"][record.exec_id] = content_hash(text)
-            bundle.writestr(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
-    return manifest
-
-
-def _collect(
-    journal: Journal, exec_ids: Sequence[str], with_lineage: bool
-) -> list[ExecutionRecord]:
-    """The records to export, each replay's source before the replay."""
-    found: dict[str, ExecutionRecord] = {}
-
-    def add(exec_id: str, named: bool) -> None:
-        if exec_id in found:
-            return
-        record = journal.get_execution(exec_id)
-        if record is None:
-            if named:
-                raise KitaruUsageError(
-                    f"no execution {exec_id!r} in this journal; "
-                    "`kitaru executions list` shows the ids"
-                )
-            return  # a source removed since: the replay's own rows hold what it reused
-        if with_lineage and record.replayed_from:
-            add(record.replayed_from, False)
-        found[exec_id] = record
-
-    if not exec_ids:
-        raise KitaruUsageError("name at least one execution to export")
-    for exec_id in exec_ids:
-        add(exec_id, True)
-    return list(found.values())
-
-
-def _execution_doc(journal: Journal, record: ExecutionRecord, allow_pickle: bool) -> dict[str, Any]:
-    exec_id = record.exec_id
-    calls = journal.calls(exec_id)
-    artifacts = []
-    for listed in journal.list_artifacts(exec_id):
-        if parse_call_output_id(listed.artifact_id) is not None:
-            continue  # a call's output: carried with its call
-        full = journal.get_artifact(listed.artifact_id)
-        if full is not None:
-            artifacts.append(full)
-    doc: dict[str, Any] = {
-        "execution": _plain(record),
-        "calls": [_plain(c) for c in calls],
-        "artifacts": [_plain(a) for a in artifacts],
-        "waits": [_plain(w) for w in journal.waits(exec_id)],
-        "logs": [_plain(entry) for entry in journal.logs(exec_id)],
-        "events": [_plain(e) for e in _all_events(journal, exec_id)],
-    }
-    for key in ("owner", "heartbeat_at", "run_id", "worker", "claimed_at", "python"):
-        doc["execution"][key] = None
-    doc["execution"]["argv"] = []  # a command line may hold secrets
-    # A replay's copied waits name their source's answers: carry those too.
-    have = {a["artifact_id"] for a in doc["artifacts"]}
-    for wait in doc["waits"]:
-        answer = wait["value_artifact"]
-        if answer and answer not in have:
-            found = journal.get_artifact(answer)
-            if found is not None:
-                doc["artifacts"].append({**_plain(found), "exec_id": exec_id})
-                have.add(answer)
-    metadata = doc["execution"]["metadata"]
-    for key in _DROPPED_METADATA:
-        metadata.pop(key, None)
-    if not allow_pickle:
-        for artifact in _artifacts_of(doc):
-            if artifact["serializer"] == "pickle":
-                raise KitaruUsageError(
-                    f"execution {exec_id}: artifact {artifact['artifact_id']} "
-                    f"({artifact['name']}) is pickled, and loading pickled data runs code; "
-                    "export it with --allow-pickle only for someone who trusts you with that"
-                )
-    return doc
-
-
-def _all_events(journal: Journal, exec_id: str) -> Iterable[EventRecord]:
-    after = 0
-    while True:
-        batch = journal.events(exec_id, after=after, limit=1000)
-        yield from batch
-        if len(batch) < 1000:
-            return
-        after = batch[-1].seq
-
-
-def _artifacts_of(doc: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    yield from doc["artifacts"]
-    for call in doc["calls"]:
-        if call["output"] is not None:
-            yield call["output"]
-
-
-def _read_bytes(record: ExecutionRecord, artifact: dict[str, Any]) -> bytes:
-    from kitaru.artifacts import store_for_uri
-
-    store, key = store_for_uri(artifact["uri"], record.artifact_store)
-    data = store.read(key)
-    if content_hash(data) != artifact["content_hash"]:
-        raise KitaruUsageError(
-            f"execution {record.exec_id}: artifact {artifact['artifact_id']} "
-            f"({artifact['name']}) at {artifact['uri']} does not match its content hash; "
-            "the store's copy changed since it was written, so it is not exported"
-        )
-    return data
-
-
-def _plain(record: Any) -> dict[str, Any]:
-    """A record as JSON-ready data (bytes as base64)."""
-    out = {}
-    for f in dataclasses.fields(record):
-        value = getattr(record, f.name)
-        if isinstance(value, bytes):
-            value = base64.b64encode(value).decode()
-        elif dataclasses.is_dataclass(value):
-            value = _plain(value)
-        out[f.name] = value
-    return out
-
-
-# -- import ------------------------------------------------------------------------------
 def import_bundle(
     journal: Journal,
     path: str | os.PathLike[str],
@@ -307,149 +117,6 @@ def _import_all(
         _import_one(journal, bundle, store, store_uri, doc, project)
         done.append({"exec_id": record.exec_id, "flow": record.flow, "outcome": "imported"})
     return done
-
-
-def _open(path: str | os.PathLike[str]) -> zipfile.ZipFile:
-    try:
-        return zipfile.ZipFile(path)
-    except FileNotFoundError:
-        raise BundleError(f"{path}: no such file") from None
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise BundleError(
-            f"{path} is not a bundle made by `kitaru executions export` ({exc})"
-        ) from None
-
-
-def _manifest(bundle: zipfile.ZipFile) -> dict[str, Any]:
-    try:
-        manifest = json.loads(bundle.read(MANIFEST))
-    except (KeyError, ValueError):
-        raise BundleError(
-            f"{bundle.filename} has no readable {MANIFEST}: it is not a bundle made by "
-            "`kitaru executions export`"
-        ) from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BundleError(f"{bundle.filename} is not a bundle of Kitaru executions")
-    if not (
-        isinstance(manifest.get("executions"), list)
-        and isinstance(manifest.get("records"), dict)
-        and isinstance(manifest.get("artifacts"), dict)
-    ):
-        raise BundleError(f"{bundle.filename}: its manifest lacks executions or records")
-    if manifest.get("version") != VERSION:
-        raise BundleError(
-            f"{bundle.filename} is a bundle of format version {manifest.get('version')}; "
-            f"this Kitaru reads version {VERSION}: import it with the Kitaru that made it"
-        )
-    return manifest
-
-
-def _checked_doc(bundle: zipfile.ZipFile, manifest: dict[str, Any], exec_id: object) -> Any:
-    if not isinstance(exec_id, str) or not _EXEC_ID.fullmatch(exec_id):
-        raise BundleError(f"{bundle.filename}: {exec_id!r} is not an execution id")
-    name = f"executions/{exec_id}.json"
-    try:
-        if bundle.getinfo(name).file_size > _MAX_JSON_BYTES:
-            raise BundleError(f"{bundle.filename}: {name} is larger than any export makes")
-        text = bundle.read(name)
-    except KeyError:
-        raise BundleError(f"{bundle.filename}: {name} is missing") from None
-    if content_hash(text) != manifest["records"].get(exec_id):
-        raise BundleError(
-            f"{bundle.filename}: the records of execution {exec_id} do not match their hash "
-            "in the manifest (the bundle was changed after it was exported); nothing imported"
-        )
-    doc = json.loads(text)
-    _check_shape(bundle.filename, exec_id, doc)
-    return doc
-
-
-def _check_shape(where: str | None, exec_id: str, doc: Any) -> None:
-    """Each row of a document belongs to its execution, and each id and hash has its
-    form: a bundle made by hand cannot add rows to another execution of the importing
-    journal, or write bytes outside its own place in the store."""
-
-    def refuse(what: str) -> BundleError:
-        return BundleError(f"{where}: execution {exec_id}: {what}; nothing imported")
-
-    try:
-        rows = [doc["execution"], *doc["calls"], *doc["waits"], *doc["logs"], *doc["events"]]
-        rows += doc["artifacts"]
-        for row in rows:
-            if row["exec_id"] != exec_id:
-                raise refuse(f"a row names execution {row['exec_id']!r}")
-        for artifact in _artifacts_of(doc):
-            if not _ARTIFACT_ID.fullmatch(str(artifact["artifact_id"])):
-                raise refuse(f"{artifact['artifact_id']!r} is not an artifact id")
-            if not _SHA256.fullmatch(str(artifact["content_hash"])):
-                raise refuse(f"artifact {artifact['artifact_id']} has no SHA-256 content hash")
-        if _execution(doc["execution"]).status not in _IMPORTABLE:
-            raise refuse(f"status {doc['execution']['status']!r} cannot be imported")
-        for call in doc["calls"]:
-            _typed(CallRecord, {**call, "output": None})
-        for artifact in _artifacts_of(doc):
-            _artifact(artifact)
-        for cls, key in ((WaitRecord, "waits"), (LogRecord, "logs"), (EventRecord, "events")):
-            for raw in doc[key]:
-                _typed(cls, raw)
-    except BundleError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise refuse(f"its records are not what this Kitaru writes ({exc!r})") from None
-
-
-def _check_blobs(bundle: zipfile.ZipFile, docs: list[Any], allow_pickle: bool) -> None:
-    """Every artifact's bytes against its content hash and size, before anything is
-    written, read in pieces: a bundle cannot make this process hold more than one
-    piece of an artifact, nor hold more bytes than the artifact's record says."""
-    checked: set[str] = set()
-    for doc in docs:
-        for artifact in _artifacts_of(doc):
-            what = (
-                f"artifact {artifact['artifact_id']} ({artifact['name']}) of execution "
-                f"{doc['execution']['exec_id']}"
-            )
-            if artifact["serializer"] == "pickle" and not allow_pickle:
-                raise BundleError(
-                    f"{bundle.filename}: {what} is pickled, and loading pickled data runs "
-                    "code; import it with --allow-pickle only if you trust who made it"
-                )
-            digest = artifact["content_hash"]
-            if artifact["inline"] is not None:
-                good = content_hash(base64.b64decode(artifact["inline"])) == digest
-            elif digest in checked:
-                continue
-            else:
-                good = _stored_blob_ok(bundle, digest, int(artifact["size"]), what)
-                checked.add(digest)
-            if not good:
-                raise BundleError(
-                    f"{bundle.filename}: {what} does not match its content hash (the bundle "
-                    "was changed after it was exported); nothing imported"
-                )
-
-
-def _stored_blob_ok(bundle: zipfile.ZipFile, digest: str, size: int, what: str) -> bool:
-    import hashlib
-
-    name = f"artifacts/{digest}"
-    try:
-        info = bundle.getinfo(name)
-    except KeyError:
-        raise BundleError(f"{bundle.filename}: the bytes of {what} are missing") from None
-    if info.file_size != size:
-        raise BundleError(
-            f"{bundle.filename}: {what} holds {info.file_size:,} bytes where its record says "
-            f"{size:,}; nothing imported"
-        )
-    hasher, seen = hashlib.sha256(), 0
-    with bundle.open(info) as member:
-        while piece := member.read(_CHUNK):
-            seen += len(piece)
-            if seen > size:
-                return False
-            hasher.update(piece)
-    return seen == size and hasher.hexdigest() == digest
 
 
 def _check_collisions(where: str | None, journal: Journal, docs: list[Any]) -> None:
@@ -562,23 +229,3 @@ def _local_code(source: ExecutionRecord, project: Path) -> dict[str, Any]:
         name = Path(source.flow_file).name if source.flow_file else None
         return {"flow_file": str(root / name) if name else None, "import_path": str(root)}
     return {"flow_file": None, "import_path": str(root)}
-
-
-def _typed(cls: type[_R], raw: dict[str, Any]) -> _R:
-    """A record from a bundle's JSON, each field checked against its type."""
-    from pydantic import TypeAdapter
-
-    adapter: TypeAdapter[_R] = _ADAPTERS.setdefault(cls, TypeAdapter(cls))
-    return adapter.validate_python(raw)
-
-
-def _execution(raw: dict[str, Any]) -> ExecutionRecord:
-    return _typed(ExecutionRecord, raw)
-
-
-def _artifact(raw: dict[str, Any]) -> ArtifactRecord:
-    inline = raw["inline"]
-    return _typed(
-        ArtifactRecord,
-        {**raw, "inline": base64.b64decode(inline) if inline is not None else None},
-    )

@@ -50,7 +50,7 @@ def _store_path(uri: str | None) -> Path | None:
 
 def _off_limits(journal: Journal, record: ExecutionRecord) -> list[Path]:
     """Where files arrive from outside: artifact stores on this machine, KITARU_HOME."""
-    from kitaru.remote._journal import HttpJournal
+    from kitaru.journal._http import HttpJournal
 
     uris = [record.artifact_store]
     if isinstance(journal, HttpJournal):

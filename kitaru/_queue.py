@@ -11,39 +11,26 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from kitaru import _config, _execute, _loader, _ready
+from kitaru import _config, _execute, _loader
 from kitaru._errors import InvalidInputError, KitaruUsageError
+
+# Shared with invocations and schedules, which sit below queues: kept in _ready.py.
+from kitaru._ready import check_limit, check_name, check_priority, ready_note
 from kitaru.journal import ExecutionRecord, Journal, QueueRecord, current_journal, open_journal
 from kitaru.journal._queues import DEFAULT_QUEUE
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-
-
-def check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise InvalidInputError(
-            f"queue name {name!r} is not valid: use 1-64 letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit (for example: default, approvals, gpu-batch)"
-        )
-    return name
-
-
-def check_limit(value: int | None, what: str) -> int | None:
-    if value is not None and (isinstance(value, bool) or not 1 <= value <= 1_000_000):
-        raise InvalidInputError(f"{what} must be a whole number from 1 to 1000000, not {value}")
-    return value
-
-
-def check_priority(priority: int) -> int:
-    if isinstance(priority, bool) or not isinstance(priority, int) or abs(priority) > 1_000_000:
-        raise InvalidInputError(
-            f"priority must be a whole number within ±1000000, not {priority!r}"
-        )
-    return priority
-
-
-def ready_note(queue: str, now: float) -> dict[str, Any]:
-    return {_ready.READY: {"reason": f"submitted to queue {queue!r}", "since": now}}
+__all__ = [
+    "check_limit",
+    "check_name",
+    "check_priority",
+    "deployed_versions",
+    "load_flows",
+    "queue_view",
+    "queue_views",
+    "ready_note",
+    "set_limits",
+    "submit",
+]
 
 
 def submit(
@@ -108,21 +95,21 @@ def submit(
 def load_flows(specs: Sequence[str]) -> dict[str, Any]:
     """The flows named by `--flows` values, by flow name: `pkg.module` (every flow in
     it), `pkg.module:flow_name`, or a script `path/to/file.py[:flow_name]`."""
-    from kitaru._flow import Flow
+    from kitaru._checkpoint import is_flow
 
     found: dict[str, Any] = {}
     for spec in specs:
         target, _, attr = spec.partition(":")
         module = _load_module(spec, target)
         if attr:
-            obj = getattr(module, attr, None)
-            if not isinstance(obj, Flow):
+            obj: Any = getattr(module, attr, None)
+            if not is_flow(obj):
                 raise InvalidInputError(
-                    f"--flows {spec}: {target} has no flow named {attr!r}" + _listing(module, Flow)
+                    f"--flows {spec}: {target} has no flow named {attr!r}" + _listing(module)
                 )
             flows = [obj]
         else:
-            flows = [v for v in vars(module).values() if isinstance(v, Flow)]
+            flows = [v for v in vars(module).values() if is_flow(v)]
             if not flows:
                 raise InvalidInputError(
                     f"--flows {spec}: {target} defines no @flow; name a module or script that does"
@@ -139,8 +126,10 @@ def load_flows(specs: Sequence[str]) -> dict[str, Any]:
     return found
 
 
-def _listing(module: Any, flow_type: type) -> str:
-    names = sorted(k for k, v in vars(module).items() if isinstance(v, flow_type))
+def _listing(module: Any) -> str:
+    from kitaru._checkpoint import is_flow
+
+    names = sorted(k for k, v in vars(module).items() if is_flow(v))
     return f" (its flows: {', '.join(names)})" if names else " (it defines no @flow)"
 
 

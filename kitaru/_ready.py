@@ -18,9 +18,11 @@ execution is running.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
+from kitaru._errors import InvalidInputError
 from kitaru.journal import ExecutionRecord, Journal
 
 READY = "ready"
@@ -71,3 +73,35 @@ def mark_ready(journal: Journal, record: ExecutionRecord, reason: str) -> bool:
     if moved:
         journal.set_metadata(record.exec_id, {READY: {"reason": reason, "since": time.time()}})
     return moved
+
+
+# -- queues: names, limits and priorities as `flow.submit`, invocations and schedules
+# check them; the note a queued execution carries -----------------------------------
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidInputError(
+            f"queue name {name!r} is not valid: use 1-64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit (for example: default, approvals, gpu-batch)"
+        )
+    return name
+
+
+def check_limit(value: int | None, what: str) -> int | None:
+    if value is not None and (isinstance(value, bool) or not 1 <= value <= 1_000_000):
+        raise InvalidInputError(f"{what} must be a whole number from 1 to 1000000, not {value}")
+    return value
+
+
+def check_priority(priority: int) -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int) or abs(priority) > 1_000_000:
+        raise InvalidInputError(
+            f"priority must be a whole number within ±1000000, not {priority!r}"
+        )
+    return priority
+
+
+def ready_note(queue: str, now: float) -> dict[str, Any]:
+    return {READY: {"reason": f"submitted to queue {queue!r}", "since": now}}

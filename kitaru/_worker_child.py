@@ -95,7 +95,7 @@ def _die_with(parent: int) -> None:
 def _forget_inherited() -> None:
     import kitaru.artifacts
     import kitaru.journal
-    from kitaru.remote import _connection
+    from kitaru import _connection
 
     with kitaru.journal._open_lock:
         _inherited.extend(kitaru.journal._open.values())

@@ -42,4 +42,12 @@ if [ "${#services[@]}" -gt 0 ]; then
   export KITARU_TEST_SERVICES="${services[*]}"
 fi
 
-.venv/bin/python -m pytest "$@"
+# The engine is this run's own: its stopped containers go after each module (tests/conftest.py).
+export KITARU_TIDY_TEST_ENGINE=1
+free_space() { log "free space: $(df -h --output=avail "$KITARU_SERVICES_DIR" . /tmp | tail -n +2 | tr -s ' \n' ' ')(services, checkout, /tmp)"; }
+free_space
+status=0
+.venv/bin/python -m pytest "$@" || status=$?
+# A full disk makes unrelated tests fail in odd ways: say how much was left.
+[ "$status" = 0 ] || free_space
+exit "$status"

@@ -39,6 +39,27 @@ def kitaru_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     kitaru.artifacts.reset_for_tests()
 
 
+# Test directories whose modules run containers on the test engine.
+_ENGINE_DIRS = ("stacks", "deployments", "server", "infra")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tidy_test_engine(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a module that used the test engine, its stopped containers and untagged images
+    go: on CI's small disk they added up to gigabytes. Only when scripts/test.sh owns the
+    engine (KITARU_TIDY_TEST_ENGINE=1): an engine shared by other runs keeps its state."""
+    yield
+    if os.environ.get("KITARU_TIDY_TEST_ENGINE") != "1" or not os.environ.get("DOCKER_HOST"):
+        return
+    if Path(str(request.path)).parent.name not in _ENGINE_DIRS:
+        return
+    for command in (["container", "prune", "-f"], ["image", "prune", "-f"]):
+        try:
+            subprocess.run(["docker", *command], capture_output=True, timeout=120, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return
+
+
 class Proc:
     """A finished subprocess."""
 

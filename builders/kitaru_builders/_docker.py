@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kitaru._errors import ConfigurationError
+from kitaru import ConfigurationError
 from kitaru.journal import StackRecord
 from kitaru.stacks import BuildRequest, BuiltImage
 from kitaru_builders import _lock

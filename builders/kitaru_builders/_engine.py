@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from kitaru._errors import ConfigurationError
+from kitaru import ConfigurationError
 
 
 def engine(docker_host: str | None) -> Any:

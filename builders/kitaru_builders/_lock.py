@@ -16,7 +16,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from kitaru._errors import KitaruError
+from kitaru import KitaruError
 
 KITARU_DISTRIBUTIONS = (
     "kitaru",

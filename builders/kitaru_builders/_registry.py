@@ -7,8 +7,8 @@ import base64
 import re
 from typing import Any
 
-from kitaru._errors import ConfigurationError
-from kitaru.stacks._registry_probe import probe_registry
+from kitaru import ConfigurationError
+from kitaru.stacks import probe_registry
 
 _ECR = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(/|$)")
 

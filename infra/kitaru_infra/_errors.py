@@ -3,7 +3,7 @@ them to `error: ...` and the usual exit codes."""
 
 from __future__ import annotations
 
-from kitaru._errors import (
+from kitaru import (
     ConfigurationError,
     InvalidConfigurationError,
     KitaruError,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kitaru.stacks._contracts import ProvisionedStack
+from kitaru.stacks import ProvisionedStack
 from kitaru_infra._flavors import Flavor
 
 OnOutput = Callable[[str], None]

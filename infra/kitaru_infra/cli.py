@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from kitaru._errors import KitaruError, KitaruUsageError, NotFoundError
+from kitaru import KitaruError, KitaruUsageError, NotFoundError
 from kitaru.cli._output import emit_json, table
 from kitaru_infra._flavors import Flavor, parse_flavor
 

@@ -67,7 +67,7 @@ def _create(uri: str) -> ArtifactStore:
         return _Unserved(uri)
     if os.environ.get("KITARU_SERVER_URL"):
         # The server's own store is reached through its API (no bucket credentials here).
-        from kitaru.remote import proxied_store
+        from kitaru.artifacts._http import proxied_store
 
         proxied = proxied_store(uri)
         if proxied is not None:

@@ -15,8 +15,8 @@ import typer
 
 from kitaru._version import __version__
 from kitaru.cli._artifacts import app as artifacts_app
+from kitaru.cli._deploy import deploy_command
 from kitaru.cli._deployments import app as deployments_app
-from kitaru.cli._deployments import deploy_command
 from kitaru.cli._doctor import doctor_command
 from kitaru.cli._executions import app as executions_app
 from kitaru.cli._gc import delete_command, gc_command

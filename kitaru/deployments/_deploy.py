@@ -60,7 +60,7 @@ def tag_taken(flow: str, tag: str) -> str:
 def _check_tag_is_new_or_ours(journal: Journal, flow: str, tag: str) -> None:
     """Through a server, a token below admin creates tags at deploy time but moves none
     (the server refuses it); say so before the build rather than after."""
-    from kitaru.remote._journal import HttpJournal
+    from kitaru.journal._http import HttpJournal
 
     if not isinstance(journal, HttpJournal) or journal.scope() == "admin":
         return
@@ -184,9 +184,9 @@ def deploy(
 ) -> DeploymentRecord:
     """Build or reuse the flow's image on its stack and record the next version."""
     from kitaru.stacks import _resolve
+    from kitaru.stacks._components import _repository, make_builder, runtime_extras
     from kitaru.stacks._contracts import BuildRequest
     from kitaru.stacks._flavor import load_flavor
-    from kitaru.stacks._submit import _repository, make_builder, runtime_extras
 
     say = progress or (lambda _message: None)
     journal = journal or current_journal()

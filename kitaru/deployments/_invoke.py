@@ -175,14 +175,14 @@ def invoke(
     `server_url`: the public URL of a server that starts the invocation itself (from its
     configuration), so that the container reports to the server rather than to its
     database."""
-    from kitaru import _idempotency, _queue
+    from kitaru import _idempotency, _ready
     from kitaru.stacks import _resolve
     from kitaru.stacks._submit import StackExecutionHandle, _submit, make_orchestrator, reused
 
     journal = journal or current_journal()
     if queue is not None:
-        _queue.check_name(queue)
-        _queue.check_priority(priority)
+        _ready.check_name(queue)
+        _ready.check_priority(priority)
     _idempotency.check_key(idempotency_key)
     invocation_id = check_invocation_id(invocation_id or idempotency_key or new_id("ki"))
     deployment, chosen_by = pick(journal, flow, tag, version, invocation_id)
@@ -240,7 +240,7 @@ def invoke(
     )
     if queue is not None:
         record.queue, record.priority = queue, priority
-        record.metadata.update(_queue.ready_note(queue, now))
+        record.metadata.update(_ready.ready_note(queue, now))
     elif server_url is not None:
         from kitaru.stacks._submit import check_server_image
 

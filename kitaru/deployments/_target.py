@@ -29,7 +29,7 @@ def module_of(path: Path) -> tuple[str, Path]:
 
 def load_target(target: str) -> Any:
     """The Flow object `target` names, with an error that says what to fix."""
-    from kitaru._flow import Flow
+    from kitaru._checkpoint import is_flow
 
     where, sep, name = target.rpartition(":")
     if not sep or not where or not name:
@@ -47,12 +47,12 @@ def load_target(target: str) -> Any:
     module = _import(target, module_name, root)
     obj = getattr(module, name, None)
     if obj is None:
-        flows = sorted(k for k, v in vars(module).items() if isinstance(v, Flow))
+        flows = sorted(k for k, v in vars(module).items() if is_flow(v))
         raise KitaruUsageError(
             f"target {target!r}: module {module_name!r} has no {name!r}; flows in it: "
             f"{', '.join(flows) or 'none'}"
         )
-    if not isinstance(obj, Flow):
+    if not is_flow(obj):
         raise KitaruUsageError(
             f"target {target!r}: {name!r} is a {type(obj).__name__}, not a flow; decorate "
             "the function with @kitaru.flow"

@@ -96,7 +96,7 @@ def _connect(url: str) -> Journal:
         return PostgresJournal(url)
     if scheme in ("http", "https"):
         # A Kitaru server (KITARU_SERVER_URL): the journal over its API.
-        from kitaru.remote import HttpJournal
+        from kitaru.journal._http import HttpJournal
 
         return HttpJournal(url)
     raise InvalidConfigurationError(

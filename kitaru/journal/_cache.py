@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kitaru.journal._records import CallRecord
+from kitaru.journal._rows import CALL_ROW, _call
 
 
 class CacheRows:
@@ -33,8 +34,6 @@ class CacheRows:
     def find_cached_call(
         self, source_hash: str, input_key: str, *, since: float
     ) -> CallRecord | None:
-        from kitaru.journal._sql import CALL_ROW, _call
-
         cols = ", ".join(f"c.{c.strip()}" for c in CALL_ROW.split(","))
         row = self._x(
             f"SELECT {cols} FROM call_cache k JOIN calls c "

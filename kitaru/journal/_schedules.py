@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kitaru.journal._records import ArtifactRecord, ExecutionRecord
+from kitaru.journal._rows import _Rollback
 
 SCHEDULE_COLS = (
     "name, flow, target, cron, timezone, args, catchup, paused, next_tick, created_at, updated_at"
@@ -136,8 +137,6 @@ class ScheduleRows:
     ) -> bool:
         """Claim the ticks of `runs` and store their executions, all or nothing; False
         when another scheduler claimed them first (or the schedule was paused or deleted)."""
-        from kitaru.journal._sql import _Rollback
-
         try:
             with self._tx(immediate=True) as conn:
                 cur = conn.execute(

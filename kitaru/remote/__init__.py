@@ -5,14 +5,19 @@ With `KITARU_SERVER_URL` and `KITARU_API_TOKEN` set, `current_journal()` is an
 CLI and `KitaruClient` work unchanged, and a container needs no database or bucket
 credentials. A client needs nothing beyond `pip install kitaru` (the standard
 library's HTTP client); the server itself needs `pip install "kitaru[server]"`.
+
+This package names the server client; its parts live under what uses them, so that
+no lower layer imports a higher one: the connection in kitaru/_connection.py (below
+configuration's question "which store does the server keep?"), the journal over the
+API in kitaru/journal/_http.py (a backend beside SQLite and PostgreSQL, chosen by URL),
+the artifact store over the API in kitaru/artifacts/_http.py.
 """
 
 from __future__ import annotations
 
-from kitaru.artifacts import ArtifactStore
-from kitaru.remote._connection import Connection, connect, reset_for_tests
-from kitaru.remote._journal import HttpJournal
-from kitaru.remote._store import HttpArtifactStore
+from kitaru._connection import Connection, connect, reset_for_tests, server_artifact_store
+from kitaru.artifacts._http import HttpArtifactStore, proxied_store
+from kitaru.journal._http import HttpJournal
 
 __all__ = [
     "Connection",
@@ -23,17 +28,3 @@ __all__ = [
     "reset_for_tests",
     "server_artifact_store",
 ]
-
-
-def server_artifact_store() -> str:
-    """The root URI of the store the server keeps artifacts in (its default store)."""
-    return str(connect().info()["artifact_store"])
-
-
-def proxied_store(uri: str) -> ArtifactStore | None:
-    """An HTTP store for `uri` if the configured server serves that root, else None."""
-    conn = connect()
-    served = conn.info().get("artifact_stores") or [conn.info()["artifact_store"]]
-    if uri.rstrip("/") in {str(s).rstrip("/") for s in served}:
-        return HttpArtifactStore(conn, uri)
-    return None

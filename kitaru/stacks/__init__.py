@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from kitaru.stacks._background import resolved_environment
     from kitaru.stacks._contracts import (
         Builder,
         BuildRequest,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
         installed_flavors,
         load_flavor,
     )
+    from kitaru.stacks._registry_probe import probe_registry
     from kitaru.stacks._secrets import SecretRef, is_reference, looks_like_secret
     from kitaru.stacks._stacks import (
         LOCAL,
@@ -67,6 +69,8 @@ _EXPORTS = {
     "describe_flavor": "_flavor",
     "installed_flavors": "_flavor",
     "load_flavor": "_flavor",
+    "resolved_environment": "_background",
+    "probe_registry": "_registry_probe",
     "SecretRef": "_secrets",
     "is_reference": "_secrets",
     "looks_like_secret": "_secrets",
@@ -121,8 +125,10 @@ __all__ = [
     "load_flavor",
     "looks_like_secret",
     "parse_sets",
+    "probe_registry",
     "refuse_unfinished",
     "register",
     "resolve",
+    "resolved_environment",
     "use",
 ]

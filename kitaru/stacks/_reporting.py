@@ -78,7 +78,7 @@ def reporting(
                 server_url=server_url,
             )
         if _holds_tokens(journal):
-            from kitaru.server._tokens import mint_run_token
+            from kitaru._tokens import mint_run_token
 
             return Reporting(
                 environment={

@@ -1,5 +1,6 @@
-"""Starting, re-submitting and cancelling executions on stacks whose orchestrator runs
-them elsewhere (a subprocess, a container, a cloud job).
+"""Starting and re-submitting executions on stacks whose orchestrator runs them
+elsewhere (a subprocess, a container, a cloud job); the orchestrator's view of them
+(logs, runs that ended, cancelling) is in `_reconcile.py`, its parts in `_components.py`.
 
 An execution on such a stack is created `queued`, with no lease. The orchestrator
 starts `python -m kitaru run-execution ID`, which takes the lease and drives the flow
@@ -11,23 +12,56 @@ it again with the same image.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kitaru import _config, _execute, _idempotency, _project, _speak, _tracing, _trust
 from kitaru._errors import ConfigurationError, KitaruError, KitaruUsageError, LeaseError
-from kitaru._flow import ExecutionHandle
+from kitaru._handle import ExecutionHandle
 from kitaru._ids import new_id
 from kitaru.journal import ExecutionRecord, Journal, StackRecord, current_journal, open_journal
 from kitaru.stacks import _resolve as _stacks
 from kitaru.stacks import _runs
+from kitaru.stacks._components import (
+    _repository,
+    find_project_root,
+    make_builder,
+    make_orchestrator,
+    run_directory,
+    runtime_extras,
+)
+from kitaru.stacks._reconcile import (
+    StackExecutionHandle,
+    _fail_queued,
+    orchestrator_logs,
+    reconcile,
+    reconcile_if_stale,
+    stop_run,
+)
 from kitaru.stacks._resolve import runs_in_process
 
 if TYPE_CHECKING:
-    from kitaru.stacks._contracts import Builder, Orchestrator, RunStatus
+    from kitaru.stacks._contracts import Orchestrator
+
+# What callers import from here; the orchestrator's view of a run moved to _reconcile.py.
+__all__ = [
+    "IMAGE_PROJECT_ROOT",
+    "StackExecutionHandle",
+    "check_server_image",
+    "make_builder",
+    "make_orchestrator",
+    "orchestrator_logs",
+    "reconcile",
+    "reconcile_if_stale",
+    "resubmit",
+    "reused",
+    "run_flow",
+    "runtime_extras",
+    "stop_run",
+    "submit_new",
+    "was_submitted",
+]
 
 log = logging.getLogger("kitaru.stacks")
 
@@ -80,64 +114,6 @@ def reused(handle: ExecutionHandle[Any], record: ExecutionRecord) -> None:
 
     handle.reused = True
     _idempotency.said(record, effective_status(record.status, record.owner, record.lease_until))
-
-
-def make_orchestrator(stack: StackRecord) -> Orchestrator:
-    from kitaru.stacks import _plugins
-    from kitaru.stacks._flavor import settings_of
-
-    cls = _plugins.load("kitaru.orchestrators", stack.orchestrator)
-    orchestrator: Orchestrator = cls(stack, settings_of(stack))
-    return orchestrator
-
-
-def make_builder(stack: StackRecord) -> Builder:
-    from kitaru.stacks import _plugins
-    from kitaru.stacks._flavor import settings_of
-
-    cls = _plugins.load("kitaru.builders", stack.builder or "docker")
-    builder: Builder = cls(stack, settings_of(stack))
-    return builder
-
-
-def find_project_root(flow: Any) -> Path:
-    """The nearest directory above the flow's file with a pyproject.toml."""
-    start = Path(flow.flow_file or flow.import_path or os.getcwd()).resolve()
-    for directory in [start, *start.parents]:
-        if (directory / "pyproject.toml").is_file():
-            return directory
-    raise KitaruError(
-        f"flow {flow.name!r} ({flow.flow_file}) is not inside a project: stacks that run "
-        "executions elsewhere build them from the project around the flow; add a "
-        "pyproject.toml next to it (`uv init`) listing what it imports"
-    )
-
-
-def run_directory(flow: Any) -> Path:
-    """Where a background process on this machine runs a flow: its project when it has
-    one, else the directory it was started from (as `python script.py` there would)."""
-    try:
-        return find_project_root(flow)
-    except KitaruError:
-        return Path(os.getcwd())
-
-
-def runtime_extras(stack: StackRecord) -> tuple[str, ...]:
-    """The kitaru extras a container needs to open the stack's journal and store."""
-    from kitaru.artifacts import _STORES
-    from kitaru.stacks._secrets import is_reference
-
-    extras: list[str] = []
-    journal = stack.journal or _config.journal_url()
-    if is_reference(journal) or journal.startswith(("postgresql:", "postgres:")):
-        extras.append("postgres")
-    store_extra = _STORES.get(stack.artifact_store.partition("://")[0], ("", "", None))[2]
-    if store_extra:
-        extras.append(store_extra)
-    environment = stack.settings.get("environment") or {}
-    if isinstance(environment, dict) and _tracing.ENDPOINT_VARIABLES & set(environment):
-        extras.append("otel")  # the stack sends its runs' spans to a collector
-    return tuple(extras)
 
 
 def submit_new(
@@ -206,16 +182,6 @@ def _reused_handle(flow: Any, journal: Journal, record: ExecutionRecord) -> Exec
     )
     reused(handle, record)
     return handle
-
-
-def _repository(stack: StackRecord, project: Path) -> str:
-    name = str(stack.settings.get("repository") or _slug(project.name))
-    return f"{stack.registry}/{name}" if stack.registry else f"kitaru/{name}"
-
-
-def _slug(text: str) -> str:
-    out = "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
-    return out or "project"
 
 
 def _submit(
@@ -307,18 +273,6 @@ def check_server_image(record: ExecutionRecord, stack: StackRecord, image: objec
         )
 
 
-def _fail_queued(journal: Journal, exec_id: str, error: str) -> None:
-    """Fail an execution no run has taken yet (a no-op once one has)."""
-    journal.transition(
-        exec_id,
-        to="failed",
-        from_statuses=("queued",),
-        expected_owner=None,
-        now=time.time(),
-        error=error,
-    )
-
-
 def was_submitted(record: ExecutionRecord) -> bool:
     """Whether an orchestrator (not the starting process) runs this execution."""
     return record.run_id is not None
@@ -355,124 +309,3 @@ def resubmit(
     final = journal.get_execution(record.exec_id)
     assert final is not None
     return final
-
-
-def stop_run(journal: Journal, record: ExecutionRecord) -> None:
-    """Cancel the execution's current run on its orchestrator (best effort; only a run
-    this process may act on, kitaru/stacks/_runs.py)."""
-    if record.run_id is None:
-        return
-    try:
-        stack = _stacks.get_stack(journal, record.stack)
-        orchestrator = make_orchestrator(stack)
-        if _runs.may_act(journal, record, orchestrator):
-            orchestrator.cancel(record.run_id)
-    except KitaruError:
-        pass
-
-
-def orchestrator_logs(journal: Journal, record: ExecutionRecord) -> str:
-    if record.run_id is None:
-        return ""
-    stack = _stacks.get_stack(journal, record.stack)
-    orchestrator = make_orchestrator(stack)
-    if not _runs.may_act(journal, record, orchestrator):
-        raise KitaruUsageError(
-            f"run {record.run_id!r} of execution {record.exec_id} was not submitted from "
-            f"here, so its logs are not read from here (a record names it, and records "
-            f"through a server are anyone's to write); read them where it was submitted, "
-            f"or on the {stack.orchestrator} platform itself"
-        )
-    return orchestrator.logs(record.run_id)
-
-
-# How long an execution may stay queued before a reader asks its orchestrator whether
-# the run behind it is still alive: asking is a platform API call, and a healthy
-# container takes the lease within seconds of starting.
-QUEUED_CHECK_AFTER = 5.0
-
-
-def reconcile_if_stale(
-    journal: Journal,
-    record: ExecutionRecord,
-    *,
-    after: float = QUEUED_CHECK_AFTER,
-    now: float | None = None,
-) -> ExecutionRecord:
-    """`reconcile` for an execution queued longer than `after` seconds; a restart for a
-    running one whose run died (kitaru/stacks/_restarts.py); else `record`."""
-    if record.status == "running":
-        from kitaru.stacks._restarts import restart_if_lost
-
-        return restart_if_lost(journal, record, now=now)
-    if record.status != "queued" or record.run_id is None:
-        return record
-    if (time.time() if now is None else now) - record.updated_at <= after:
-        return record
-    return reconcile(journal, record)
-
-
-def reconcile(
-    journal: Journal, record: ExecutionRecord, *, server_url: str | None = None
-) -> ExecutionRecord:
-    """A queued execution whose run ended without taking it is failed, with the reason
-    (the end of the run's log). Only by a process that may act on the run
-    (kitaru/stacks/_runs.py): the one that submitted it, or any with the journal open.
-
-    Best effort, for readers: a stack or platform that cannot answer leaves the
-    execution as it is rather than failing the read that asked."""
-    if record.status != "queued" or record.run_id is None:
-        return record
-    try:
-        stack = _stacks.get_stack(journal, record.stack)
-        orchestrator = make_orchestrator(stack)
-        if not _runs.may_act(journal, record, orchestrator):
-            return record  # a run this process did not start: not its to judge
-        status = orchestrator.status(record.run_id)
-        if status.state not in ("succeeded", "failed", "cancelled", "missing"):
-            return record
-        current = journal.get_execution(record.exec_id)
-        if current is None or current.status != "queued" or current.run_id != record.run_id:
-            return current or record
-        from kitaru.stacks import _restarts
-
-        if _restarts.may_restart(stack, current, status, time.time()):
-            return _restarts.restart(journal, current, status, server_url=server_url)
-        tail = ""
-        if status.state != "missing":
-            tail = "\n".join(orchestrator.logs(record.run_id).strip().splitlines()[-5:])
-        _fail_queued(journal, record.exec_id, ended_error(record, status, tail))
-    except KitaruError:
-        return record
-    except Exception as exc:  # a platform SDK raises its own error types
-        log.debug("could not ask the orchestrator about %s: %s", record.exec_id, exc)
-        return record
-    return journal.get_execution(record.exec_id) or record
-
-
-def ended_error(record: ExecutionRecord, status: RunStatus, tail: str = "") -> str:
-    """What a user reads of a run that ended without starting its execution: the
-    platform's state, exit code and reason, then the end of the run's log."""
-    how: str = status.state
-    if status.exit_code is not None:
-        how += f", exit code {status.exit_code}"
-    if status.detail:
-        how += f": {status.detail}"
-    verb = "is gone" if status.state == "missing" else "ended"
-    return (
-        f"the {record.orchestrator} run {record.run_id} {verb} ({how}) without starting "
-        "the execution" + (f": {tail}" if tail else "")
-    )
-
-
-class StackExecutionHandle(ExecutionHandle[Any]):
-    """A handle on an execution that runs elsewhere: polls the journal, and asks the
-    orchestrator when a queued execution seems to never start."""
-
-    @property
-    def status(self) -> str:
-        record = self._record()
-        record = reconcile_if_stale(self._journal or current_journal(), record)
-        from kitaru._lease import effective_status
-
-        return effective_status(record.status, record.owner, record.lease_until)

@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import botocore.exceptions
 
-from kitaru._errors import ConfigurationError
+from kitaru import ConfigurationError
 from kitaru.journal import StackRecord
 from kitaru.stacks import RunStatus, SubmitRequest
 from kitaru_orchestrators._env import short_id, split_secrets

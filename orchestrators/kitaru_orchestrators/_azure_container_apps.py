@@ -22,7 +22,7 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.mgmt.appcontainers import ContainerAppsAPIClient
 from azure.mgmt.appcontainers import models as m
 
-from kitaru._errors import ConfigurationError
+from kitaru import ConfigurationError
 from kitaru.journal import StackRecord
 from kitaru.stacks import RunStatus, SubmitRequest
 from kitaru_orchestrators._env import split_secrets

@@ -17,7 +17,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from kitaru._errors import ConfigurationError
+from kitaru import ConfigurationError
 from kitaru.journal import StackRecord
 from kitaru.stacks import RunStatus, SubmitRequest
 from kitaru_orchestrators._env import resolved_environment, short_id

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from kitaru.stacks import SecretRef, SubmitRequest
-from kitaru.stacks._background import resolved_environment
+from kitaru.stacks import SecretRef, SubmitRequest, resolved_environment
 
 __all__ = ["resolved_environment", "short_id", "split_secrets"]
 

@@ -22,7 +22,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import run_v2
 from google.protobuf import duration_pb2
 
-from kitaru._errors import ConfigurationError
+from kitaru import ConfigurationError
 from kitaru.journal import StackRecord
 from kitaru.stacks import RunStatus, SubmitRequest
 from kitaru_orchestrators._env import split_secrets

@@ -5,8 +5,13 @@
 #
 # The engine is this checkout's own dockerd (socket and data under
 # $KITARU_SERVICES_DIR/docker): it never talks to, restarts or stops another daemon.
-# Sandboxes like CI's have no overlayfs, no iptables and no bridge, so the engine uses
-# the vfs storage driver and no bridge network: builds and containers use host networking.
+# Sandboxes like CI's have no iptables and no bridge, so the engine uses no bridge network:
+# builds and containers use host networking. Their own file system refuses overlayfs, and
+# vfs copies every layer whole (a CI run grew to 16 GB and filled its disk), so the engine's
+# data lives on an ext4 file system in a sparse file of its own ($DIR/engine-disk.img,
+# loop-mounted with discard, so deleted layers give their space back), where overlay2
+# works. Where that cannot be mounted (no loop devices, not root, or
+# KITARU_DOCKER_STORAGE=vfs), the engine falls back to vfs on the plain directory.
 # Nothing can be pulled, so the base image is Debian bookworm made with debootstrap
 # (python3, venv, pip, and the host's extra CA certificates, which the TLS-intercepting
 # proxy here needs) and imported with `docker import`. The root filesystem is cached in
@@ -40,11 +45,40 @@ need_packages() {
   fi
 }
 
+DISK="$DIR/engine-disk.img"
+
+# overlay2 works here: an overlay mount succeeds on the engine's data directory.
+overlay_works() {
+  local probe="$DIR/data/.overlay-probe" ok=1
+  mkdir -p "$probe"/{lower,upper,work,merged}
+  mount -t overlay overlay -o "lowerdir=$probe/lower,upperdir=$probe/upper,workdir=$probe/work" \
+    "$probe/merged" >/dev/null 2>&1 && { umount "$probe/merged"; ok=0; }
+  rm -rf "$probe"
+  return "$ok"
+}
+
+# Prints the storage driver: overlay2 on the engine's own ext4 disk, else vfs.
+engine_storage() {
+  mkdir -p "$DIR/data"
+  if [ "${KITARU_DOCKER_STORAGE:-}" = vfs ]; then echo vfs; return; fi
+  if ! mountpoint -q "$DIR/data"; then
+    if ! command -v mkfs.ext4 >/dev/null || [ -n "$(ls -A "$DIR/data")" ]; then echo vfs; return; fi
+    if [ ! -f "$DISK" ]; then
+      truncate -s 64G "$DISK" && mkfs.ext4 -q -F -m 0 "$DISK" >/dev/null 2>&1 || {
+        rm -f "$DISK"; echo vfs; return; }
+    fi
+    mount -o loop,discard "$DISK" "$DIR/data" >/dev/null 2>&1 || { echo vfs; return; }
+  fi
+  if overlay_works; then echo overlay2; else umount "$DIR/data" >/dev/null 2>&1 || true; echo vfs; fi
+}
+
 start_engine() {
   if engine_up; then return 0; fi
   rm -f "$SOCK" "$PIDFILE"
+  local storage; storage="$(engine_storage)"
+  log "docker: storage driver $storage"
   # setsid: its own process group, so `down` stops dockerd and its containerd together.
-  setsid dockerd --storage-driver=vfs --iptables=false --ip6tables=false --bridge=none \
+  setsid dockerd --storage-driver="$storage" --iptables=false --ip6tables=false --bridge=none \
     --host="unix://$SOCK" --data-root="$DIR/data" --exec-root="$DIR/exec" \
     --pidfile="$DIR/dockerd.daemon.pid" >"$DIR/dockerd.log" 2>&1 < /dev/null &
   echo $! > "$PIDFILE"
@@ -175,6 +209,12 @@ down() {
     [ -z "$ids" ] || docker kill $ids >/dev/null 2>&1 || true
   fi
   stop_pidfile "$PIDFILE"
+  # What the engine mounted stays mounted after it stops (its network namespace, and our
+  # disk): without this, removing the checkout fails until they are unmounted by hand.
+  local m
+  for m in "$DIR/exec/netns/default" "$DIR/data"; do
+    if mountpoint -q "$m" 2>/dev/null; then umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; fi
+  done
   rm -f "$KITARU_SERVICES_DIR/docker.env"
 }
 

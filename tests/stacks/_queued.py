@@ -56,7 +56,7 @@ def get(exec_id: str) -> dict[str, Any]:
 def settled(exec_id: str, timeout: float = 60) -> dict[str, Any]:
     """`executions get` until the execution is no longer queued. A reader asks the
     orchestrator only once an execution has been queued a few seconds
-    (kitaru/stacks/_submit.py QUEUED_CHECK_AFTER), so this takes that long."""
+    (kitaru/stacks/_reconcile.py QUEUED_CHECK_AFTER), so this takes that long."""
     deadline = time.monotonic() + timeout
     view = get(exec_id)
     while view["status"] == "queued" and time.monotonic() < deadline:

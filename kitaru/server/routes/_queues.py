@@ -39,7 +39,8 @@ from kitaru.server import _owners
 from kitaru.server._wire import Number, model_for, to_record
 from kitaru.server.routes._deps import Admin, Reader, State, Writer
 from kitaru.server.routes._records import _json
-from kitaru.server.routes._runner import MAX_LEASE_SECONDS, Owner
+from kitaru.server.routes._runner import MAX_LEASE_SECONDS
+from kitaru.server.routes._runner_bodies import Owner
 
 router = APIRouter(prefix="/api/v1", tags=["queues"])
 

@@ -2,7 +2,7 @@
 (`HttpJournal`: the CLI, `KitaruClient` and flows with KITARU_SERVER_URL).
 
 Every route is a GET; each answer is the record (or list of records) as JSON, one member
-per dataclass field (kitaru/remote/_codec.py), or `null` for a record that does not exist.
+per dataclass field (kitaru/_codec.py), or `null` for a record that does not exist.
 Lease owners are masked (kitaru/server/_owners.py). A run token reads its own
 execution's records, and the artifacts of the executions it replays.
 """

@@ -24,10 +24,11 @@ in this order, every route under /api/v1/runner/executions/{exec_id}:
    (completed, failed, cancelled) is revoked there and then: it has nothing left to do.
 
 Each body is a pydantic model built from the journal's record dataclasses
-(kitaru/server/_wire.py): bounded, strict, unknown members refused (422). Every record
-in a body must belong to the execution in the path, and a run token reaches only its
-own execution. Writes that change a running execution need the caller's real owner
-token, which the server never shows anyone (kitaru/server/_owners.py).
+(kitaru/server/routes/_runner_bodies.py, from kitaru/server/_wire.py): bounded, strict,
+unknown members refused (422). Every record in a body must belong to the execution in
+the path, and a run token reaches only its own execution. Writes that change a running
+execution need the caller's real owner token, which the server never shows anyone
+(kitaru/server/_owners.py).
 """
 
 from __future__ import annotations
@@ -35,12 +36,10 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from kitaru import _lease, _ready
@@ -55,23 +54,30 @@ from kitaru.journal import (
     LogRecord,
     WaitRecord,
 )
-from kitaru.journal._events import BATCH_MAX, DATA_MAX_BYTES
+from kitaru.journal._events import DATA_MAX_BYTES
 from kitaru.remote._codec import to_wire
 from kitaru.server import _owners
-from kitaru.server._state import ServerState
 from kitaru.server._tokens import Caller
 from kitaru.server._wire import (
-    Artifact,
-    Call,
-    Event,
-    ExecutionStatus,
-    Log,
-    Number,
-    Text,
-    Wait,
     to_record,
 )
 from kitaru.server.routes._deps import execution_runner_of
+from kitaru.server.routes._runner_bodies import (
+    ArtifactRequest,
+    CommitRequest,
+    EventsRequest,
+    FinishRequest,
+    HeartbeatRequest,
+    LeaseRequest,
+    LogsRequest,
+    MetadataRequest,
+    WaitRequest,
+    _doc,
+    _mine,
+    _no_pickle_from,
+    _parse,
+    _state,
+)
 
 # One dependency, no sub-dependencies: these routes are called once per checkpoint.
 router = APIRouter(
@@ -79,9 +85,6 @@ router = APIRouter(
     tags=["runner"],
     dependencies=[Depends(execution_runner_of)],
 )
-
-_STRICT = ConfigDict(extra="forbid", strict=True)
-Owner = Annotated[str, Field(min_length=1, max_length=300)]
 # What a run never claims, whatever it asks: an execution that completed or was
 # cancelled (a failed one is resumed by claiming it).
 UNCLAIMABLE = frozenset({"completed", "cancelled"})
@@ -92,114 +95,6 @@ MAX_LEASE_SECONDS = 3600.0
 
 def _capped(lease_until: float) -> float:
     return min(lease_until, time.time() + MAX_LEASE_SECONDS)
-
-
-class LeaseRequest(BaseModel):
-    model_config = _STRICT
-    owner: Owner = Field(description="The caller's new owner token (host:pid:start:nonce).")
-    expected_owner: Owner | None = Field(
-        description="The owner the caller saw (as the server showed it), or null."
-    )
-    statuses: Annotated[list[ExecutionStatus], Field(min_length=1, max_length=7)]
-    now: Number
-    lease_until: Number
-
-
-class HeartbeatRequest(BaseModel):
-    model_config = _STRICT
-    owner: Owner
-    now: Number
-    lease_until: Number
-
-
-class CommitRequest(BaseModel):
-    model_config = _STRICT
-    owner: Owner
-    call: Call
-    output: Artifact | None = None
-    logs: Annotated[list[Log], Field(max_length=10_000)] = []
-
-
-class ArtifactRequest(BaseModel):
-    model_config = _STRICT
-    artifact: Artifact
-
-
-class LogsRequest(BaseModel):
-    model_config = _STRICT
-    logs: Annotated[list[Log], Field(max_length=10_000)]
-
-
-class EventsRequest(BaseModel):
-    model_config = _STRICT
-    owner: Owner
-    events: Annotated[list[Event], Field(min_length=1, max_length=BATCH_MAX)]
-
-
-class MetadataRequest(BaseModel):
-    model_config = _STRICT
-    metadata: Annotated[dict[Text, Any], Field(max_length=1000)]
-
-
-class WaitRequest(BaseModel):
-    model_config = _STRICT
-    owner: Owner
-    wait: Wait
-
-
-class FinishRequest(BaseModel):
-    model_config = _STRICT
-    owner: Owner
-    status: Literal["waiting", "completed", "failed", "cancelled"]
-    now: Number
-    error: Annotated[str, Field(max_length=256 * 1024)] | None = None
-    result: Artifact | None = None
-
-
-def _mine(exec_id: str, *records: Any) -> None:
-    """Every record in a body belongs to the execution in the path."""
-    for record in records:
-        if record is not None and record.exec_id != exec_id:
-            raise InvalidInputError(
-                f"a record of execution {record.exec_id} was sent for execution {exec_id}; "
-                "send each execution's records to its own routes"
-            )
-
-
-def _no_pickle_from(artifact: ArtifactRecord | None, *producers: str) -> None:
-    # Values that come from outside a checkpoint (an override, an input, an answer) are
-    # JSON: a pickle there could only be someone else's bytes.
-    if artifact is not None and artifact.serializer == "pickle" and artifact.producer in producers:
-        raise InvalidInputError(
-            f"a {artifact.producer} artifact cannot be pickled; it is stored as JSON"
-        )
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def _doc(model: type[BaseModel]) -> dict[str, Any]:
-    """The OpenAPI request body of a route that validates `model` itself."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-        },
-        "security": [{"HTTPBearer": []}],
-    }
-
-
-async def _parse(request: Request, model: type[M]) -> M:
-    """The body as `model`, parsed and validated in one pass (pydantic's JSON parser)."""
-    try:
-        return model.model_validate_json(await request.body())
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False)) from None
-
-
-def _state(request: Request) -> ServerState:
-    state: ServerState = request.app.state.kitaru
-    return state
 
 
 @router.post(

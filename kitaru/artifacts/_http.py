@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from urllib.parse import quote
 
+from kitaru._connection import Connection, connect
 from kitaru._errors import NotFoundError
+from kitaru.artifacts._base import ArtifactStore
 from kitaru.artifacts._buffer import OnData
-from kitaru.remote._connection import Connection
 
 
 class HttpArtifactStore:
@@ -62,3 +63,12 @@ class HttpArtifactStore:
         if not uri.startswith(root):
             raise ValueError(f"{uri} is not in the artifact store {self.uri}")
         return uri[len(root) :]
+
+
+def proxied_store(uri: str) -> ArtifactStore | None:
+    """An HTTP store for `uri` if the configured server serves that root, else None."""
+    conn = connect()
+    served = conn.info().get("artifact_stores") or [conn.info()["artifact_store"]]
+    if uri.rstrip("/") in {str(s).rstrip("/") for s in served}:
+        return HttpArtifactStore(conn, uri)
+    return None

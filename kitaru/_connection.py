@@ -45,7 +45,7 @@ API = "/api/v1"
 #   does what sending it once did.
 # A request that reached the server and lost its answer is not sent again here: the
 # caller sees ServerUnreachableError (a checkpoint commit reads its call back first and
-# is sent again only if it did not land: kitaru/remote/_journal.py).
+# is sent again only if it did not land: kitaru/journal/_http_requests.py).
 _STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 _IDEMPOTENT = ("GET", "HEAD", "PUT", "DELETE")
 DEFAULT_RETRY_SECONDS = 30.0
@@ -268,3 +268,8 @@ def reset_for_tests() -> None:
         for conn in _connections.values():
             conn.close()
         _connections.clear()
+
+
+def server_artifact_store() -> str:
+    """The root URI of the store the server keeps artifacts in (its default store)."""
+    return str(connect().info()["artifact_store"])
