@@ -17,8 +17,6 @@ import json
 import os
 import shlex
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -30,6 +28,7 @@ from kitaru.stacks._contracts import InfraProgram, ProvisionedStack
 from kitaru.stacks._flavor import load_flavor
 from kitaru.stacks._provision_checks import (
     INFRA_KEYS,
+    Plan,
     _check_components,
     _check_settings,
     _merged,
@@ -45,26 +44,6 @@ INFRA_EXTRAS = {
     "azure_container_apps": "azure",
     "kubernetes": "kubernetes",
 }
-
-
-@dataclass
-class Plan:
-    """A checked request to preview, provision or destroy a stack's infrastructure."""
-
-    name: str
-    flavor: str
-    program: InfraProgram
-    # The program's settings as the stack keeps them (`env:` references unresolved) and
-    # as the program gets them.
-    inputs: dict[str, Any]
-    resolved: dict[str, Any]
-    # Flavor settings given on the command line, and the stack's own fields.
-    settings: dict[str, Any] = field(default_factory=dict)
-    artifact_store: str | None = None
-    registry: str | None = None
-    journal: str | None = None
-    backend: str | None = None
-    existing: StackRecord | None = None
 
 
 def infra_program(flavor: str) -> InfraProgram:

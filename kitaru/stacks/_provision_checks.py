@@ -1,28 +1,48 @@
 """The checks `kitaru stack preview / provision / destroy` make before the infrastructure
 engine runs (kitaru/stacks/_provision.py): which `--set` goes to the program and which
 to the stack, the program's inputs parsed and their `env:` references read, the flavor's
-settings and the stack's components validated. A typo never costs a half-made stack."""
+settings and the stack's components validated, and the `Plan` they hand the engine. A
+typo never costs a half-made stack."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
 from kitaru import _config
 from kitaru._errors import KitaruUsageError
+from kitaru.journal import StackRecord
 from kitaru.stacks import _secrets
 from kitaru.stacks import _stacks as stacks
 from kitaru.stacks._contracts import InfraProgram
 from kitaru.stacks._flavor import StackFlavor
 
-if TYPE_CHECKING:
-    from kitaru.stacks._provision import Plan
-
 # Settings that provisioning itself keeps in the stack.
 INFRA_KEYS = ("infra_inputs", "infra_backend", "infra_outputs")
+
+
+@dataclass
+class Plan:
+    """A checked request to preview, provision or destroy a stack's infrastructure."""
+
+    name: str
+    flavor: str
+    program: InfraProgram
+    # The program's settings as the stack keeps them (`env:` references unresolved) and
+    # as the program gets them.
+    inputs: dict[str, Any]
+    resolved: dict[str, Any]
+    # Flavor settings given on the command line, and the stack's own fields.
+    settings: dict[str, Any] = field(default_factory=dict)
+    artifact_store: str | None = None
+    registry: str | None = None
+    journal: str | None = None
+    backend: str | None = None
+    existing: StackRecord | None = None
 
 
 def _merged(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
