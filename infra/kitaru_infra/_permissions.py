@@ -30,11 +30,13 @@ class RbacRule:
 # submit = create a batch/v1 Job; status = get/list/watch the Job and get/list its pods
 # (the Job's status does not say why a pod is stuck, e.g. an image that cannot be pulled);
 # logs = get pods/log; cancel = delete the Job (the garbage collector removes its pods, so
-# no pod delete is needed).
+# no pod delete is needed); a Job without pods = list events (the Job controller's
+# FailedCreate warning says why, e.g. a missing ServiceAccount).
 K8S_ORCHESTRATOR_RULES: tuple[RbacRule, ...] = (
     RbacRule(("batch",), ("jobs",), ("create", "get", "list", "watch", "delete")),
     RbacRule(("",), ("pods",), ("get", "list")),
     RbacRule(("",), ("pods/log",), ("get",)),
+    RbacRule(("",), ("events",), ("list",)),
 )
 K8S_JOURNAL_SECRET_KEY = "url"
 

@@ -2,13 +2,16 @@
 
 The container runs with the stack's network (host by default, so a journal and store on
 this machine's loopback are reachable). Containers are labelled `kitaru.exec_id` and kept
-after they end so that `kitaru executions logs --orchestrator` can read them.
+after they end so that `kitaru executions logs --orchestrator` can read them; one removed
+before it took its execution fails it as gone (`missing`: the engine's recent events say
+it removed that container).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 from typing import Any
 
 import docker
@@ -91,12 +94,34 @@ class DockerOrchestrator:
 
     def is_run_of(self, run_id: str, exec_id: str) -> bool:
         # A container id (names are refused: any container can be named), labelled
-        # with the execution by `submit`.
+        # with the execution by `submit`; or one this engine removed with that label.
         if not re.fullmatch(r"[0-9a-f]{12,64}", run_id):
             return False
         container = self._container(run_id)
-        labels = (container.labels or {}) if container is not None else {}
-        return bool(labels.get("kitaru.exec_id") == exec_id)
+        if container is None:
+            return self._removed(run_id, exec_id)
+        return bool((container.labels or {}).get("kitaru.exec_id") == exec_id)
+
+    def _removed(self, run_id: str, exec_id: str) -> bool:
+        """Whether this engine removed the container `run_id`, labelled with `exec_id`,
+        as far as its event history (the latest events, kept in memory) goes. A container
+        unknown to an engine that never ran it (another machine's) is not taken for gone."""
+        events = self.client.events(
+            since=1,
+            until=int(time.time()) + 1,
+            filters={
+                "type": "container",
+                "event": "destroy",
+                "label": f"kitaru.exec_id={exec_id}",
+            },
+            decode=True,
+        )
+        try:
+            return any(
+                str(event.get("Actor", {}).get("ID", "")).startswith(run_id) for event in events
+            )
+        finally:
+            events.close()
 
     def _container(self, run_id: str) -> Any:
         try:

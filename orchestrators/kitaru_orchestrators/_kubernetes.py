@@ -162,7 +162,35 @@ class KubernetesOrchestrator:
             return RunStatus("failed", "; ".join(dict.fromkeys(stuck)))
         if any(p.status is not None and p.status.phase == "Running" for p in pods):
             return RunStatus("running")
+        refused = self._refused(run_id) if not pods else ""
+        if refused:
+            # The Job controller tries again and again; no pod comes until someone
+            # creates the ServiceAccount or fixes the stack.
+            return RunStatus("failed", refused)
         return RunStatus("pending", "; ".join(said))
+
+    def _refused(self, run_id: str) -> str:
+        """Why the API refused the Job's pod, when it names a ServiceAccount that does
+        not exist (the Job controller's `FailedCreate` warning event on the Job)."""
+        try:
+            events = self.core.list_namespaced_event(
+                self.settings.namespace,
+                field_selector=f"involvedObject.kind=Job,involvedObject.name={run_id}",
+            ).items
+        except ApiException:
+            return ""  # no permission to read events: the run just looks pending
+        for event in events:
+            about = event.involved_object
+            message = event.message or ""
+            if (
+                about is not None
+                and (about.kind, about.name) == ("Job", run_id)
+                and event.reason == "FailedCreate"
+                and "serviceaccount" in message
+                and "not found" in message
+            ):
+                return f"FailedCreate: {message}"
+        return ""
 
     def _pods(self, run_id: str) -> list[Any]:
         pods = self.core.list_namespaced_pod(

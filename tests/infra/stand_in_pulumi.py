@@ -6,7 +6,8 @@ test writes: the resources a program declares (taken from running the real progr
 Pulumi's mocks) and the outputs `up` exports. It keeps a state file per stack inside the
 file backend named in Pulumi.yaml, so the state lands where the real engine's would and
 a later `destroy` finds (or misses) it. It does not run the program: the mock tests do.
-Every invocation is appended to a log the tests read.
+Every invocation is appended to a log the tests read. It speaks both event protocols
+(a gRPC stream for a current CLI, a file before 3.205), by the version it reports.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+# The engine's two ways to hand its events to the Automation API: a current CLI streams
+# them over gRPC to the port the API listens on; up to 3.205 it appended them to a file.
+CURRENT = "3.272.0"
+FILE_EVENTS = "3.200.0"
 
 SCRIPT = r"""#!{python}
 import json, os, sys, time
@@ -54,13 +60,24 @@ def fail(message):
     print(message, file=sys.stderr)
     sys.exit(255)
 
-def events(path, items):
-    with open(path, "a") as f:
-        for i, item in enumerate(items):
-            f.write(json.dumps({{"sequence": i, "timestamp": int(time.time()), **item}}) + "\n")
+def events(target, items):
+    lines = [json.dumps({{"sequence": i, "timestamp": int(time.time()), **item}})
+             for i, item in enumerate(items)]
+    if target.startswith("tcp://"):
+        # After 3.205 the Automation API listens for the events: one client stream of
+        # EventRequest messages (each an event as JSON) to pulumirpc.Events/StreamEvents.
+        import grpc
+        from pulumi.runtime.proto import events_pb2, events_pb2_grpc
+        with grpc.insecure_channel(target.removeprefix("tcp://")) as channel:
+            events_pb2_grpc.EventsStub(channel).StreamEvents(
+                iter([events_pb2.EventRequest(event=line) for line in lines]), timeout=60
+            )
+        return
+    with open(target, "a") as f:  # up to 3.205: a file the Automation API tails
+        f.writelines(line + "\n" for line in lines)
 
 if args[:1] == ["version"]:
-    print("v3.200.0")  # before 3.205: engine events go to a file, not a gRPC stream
+    print("v" + os.environ.get("STAND_IN_PULUMI_VERSION", {version!r}))
     sys.exit(0)
 if args[:2] == ["stack", "select"]:
     if load() is None:
@@ -117,10 +134,11 @@ sys.exit(0)  # config set, plugin install: nothing to do
 
 
 def install(bin_dir: Path, log: Path) -> Path:
-    """Write the stand-in as `pulumi` in `bin_dir`."""
+    """Write the stand-in as `pulumi` in `bin_dir`. It calls itself CURRENT unless
+    STAND_IN_PULUMI_VERSION names another version (say FILE_EVENTS)."""
     bin_dir.mkdir(parents=True, exist_ok=True)
     cli = bin_dir / "pulumi"
-    cli.write_text(SCRIPT.format(python=sys.executable, log=str(log)))
+    cli.write_text(SCRIPT.format(python=sys.executable, log=str(log), version=CURRENT))
     cli.chmod(0o755)
     return cli
 

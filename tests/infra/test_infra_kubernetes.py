@@ -32,6 +32,7 @@ def test_role_allows_exactly_the_job_operations(default: Recorded) -> None:
         },
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
         {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
     ]
     assert not default.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
     assert not default.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")

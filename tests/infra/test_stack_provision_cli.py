@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from infra_mocks import Recorded, run_program
-from stand_in_pulumi import calls, install
+from stand_in_pulumi import CURRENT, FILE_EVENTS, calls, install
 
 from tests.conftest import REPO, kitaru_cli
 
@@ -190,6 +190,27 @@ def test_provision_creates_the_stack_from_the_outputs_and_destroy_removes_both(
     assert ghost.stderr.startswith(
         f"error: nothing was provisioned for stack 'ghost' in {(kitaru_home / 'pulumi').as_uri()}"
     )
+
+
+@pytest.mark.parametrize("version", [CURRENT, FILE_EVENTS], ids=["grpc-stream", "event-file"])
+def test_preview_lists_every_step_whichever_way_the_engine_sends_its_events(
+    tmp_path: Path, kitaru_home: Path, aws_program: Recorded, version: str
+) -> None:
+    engine = Engine(tmp_path, aws_program)
+    new = ["--flavor", "aws_batch", "--set", "region=eu-west-1", "--set", "max_vcpus=32"]
+    shown = engine.run("preview", "prod", *new, "--json", STAND_IN_PULUMI_VERSION=version)
+    assert shown.returncode == 0, shown
+    planned = shown.json()
+    declared = sorted(
+        [r.type, r.name]
+        for r in aws_program.resources
+        if not r.type.startswith(("kitaru:", "pulumi:"))
+    )
+    assert sorted([s["type"], s["name"]] for s in planned["steps"]) == declared
+    assert {s["op"] for s in planned["steps"]} == {"create"}
+    assert sum(planned["changes"].values()) >= len(declared)
+    (event_log,) = [c[c.index("--event-log") + 1] for c in engine.commands() if "preview" in c]
+    assert event_log.startswith("tcp://") == (version == CURRENT)
 
 
 def test_provision_completes_a_registered_kubernetes_stack(

@@ -13,13 +13,22 @@ code and reason, `Complete`/`Failed` conditions). A Job deleted while it runs ha
 container killed and its pods deleted (the garbage collector's part). `preempt` plays
 the scheduler preempting a pod: killed, marked `DisruptionTarget`.
 
-Not played: admission (service accounts, quotas), scheduling, imagePullSecrets (the
-local registry needs none; the names are checked to exist as a warning would)."""
+The service account admission is played too: a pod naming a ServiceAccount the API does
+not have is refused (the Job gets no pod and a `FailedCreate` warning event, as the Job
+controller records it); otherwise the pod gets the `kube-api-access` volume and the
+container the token file at /var/run/secrets/kubernetes.io/serviceaccount (unless
+`automountServiceAccountToken` is false). `imagePullSecrets` are used as a kubelet uses
+them: the credentials of the image's registry in a `kubernetes.io/dockerconfigjson`
+Secret sign the pull (a Secret that does not exist is skipped, as the kubelet only warns).
+
+Not played: quotas, scheduling, RBAC."""
 
 from __future__ import annotations
 
 import base64
+import json
 import os
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,6 +37,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 CONTAINER_LABEL = "kitaru.fake-kubelet"
+TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 def _quantity_bytes(text: str) -> int:
@@ -47,6 +57,7 @@ class FakeKubelet:
         self.orch = orch
         self.namespace = namespace
         self.logs_dir = Path(logs_dir)
+        self.tokens_dir = Path(tempfile.mkdtemp(prefix="kubelet-tokens-"))
         self.seen: set[str] = set()
         self.containers: dict[str, Any] = {}  # Job name -> its Docker container
         self.preempted: set[str] = set()
@@ -87,6 +98,10 @@ class FakeKubelet:
         import docker
 
         name = job.metadata.name
+        refused = self._admission(job)
+        if refused is not None:
+            self._event(job, "FailedCreate", f"Error creating: {refused}")
+            return  # the Job controller tries again later; the Job stays without pods
         pod = self._create_pod(job)
         self._job_status(name, {"active": 1, "ready": 0})
         spec = job.spec.template.spec.containers[0]
@@ -99,7 +114,7 @@ class FakeKubelet:
         # (ImagePullBackOff): a pull that fails once under load is no failed run.
         for attempt in range(4):
             try:
-                client.images.pull(spec.image)
+                client.images.pull(spec.image, auth_config=self._pull_auth(pod, spec.image))
                 break
             except docker.errors.APIError as exc:
                 why = f'failed to pull and unpack image "{spec.image}": {exc.explanation or exc}'
@@ -108,8 +123,12 @@ class FakeKubelet:
                     return
                 time.sleep(0.5 * (attempt + 1))
         limits = (spec.resources.limits if spec.resources else None) or {}
+        mounts = {}
+        if any(v["name"].startswith("kube-api-access") for v in pod["spec"].get("volumes", [])):
+            mounts[str(self._token_dir(pod))] = {"bind": TOKEN_DIR, "mode": "ro"}
         container = client.containers.run(
             spec.image,
+            volumes=mounts,
             command=spec.command,
             environment=env,
             working_dir=spec.working_dir,
@@ -205,6 +224,73 @@ class FakeKubelet:
 
     # The Kubernetes side.
 
+    def _admission(self, job: Any) -> str | None:
+        """Why the API refuses the Job's pod, if it does (the ServiceAccount admission)."""
+        account = job.spec.template.spec.service_account_name
+        if not account or account == "default":
+            return None
+        try:
+            self.orch.core.read_namespaced_service_account(account, self.namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return (
+                f'pods "{job.metadata.name}-" is forbidden: error looking up service account '
+                f'{self.namespace}/{account}: serviceaccount "{account}" not found'
+            )
+        return None
+
+    def _event(self, job: Any, reason: str, message: str) -> None:
+        name = job.metadata.name
+        self.orch.core.create_namespaced_event(
+            self.namespace,
+            {
+                "metadata": {"name": f"{name}.{os.urandom(4).hex()}"},
+                "involvedObject": {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "name": name,
+                    "namespace": self.namespace,
+                },
+                "reason": reason,
+                "message": message,
+                "type": "Warning",
+                "source": {"component": "job-controller"},
+            },
+        )
+
+    def _token_dir(self, pod: dict[str, Any]) -> Path:
+        """The service account's token and namespace, as the projected volume holds them."""
+        where = self.tokens_dir / pod["metadata"]["name"]
+        where.mkdir(parents=True, exist_ok=True)
+        account = pod["spec"].get("serviceAccountName") or "default"
+        (where / "token").write_text(f"token-of-{self.namespace}-{account}")
+        (where / "namespace").write_text(self.namespace)
+        return where
+
+    def _pull_auth(self, pod: dict[str, Any], image: str) -> dict[str, str] | None:
+        """The credentials for the image's registry from the pod's imagePullSecrets."""
+        host = image.split("/", 1)[0]
+        for ref in pod["spec"].get("imagePullSecrets") or []:
+            try:
+                secret = self.orch.core.read_namespaced_secret(ref["name"], self.namespace)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                continue  # the kubelet warns and pulls without it
+            raw = (secret.data or {}).get(".dockerconfigjson")
+            if raw is None:
+                continue
+            entry = json.loads(base64.b64decode(raw)).get("auths", {}).get(host)
+            if entry is None:
+                continue
+            if "auth" in entry:
+                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            else:
+                user, password = entry["username"], entry["password"]
+            return {"username": user, "password": password}
+        return None
+
     def _create_pod(self, job: Any) -> dict[str, Any]:
         name = job.metadata.name
         template = self.orch.api.sanitize_for_serialization(job.spec.template)
@@ -233,6 +319,19 @@ class FakeKubelet:
             "spec": template["spec"],
             "status": {"phase": "Pending"},
         }
+        if template["spec"].get("automountServiceAccountToken") is not False:
+            # What the ServiceAccount admission adds: the token as a projected volume.
+            volume = f"kube-api-access-{os.urandom(3).hex()[:5]}"
+            pod["spec"].setdefault("volumes", []).append(
+                {
+                    "name": volume,
+                    "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]},
+                }
+            )
+            for container in pod["spec"]["containers"]:
+                container.setdefault("volumeMounts", []).append(
+                    {"name": volume, "mountPath": TOKEN_DIR, "readOnly": True}
+                )
         self.orch.core.create_namespaced_pod(self.namespace, pod)
         return pod
 

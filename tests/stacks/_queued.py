@@ -73,3 +73,25 @@ def still_queued_after_asking(exec_id: str, asked: Any, timeout: float = 60) -> 
         time.sleep(0.5)
     assert asked(), "no reader asked the platform about the run"
     return get(exec_id)
+
+
+def run_of(exec_id: str) -> str:
+    """The run id the orchestrator gave the execution, as `executions get` shows it."""
+    run_id: str = get(exec_id)["run_id"]
+    return run_id
+
+
+def failed(exec_id: str, timeout: float = 60) -> str:
+    """`executions get` until the execution settles, which must be `failed`; its error."""
+    view = settled(exec_id, timeout=timeout)
+    assert view["status"] == "failed", view
+    error: str = view["error"]
+    return error
+
+
+def until(what: Any, timeout: float = 120, said: str = "the platform did not get there") -> None:
+    """Poll `what()` until it is true."""
+    deadline = time.monotonic() + timeout
+    while not what():
+        assert time.monotonic() < deadline, said
+        time.sleep(0.3)

@@ -11,7 +11,6 @@ those is pinned on DescribeJobs answers of AWS's shape at the end of this file."
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -21,19 +20,12 @@ import pytest
 from kitaru_orchestrators._aws_batch import job_status
 
 from tests.conftest import kitaru_cli
-from tests.stacks._queued import get, queue, settled
+from tests.stacks._queued import failed, get, queue, run_of, settled, until
 from tests.stacks._services import need
-from tests.stacks._stand_in import stand_in_image
 from tests.stacks.test_aws_batch_stack import _queue
 
 SERVICES = ("DOCKER_HOST", "KITARU_TEST_REGISTRY", "KITARU_TEST_BASE_IMAGE", "KITARU_TEST_MOTO_URL")
 services = pytest.mark.services
-
-
-@pytest.fixture(scope="module")
-def image() -> str:
-    env = need(*SERVICES)
-    return stand_in_image(env["KITARU_TEST_REGISTRY"], env["KITARU_TEST_BASE_IMAGE"])
 
 
 class Batch:
@@ -67,10 +59,7 @@ class Batch:
         return found
 
     def until(self, what: Callable[[], bool], timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while not what():
-            assert time.monotonic() < deadline, "the job did not get there"
-            time.sleep(0.3)
+        until(what, timeout, "the job did not get there")
 
     def container(self, job_id: str) -> Any:
         import docker
@@ -82,9 +71,8 @@ class Batch:
 
 
 @pytest.fixture
-def batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Batch:
+def batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_journal: str) -> Batch:
     env = need(*SERVICES)
-    monkeypatch.setenv("KITARU_JOURNAL_URL", f"sqlite:///{tmp_path / 'journal.db'}")
     for key, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -98,7 +86,7 @@ def batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Batch:
 def test_a_running_job_leaves_the_execution_queued(batch: Batch, image: str) -> None:
     batch.register("environment.STAND_IN=sleep")
     exec_id = queue("batch", image)
-    job = get(exec_id)["run_id"]
+    job = run_of(exec_id)
     batch.until(lambda: batch.job(job)["status"] == "RUNNING")
     view = settled(exec_id, timeout=8)
     assert (view["status"], view["error"]) == ("queued", None)
@@ -109,7 +97,7 @@ def test_a_running_job_leaves_the_execution_queued(batch: Batch, image: str) -> 
 def test_cancel_terminates_the_job_on_batch(batch: Batch, image: str) -> None:
     batch.register("environment.STAND_IN=sleep")
     exec_id = queue("batch", image)
-    job = get(exec_id)["run_id"]
+    job = run_of(exec_id)
     batch.until(lambda: batch.container(job) is not None)
     cancelled = kitaru_cli("executions", "cancel", exec_id)
     assert cancelled.returncode == 0, cancelled
@@ -126,10 +114,9 @@ def test_a_container_that_exits_non_zero_fails_the_execution_with_its_code_and_l
 ) -> None:
     batch.register("environment.STAND_IN=exit:3")
     exec_id = queue("batch", image)
-    job = get(exec_id)["run_id"]
-    view = settled(exec_id, timeout=120)
-    assert view["status"] == "failed", view
-    head, _, tail = view["error"].partition(" without starting the execution: ")
+    job = run_of(exec_id)
+    error = failed(exec_id, timeout=120)
+    head, _, tail = error.partition(" without starting the execution: ")
     assert head == f"the aws_batch run {job} ended (failed)"  # moto: no exitCode
     assert sorted(tail.splitlines()) == [
         "exiting with 3",
@@ -141,11 +128,10 @@ def test_a_container_that_exits_non_zero_fails_the_execution_with_its_code_and_l
 def test_an_image_that_cannot_be_pulled_fails_the_execution(batch: Batch, image: str) -> None:
     batch.register()
     exec_id = queue("batch", image.rsplit(":", 1)[0] + "-missing:nope")
-    job = get(exec_id)["run_id"]
-    view = settled(exec_id, timeout=120)
-    assert view["status"] == "failed", view
+    job = run_of(exec_id)
+    error = failed(exec_id, timeout=120)
     # moto gives no reason (AWS says CannotPullContainerError: see the end of this file).
-    assert view["error"] == f"the aws_batch run {job} ended (failed) without starting the execution"
+    assert error == f"the aws_batch run {job} ended (failed) without starting the execution"
 
 
 @services
@@ -155,12 +141,11 @@ def test_a_container_killed_from_outside_fails_the_execution_with_its_signal_exi
     # What a reclaimed Spot instance or the OOM killer does to the container.
     batch.register("environment.STAND_IN=sleep")
     exec_id = queue("batch", image)
-    job = get(exec_id)["run_id"]
+    job = run_of(exec_id)
     batch.until(lambda: batch.container(job) is not None)
     batch.container(job).kill()
-    view = settled(exec_id, timeout=120)
-    assert view["status"] == "failed", view
-    assert view["error"] == (
+    error = failed(exec_id, timeout=120)
+    assert error == (
         f"the aws_batch run {job} ended (failed) without starting the execution: "
         f"stand-in for kitaru run-execution {exec_id}"
     )
@@ -172,10 +157,9 @@ def test_a_job_that_succeeded_without_taking_the_execution_fails_it(
 ) -> None:
     batch.register("environment.STAND_IN=exit:0")
     exec_id = queue("batch", image)
-    job = get(exec_id)["run_id"]
-    view = settled(exec_id, timeout=120)
-    assert view["status"] == "failed", view
-    head, _, tail = view["error"].partition(" without starting the execution: ")
+    job = run_of(exec_id)
+    error = failed(exec_id, timeout=120)
+    head, _, tail = error.partition(" without starting the execution: ")
     assert head == f"the aws_batch run {job} ended (succeeded)"
     # Its log (stdout and stderr, in the engine's order).
     assert sorted(tail.splitlines()) == [
@@ -188,7 +172,7 @@ def test_a_job_that_succeeded_without_taking_the_execution_fails_it(
 def test_logs_come_from_cloudwatch_logs(batch: Batch, image: str) -> None:
     batch.register(f"environment.STAND_IN=env:MARKER_{uuid.uuid4().hex[:6]}")
     exec_id = queue("batch", image)
-    job = get(exec_id)["run_id"]
+    job = run_of(exec_id)
     batch.until(lambda: batch.job(job)["status"] in ("SUCCEEDED", "FAILED"))
     logs = kitaru_cli("executions", "logs", exec_id, "--orchestrator")
     assert logs.returncode == 0, logs

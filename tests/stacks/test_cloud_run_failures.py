@@ -14,36 +14,32 @@ import pytest
 
 from tests.conftest import kitaru_cli
 from tests.stacks._fake_cloud_run import FakeCloudRun
-from tests.stacks._queued import get, queue, settled, still_queued_after_asking
+from tests.stacks._queued import failed, get, queue, run_of, still_queued_after_asking
 from tests.stacks._recorder import Recorder, recording
 
 
 @pytest.fixture
-def cloud_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[FakeCloudRun, Recorder]]:
+def cloud_run(tmp_path: Path, sqlite_journal: str) -> Iterator[tuple[FakeCloudRun, Recorder]]:
     fake = FakeCloudRun()
-    # Containers would read the journal URL from Secret Manager; here it is SQLite.
-    monkeypatch.setenv("KITARU_JOURNAL_URL", f"sqlite:///{tmp_path / 'journal.db'}")
     with recording(fake) as api:
-        registered = kitaru_cli(
-            "stack", "register", "cloud",
-            "--orchestrator", "gcp_cloud_run",
-            "--journal", "secret:kitaru-journal",
-            "--artifact-store", (tmp_path / "artifacts").as_uri(),
-            "--registry", f"{api.url.removeprefix('http://')}/kitaru",
-            "--set", "project=p",
-            "--set", "region=europe-west1",
-            "--set", f"api_endpoint={api.url}",
-            "--set", f"logging_endpoint={api.url}",
-        )  # fmt: skip
+        registered = _register(api, tmp_path, "--set", f"logging_endpoint={api.url}")
         assert registered.returncode == 0, registered
         yield fake, api
 
 
-def _run_of(exec_id: str) -> str:
-    run_id: str = get(exec_id)["run_id"]
-    return run_id
+def _register(api: Recorder, tmp_path: Path, *extra: str) -> Any:
+    return kitaru_cli(
+        "stack", "register", "cloud",
+        "--orchestrator", "gcp_cloud_run",
+        # Containers would read the journal URL from Secret Manager; here it is SQLite.
+        "--journal", "secret:kitaru-journal",
+        "--artifact-store", (tmp_path / "artifacts").as_uri(),
+        "--registry", f"{api.url.removeprefix('http://')}/kitaru",
+        "--set", "project=p",
+        "--set", "region=europe-west1",
+        "--set", f"api_endpoint={api.url}",
+        *extra,
+    )  # fmt: skip
 
 
 def _asked(api: Recorder, run_id: str) -> Callable[[], bool]:
@@ -100,7 +96,7 @@ def test_a_run_not_yet_ended_leaves_the_execution_queued(
 ) -> None:
     fake, api = cloud_run
     exec_id = queue("cloud")
-    run_id = _run_of(exec_id)
+    run_id = run_of(exec_id)
     fake.update(run_id, **state)
     view = still_queued_after_asking(exec_id, _asked(api, run_id))
     assert (view["status"], view["error"]) == ("queued", None)
@@ -112,19 +108,18 @@ def test_a_task_that_exits_non_zero_fails_the_execution_with_its_exit_code_and_l
 ) -> None:
     fake, _api = cloud_run
     exec_id = queue("cloud")
-    run_id = _run_of(exec_id)
+    run_id = run_of(exec_id)
     fake.write_log(run_id, "Traceback (most recent call last):")
     fake.write_log(run_id, "ModuleNotFoundError: No module named 'agent'")
     fake.attempt(run_id, {"exitCode": 3, "status": {"code": 2, "message": "exit status 3"}})
     fake.update(run_id, **_failed("Task kitaru-x-0 failed with exit code 3."))
 
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
-    assert view["error"].startswith(
+    error = failed(exec_id)
+    assert error.startswith(
         f"the gcp_cloud_run run {run_id} ended (failed, exit code 3: Task kitaru-x-0 failed "
         "with exit code 3.; exit status 3) without starting the execution: "
-    ), view["error"]
-    assert view["error"].endswith("ModuleNotFoundError: No module named 'agent'")
+    ), error
+    assert error.endswith("ModuleNotFoundError: No module named 'agent'")
 
 
 def test_an_image_that_cannot_be_pulled_fails_the_execution_saying_so(
@@ -132,7 +127,7 @@ def test_an_image_that_cannot_be_pulled_fails_the_execution_saying_so(
 ) -> None:
     fake, _api = cloud_run
     exec_id = queue("cloud")
-    run_id = _run_of(exec_id)
+    run_id = run_of(exec_id)
     missing = "Image 'registry.example/agents/agent@sha256:aaa' not found."
     fake.update(
         run_id,
@@ -147,9 +142,8 @@ def test_an_image_that_cannot_be_pulled_fails_the_execution_saying_so(
             },
         ],
     )
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
-    assert f"ended (failed: {missing}) without starting the execution" in view["error"]
+    error = failed(exec_id)
+    assert f"ended (failed: {missing}) without starting the execution" in error
 
 
 def test_a_task_killed_for_memory_fails_the_execution_with_the_reason(
@@ -159,18 +153,17 @@ def test_a_task_killed_for_memory_fails_the_execution_with_the_reason(
     # is its limits (memory, timeout): a signal, no exit code.
     fake, _api = cloud_run
     exec_id = queue("cloud")
-    run_id = _run_of(exec_id)
+    run_id = run_of(exec_id)
     fake.attempt(
         run_id,
         {"termSignal": 9, "status": {"code": 9, "message": "Container terminated on signal 9."}},
     )
     fake.update(run_id, **_failed("Memory limit of 2048 MiB exceeded with 2071 MiB used."))
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
+    error = failed(exec_id)
     assert (
         "ended (failed: Memory limit of 2048 MiB exceeded with 2071 MiB used.; Container "
         "terminated on signal 9.) without starting the execution"
-    ) in view["error"]
+    ) in error
 
 
 def test_a_run_that_succeeded_without_taking_the_execution_fails_it(
@@ -178,7 +171,7 @@ def test_a_run_that_succeeded_without_taking_the_execution_fails_it(
 ) -> None:
     fake, _api = cloud_run
     exec_id = queue("cloud")
-    run_id = _run_of(exec_id)
+    run_id = run_of(exec_id)
     fake.write_log(run_id, "usage: kitaru [OPTIONS] COMMAND", as_json=True)
     fake.update(
         run_id,
@@ -186,9 +179,8 @@ def test_a_run_that_succeeded_without_taking_the_execution_fails_it(
         reconciling=False,
         conditions=[{"type": "Completed", "state": "CONDITION_SUCCEEDED"}],
     )
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
-    assert view["error"] == (
+    error = failed(exec_id)
+    assert error == (
         f"the gcp_cloud_run run {run_id} ended (succeeded) without starting the execution: "
         "usage: kitaru [OPTIONS] COMMAND"
     )
@@ -199,7 +191,7 @@ def test_a_run_cancelled_on_cloud_run_fails_the_execution_saying_so(
 ) -> None:
     fake, _api = cloud_run
     exec_id = queue("cloud")
-    run_id = _run_of(exec_id)
+    run_id = run_of(exec_id)
     fake.update(
         run_id,
         cancelledCount=1,
@@ -208,12 +200,11 @@ def test_a_run_cancelled_on_cloud_run_fails_the_execution_saying_so(
             {"type": "Completed", "state": "CONDITION_FAILED", "executionReason": "CANCELLED"}
         ],
     )
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
+    error = failed(exec_id)
     assert (
         f"the gcp_cloud_run run {run_id} ended (cancelled: cancelled on Cloud Run) without "
         "starting the execution"
-    ) in view["error"]
+    ) in error
 
 
 def test_a_run_cloud_run_no_longer_knows_fails_the_execution(
@@ -221,11 +212,10 @@ def test_a_run_cloud_run_no_longer_knows_fails_the_execution(
 ) -> None:
     fake, _api = cloud_run
     exec_id = queue("cloud")
-    run_id = _run_of(exec_id)
+    run_id = run_of(exec_id)
     del fake.executions[run_id]  # deleted, or expired after its retention
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
-    assert view["error"] == (
+    error = failed(exec_id)
+    assert error == (
         f"the gcp_cloud_run run {run_id} is gone (missing: Cloud Run no longer knows the "
         "execution) without starting the execution"
     )
@@ -236,7 +226,7 @@ def test_cancel_stops_the_execution_on_cloud_run(
 ) -> None:
     fake, _api = cloud_run
     exec_id = queue("cloud")
-    run_id = _run_of(exec_id)
+    run_id = run_of(exec_id)
     fake.update(run_id, runningCount=1)
     cancelled = kitaru_cli("executions", "cancel", exec_id)
     assert cancelled.returncode == 0, cancelled
@@ -253,7 +243,7 @@ def test_logs_come_from_cloud_logging_for_that_execution_only(
     fake, api = cloud_run
     exec_id = queue("cloud")
     other = queue("cloud")
-    run_id, other_run = _run_of(exec_id), _run_of(other)
+    run_id, other_run = run_of(exec_id), run_of(other)
     for n in range(7):  # more than a page: the reader follows nextPageToken
         fake.write_log(run_id, f"step {n}", as_json=n % 2 == 1)
     fake.write_log(other_run, "another execution's line")
@@ -285,16 +275,7 @@ def test_register_names_the_settings_at_fault_when_cloud_run_refuses(tmp_path: P
     fake = FakeCloudRun()
     fake.refuse_listing = True
     with recording(fake) as api:
-        registered = kitaru_cli(
-            "stack", "register", "cloud",
-            "--orchestrator", "gcp_cloud_run",
-            "--journal", "secret:kitaru-journal",
-            "--artifact-store", (tmp_path / "artifacts").as_uri(),
-            "--registry", f"{api.url.removeprefix('http://')}/kitaru",
-            "--set", "project=p",
-            "--set", "region=europe-west1",
-            "--set", f"api_endpoint={api.url}",
-        )  # fmt: skip
+        registered = _register(api, tmp_path)
     assert registered.returncode == 1, registered
     assert "setting 'project'/'region'" in registered.stderr, registered
     assert "Permission 'run.jobs.list' denied" in registered.stderr

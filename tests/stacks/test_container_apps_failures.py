@@ -9,19 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import kitaru_cli
 from tests.stacks._fake_container_apps import WORKSPACE, FakeContainerApps
-from tests.stacks._queued import get, queue, settled, still_queued_after_asking
+from tests.stacks._queued import failed, get, queue, run_of, still_queued_after_asking
 from tests.stacks._recorder import Recorder, recording
 
 ENV_ID = "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.App/managedEnvironments/env"
 
 
-def _register(api: Recorder, tmp_path: Path, *extra: str) -> None:
-    registered = kitaru_cli(
+def _register(api: Recorder, tmp_path: Path, *extra: str) -> Any:
+    return kitaru_cli(
         "stack", "register", "aca",
         "--orchestrator", "azure_container_apps",
         # Containers would read the journal URL from Key Vault; here it is SQLite.
@@ -35,28 +36,20 @@ def _register(api: Recorder, tmp_path: Path, *extra: str) -> None:
         "--set", f"base_url={api.url}",
         *extra,
     )  # fmt: skip
-    assert registered.returncode == 0, registered
 
 
 @pytest.fixture
-def aca(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[FakeContainerApps, Recorder]]:
+def aca(tmp_path: Path, sqlite_journal: str) -> Iterator[tuple[FakeContainerApps, Recorder]]:
     fake = FakeContainerApps()
-    monkeypatch.setenv("KITARU_JOURNAL_URL", f"sqlite:///{tmp_path / 'journal.db'}")
     with recording(fake) as api:
-        _register(
+        registered = _register(
             api,
             tmp_path,
             "--set", f"log_analytics_workspace_id={WORKSPACE}",
             "--set", f"log_analytics_endpoint={api.url}",
         )  # fmt: skip
+        assert registered.returncode == 0, registered
         yield fake, api
-
-
-def _run_of(exec_id: str) -> str:
-    run_id: str = get(exec_id)["run_id"]
-    return run_id
 
 
 def _asked(api: Recorder, run_id: str) -> Callable[[], bool]:
@@ -73,7 +66,7 @@ def test_a_run_not_yet_ended_leaves_the_execution_queued(
 ) -> None:
     fake, api = aca
     exec_id = queue("aca")
-    run_id = _run_of(exec_id)
+    run_id = run_of(exec_id)
     fake.set_status(run_id, status)
     view = still_queued_after_asking(exec_id, _asked(api, run_id))
     assert (view["status"], view["error"]) == ("queued", None)
@@ -85,7 +78,7 @@ def test_a_failed_execution_fails_with_the_reason_from_the_system_logs_and_its_o
 ) -> None:
     fake, _api = aca
     exec_id = queue("aca")
-    run_id = _run_of(exec_id)
+    run_id = run_of(exec_id)
     fake.write_log(run_id, "ModuleNotFoundError: No module named 'agent'")
     fake.system_event(run_id, "Normal", "ContainerStarted", "Started container 'execution'")
     fake.system_event(
@@ -95,9 +88,8 @@ def test_a_failed_execution_fails_with_the_reason_from_the_system_logs_and_its_o
         "Container 'execution' was terminated with exit code '3'",
     )
     fake.set_status(run_id, "Failed")
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
-    assert view["error"] == (
+    error = failed(exec_id)
+    assert error == (
         f"the azure_container_apps run {run_id} ended (failed: the execution is Failed; "
         "ContainerTerminated: Container 'execution' was terminated with exit code '3') "
         "without starting the execution: ModuleNotFoundError: No module named 'agent'"
@@ -109,13 +101,12 @@ def test_an_image_that_cannot_be_pulled_fails_the_execution_saying_so(
 ) -> None:
     fake, _api = aca
     exec_id = queue("aca")
-    run_id = _run_of(exec_id)
+    run_id = run_of(exec_id)
     pull = 'Failed to pull image "registry.example/agents/agent@sha256:aaa": manifest unknown'
     fake.system_event(run_id, "Warning", "ImagePullBackOff", pull)
     fake.set_status(run_id, "Failed")
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
-    assert f"ImagePullBackOff: {pull}" in view["error"]
+    error = failed(exec_id)
+    assert f"ImagePullBackOff: {pull}" in error
 
 
 def test_a_degraded_execution_fails_the_execution(
@@ -124,15 +115,14 @@ def test_a_degraded_execution_fails_the_execution(
     # A replica killed from outside (node drained, memory) leaves the execution Degraded.
     fake, _api = aca
     exec_id = queue("aca")
-    run_id = _run_of(exec_id)
+    run_id = run_of(exec_id)
     fake.system_event(run_id, "Warning", "ReplicaUnhealthy", "Container 'execution' OOMKilled")
     fake.set_status(run_id, "Degraded")
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
+    error = failed(exec_id)
     assert (
         "ended (failed: the execution is Degraded; ReplicaUnhealthy: Container 'execution' "
         "OOMKilled) without starting the execution"
-    ) in view["error"]
+    ) in error
 
 
 def test_a_run_that_succeeded_without_taking_the_execution_fails_it(
@@ -140,11 +130,10 @@ def test_a_run_that_succeeded_without_taking_the_execution_fails_it(
 ) -> None:
     fake, _api = aca
     exec_id = queue("aca")
-    run_id = _run_of(exec_id)
+    run_id = run_of(exec_id)
     fake.set_status(run_id, "Succeeded")
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
-    assert view["error"] == (
+    error = failed(exec_id)
+    assert error == (
         f"the azure_container_apps run {run_id} ended (succeeded) without starting the execution"
     )
 
@@ -154,11 +143,10 @@ def test_an_execution_stopped_on_container_apps_fails_the_execution_saying_so(
 ) -> None:
     fake, _api = aca
     exec_id = queue("aca")
-    run_id = _run_of(exec_id)
+    run_id = run_of(exec_id)
     fake.set_status(run_id, "Stopped")
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
-    assert "ended (cancelled: stopped on Container Apps) without starting" in view["error"]
+    error = failed(exec_id)
+    assert "ended (cancelled: stopped on Container Apps) without starting" in error
 
 
 def test_a_run_container_apps_no_longer_knows_fails_the_execution(
@@ -166,11 +154,10 @@ def test_a_run_container_apps_no_longer_knows_fails_the_execution(
 ) -> None:
     fake, _api = aca
     exec_id = queue("aca")
-    run_id = _run_of(exec_id)
+    run_id = run_of(exec_id)
     del fake.executions[run_id]  # past the job's execution history limit
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
-    assert view["error"] == (
+    error = failed(exec_id)
+    assert error == (
         f"the azure_container_apps run {run_id} is gone (missing: Container Apps no longer "
         "knows the execution) without starting the execution"
     )
@@ -181,7 +168,7 @@ def test_cancel_stops_the_execution_on_container_apps(
 ) -> None:
     fake, _api = aca
     exec_id = queue("aca")
-    run_id = _run_of(exec_id)
+    run_id = run_of(exec_id)
     fake.set_status(run_id, "Running")
     cancelled = kitaru_cli("executions", "cancel", exec_id)
     assert cancelled.returncode == 0, cancelled
@@ -195,7 +182,7 @@ def test_logs_come_from_log_analytics_for_that_execution_only(
     fake, api = aca
     exec_id = queue("aca")
     other = queue("aca")
-    run_id, other_run = _run_of(exec_id), _run_of(other)
+    run_id, other_run = run_of(exec_id), run_of(other)
     for n in range(4):
         fake.write_log(run_id, f"step {n}")
     fake.write_log(other_run, "another execution's line")
@@ -219,12 +206,10 @@ def test_logs_log_analytics_refuses_say_which_role_is_missing(
     assert "HTTP 403" in logs.stderr and "Log Analytics Reader" in logs.stderr, logs
 
 
-def test_logs_without_a_workspace_say_how_to_read_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("KITARU_JOURNAL_URL", f"sqlite:///{tmp_path / 'journal.db'}")
+def test_logs_without_a_workspace_say_how_to_read_them(tmp_path: Path, sqlite_journal: str) -> None:
     with recording(FakeContainerApps()) as api:
-        _register(api, tmp_path)
+        registered = _register(api, tmp_path)
+        assert registered.returncode == 0, registered
         exec_id = queue("aca")
         logs = kitaru_cli("executions", "logs", exec_id, "--orchestrator")
     assert logs.returncode == 0, logs
@@ -233,24 +218,12 @@ def test_logs_without_a_workspace_say_how_to_read_them(
 
 
 def test_register_names_the_environment_when_container_apps_cannot_find_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sqlite_journal: str
 ) -> None:
-    monkeypatch.setenv("KITARU_JOURNAL_URL", f"sqlite:///{tmp_path / 'journal.db'}")
     fake = FakeContainerApps()
     fake.environment_found = False
     with recording(fake) as api:
-        registered = kitaru_cli(
-            "stack", "register", "aca",
-            "--orchestrator", "azure_container_apps",
-            "--journal", "secret:https://kv.vault.azure.net/secrets/journal",
-            "--artifact-store", (tmp_path / "artifacts").as_uri(),
-            "--registry", f"{api.url.removeprefix('http://')}/kitaru",
-            "--set", "subscription_id=sub",
-            "--set", "resource_group=rg",
-            "--set", f"environment_id={ENV_ID}",
-            "--set", "location=westeurope",
-            "--set", f"base_url={api.url}",
-        )  # fmt: skip
+        registered = _register(api, tmp_path)
     assert registered.returncode == 1, registered
     assert "setting 'environment_id'" in registered.stderr
     assert "'env' cannot be read in resource group 'rg'" in registered.stderr

@@ -5,7 +5,6 @@ running a stand-in image (tests/stacks/_stand_in.py) put in each state, read wit
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,20 +12,14 @@ from typing import Any
 import pytest
 
 from kitaru._errors import ConfigurationError
+from kitaru.journal import current_journal
 from tests.conftest import kitaru_cli
-from tests.stacks._queued import get, queue, settled
+from tests.stacks._queued import failed, get, queue, run_of, settled, until
 from tests.stacks._services import fresh_database, need
-from tests.stacks._stand_in import stand_in_image
 
 pytestmark = pytest.mark.services
 
 SERVICES = ("DOCKER_HOST", "KITARU_TEST_REGISTRY", "KITARU_TEST_BASE_IMAGE")
-
-
-@pytest.fixture(scope="module")
-def image() -> str:
-    env = need(*SERVICES)
-    return stand_in_image(env["KITARU_TEST_REGISTRY"], env["KITARU_TEST_BASE_IMAGE"])
 
 
 @pytest.fixture
@@ -53,11 +46,8 @@ def _container(run_id: str) -> Any:
     return docker.from_env().containers.get(run_id)
 
 
-def _until(what: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not what():
-        assert time.monotonic() < deadline, "the container did not get there"
-        time.sleep(0.3)
+def _until(what: Callable[[], bool]) -> None:
+    until(what, 60, "the container did not get there")
 
 
 def test_a_running_container_leaves_the_execution_queued(
@@ -65,7 +55,7 @@ def test_a_running_container_leaves_the_execution_queued(
 ) -> None:
     register("environment.STAND_IN=sleep")
     exec_id = queue("box", image)
-    run_id = get(exec_id)["run_id"]
+    run_id = run_of(exec_id)
     _until(lambda: _container(run_id).status == "running")
     view = settled(exec_id, timeout=8)
     assert (view["status"], view["error"]) == ("queued", None)
@@ -77,10 +67,9 @@ def test_a_container_that_exits_non_zero_fails_the_execution_with_its_code_and_l
 ) -> None:
     register("environment.STAND_IN=exit:3")
     exec_id = queue("box", image)
-    run_id = get(exec_id)["run_id"]
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
-    head, _, tail = view["error"].partition(" without starting the execution: ")
+    run_id = run_of(exec_id)
+    error = failed(exec_id)
+    head, _, tail = error.partition(" without starting the execution: ")
     assert head == f"the docker run {run_id} ended (failed, exit code 3)"
     assert sorted(tail.splitlines()) == [
         "exiting with 3",
@@ -93,10 +82,9 @@ def test_a_container_that_exits_0_without_taking_the_execution_fails_it(
 ) -> None:
     register("environment.STAND_IN=exit:0")
     exec_id = queue("box", image)
-    run_id = get(exec_id)["run_id"]
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
-    head, _, tail = view["error"].partition(" without starting the execution: ")
+    run_id = run_of(exec_id)
+    error = failed(exec_id)
+    head, _, tail = error.partition(" without starting the execution: ")
     assert head == f"the docker run {run_id} ended (succeeded, exit code 0)"
     # Its log (stdout and stderr, in the engine's order).
     assert sorted(tail.splitlines()) == [
@@ -124,12 +112,11 @@ def test_a_container_killed_from_outside_fails_the_execution_with_its_signal_exi
 ) -> None:
     register("environment.STAND_IN=sleep")
     exec_id = queue("box", image)
-    run_id = get(exec_id)["run_id"]
+    run_id = run_of(exec_id)
     _until(lambda: _container(run_id).status == "running")
     _container(run_id).kill()
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
-    assert view["error"].startswith(f"the docker run {run_id} ended (failed, exit code 137)")
+    error = failed(exec_id)
+    assert error.startswith(f"the docker run {run_id} ended (failed, exit code 137)")
 
 
 def test_a_container_over_its_memory_limit_fails_the_execution_saying_oom(
@@ -137,18 +124,17 @@ def test_a_container_over_its_memory_limit_fails_the_execution_saying_oom(
 ) -> None:
     register("environment.STAND_IN=oom", "memory=64m")
     exec_id = queue("box", image)
-    run_id = get(exec_id)["run_id"]
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
-    assert view["error"].startswith(
-        f"the docker run {run_id} ended (failed, exit code 137: OOM killed)"
-    ), view["error"]
+    run_id = run_of(exec_id)
+    error = failed(exec_id)
+    assert error.startswith(f"the docker run {run_id} ended (failed, exit code 137: OOM killed)"), (
+        error
+    )
 
 
 def test_cancel_kills_the_container(register: Callable[..., None], image: str) -> None:
     register("environment.STAND_IN=sleep")
     exec_id = queue("box", image)
-    run_id = get(exec_id)["run_id"]
+    run_id = run_of(exec_id)
     _until(lambda: _container(run_id).status == "running")
     cancelled = kitaru_cli("executions", "cancel", exec_id)
     assert cancelled.returncode == 0, cancelled
@@ -156,15 +142,31 @@ def test_cancel_kills_the_container(register: Callable[..., None], image: str) -
     _until(lambda: _container(run_id).status == "exited")
 
 
-def test_a_removed_container_leaves_the_execution_queued(
+def test_a_removed_container_fails_the_execution_as_gone(
     register: Callable[..., None], image: str
 ) -> None:
-    # Kitaru acts only on a container labelled with the execution; a removed one cannot
-    # be told apart from an id that was never its own.
+    # The engine's events show it removed a container labelled with the execution.
     register("environment.STAND_IN=sleep")
     exec_id = queue("box", image)
-    run_id = get(exec_id)["run_id"]
+    run_id = run_of(exec_id)
     _container(run_id).remove(force=True)
+    view = settled(exec_id)
+    assert (view["status"], view["error"]) == (
+        "failed",
+        f"the docker run {run_id} is gone (missing: the container no longer exists) "
+        "without starting the execution",
+    )
+
+
+def test_a_container_id_this_engine_never_ran_leaves_the_execution_queued(
+    register: Callable[..., None], image: str
+) -> None:
+    # Another machine's container, say: unknown here is not gone.
+    register("environment.STAND_IN=sleep")
+    exec_id = queue("box", image)
+    run_id = run_of(exec_id)
+    _container(run_id).kill()
+    current_journal().set_run_id(exec_id, "0123456789ab" * 5 + "cdef", "docker")
     view = settled(exec_id, timeout=8)
     assert (view["status"], view["error"]) == ("queued", None)
 
@@ -172,7 +174,7 @@ def test_a_removed_container_leaves_the_execution_queued(
 def test_logs_come_from_the_container(register: Callable[..., None], image: str) -> None:
     register("environment.STAND_IN=env:STAND_IN")
     exec_id = queue("box", image)
-    run_id = get(exec_id)["run_id"]
+    run_id = run_of(exec_id)
     _until(lambda: _container(run_id).status == "exited")
     logs = kitaru_cli("executions", "logs", exec_id, "--orchestrator")
     assert logs.returncode == 0, logs

@@ -7,6 +7,7 @@ Job and stops its container; logs come from the Pod (`executions logs --orchestr
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,9 +20,8 @@ from kitaru_stacks import KubernetesSettings
 from kitaru.journal import StackRecord
 from tests.conftest import kitaru_cli
 from tests.stacks._kubelet import CONTAINER_LABEL, FakeKubelet
-from tests.stacks._queued import get, queue, settled
+from tests.stacks._queued import failed, get, queue, run_of, settled, until
 from tests.stacks._services import need
-from tests.stacks._stand_in import stand_in_image
 
 pytestmark = pytest.mark.services
 
@@ -32,12 +32,6 @@ SERVICES = (
     "KITARU_TEST_REGISTRY",
     "KITARU_TEST_BASE_IMAGE",
 )
-
-
-@pytest.fixture(scope="module")
-def image() -> str:
-    env = need(*SERVICES)
-    return stand_in_image(env["KITARU_TEST_REGISTRY"], env["KITARU_TEST_BASE_IMAGE"])
 
 
 class Cluster:
@@ -76,6 +70,24 @@ class Cluster:
             "default", {"metadata": {"name": name}, "data": encoded}
         )
 
+    def pull_secret(self, name: str, registry: str, username: str, password: str) -> None:
+        """As `kubectl create secret docker-registry` would."""
+        auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+        config = {"auths": {registry: {"username": username, "password": password, "auth": auth}}}
+        self.secret(name, **{".dockerconfigjson": json.dumps(config)})
+
+    def account(self, name: str) -> None:
+        """Create a ServiceAccount (if it is not there yet)."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.orch.core.create_namespaced_service_account(
+                "default", {"metadata": {"name": name}}
+            )
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
     def has(self, secret: str) -> bool:
         from kubernetes.client.exceptions import ApiException
 
@@ -96,11 +108,11 @@ class Cluster:
         ]
 
     def until(self, what: Callable[[], bool], timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while not what():
-            assert time.monotonic() < deadline, "the cluster did not get there"
+        def there() -> bool:
             assert not self.kubelet.errors, self.kubelet.errors
-            time.sleep(0.3)
+            return what()
+
+        until(there, timeout, "the cluster did not get there")
 
     def running(self, job: str) -> bool:
         pods = self.pods(job)
@@ -108,9 +120,8 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, sqlite_journal: str) -> Iterator[Cluster]:
     env = need(*SERVICES)
-    monkeypatch.setenv("KITARU_JOURNAL_URL", f"sqlite:///{tmp_path / 'journal.db'}")
     made = Cluster(env, tmp_path)
     made.secret("kitaru-journal", url="sqlite:////nowhere/journal.db")
     made.kubelet.seen.update(
@@ -129,7 +140,7 @@ def test_a_job_no_node_has_started_leaves_the_execution_queued(
     cluster.kubelet.stop.set()  # no node takes the pod: it stays Pending
     cluster.register()
     exec_id = queue("k8s", image)
-    job = get(exec_id)["run_id"]
+    job = run_of(exec_id)
     assert cluster.job(job).metadata.labels["kitaru.dev/stack"] == "k8s"
     before = time.monotonic()
     view = settled(exec_id, timeout=8)
@@ -142,7 +153,7 @@ def test_a_running_job_leaves_the_execution_queued_until_its_container_takes_it(
 ) -> None:
     cluster.register("environment.STAND_IN=sleep")
     exec_id = queue("k8s", image)
-    job = get(exec_id)["run_id"]
+    job = run_of(exec_id)
     cluster.until(lambda: cluster.running(job))
     view = settled(exec_id, timeout=8)
     assert (view["status"], view["error"]) == ("queued", None)
@@ -154,7 +165,7 @@ def test_cancel_deletes_the_job_and_stops_its_container(cluster: Cluster, image:
 
     cluster.register("environment.STAND_IN=sleep")
     exec_id = queue("k8s", image)
-    job = get(exec_id)["run_id"]
+    job = run_of(exec_id)
     cluster.until(lambda: cluster.running(job))
     cancelled = kitaru_cli("executions", "cancel", exec_id)
     assert cancelled.returncode == 0, cancelled
@@ -176,10 +187,9 @@ def test_a_container_that_exits_non_zero_fails_the_execution_with_code_reason_an
 ) -> None:
     cluster.register("environment.STAND_IN=exit:3")
     exec_id = queue("k8s", image)
-    job = get(exec_id)["run_id"]
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
-    head, _, tail = view["error"].partition(" without starting the execution: ")
+    job = run_of(exec_id)
+    error = failed(exec_id)
+    head, _, tail = error.partition(" without starting the execution: ")
     assert head == (
         f"the kubernetes run {job} ended (failed, exit code 3: BackoffLimitExceeded: Job has "
         "reached the specified backoff limit)"
@@ -197,11 +207,9 @@ def test_an_image_that_cannot_be_pulled_fails_the_execution_saying_so(
     cluster.register()
     missing = image.rsplit(":", 1)[0] + "-missing:nope"
     exec_id = queue("k8s", missing)
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
-    assert (
-        f'ended (failed: ImagePullBackOff: failed to pull and unpack image "{missing}"'
-        in (view["error"])
+    error = failed(exec_id)
+    assert f'ended (failed: ImagePullBackOff: failed to pull and unpack image "{missing}"' in (
+        error
     )
 
 
@@ -210,9 +218,8 @@ def test_a_missing_secret_fails_the_execution_naming_it(cluster: Cluster, image:
         cluster.orch.core.delete_namespaced_secret("llm-keys", "default")
     cluster.register("secret_environment.OPENAI_API_KEY=secret:llm-keys#openai")
     exec_id = queue("k8s", image)
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
-    assert '(failed: CreateContainerConfigError: secret "llm-keys" not found)' in view["error"]
+    error = failed(exec_id)
+    assert '(failed: CreateContainerConfigError: secret "llm-keys" not found)' in error
 
 
 def test_a_preempted_pod_fails_the_execution_saying_it_was_preempted(
@@ -220,24 +227,22 @@ def test_a_preempted_pod_fails_the_execution_saying_it_was_preempted(
 ) -> None:
     cluster.register("environment.STAND_IN=sleep")
     exec_id = queue("k8s", image)
-    job = get(exec_id)["run_id"]
+    job = run_of(exec_id)
     cluster.until(lambda: cluster.running(job))
     cluster.kubelet.preempt(job)
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
-    assert "PreemptionByScheduler: Preempted in order to admit critical pod" in view["error"]
-    assert "exit code 137" in view["error"]
+    error = failed(exec_id)
+    assert "PreemptionByScheduler: Preempted in order to admit critical pod" in error
+    assert "exit code 137" in error
 
 
 def test_a_job_deleted_on_the_cluster_fails_the_execution(cluster: Cluster, image: str) -> None:
     cluster.kubelet.stop.set()
     cluster.register()
     exec_id = queue("k8s", image)
-    job = get(exec_id)["run_id"]
+    job = run_of(exec_id)
     cluster.orch.batch.delete_namespaced_job(job, "default")  # kubectl delete job
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
-    assert view["error"] == (
+    error = failed(exec_id)
+    assert error == (
         f"the kubernetes run {job} is gone (missing: the Job no longer exists) without "
         "starting the execution"
     )
@@ -248,10 +253,9 @@ def test_a_job_that_succeeded_without_taking_the_execution_fails_it(
 ) -> None:
     cluster.register("environment.STAND_IN=exit:0")
     exec_id = queue("k8s", image)
-    job = get(exec_id)["run_id"]
-    view = settled(exec_id)
-    assert view["status"] == "failed", view
-    head, _, tail = view["error"].partition(" without starting the execution: ")
+    job = run_of(exec_id)
+    error = failed(exec_id)
+    head, _, tail = error.partition(" without starting the execution: ")
     assert head == f"the kubernetes run {job} ended (succeeded, exit code 0)"
     # Its log (stdout and stderr, in the engine's order).
     assert sorted(tail.splitlines()) == [
@@ -269,7 +273,7 @@ def test_logs_come_from_the_jobs_pod_with_secret_key_refs_resolved(
         "secret_environment.OPENAI_API_KEY=secret:llm-keys#openai",
     )
     exec_id = queue("k8s", image)
-    job = get(exec_id)["run_id"]
+    job = run_of(exec_id)
     # The Job has no status until the controller (the test kubelet) writes one.
     cluster.until(lambda: getattr(cluster.job(job).status, "succeeded", None) == 1)
     logs = kitaru_cli("executions", "logs", exec_id, "--orchestrator")
@@ -277,4 +281,79 @@ def test_logs_come_from_the_jobs_pod_with_secret_key_refs_resolved(
     assert logs.stdout == (
         f"── kubernetes run {job} ──\nstand-in for kitaru run-execution {exec_id}\n"
         "OPENAI_API_KEY=sk-from-the-secret\n"
+    )
+
+
+def test_a_missing_service_account_fails_the_execution_naming_it(
+    cluster: Cluster, image: str
+) -> None:
+    # As the API does, the pod is refused: the Job never gets one and says why in an event.
+    cluster.register("service_account=nobody-made-this")
+    exec_id = queue("k8s", image)
+    job = run_of(exec_id)
+    error = failed(exec_id)
+    assert error == (
+        f"the kubernetes run {job} ended (failed: FailedCreate: Error creating: pods "
+        f'"{job}-" is forbidden: error looking up service account default/nobody-made-this: '
+        'serviceaccount "nobody-made-this" not found) without starting the execution'
+    )
+    assert cluster.pods(job) == []
+
+
+def test_the_pod_runs_as_the_stacks_service_account_with_its_token(
+    cluster: Cluster, image: str
+) -> None:
+    cluster.account("kitaru-runner")
+    cluster.register("service_account=kitaru-runner", "environment.STAND_IN=exit:0")
+    exec_id = queue("k8s", image)
+    job = run_of(exec_id)
+    cluster.until(lambda: getattr(cluster.job(job).status, "succeeded", None) == 1)
+    (pod,) = cluster.pods(job)
+    assert pod.spec.service_account_name == "kitaru-runner"
+    (mount,) = pod.spec.containers[0].volume_mounts
+    assert mount.mount_path == "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+@pytest.fixture(scope="module")
+def private_image(image: str) -> str:
+    """The stand-in, pushed to the registry that demands a login."""
+    import docker
+
+    registry = need("KITARU_TEST_AUTH_REGISTRY")["KITARU_TEST_AUTH_REGISTRY"]
+    client = docker.from_env()
+    tag = image.rsplit(":", 1)[1]
+    repository = f"{registry}/kitaru/stand-in-private"
+    client.images.get(image).tag(repository, tag)
+    for line in client.images.push(repository, tag=tag, stream=True, decode=True, auth_config=AUTH):
+        assert "error" not in line, line
+    return f"{repository}:{tag}"
+
+
+AUTH = {"username": "kitaru", "password": "kitaru-test"}  # scripts/services/docker.sh
+
+
+def test_an_image_pull_secret_lets_the_pod_pull_from_a_private_registry(
+    cluster: Cluster, private_image: str
+) -> None:
+    registry = private_image.split("/", 1)[0]
+    cluster.pull_secret("regcred", registry, **AUTH)
+    cluster.register('image_pull_secrets=["regcred"]', "environment.STAND_IN=env:STAND_IN")
+    exec_id = queue("k8s", private_image)
+    job = run_of(exec_id)
+    cluster.until(lambda: getattr(cluster.job(job).status, "succeeded", None) == 1)
+    (pod,) = cluster.pods(job)
+    assert [s.name for s in pod.spec.image_pull_secrets] == ["regcred"]
+    logs = kitaru_cli("executions", "logs", exec_id, "--orchestrator")
+    assert "STAND_IN=env:STAND_IN" in logs.stdout, logs
+
+
+def test_without_the_image_pull_secret_the_private_image_cannot_be_pulled(
+    cluster: Cluster, private_image: str
+) -> None:
+    cluster.register()
+    exec_id = queue("k8s", private_image)
+    error = failed(exec_id)
+    assert (
+        f'ended (failed: ImagePullBackOff: failed to pull and unpack image "{private_image}"'
+        in error
     )
