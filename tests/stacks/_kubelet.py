@@ -16,8 +16,8 @@ the scheduler preempting a pod: killed, marked `DisruptionTarget`.
 The service account admission is played too: a pod naming a ServiceAccount the API does
 not have is refused (the Job gets no pod and a `FailedCreate` warning event, as the Job
 controller records it); otherwise the pod gets the `kube-api-access` volume and the
-container the token file at /var/run/secrets/kubernetes.io/serviceaccount (unless
-`automountServiceAccountToken` is false). `imagePullSecrets` are used as a kubelet uses
+container the token file at /var/run/secrets/kubernetes.io/serviceaccount (unless the
+pod's or its ServiceAccount's `automountServiceAccountToken` is false). `imagePullSecrets` are used as a kubelet uses
 them: the credentials of the image's registry in a `kubernetes.io/dockerconfigjson`
 Secret sign the pull (a Secret that does not exist is skipped, as the kubelet only warns).
 
@@ -240,6 +240,17 @@ class FakeKubelet:
             )
         return None
 
+    def _automount(self, spec: dict[str, Any]) -> bool:
+        """Whether the pod gets the token: its own `automountServiceAccountToken`, else
+        its ServiceAccount's, else yes."""
+        if spec.get("automountServiceAccountToken") is not None:
+            return bool(spec["automountServiceAccountToken"])
+        account = spec.get("serviceAccountName")
+        if not account or account == "default":
+            return True
+        found = self.orch.core.read_namespaced_service_account(account, self.namespace)
+        return found.automount_service_account_token is not False
+
     def _event(self, job: Any, reason: str, message: str) -> None:
         name = job.metadata.name
         self.orch.core.create_namespaced_event(
@@ -319,7 +330,7 @@ class FakeKubelet:
             "spec": template["spec"],
             "status": {"phase": "Pending"},
         }
-        if template["spec"].get("automountServiceAccountToken") is not False:
+        if self._automount(template["spec"]):
             # What the ServiceAccount admission adds: the token as a projected volume.
             volume = f"kube-api-access-{os.urandom(3).hex()[:5]}"
             pod["spec"].setdefault("volumes", []).append(

@@ -76,13 +76,14 @@ class Cluster:
         config = {"auths": {registry: {"username": username, "password": password, "auth": auth}}}
         self.secret(name, **{".dockerconfigjson": json.dumps(config)})
 
-    def account(self, name: str) -> None:
+    def account(self, name: str, automount: bool = True) -> None:
         """Create a ServiceAccount (if it is not there yet)."""
         from kubernetes.client.exceptions import ApiException
 
         try:
             self.orch.core.create_namespaced_service_account(
-                "default", {"metadata": {"name": name}}
+                "default",
+                {"metadata": {"name": name}, "automountServiceAccountToken": automount},
             )
         except ApiException as exc:
             if exc.status != 409:
@@ -312,6 +313,21 @@ def test_the_pod_runs_as_the_stacks_service_account_with_its_token(
     assert pod.spec.service_account_name == "kitaru-runner"
     (mount,) = pod.spec.containers[0].volume_mounts
     assert mount.mount_path == "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def test_an_account_that_mounts_no_token_runs_the_pod_without_one(
+    cluster: Cluster, image: str
+) -> None:
+    # What `kitaru stack provision` makes: a job account with automountServiceAccountToken
+    # false, for pods that never call the Kubernetes API.
+    cluster.account("kitaru-job-no-token", automount=False)
+    cluster.register("service_account=kitaru-job-no-token", "environment.STAND_IN=exit:0")
+    exec_id = queue("k8s", image)
+    job = run_of(exec_id)
+    cluster.until(lambda: getattr(cluster.job(job).status, "succeeded", None) == 1)
+    (pod,) = cluster.pods(job)
+    assert pod.spec.service_account_name == "kitaru-job-no-token"
+    assert not pod.spec.containers[0].volume_mounts
 
 
 @pytest.fixture(scope="module")
