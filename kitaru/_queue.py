@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from kitaru import _config, _execute, _loader
+from kitaru import _config, _execute, _flow_inputs, _loader
 from kitaru._errors import InvalidInputError, KitaruUsageError
 
 # Shared with invocations and schedules, which sit below queues: kept in _ready.py.
@@ -64,7 +64,7 @@ def submit(
     from kitaru.artifacts import open_store
 
     open_store(store_uri)  # an unusable store fails before anything is recorded
-    inputs = _execute.bind_inputs(flow.fn, args, kwargs)
+    inputs = _flow_inputs.bind_inputs(flow.fn, args, kwargs)
     found = _idempotency.earlier(target, flow.name, idempotency_key)
     if found is not None:
         return found, False
@@ -84,7 +84,7 @@ def submit(
     holder = _idempotency.store(
         target,
         record,
-        _execute.input_artifacts(
+        _flow_inputs.input_artifacts(
             record.exec_id, store_uri, flow.fn, inputs, allow_pickle=flow.allow_pickle
         ),
     )

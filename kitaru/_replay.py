@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from kitaru import _execute, _lease, _loader, _replay_values, _serialize
+from kitaru import _execute, _flow_inputs, _lease, _loader, _replay_values, _serialize
 from kitaru._artifact_io import build_artifact
 from kitaru._errors import InvalidInputError, KitaruUsageError, LeaseError, NotFoundError
 from kitaru._resume import _last_error, _log_path, _start, get_execution, status_of
@@ -62,7 +62,7 @@ def replay(
     # Clear type mismatches are refused before the flow's code is even loaded.
     _replay_values.check(journal, exec_id, overrides=overrides, inputs=inputs)
     flow = _loader.load_flow(source, journal=journal)
-    params = _execute.load_inputs(journal, source, flow.fn, allow_pickle=flow.allow_pickle)
+    params = _flow_inputs.load_inputs(journal, source, flow.fn, allow_pickle=flow.allow_pickle)
     if inputs:
         import inspect
 
@@ -94,7 +94,7 @@ def replay(
     record.replay_point = from_
     journal.create_execution(
         record,
-        _execute.input_artifacts(
+        _flow_inputs.input_artifacts(
             record.exec_id, store_uri, flow.fn, params, allow_pickle=flow.allow_pickle
         ),
     )
@@ -113,7 +113,7 @@ def replay(
     for key, value in overrides.items():
         override = _commit_override(journal, record, owner, by_key[key], value)
         reused[override.seq] = override
-    args, kwargs = _execute.call_args(flow.fn, params)
+    args, kwargs = _flow_inputs.call_args(flow.fn, params)
     return _execute.drive(
         journal, record, owner, flow, args, kwargs, calls=[reused[k] for k in sorted(reused)]
     )
@@ -174,7 +174,7 @@ def record_replay(
     for name, value in given.items():
         encoded = _serialize.encode(value, what=f"flow input {name!r}")
         store = open_store(record.artifact_store or "")
-        copied.append(_execute.input_artifact(record.exec_id, store, name, encoded))
+        copied.append(_flow_inputs.input_artifact(record.exec_id, store, name, encoded))
     journal.create_execution(record, copied)
     journal.copy_calls(exec_id, record.exec_id, before_seq=start.seq, overridden=overrides)
     journal.copy_waits(exec_id, record.exec_id, before_seq=start.seq)

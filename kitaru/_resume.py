@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from kitaru import _execute, _ids, _lease, _loader, _ready, _speak, _trust
+from kitaru import _execute, _flow_inputs, _ids, _lease, _loader, _ready, _speak, _trust
 from kitaru._errors import KitaruUsageError, LeaseError, NotFoundError
 from kitaru.journal import ExecutionRecord, Journal, current_journal
 
@@ -71,11 +71,11 @@ def resume(
         )
     try:
         flow = _loader.load_flow(record, journal=journal)
-        inputs = _execute.load_inputs(journal, record, flow.fn, allow_pickle=flow.allow_pickle)
+        inputs = _flow_inputs.load_inputs(journal, record, flow.fn, allow_pickle=flow.allow_pickle)
     except BaseException as exc:
         _give_back(journal, record, owner, str(exc))
         raise
-    args, kwargs = _execute.call_args(flow.fn, inputs)
+    args, kwargs = _flow_inputs.call_args(flow.fn, inputs)
     leased = get_execution(journal, exec_id)
     return _execute.drive(journal, leased, owner, flow, args, kwargs)
 

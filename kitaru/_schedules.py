@@ -98,7 +98,7 @@ def for_flow(
 ) -> ScheduleRecord:
     """A schedule of the flow `spec` (`module:flow`, or a script path), checked by importing
     it here; stored by the caller."""
-    from kitaru import _config, _execute, _queue, _serialize
+    from kitaru import _config, _execute, _flow_inputs, _queue, _serialize
     from kitaru.stacks import _resolve
 
     record = _base(name, cron, timezone, args, catchup, now)
@@ -123,7 +123,9 @@ def for_flow(
             "they start: schedule a deployment (--deployment) instead"
         )
     try:
-        inputs = _execute.bind_inputs(flow.fn, tuple(record.args["args"]), record.args["kwargs"])
+        inputs = _flow_inputs.bind_inputs(
+            flow.fn, tuple(record.args["args"]), record.args["kwargs"]
+        )
     except (TypeError, KitaruError) as exc:
         raise InvalidInputError(f"--args do not fit flow {flow.name!r}: {exc}") from None
     for key, value in inputs.items():
@@ -309,7 +311,7 @@ def _fire(
 
 def _execution(s: ScheduleRecord, tick: float, now: float) -> tuple[ExecutionRecord, list[Any]]:
     """The queued execution of one tick of a flow schedule, and its inputs (JSON)."""
-    from kitaru import _config, _execute, _queue, _serialize
+    from kitaru import _config, _flow_inputs, _queue, _serialize
     from kitaru._artifact_io import INLINE_MAX
     from kitaru.artifacts import open_store
 
@@ -342,7 +344,7 @@ def _execution(s: ScheduleRecord, tick: float, now: float) -> tuple[ExecutionRec
         # Small inputs sit inline in the journal: only a large one needs the store.
         large = len(encoded.data) > INLINE_MAX
         store = open_store(t["artifact_store"] if large else _config.artifact_store_uri())
-        inputs.append(_execute.input_artifact(record.exec_id, store, key, encoded))
+        inputs.append(_flow_inputs.input_artifact(record.exec_id, store, key, encoded))
     return record, inputs
 
 

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kitaru import _execute, _lease, _runtime
+from kitaru import _execute, _flow_inputs, _lease, _runtime
 
 # Journals and connections inherited from the worker: never used here (their sockets
 # and database handles belong to the worker), and kept referenced so that no finalizer
@@ -118,12 +118,12 @@ def run(exec_id: str, owner: str, flows: dict[str, Any], report: Report) -> int:
         return 0  # taken over before this process started: nothing of ours to run
     flow = flows[record.flow]
     try:
-        inputs = _execute.load_inputs(journal, record, flow.fn, allow_pickle=flow.allow_pickle)
+        inputs = _flow_inputs.load_inputs(journal, record, flow.fn, allow_pickle=flow.allow_pickle)
     except BaseException as exc:
         journal.finish(exec_id, owner=owner, status="failed", now=time.time(), error=str(exc))
         report(exec_id, "failed", {"error": f"failed to start: {exc}"})
         return 1
-    args, kwargs = _execute.call_args(flow.fn, inputs)
+    args, kwargs = _flow_inputs.call_args(flow.fn, inputs)
     final = _execute.drive(journal, record, owner, flow, args, kwargs)
     status = "released" if final.status == "queued" else final.status
     report(

@@ -117,7 +117,7 @@ def input_artifacts(
     JSON, so the flow in the image reads it back as that type (a pydantic model, a
     dataclass) with its own annotation."""
     from kitaru import _serialize
-    from kitaru._execute import input_artifact
+    from kitaru._flow_inputs import input_artifact
     from kitaru.artifacts import open_store
 
     store = open_store(store_uri)

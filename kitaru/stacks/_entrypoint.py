@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from kitaru import _execute, _lease, _loader
+from kitaru import _execute, _flow_inputs, _lease, _loader
 from kitaru.journal import ExecutionRecord, current_journal
 
 
@@ -57,12 +57,12 @@ def run_execution(exec_id: str) -> int:
     print(f"kitaru: running execution {exec_id} (flow {leased.flow}, run {leased.runs})")
     try:
         flow = _loader.load_flow(leased, journal=journal)
-        inputs = _execute.load_inputs(journal, leased, flow.fn, allow_pickle=flow.allow_pickle)
+        inputs = _flow_inputs.load_inputs(journal, leased, flow.fn, allow_pickle=flow.allow_pickle)
     except BaseException as exc:
         journal.finish(exec_id, owner=owner, status="failed", now=time.time(), error=str(exc))
         print(f"kitaru: execution {exec_id} failed to start: {exc}", file=sys.stderr)
         return 1
-    args, kwargs = _execute.call_args(flow.fn, inputs)
+    args, kwargs = _flow_inputs.call_args(flow.fn, inputs)
     final = _execute.drive(journal, leased, owner, flow, args, kwargs)
     print(
         f"kitaru: execution {exec_id} {final.status}" + (f": {final.error}" if final.error else "")

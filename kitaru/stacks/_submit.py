@@ -16,7 +16,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from kitaru import _config, _execute, _idempotency, _project, _speak, _tracing, _trust
+from kitaru import _config, _execute, _flow_inputs, _idempotency, _project, _speak, _tracing, _trust
 from kitaru._errors import ConfigurationError, KitaruError, KitaruUsageError, LeaseError
 from kitaru._handle import ExecutionHandle
 from kitaru._ids import new_id
@@ -135,7 +135,7 @@ def submit_new(
         return _reused_handle(flow, journal, found)
     flavor = load_flavor(stack.orchestrator)
     open_store(stack.artifact_store)  # an unusable store fails before anything is recorded
-    inputs = _execute.bind_inputs(flow.fn, args, kwargs)
+    inputs = _flow_inputs.bind_inputs(flow.fn, args, kwargs)
     orchestrator = make_orchestrator(stack)
     # Only an image needs a project to build from; a background process runs the flow's
     # file where it is.
@@ -164,7 +164,7 @@ def submit_new(
     holder = _idempotency.store(
         journal,
         record,
-        _execute.input_artifacts(
+        _flow_inputs.input_artifacts(
             record.exec_id, stack.artifact_store, flow.fn, inputs, allow_pickle=flow.allow_pickle
         ),
     )

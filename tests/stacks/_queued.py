@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kitaru import _execute, flow
+from kitaru import _execute, _flow_inputs, flow
 from kitaru.journal import current_journal
 from kitaru.stacks import _resolve
 from kitaru.stacks._submit import _submit, make_orchestrator
@@ -37,7 +37,7 @@ def queue(stack_name: str, image: str = IMAGE) -> str:
     record.metadata = {"image": image}
     journal.create_execution(
         record,
-        _execute.input_artifacts(
+        _flow_inputs.input_artifacts(
             record.exec_id, stack.artifact_store, agent.fn, {"topic": "tides"}
         ),
     )

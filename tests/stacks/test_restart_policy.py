@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kitaru import _execute
+from kitaru import _execute, _flow_inputs
 from kitaru.journal import current_journal
 from kitaru.stacks import _resolve
 from kitaru.stacks._submit import _submit, make_orchestrator
@@ -75,7 +75,7 @@ def _running_whose_lease_expired() -> str:
     record.lease_until = time.time() - 60
     journal.create_execution(
         record,
-        _execute.input_artifacts(
+        _flow_inputs.input_artifacts(
             record.exec_id, stack.artifact_store, agent.fn, {"topic": "tides"}
         ),
     )
