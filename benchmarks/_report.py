@@ -189,6 +189,37 @@ def _cell(summary: dict[str, Any], key: str, kind: str, n: str) -> float | None:
     return float(value) if value is not None else None
 
 
+def target_row(
+    name: str,
+    goal: str,
+    value: float | None,
+    limit: float,
+    unit: str,
+    *,
+    lower: bool = True,
+    digits: int = 1,
+) -> dict[str, Any]:
+    """One goal against what a run measured: met or not, and a miss says by how much
+    (`lower`: the goal is a ceiling, else a floor)."""
+    if value is None:
+        return {"target": name, "goal": goal, "measured": "not measured", "met": None}
+    met = value <= limit if lower else value >= limit
+    gap = (
+        ""
+        if met
+        else (
+            f"{value / limit:.{digits}f}x over" if lower else f"{limit / value:.{digits}f}x short"
+        )
+    )
+    return {
+        "target": name,
+        "goal": goal,
+        "measured": f"{value:,.{digits}f} {unit}",
+        "met": met,
+        "gap": gap,
+    }
+
+
 def targets(summary: dict[str, Any], systems: list[System]) -> list[dict[str, Any]]:
     """The issue's targets against what this run measured; a missed one says by how much."""
     rows: list[dict[str, Any]] = []
@@ -196,24 +227,7 @@ def targets(summary: dict[str, Any], systems: list[System]) -> list[dict[str, An
     def add(
         name: str, goal: str, value: float | None, limit: float, unit: str, lower: bool = True
     ) -> None:
-        if value is None:
-            rows.append({"target": name, "goal": goal, "measured": "not measured", "met": None})
-            return
-        met = value <= limit if lower else value >= limit
-        gap = (
-            ""
-            if met
-            else (f"{value / limit:.1f}x over" if lower else f"{limit / value:.1f}x short")
-        )
-        rows.append(
-            {
-                "target": name,
-                "goal": goal,
-                "measured": f"{value:,.1f} {unit}",
-                "met": met,
-                "gap": gap,
-            }
-        )
+        rows.append(target_row(name, goal, value, limit, unit, lower=lower, digits=1))
 
     n = str(
         max(

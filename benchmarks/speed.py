@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import _envs
+from benchmarks._report import target_row
 from benchmarks._run import WORKERS, call, product_env, progress, run
 
 HERE = Path(__file__).resolve().parent
@@ -198,24 +199,7 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
     def add(
         name: str, goal: str, value: float | None, limit: float, unit: str, lower: bool = True
     ) -> None:
-        if value is None:
-            rows.append({"target": name, "goal": goal, "measured": "not measured", "met": None})
-            return
-        met = value <= limit if lower else value >= limit
-        gap = (
-            ""
-            if met
-            else (f"{value / limit:.2f}x over" if lower else f"{limit / value:.2f}x short")
-        )
-        rows.append(
-            {
-                "target": name,
-                "goal": goal,
-                "measured": f"{value:,.2f} {unit}",
-                "met": met,
-                "gap": gap,
-            }
-        )
+        rows.append(target_row(name, goal, value, limit, unit, lower=lower, digits=2))
 
     def get(section: str, key: str) -> float | None:
         value = data.get(section, {}).get(key)
