@@ -184,6 +184,7 @@ def run_mocked(program: Callable[[], None], cloud: Any = None) -> Recorded:
     `invoke(token, args) -> result`."""
     import pulumi
 
+    _have_an_event_loop()
     mocks = _make_mocks(cloud)
     pulumi.runtime.set_mocks(mocks, project="kitaru", stack="test", preview=False)
     exported: dict[str, Any] = {}
@@ -213,6 +214,22 @@ def run_mocked(program: Callable[[], None], cloud: Any = None) -> Recorded:
 
     run()
     return Recorded(mocks.resources, outputs, mocks.invokes, protected)
+
+
+def _have_an_event_loop() -> None:
+    """Pulumi's runtime makes its futures on the current event loop; a test before this
+    one that ran `asyncio.run` or `anyio.run` left the main thread with none."""
+    import asyncio
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            usable = not asyncio.get_event_loop().is_closed()
+        except RuntimeError:
+            usable = False
+    if not usable:
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def run_program(flavor: str, settings: Mapping[str, Any] | None = None) -> Recorded:
