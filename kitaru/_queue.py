@@ -166,8 +166,8 @@ def _load_module(spec: str, target: str) -> Any:
         )
     except ImportError as exc:
         raise InvalidInputError(
-            f"--flows {spec}: cannot import {target} ({exc}); run the worker from the "
-            "project with its environment active"
+            f"--flows {spec}: cannot import {target} ({exc}); run the command from the "
+            "project's directory with its environment active"
         ) from None
     finally:
         _loader.loading.reset(token)

@@ -395,6 +395,11 @@ def test_serve_says_what_to_give_when_there_is_nothing_to_serve(tmp_path: Path) 
     assert "nothing to serve: give --flows MODULE" in nothing.stderr
     tag_alone = kitaru_cli("mcp", "serve", "--flows", "x.py", "--tag", "canary", "--stdio", env=env)
     assert tag_alone.returncode == 2 and "add --deployments" in tag_alone.stderr
+    only_a_tag = kitaru_cli("mcp", "serve", "--tag", "canary", "--stdio", env=env)
+    assert only_a_tag.returncode == 2 and "add --deployments" in only_a_tag.stderr
+    missing = kitaru_cli("mcp", "serve", "--flows", "no_such_module", "--stdio", env=env)
+    assert missing.returncode == 2
+    assert "cannot import no_such_module" in missing.stderr and "worker" not in missing.stderr
     undeployed = kitaru_cli("mcp", "serve", "--deployments", "--stdio", env=env)
     assert undeployed.returncode == 2
     assert "no flow has a deployment tagged 'default'" in undeployed.stderr

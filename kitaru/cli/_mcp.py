@@ -72,13 +72,13 @@ def serve(
 
     if stdio == (http is not None):
         raise KitaruUsageError("choose one transport: --stdio or --http PORT")
+    if tag != "default" and not deployments:
+        raise KitaruUsageError("--tag picks the version of each deployment: add --deployments")
     if not flows and not deployments:
         raise KitaruUsageError(
             "nothing to serve: give --flows MODULE (flows run here from their code) and/or "
             "--deployments (deployed versions run in their images)"
         )
-    if tag != "default" and not deployments:
-        raise KitaruUsageError("--tag picks the version of each deployment: add --deployments")
     try:
         from kitaru import _mcp
     except ImportError as exc:
