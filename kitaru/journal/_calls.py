@@ -28,6 +28,21 @@ from kitaru.journal._rows import (
     _Rollback,
 )
 
+# One `commit_call`: the call, its output, its log lines and the owner that commits it.
+Commit = tuple[CallRecord, ArtifactRecord | None, Sequence[LogRecord], str]
+
+
+def _call_params(c: CallRecord, o: ArtifactRecord | None, owner: str) -> tuple[Any, ...]:
+    return (
+        c.exec_id, c.key, c.seq, c.name, c.func, c.status, c.started_at, c.ended_at,
+        c.run, c.kind, c.attempts, o.artifact_id if o else None, c.error, c.traceback,
+        c.reused_from, _json(c.metadata), c.branch or None, c.pos, c.fingerprint,
+        o.type_ref if o else None, o.serializer if o else None,
+        o.content_hash if o else None, o.size if o else None, o.uri if o else None,
+        o.inline if o else None, o.producer if o else None,
+        c.exec_id, owner,
+    )  # fmt: skip
+
 
 class CallRows(SqlHooks):
     """Mixed into `SqlJournal`, which supplies the connection hooks."""
@@ -51,16 +66,7 @@ class CallRows(SqlHooks):
         *,
         owner: str,
     ) -> bool:
-        c, o = call, output
-        params = (
-            c.exec_id, c.key, c.seq, c.name, c.func, c.status, c.started_at, c.ended_at,
-            c.run, c.kind, c.attempts, o.artifact_id if o else None, c.error, c.traceback,
-            c.reused_from, _json(c.metadata), c.branch or None, c.pos, c.fingerprint,
-            o.type_ref if o else None, o.serializer if o else None,
-            o.content_hash if o else None, o.size if o else None, o.uri if o else None,
-            o.inline if o else None, o.producer if o else None,
-            c.exec_id, owner,
-        )  # fmt: skip
+        params = _call_params(call, output, owner)
         if not logs:
             # One statement is its own transaction: no BEGIN/COMMIT round trips.
             return bool(self._x(_INSERT_CALL, params).rowcount == 1)
@@ -73,6 +79,22 @@ class CallRows(SqlHooks):
         except _Rollback:
             return False
         return True
+
+    def commit_calls(self, commits: Sequence[Commit]) -> list[bool]:
+        """Several `commit_call`s in one transaction (the server's group commit), each
+        with its own answer: a call whose owner does not hold the lease is left out
+        and answers False, as alone. Not retried: on any error nothing was stored, or
+        (an acknowledgement lost) all of it, and the caller commits each on its own,
+        after checking whether it landed (kitaru/server/_group_commit.py)."""
+        done: list[bool] = []
+        with self._tx() as conn:
+            insert_call, insert_log = self._sql(_INSERT_CALL), self._sql(_INSERT_LOG)
+            for call, output, logs, owner in commits:
+                ok = conn.execute(insert_call, _call_params(call, output, owner)).rowcount == 1
+                if ok and logs:
+                    self._many(conn, insert_log, _log_params(logs))
+                done.append(ok)
+        return done
 
     def copy_calls(
         self, source: str, target: str, *, before_seq: int, overridden: Collection[str] = ()

@@ -7,6 +7,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from kitaru._codec import many, maybe, to_wire
+from kitaru._connection import _dumps
 from kitaru._errors import KitaruUsageError
 from kitaru.journal._http_requests import MAX_PAGE, HttpBase, _p, _sent_once
 from kitaru.journal._records import ArtifactRecord, CallRecord, EventRecord, LogRecord, WaitRecord
@@ -29,12 +30,14 @@ class CallRequests(HttpBase):
     ) -> bool:
         # The output travels once, as `output`, not again inside the call.
         bare = dataclasses.replace(call, output=None) if call.output is not None else call
-        body = {
-            "owner": owner,
-            "call": to_wire(bare),
-            "output": to_wire(output),
-            "logs": to_wire(list(logs)),
-        }
+        body = _dumps(
+            {
+                "owner": owner,
+                "call": to_wire(bare),
+                "output": to_wire(output),
+                "logs": to_wire(list(logs)),
+            }
+        ).encode()
 
         def landed() -> bool | None:
             for row in self.calls(call.exec_id):
@@ -43,9 +46,7 @@ class CallRequests(HttpBase):
                     return mine == (call.key, call.status, call.ended_at, call.attempts) or None
             return None
 
-        return _sent_once(
-            lambda: bool(self._runner(call.exec_id, "calls", body)["committed"]), landed
-        )
+        return _sent_once(lambda: self._commits.commit(call.exec_id, body), landed)
 
     # Caching across executions is a journal lookup the runner API does not offer (yet):
     # through a server, a `cache=True` checkpoint runs as if `cache` were off.

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from kitaru._connection import Connection, connect
 from kitaru._errors import KitaruUsageError, ServerUnreachableError
+from kitaru.journal._http_batch import CommitBatches
 from kitaru.journal._records import ExecutionRecord
 
 # The server's largest page; a larger `limit` reads the newest this many.
@@ -37,6 +38,8 @@ class HttpBase:
         # run token is revoked when its run finishes the execution, and could not read
         # it afterwards.
         self._finished: dict[str, tuple[float, ExecutionRecord]] = {}
+        # Checkpoint commits that end together go in one request.
+        self._commits = CommitBatches(self._post_json)
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self._conn.request("GET", path, params=params).json()
@@ -44,6 +47,12 @@ class HttpBase:
     def _post(self, path: str, body: dict[str, Any], ok: tuple[int, ...] = (200,)) -> Any:
         self._finished.clear()  # a change through this journal: read the record again
         return self._conn.request("POST", path, json=body, ok=ok).json()
+
+    def _post_json(self, path: str, body: bytes) -> Any:
+        """`_post` of a body encoded already."""
+        self._finished.clear()
+        response = self._conn.request("POST", path, content=body, content_type="application/json")
+        return response.json()
 
     def _put(self, path: str, body: dict[str, Any]) -> Any:
         self._finished.clear()

@@ -11,6 +11,7 @@ from kitaru._errors import ConfigurationError
 from kitaru.artifacts import ArtifactStore, open_store
 from kitaru.journal import Journal, open_journal
 from kitaru.journal._tokens import TokenRows
+from kitaru.server._group_commit import GroupCommit
 from kitaru.server._tokens import Caller, token_store, verify
 
 MiB = 1024 * 1024
@@ -51,6 +52,8 @@ class ServerState:
         self.config = config
         self.journal: Journal = open_journal(config.journal_url)
         self.tokens: TokenRows = token_store(self.journal)
+        # Checkpoint calls arriving together are committed together.
+        self.commits = GroupCommit(self.journal)
         stores = [open_store(uri) for uri in config.artifact_stores]
         for store in stores:
             store.check()

@@ -168,22 +168,36 @@ def _member(name: str) -> str:
 
 def to_record(cls: type[Any], model: BaseModel) -> Any:
     """The record dataclass a validated model stands for."""
-    hints = field_types(cls)
     values: dict[str, Any] = {}
-    for name in hints:
-        value = getattr(model, _member(name))
-        if isinstance(value, BaseModel):
-            nested = typing.get_args(hints[name]) or (hints[name],)
-            record_cls = next(
-                a for a in nested if isinstance(a, type) and dataclasses.is_dataclass(a)
-            )
-            value = to_record(record_cls, value)
+    for name, member, nested in _plan(cls):
+        value = getattr(model, member)
+        if nested is not None and isinstance(value, BaseModel):
+            value = to_record(nested, value)
         elif isinstance(value, list):
             value = list(value)
         elif isinstance(value, dict):
             value = dict(value)
         values[name] = value
     return cls(**values)
+
+
+_plans: dict[type[Any], tuple[tuple[str, str, type[Any] | None], ...]] = {}
+
+
+def _plan(cls: type[Any]) -> tuple[tuple[str, str, type[Any] | None], ...]:
+    """Per field of a record: its name, its model member, the record class it nests."""
+    found = _plans.get(cls)
+    if found is not None:
+        return found
+    plan = []
+    for name, hint in field_types(cls).items():
+        inner = typing.get_args(hint) or (hint,)
+        nested = next(
+            (a for a in inner if isinstance(a, type) and dataclasses.is_dataclass(a)), None
+        )
+        plan.append((name, _member(name), nested))
+    _plans[cls] = tuple(plan)
+    return _plans[cls]
 
 
 # Names for request members; mypy sees a model, the server the one built from the record.

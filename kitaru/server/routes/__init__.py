@@ -19,6 +19,7 @@ from kitaru.server.routes import (
     _records,
     _retention,
     _runner,
+    _runner_calls,
     _schedules,
     _stacks,
     _store,
@@ -31,6 +32,7 @@ from kitaru.server.routes import (
 # execution view, record reads and workers' claims (polled) come first.
 ROUTERS: list[APIRouter] = [
     _runner.router,
+    _runner_calls.router,
     _executions.router,
     _stream.router,
     _records.router,

@@ -48,7 +48,6 @@ from kitaru._tracing import TRACE_METADATA
 from kitaru.journal import (
     TERMINAL_STATUSES,
     ArtifactRecord,
-    CallRecord,
     EventRecord,
     ExecutionRecord,
     LogRecord,
@@ -77,6 +76,7 @@ from kitaru.server.routes._runner_bodies import (
     _no_pickle_from,
     _parse,
     _state,
+    commit_parts,
 )
 
 # One dependency, no sub-dependencies: these routes are called once per checkpoint.
@@ -158,17 +158,8 @@ async def heartbeat(exec_id: str, request: Request) -> JSONResponse:
 )
 async def commit_call(exec_id: str, request: Request) -> JSONResponse:
     body = await _parse(request, CommitRequest)
-    call: CallRecord = to_record(CallRecord, body.call)
-    output = to_record(ArtifactRecord, body.output) if body.output is not None else None
-    logs = [to_record(LogRecord, g) for g in body.logs]
-    _mine(exec_id, call, output, *logs)
-    _no_pickle_from(output, "override", "input", "wait")
-    if output is not None and call.output_artifact not in (None, output.artifact_id):
-        raise InvalidInputError("the call names another artifact than the output sent with it")
-    journal = _state(request).journal
-    committed = await run_in_threadpool(
-        lambda: journal.commit_call(call, output, logs, owner=body.owner)
-    )
+    call, output, logs = commit_parts(exec_id, body)
+    committed = await _state(request).commits.commit(call, output, logs, body.owner)
     return JSONResponse({"committed": committed})
 
 

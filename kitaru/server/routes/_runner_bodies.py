@@ -11,9 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kitaru._errors import InvalidInputError
-from kitaru.journal import (
-    ArtifactRecord,
-)
+from kitaru.journal import ArtifactRecord, CallRecord, LogRecord
 from kitaru.journal._events import BATCH_MAX
 from kitaru.server._state import ServerState
 from kitaru.server._wire import (
@@ -25,6 +23,7 @@ from kitaru.server._wire import (
     Number,
     Text,
     Wait,
+    to_record,
 )
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
@@ -91,6 +90,20 @@ class FinishRequest(BaseModel):
     now: Number
     error: Annotated[str, Field(max_length=256 * 1024)] | None = None
     result: Artifact | None = None
+
+
+def commit_parts(
+    exec_id: str, body: CommitRequest
+) -> tuple[CallRecord, ArtifactRecord | None, list[LogRecord]]:
+    """A commit's records, checked: all of `exec_id`, no pickle from outside a call."""
+    call: CallRecord = to_record(CallRecord, body.call)
+    output = to_record(ArtifactRecord, body.output) if body.output is not None else None
+    logs = [to_record(LogRecord, g) for g in body.logs]
+    _mine(exec_id, call, output, *logs)
+    _no_pickle_from(output, "override", "input", "wait")
+    if output is not None and call.output_artifact not in (None, output.artifact_id):
+        raise InvalidInputError("the call names another artifact than the output sent with it")
+    return call, output, logs
 
 
 def _mine(exec_id: str, *records: Any) -> None:
