@@ -26,7 +26,10 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from kitaru.journal import ArtifactRecord, CallRecord, Journal, LogRecord
+from kitaru.journal import _settled as settled
 from kitaru.journal._calls import Commit
+from kitaru.journal._retry import retried
+from kitaru.journal._sql import SqlJournal
 
 # The most commits in one transaction: a batch is one request's worth of waiting.
 MAX_BATCH = 256
@@ -65,6 +68,7 @@ class GroupCommit:
         return done
 
     async def _drain(self) -> None:
+        batch: list[tuple[Commit, asyncio.Future[bool]]] = []
         try:
             while self._waiting:
                 batch = self._waiting[:MAX_BATCH]
@@ -72,7 +76,7 @@ class GroupCommit:
                 commits = [c for c, _ in batch]
                 try:
                     answers: list[Any] = await run_in_threadpool(self._commit, commits)
-                except BaseException as exc:
+                except Exception as exc:  # handed to each request of the batch
                     answers = [exc] * len(batch)
                 for (_, future), answer in zip(batch, answers, strict=True):
                     if future.done():
@@ -81,31 +85,37 @@ class GroupCommit:
                         future.set_exception(answer)
                     else:
                         future.set_result(answer)
+        except BaseException:  # the server stopping: its requests end with it
+            for _, future in [*batch, *self._waiting]:
+                future.cancel()
+            self._waiting.clear()
+            raise
         finally:
             self._task = None
 
     def _commit(self, commits: list[Commit]) -> list[bool | BaseException]:
         """(in a worker thread) Each commit's answer, or the error it raised alone."""
         journal = self.journal
-        if len(commits) > 1 and hasattr(journal, "commit_calls"):
+        sql = journal if len(commits) > 1 and isinstance(journal, SqlJournal) else None
+        if sql is not None:
             try:
-                return list(journal.commit_calls(commits))
+                return list(sql.commit_calls(commits))
             except Exception:
                 pass
         out: list[bool | BaseException] = []
         for call, output, logs, owner in commits:
             try:
-                if len(commits) > 1 and _landed(journal, call):
+                if sql is not None and _landed(sql, call):
                     out.append(True)
                 else:
                     out.append(journal.commit_call(call, output, logs, owner=owner))
-            except Exception as exc:
+            except Exception as exc:  # this request's own error, raised in its request
                 out.append(exc)
         return out
 
 
-def _landed(journal: Journal, call: CallRecord) -> bool:
-    """Whether the failed batch stored this call after all (its acknowledgement lost)."""
-    from kitaru.journal._settled import commit_call
-
-    return commit_call(journal, call, None, (), owner="") is True  # type: ignore[arg-type]
+@retried()
+def _landed(journal: SqlJournal, call: CallRecord) -> bool:
+    """Whether the failed batch stored this call after all (its acknowledgement lost):
+    the row at its number holds this very call (kitaru/journal/_settled.py)."""
+    return settled.commit_call(journal, call, None, (), owner="") is True
