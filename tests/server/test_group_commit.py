@@ -11,6 +11,7 @@ from typing import Any
 
 from kitaru._codec import to_wire
 from kitaru._connection import Connection
+from kitaru._errors import InvalidInputError
 from kitaru._ids import new_id
 from kitaru.journal import ArtifactRecord, CallRecord, ExecutionRecord, open_journal
 from kitaru.journal._http import HttpJournal
@@ -129,3 +130,33 @@ def test_flows_committing_at_once_each_get_their_own_answer(
         assert answers[i] == [True] * 20
         assert [c.seq for c in journal.calls(ids[i])] == list(range(1, 21))
     assert answers[5] == [False] * 20 and journal.calls(ids[5]) == []
+
+
+def test_a_refused_commit_does_not_fail_the_flows_committing_beside_it(
+    server: ServerProcess, write_token: str
+) -> None:
+    journal = _journal(server, write_token)
+    owners = [f"near{i}:1:0:0" for i in range(4)]
+    ids = [_running(journal, owner) for owner in owners]
+    outcomes: dict[int, list[object]] = {}
+
+    def run(i: int) -> None:
+        # Flow 3 sends pickled bytes as an override: refused (422) every time.
+        producer = "override" if i == 3 else "checkpoint"
+        got: list[object] = []
+        for seq in range(1, 16):
+            try:
+                got.append(journal.commit_call(*_call(ids[i], seq, producer), [], owner=owners[i]))
+            except InvalidInputError:
+                got.append("refused")
+        outcomes[i] = got
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(3):
+        assert outcomes[i] == [True] * 15
+        assert len(journal.calls(ids[i])) == 15
+    assert outcomes[3] == ["refused"] * 15 and journal.calls(ids[3]) == []
