@@ -116,3 +116,18 @@ def test_fsync_durability_mode_flushes_every_commit(
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     default = sqlite3.connect(kitaru_home / "journal.db")
     assert default.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_the_server_guard_refuses_json_nested_past_its_limit_and_only_that() -> None:
+    import json
+
+    from kitaru.server._guard import MAX_DEPTH, _shape_problem
+
+    def nested(levels: int) -> bytes:
+        return b'{"a":' * levels + b"1" + b"}" * levels
+
+    assert _shape_problem(nested(MAX_DEPTH)) is None
+    assert "deeper" in (_shape_problem(nested(MAX_DEPTH + 1)) or "")
+    assert "deeper" in (_shape_problem(b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1)) or "")
+    # Brackets inside strings nest nothing: many of them, and a shallow value, pass.
+    assert _shape_problem(json.dumps({"t": "[{" * 500, "v": [[1]]}).encode()) is None
