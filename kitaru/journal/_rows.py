@@ -212,6 +212,9 @@ class SqlHooks:
     def _x(self, sql: str, params: Sequence[Any] = ()) -> Any:
         raise NotImplementedError
 
+    def _write(self, sql: str, params: Sequence[Any]) -> int:
+        raise NotImplementedError
+
     def _many(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         raise NotImplementedError
 

@@ -65,6 +65,10 @@ class SqlJournal(
     def _x(self, sql: str, params: Sequence[Any] = ()) -> Any:
         raise NotImplementedError
 
+    def _write(self, sql: str, params: Sequence[Any]) -> int:
+        """One write statement in a transaction of its own: the number of rows it changed."""
+        return int(self._x(sql, params).rowcount)
+
     def _many(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         raise NotImplementedError
 
