@@ -37,6 +37,7 @@ from benchmarks._run import WORKERS, call, product_env, progress, run
 
 HERE = Path(__file__).resolve().parent
 SPEED = WORKERS / "w_speed.py"
+PATHS = ("empty", "server", "replay", "fsync", "list", "postgres")
 
 
 def bench(
@@ -299,12 +300,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer samples, N <= 100")
     parser.add_argument("--no-install", action="store_true", help="never install DBOS's venv")
+    parser.add_argument(
+        "--only", nargs="+", choices=PATHS, metavar="PATH",
+        help=f"measure just these paths ({', '.join(PATHS)}); the figures stay in .work",
+    )  # fmt: skip
     args = parser.parse_args()
     work = HERE / ".work" / "speed"
     started = time.time()
-    out = bench(args.quick, work, peers=("dbos",), install=not args.no_install)
-    # A full run's figures are kept beside the other suites'; a quick one stays in .work.
-    where = work if args.quick else HERE / "results"
+    out = bench(args.quick, work, peers=("dbos",), install=not args.no_install, only=args.only)
+    # A full run's figures are kept beside the other suites'; a quick or partial one
+    # stays in .work.
+    where = work if args.quick or args.only else HERE / "results"
     where.mkdir(parents=True, exist_ok=True)
     (where / "speed.json").write_text(json.dumps(out["data"], indent=1) + "\n")
     print(out["markdown"])
