@@ -5,7 +5,7 @@ Commits follow the server's `synchronous_commit` setting (on by default: durable
 
 The write each checkpoint makes (`commit_call`) is one statement, its own transaction:
 one round trip. It goes as a statement prepared once per connection, its values sent as
-text, through libpq directly (`_write`): about 40% less client CPU per commit than
+text, through libpq directly (`_count`): about 40% less client CPU per commit than
 psycopg's `execute` (a cursor, each value adapted, its prepared-statement bookkeeping).
 
 A lost connection, a restarting or shutting-down server, a serialization failure or a
@@ -85,7 +85,7 @@ class PostgresJournal(SqlJournal):
         parsed = urlparse(url)
         self._dsn = url.replace("postgres://", "postgresql://", 1)
         self._statements: dict[str, str] = {}
-        # Statements `_write` prepared, by SQL, on the connection `_prepared_on`.
+        # Statements `_count` prepared, by SQL, on the connection `_prepared_on`.
         self._prepared: dict[str, bytes] = {}
         self._prepared_on: psycopg.Connection[Any] | None = None
         self._encoding = "utf-8"
@@ -167,7 +167,7 @@ class PostgresJournal(SqlJournal):
         with self._lock:
             return self._conn.execute(self._sql(sql), params)
 
-    def _write(self, sql: str, params: Sequence[Any]) -> int:
+    def _count(self, sql: str, params: Sequence[Any] = ()) -> int:
         with self._lock:
             conn = self._conn
             if conn.closed:  # psycopg says so; the retry opens a new connection
