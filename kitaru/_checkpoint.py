@@ -203,9 +203,18 @@ class Checkpoint(Durable, Generic[P, R]):
         if ctx is None or _runtime.current_frame.get() is not None:
             # Outside a flow, or nested in another checkpoint (whose output covers this).
             return self.fn(*args, **kwargs)
-        call = _runtime.CheckpointRun(ctx, self, explicit_id, fingerprint(args, kwargs))
+        call = _runtime.CheckpointRun(ctx, self, explicit_id)
+        done = ctx.completed.get(call.key)
+        if done is None or (done.reused_from is None and not done.metadata.get("override")):
+            # An output a replay copied or overrode is reused whatever the call's inputs
+            # (CheckpointRun.check_reuse): only the other calls need their digest.
+            call.fingerprint = fingerprint(args, kwargs)
         if self.is_async:
             return cast(R, self._run_async(call, args, kwargs))
+        if done is not None:
+            # A stored output (a resume, a replay): the call runs no attempt, so it
+            # skips the attempts' protocol (CheckpointRun.reused checks it is this call).
+            return cast(R, call.reused()[1])
         return cast(R, _attempts.run(self, call, args, kwargs))
 
     async def _run_async(self, call: _runtime.CheckpointRun, args: Any, kwargs: Any) -> Any:
