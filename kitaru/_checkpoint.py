@@ -214,7 +214,8 @@ class Checkpoint(Durable, Generic[P, R]):
         if done is not None:
             # A stored output (a resume, a replay): the call runs no attempt, so it
             # skips the attempts' protocol (CheckpointRun.reused checks it is this call).
-            return cast(R, call.reused()[1])
+            value: R = call.reused()[1]  # (not cast(): that is one more call per step)
+            return value
         return cast(R, _attempts.run(self, call, args, kwargs))
 
     async def _run_async(self, call: _runtime.CheckpointRun, args: Any, kwargs: Any) -> Any:

@@ -142,6 +142,23 @@ def test_replay_with_a_new_input_and_lineage(source: tuple[str, Path, dict[str, 
     assert f"replay of  {exec_id} from 'fetch'" in shown.stdout
 
 
+def test_replay_reuses_outputs_above_the_point_whatever_inputs_their_calls_get_now(
+    source: tuple[str, Path, dict[str, str]],
+) -> None:
+    exec_id, ledger, env = source
+    ledger.write_text("")
+    replayed = kitaru_cli(
+        "executions", "replay", exec_id, "--from", "summarize", "--input", 'topic="owls"',
+        "--json", env=env,
+    )  # fmt: skip
+    assert replayed.returncode == 0, replayed
+    view = replayed.json()
+    # fetch and clean were called with "owls" now, but their copied outputs stand.
+    assert ledger.read_text().split() == ["summarize", "score", "report"]
+    assert [c["origin"] for c in view["checkpoints"]] == ["reused"] * 2 + ["ran"] * 3
+    assert view["result"] == {"summary": "summary of KITES", "points": 16}
+
+
 def test_replay_bad_input_changes_nothing(source: tuple[str, Path, dict[str, str]]) -> None:
     exec_id, _ledger, env = source
     missing = kitaru_cli("executions", "replay", exec_id, "--from", "sumarize", env=env)
