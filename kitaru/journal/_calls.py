@@ -40,9 +40,9 @@ class CallRows(SqlHooks):
 
     # -- calls ---------------------------------------------------------------------------
     def calls(self, exec_id: str) -> list[CallRecord]:
-        rows = self._x(
+        rows = self._bulk(
             f"SELECT {CALL_ROW} FROM calls WHERE exec_id = ? ORDER BY seq", (exec_id,)
-        ).fetchall()
+        )
         return [_call(row) for row in rows]
 
     def commit_call(
