@@ -219,6 +219,11 @@ class SqlHooks:
     def _many(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         raise NotImplementedError
 
+    def _bulk(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Every row of a read that returns many (an execution's calls, which a replay
+        or a resume reads in full): a dialect may fetch them in a cheaper form."""
+        return list(self._x(sql, params).fetchall())
+
     def _sql(self, sql: str) -> str:
         raise NotImplementedError
 
