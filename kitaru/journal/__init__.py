@@ -60,7 +60,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # The stack, deployment, queue and worker records are defined on first use
     # (kitaru/journal/_records.py says why).
-    if name in _records.FLEET_RECORDS:
+    if name in _records.FLEET_RECORDS and name in __all__:
         value = globals()[name] = getattr(_records, name)
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

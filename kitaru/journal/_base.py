@@ -20,13 +20,14 @@ from kitaru.journal._records import (
     LogRecord,
     WaitRecord,
 )
-from kitaru.journal._schedules import ScheduleRecord, ScheduleRun
 from kitaru.journal._snapshot import ExecutionSnapshot
 
 if TYPE_CHECKING:
     from kitaru.journal._fleet_records import (
         DeploymentRecord,
         QueueRecord,
+        ScheduleRecord,
+        ScheduleRun,
         StackRecord,
         TagEvent,
         TagRecord,

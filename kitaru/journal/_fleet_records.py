@@ -1,6 +1,7 @@
-"""Rows about where and by whom executions run: API tokens, stacks, deployments and
-their tags, queues and workers. `kitaru.journal._records` gives them by name, importing
-this module on first use (a listing of executions defines none of these classes)."""
+"""Rows about where, when and by whom executions run: API tokens, stacks, deployments
+and their tags, queues and workers, schedules and their runs. `kitaru.journal._records`
+gives them by name, importing this module on first use (a listing of executions defines
+none of these classes)."""
 
 from __future__ import annotations
 
@@ -135,3 +136,35 @@ class WorkerRecord:
     started_at: float
     seen_at: float
     stopped_at: float | None = None
+
+
+@dataclass(slots=True)
+class ScheduleRecord:
+    name: str
+    flow: str  # the flow's name, as an execution records it
+    # What a tick starts: {"kind": "flow", "flow_ref": ..., ...} (a queued execution a
+    # worker runs) or {"kind": "deployment", "tag": ...} (an invocation of a deployment).
+    target: dict[str, Any]
+    cron: str
+    timezone: str
+    args: dict[str, Any]  # {"args": [...], "kwargs": {...}}, JSON
+    catchup: str  # skip | all | latest
+    next_tick: float
+    created_at: float
+    updated_at: float
+    paused: bool = False
+
+
+@dataclass(slots=True)
+class ScheduleRun:
+    schedule: str
+    tick: float
+    # starting (a deployment's tick, claimed, its invocation under way) | started |
+    # failed | skipped
+    status: str
+    created_at: float  # when it was claimed (or, for a `starting` tick, last taken over)
+    exec_id: str | None = None
+    error: str | None = None
+    by: str | None = None  # the scheduler that fired it (server host:pid, worker name)
+    # Filled when read: the execution's status now.
+    execution_status: str | None = field(default=None)

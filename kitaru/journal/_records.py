@@ -178,12 +178,12 @@ class EventRecord:
         return self.run == 0
 
 
-# The rows about where and by whom executions run (`_fleet_records`) are defined on
+# The rows about where, when and by whom executions run (`_fleet_records`) are defined on
 # first use: a dataclass compiles its methods when it is defined (about 0.5 ms each), and
 # `kitaru executions list` needs none of them.
 FLEET_RECORDS = frozenset(
     {"TokenRecord", "StackRecord", "DeploymentRecord", "TagRecord", "TagEvent", "QueueRecord",
-     "WorkerRecord"}
+     "WorkerRecord", "ScheduleRecord", "ScheduleRun"}
 )  # fmt: skip
 
 __all__ = [
@@ -196,6 +196,8 @@ __all__ = [
     "ExecutionStatus",
     "LogRecord",
     "QueueRecord",
+    "ScheduleRecord",
+    "ScheduleRun",
     "StackRecord",
     "TagEvent",
     "TagRecord",
@@ -210,6 +212,8 @@ if TYPE_CHECKING:
     from kitaru.journal._fleet_records import (
         DeploymentRecord,
         QueueRecord,
+        ScheduleRecord,
+        ScheduleRun,
         StackRecord,
         TagEvent,
         TagRecord,
