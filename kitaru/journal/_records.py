@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -122,6 +123,49 @@ class CallRecord:
     branch: str = ""
     pos: int | None = None
     fingerprint: str | None = None
+
+
+def given_call(
+    *,
+    exec_id: str,
+    run: int,
+    key: str,
+    seq: int,
+    name: str,
+    func: str,
+    kind: str,
+    branch: str,
+    pos: int | None,
+    fingerprint: str | None,
+    output: ArtifactRecord,
+    metadata: dict[str, Any],
+    reused_from: str | None = None,
+    attempts: int = 1,
+) -> CallRecord:
+    """A call completed now with an output its body did not compute: a cache hit
+    (kitaru/_cache.py, `reused_from` its source) or a replay's override
+    (kitaru/_replay.py)."""
+    now = time.time()
+    return CallRecord(
+        exec_id=exec_id,
+        key=key,
+        seq=seq,
+        name=name,
+        func=func,
+        status="completed",
+        started_at=now,
+        ended_at=now,
+        run=run,
+        kind=kind,
+        attempts=attempts,
+        output_artifact=output.artifact_id,
+        reused_from=reused_from,
+        metadata=metadata,
+        output=output,
+        branch=branch,
+        pos=pos,
+        fingerprint=fingerprint,
+    )
 
 
 @dataclass(slots=True)

@@ -215,8 +215,17 @@ class SqlHooks:
     def _x(self, sql: str, params: Sequence[Any] = ()) -> Any:
         raise NotImplementedError
 
+    def _count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """One write statement, its own transaction: the number of rows it changed."""
+        return int(self._x(sql, params).rowcount)
+
     def _many(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         raise NotImplementedError
+
+    def _bulk(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Every row of a read that returns many (an execution's calls, which a replay
+        or a resume reads in full): a dialect may fetch them in a cheaper form."""
+        return list(self._x(sql, params).fetchall())
 
     def _sql(self, sql: str) -> str:
         raise NotImplementedError
