@@ -9,16 +9,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kitaru.journal import _records
 from kitaru.journal._records import (
     ArtifactRecord,
     CallRecord,
     ExecutionRecord,
     LogRecord,
-    StackRecord,
     WaitRecord,
 )
+
+if TYPE_CHECKING:
+    from kitaru.journal._fleet_records import StackRecord
 
 EXEC_COLS = (
     "exec_id, flow, status, created_at, updated_at, ended_at, flow_ref, flow_file, import_path, "
@@ -196,7 +199,7 @@ _INSERT_LOG = f"INSERT INTO logs ({LOG_COLS}) VALUES ({_marks(LOG_COLS)})"
 def _stack(row: Sequence[Any]) -> StackRecord:
     r = list(row)
     r[6] = json.loads(r[6]) if r[6] else {}
-    return StackRecord(*r)
+    return _records.StackRecord(*r)
 
 
 class _Rollback(Exception):
