@@ -65,8 +65,8 @@ def command(args: list[str]) -> Callable[[], int] | None:
             return None
         value, rest = rest[0], rest[1:]
         if kind == "int":
-            if not (value.isascii() and value.isdigit()):
-                return None
+            if not (value.isascii() and value.isdigit()) or len(value) > 9:
+                return None  # (Typer checks the range of larger numbers)
             values[param] = int(value)
         else:
             values[param] = value
