@@ -4,8 +4,8 @@ Importing Typer (and its copy of click) and building the app take about 40 ms, m
 what a listing costs; scripts and people poll `executions list` often. A line read here
 names a command in `COMMANDS` followed only by its options, each at most once, as
 `--name value` (a value that does not start with `-`; a number in at most 9 plain
-digits) or as
-the flag itself. The command runs the same function its Typer command runs.
+digits) or as the flag itself. The command runs the same function its Typer command
+runs.
 
 Any other line (help, `--name=value`, an unknown or repeated option, a value Typer
 would convert or reject, shell completion) gets None from `command` and goes to the
