@@ -64,7 +64,10 @@ def _plain(value: Any) -> Any:
         # Python mode: a set field stays a set (sorted here), not a list in hash order.
         return _plain(dump(mode="python"))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        # A field not set yet (`init=False` without a default) is left out, not raised on.
+        missing = object()
+        fields = ((f.name, getattr(value, f.name, missing)) for f in dataclasses.fields(value))
+        return {name: _plain(v) for name, v in fields if v is not missing}
     for base in (int, float, str):  # their subclasses
         if isinstance(value, base):
             return base(value)
@@ -113,6 +116,21 @@ def _format(n: int) -> str:
     if fmt is None:
         fmt = _FORMATS[n] = ",".join(f"{i}=%08x" for i in range(n))
     return fmt
+
+
+# Argument types whose digest runs none of the caller's code, and so cannot raise.
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None), bytes})
+
+
+def cannot_fail(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
+    """Whether `fingerprint(args, kwargs)` surely returns: every argument is a string,
+    number, bool, None or bytes (another value's digest may call its own code, such as
+    `model_dump` or `isoformat`, which may raise)."""
+    plain = _PLAIN_TYPES
+    for a in args:
+        if type(a) not in plain:
+            return False
+    return not kwargs or all(type(v) in plain for v in kwargs.values())
 
 
 def fingerprint(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
