@@ -39,8 +39,13 @@ def home() -> Path:
 
     It may be read-only (a mounted backup, another user's home): reading executions
     works there, and whatever would write says so when it tries."""
+    seen = (os.environ.get("KITARU_HOME"), os.environ.get("HOME"))
+    known = _homes.get(seen)
+    if known is not None:
+        return known
     path = home_path()
     if path.is_dir():
+        _homes[seen] = path
         return path
     source = "KITARU_HOME" if os.environ.get("KITARU_HOME") else "the default KITARU_HOME"
     try:
@@ -58,6 +63,11 @@ def home() -> Path:
             "to a directory you can write"
         ) from None
     return path
+
+
+# Homes found to be directories, by the variables that place them: every run asks for
+# its home twice, and a home in use is not taken away under a running process.
+_homes: dict[tuple[str | None, str | None], Path] = {}
 
 
 def home_path() -> Path:

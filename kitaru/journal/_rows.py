@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kitaru.journal._records import (
     ArtifactRecord,
     CallRecord,
+    EventRecord,
     ExecutionRecord,
     LogRecord,
     StackRecord,
@@ -220,3 +221,9 @@ class SqlHooks:
 
     def _null_eq(self) -> str:
         raise NotImplementedError
+
+    if TYPE_CHECKING:  # (EventRows has it; a stub here could stand before it in the MRO)
+
+        def _store_events(
+            self, conn: Any, exec_id: str, events: Sequence[EventRecord], *, again: bool = False
+        ) -> None: ...
