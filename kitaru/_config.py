@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def journal_url() -> str:
     url = os.environ.get("KITARU_JOURNAL_URL")
     if url:
         return url
-    return "sqlite:///" + str(home() / "journal.db")
+    return _in_home("journal.db", lambda path: "sqlite:///" + str(path))
 
 
 def artifact_store_uri() -> str:
@@ -123,4 +124,16 @@ def artifact_store_uri() -> str:
         from kitaru._connection import server_artifact_store
 
         return server_artifact_store()
-    return (home() / "artifacts").as_uri()
+    return _in_home("artifacts", Path.as_uri)
+
+
+def _in_home(name: str, spell: Callable[[Path], str]) -> str:
+    """`spell(home() / name)`, worked out once per home (every run asks for two)."""
+    where = home()
+    known = _spelled.get((where, name))
+    if known is None:
+        known = _spelled[(where, name)] = spell(where / name)
+    return known
+
+
+_spelled: dict[tuple[Path, str], str] = {}

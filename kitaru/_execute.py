@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -111,7 +112,8 @@ def start_local(
     if holder is not None:
         return holder, False
     # None yet: the first run reads no calls or waits back.
-    return drive(journal, record, owner, flow, args, kwargs, calls=[], waits=[]), True
+    final = drive(journal, record, owner, flow, args, kwargs, calls=[], waits=[], read_back=False)
+    return final, True
 
 
 def drive(
@@ -124,12 +126,16 @@ def drive(
     *,
     calls: list[CallRecord] | None = None,
     waits: list[WaitRecord] | None = None,
+    read_back: bool = True,
 ) -> ExecutionRecord:
     """Run the flow function for an execution this process holds the lease of.
 
     `calls` and `waits` are the execution's journal calls and waits when the caller
     knows them (it has just written them: a replay, a new execution), so the first run
-    does not read them back. The run's last feed entries are stored with its status."""
+    does not read them back. The run's last feed entries are stored with its status.
+    Without `read_back`, an execution this run completed is returned as the run left
+    it, not read again (a flag another process set meanwhile, a cancel requested too
+    late, is not in it): for a caller that needs only how it ended."""
     status, error, result, entries = _run_once(
         journal, record, owner, flow, args, kwargs, calls, waits
     )
@@ -164,15 +170,26 @@ def drive(
         )
         status = "queued" if released else "cancelled"
     if status != "queued":
-        journal.finish(
+        now = time.time()
+        ended = journal.finish(
             record.exec_id,
             owner=owner,
             status=status,
-            now=time.time(),
+            now=now,
             error=error,
             result=result,
             events=entries,
         )
+        if ended and status == "completed" and not read_back:
+            return dataclasses.replace(
+                record,
+                status=status,
+                owner=None,
+                lease_until=None,
+                updated_at=now,
+                ended_at=now,
+                result_artifact=result.artifact_id if result else None,
+            )
     final = journal.get_execution(record.exec_id)
     assert final is not None
     return final
