@@ -115,7 +115,7 @@ class Feed:
         self._announced: set[str] = set()  # running calls that have a call_started entry
         self._lock = threading.Lock()  # the entries added, the output merged, the announced
         self._writing = threading.Lock()  # one batch in flight: numbers follow adds
-        self._stop = threading.Event()
+        self._stop = _later.Stop()
         self._thread: threading.Thread | None = None
         self._later: _later.Later | None = None  # the writer's start, once scheduled
         self._left_out = 0

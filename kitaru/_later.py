@@ -35,6 +35,37 @@ class Later:
         self.fn = None  # (the heap keeps the small entry until it is due)
 
 
+class Stop:
+    """A stop signal (`threading.Event`'s set, is_set, wait) for a thread that is only
+    started if a run lasts: a flag until something waits on it. An Event is a condition
+    variable made of three locks, which a run that never starts the thread pays for."""
+
+    __slots__ = ("_event", "_lock", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: threading.Event | None = None
+        self._lock = threading.Lock()
+
+    def set(self) -> None:
+        with self._lock:
+            self._set = True
+            if self._event is not None:
+                self._event.set()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float) -> bool:
+        with self._lock:
+            if self._set:
+                return True
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        return event.wait(timeout)
+
+
 _cond = threading.Condition()
 _heap: list[tuple[float, int, Later]] = []
 _order = itertools.count()
