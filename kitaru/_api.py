@@ -7,7 +7,7 @@ from typing import Any
 from kitaru import _ids, _runtime
 from kitaru._artifact_io import load_value
 from kitaru._errors import KitaruUsageError, NotFoundError
-from kitaru._tracing import RUN_METADATA, TRACE_METADATA
+from kitaru._tracing import RUN_METADATA, SENT_METADATA, TRACE_METADATA
 from kitaru.journal import current_journal
 
 
@@ -72,7 +72,7 @@ def log(**metadata: Any) -> None:
     if frame is not None:
         frame.metadata.update(metadata)
     else:
-        for kept in (TRACE_METADATA, RUN_METADATA):
+        for kept in (TRACE_METADATA, RUN_METADATA, SENT_METADATA):
             if kept in metadata:
                 raise KitaruUsageError(
                     f"metadata {kept!r} is kept by Kitaru itself (the execution's trace); "

@@ -61,7 +61,39 @@ def steps(
 
 
 def run(cp: Checkpoint[Any, Any], call: _runtime.CheckpointRun, args: Any, kwargs: Any) -> Any:
-    """A sync checkpoint call: `steps`, its attempts run here and its waits slept."""
+    """A sync checkpoint call: `steps`, its attempts run here and its waits slept.
+
+    A checkpoint with no cache and no timeout (most calls) takes `steps` written out
+    without the generator, which costs every call a few per cent of its overhead; it
+    does what `steps` does, in the same order."""
+    if cp.cache or cp.timeout is not None:
+        return _run_steps(cp, call, args, kwargs)
+    hit, value = call.reused()
+    if hit:
+        return value
+    call.enter()
+    attempts = 1
+    try:
+        while True:
+            try:
+                value = cp.fn(*args, **kwargs)
+                break
+            except Exception as exc:
+                wait = cp.retry_policy.wait_before_next(attempts, exc)
+                if wait is None:
+                    call.failed(exc, attempts)
+                    raise
+            time.sleep(wait)
+            attempts += 1
+        call.succeeded(value, attempts)
+    finally:
+        call.exit()
+    return value
+
+
+def _run_steps(
+    cp: Checkpoint[Any, Any], call: _runtime.CheckpointRun, args: Any, kwargs: Any
+) -> Any:
     protocol = steps(cp, call, args, kwargs)
     sent: tuple[bool, Any] | None = None
     try:

@@ -6,7 +6,7 @@ import functools
 import typing
 from collections.abc import Callable, Coroutine, Iterable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, overload
 
 from kitaru import _attempts, _cache, _loader, _runtime
 from kitaru._errors import CheckpointTimeoutError, KitaruUsageError
@@ -199,14 +199,16 @@ class Checkpoint(Durable, Generic[P, R]):
         return _parallel.submit(self, *args, **kwargs)
 
     def _invoke(self, explicit_id: str | None, args: Any, kwargs: Any) -> R:
-        ctx = _runtime.current()
+        # (Every call's path: no typing.cast, and `_runtime.current()` only off the
+        # flow's own context, where it has more to look at.)
+        ctx = _runtime._current.get() or _runtime.current()
         if ctx is None or _runtime.current_frame.get() is not None:
             # Outside a flow, or nested in another checkpoint (whose output covers this).
             return self.fn(*args, **kwargs)
         call = _runtime.CheckpointRun(ctx, self, explicit_id, fingerprint(args, kwargs))
         if self.is_async:
-            return cast(R, self._run_async(call, args, kwargs))
-        return cast(R, _attempts.run(self, call, args, kwargs))
+            return self._run_async(call, args, kwargs)  # type: ignore[return-value]
+        return _attempts.run(self, call, args, kwargs)  # type: ignore[no-any-return]
 
     async def _run_async(self, call: _runtime.CheckpointRun, args: Any, kwargs: Any) -> Any:
         return await _attempts.run_async(self, call, args, kwargs)

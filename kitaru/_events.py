@@ -28,7 +28,9 @@ calls and logs tables stay the record).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
+import operator
 import threading
 import time
 from collections import deque
@@ -225,11 +227,12 @@ class Feed:
         stay pending)."""
         with self._writing:
             with self._lock:
-                # Everything before the mark, taken from the left in C; calls that end
-                # while this runs land after the mark and wait for the next write.
+                # The entries there are now, taken from the left in C (no comparison of
+                # entries: a dataclass's __eq__ per entry costs every call); calls that
+                # end while this runs land after them and wait for the next write.
                 pending = self.pending
-                pending.append(_MARK)
-                batch = self._entries(list(iter(pending.popleft, _MARK)))
+                taken = list(map(operator.call, itertools.repeat(pending.popleft, len(pending))))
+                batch = self._entries(taken)
                 unsure, self._unsure = self._unsure, 0
             while batch and not self.lost:
                 part = batch[:BATCH_MAX]
@@ -352,10 +355,6 @@ def write_entries(journal: Journal, exec_id: str, owner: str, entries: list[Even
             journal.append_events(exec_id, entries[at : at + BATCH_MAX], owner=owner)
     except Exception:
         pass
-
-
-# The end of what one write takes from the pending entries.
-_MARK: Any = object()
 
 
 def _started(item: tuple[str, tuple[float, str, str]]) -> float:

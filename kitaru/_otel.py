@@ -42,7 +42,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Span, SpanContext, Status, StatusCode, TraceFlags
 
 from kitaru._otel_genai import GENAI_KINDS, call_attributes, call_name, genai_attributes
-from kitaru._tracing import RUN_METADATA, TRACE_METADATA, _warn
+from kitaru._tracing import RUN_METADATA, SENT_METADATA, TRACE_METADATA, _warn
 from kitaru._version import __version__
 
 if TYPE_CHECKING:
@@ -192,7 +192,11 @@ class Tracing:
         handed = parse_traceparent(os.environ.get("TRACEPARENT"))
         parent = handed if handed and handed.trace_id == execution.trace_id else execution
         earlier = record.metadata.get(RUN_METADATA)
-        if isinstance(earlier, dict) and _int(earlier.get("run")) not in (None, ctx.run):
+        if (
+            isinstance(earlier, dict)
+            and _int(earlier.get("run")) not in (None, ctx.run)
+            and record.metadata.get(SENT_METADATA) != earlier.get("run")
+        ):
             self.crashed_run(ctx.exec_id, flow_name, earlier)
         started = time.time()
         span = self.tracer.start_span(
@@ -219,10 +223,16 @@ class Tracing:
             _warn(f"execution {ctx.exec_id}: its run's span is not noted: {exc}")
         return RunTrace(self, span, ctx.journal, ctx.exec_id)
 
-    def crashed_run(self, exec_id: str, flow_name: str, run: dict[str, Any]) -> None:
-        """Send the span of a run that never ended, now that a later run found it: from
-        its recorded start to now, with the id its calls name as their parent, an error
-        with `kitaru.run.outcome=crashed`."""
+    def crashed_run(
+        self,
+        exec_id: str,
+        flow_name: str,
+        run: dict[str, Any],
+        found_by: str = "found when the execution was resumed",
+    ) -> None:
+        """Send the span of a run that never ended, now that a later run (or a server's
+        sweep) found it: from its recorded start to now, with the id its calls name as
+        their parent, an error with `kitaru.run.outcome=crashed`."""
         own, parent = parse_traceparent(run.get("span")), parse_traceparent(run.get("parent"))
         started, number = run.get("started_at"), _int(run.get("run"))
         if own is None or parent is None or own.trace_id != parent.trace_id:
@@ -249,7 +259,7 @@ class Tracing:
             Status(
                 StatusCode.ERROR,
                 f"run {number} ended without finishing (its process was killed or lost); "
-                "found when the execution was resumed",
+                f"{found_by}",
             )
         )
         span.end(end_time=int(now * 1e9))

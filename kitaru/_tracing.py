@@ -29,6 +29,9 @@ TRACE_METADATA = "traceparent"
 # and when it started; emptied when the run ends. A run that finds an earlier run named
 # there knows that run never ended (killed, its machine lost) and sends its span.
 RUN_METADATA = "traceparent.run"
+# The number of the run named there whose span was sent as crashed by a server that
+# found it so (kitaru/server/_sweeper.py): the run after it does not send it again.
+SENT_METADATA = "traceparent.sent"
 
 # Setting one of these (to an OTLP/HTTP endpoint) turns tracing on.
 ENDPOINT_VARIABLES = frozenset(
@@ -107,6 +110,35 @@ def submit_traceparent(journal: Journal, record: ExecutionRecord, orchestrator: 
     except Exception as exc:
         _warn(f"execution {record.exec_id} is submitted untraced: {exc}")
         return None
+
+
+def send_crashed_runs(journal: Journal) -> list[str]:
+    """Send the span of every run that never ended (its execution `running`, its owner
+    gone) and that no later run has sent yet; the ids of their executions. A server
+    does this as it sweeps, so a crashed run nobody resumes is in its trace too."""
+    t = tracing()
+    if t is None:
+        return []
+    from kitaru._lease import effective_status
+
+    sent = []
+    for record in journal.list_executions(status="running", limit=1000):
+        run = record.metadata.get(RUN_METADATA)
+        if not isinstance(run, dict) or record.metadata.get(SENT_METADATA) == run.get("run"):
+            continue
+        if effective_status(record.status, record.owner, record.lease_until) != "crashed":
+            continue
+        try:
+            # Noted first: a run that starts meanwhile must not send the span too.
+            journal.set_metadata(record.exec_id, {SENT_METADATA: run.get("run")})
+            t.crashed_run(record.exec_id, record.flow, run, found_by="a server found it so")
+        except Exception as exc:
+            _warn(f"execution {record.exec_id}: its crashed run's span is not sent: {exc}")
+            continue
+        sent.append(record.exec_id)
+    if sent:
+        t.flush()
+    return sent
 
 
 def _warn(message: str) -> None:

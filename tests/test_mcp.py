@@ -404,3 +404,6 @@ def test_serve_says_what_to_give_when_there_is_nothing_to_serve(tmp_path: Path) 
     assert undeployed.returncode == 2
     assert "no flow has a deployment tagged 'default'" in undeployed.stderr
     assert "kitaru deploy path/to/module.py:flow" in undeployed.stderr
+    # A port that cannot be is said first, before the journal is read.
+    bad_port = kitaru_cli("mcp", "serve", "--deployments", "--http", "-5", env=env)
+    assert bad_port.returncode == 2 and "-5 is not in the range 1<=x<=65535" in bad_port.stderr

@@ -18,6 +18,7 @@ import pytest
 from conftest import kitaru_cli, run_python, write_script
 from llm_server import LLMServer
 from otlp_receiver import OTLPReceiver, ReceivedSpan
+from server_process import ServerProcess
 
 from kitaru._llm import _aliases
 
@@ -79,26 +80,30 @@ def one(spans: list[ReceivedSpan], name: str) -> ReceivedSpan:
     return span
 
 
-def test_a_crash_and_its_resume_are_one_trace(tmp_path: Path, receiver: OTLPReceiver) -> None:
+def killed_at(tmp_path: Path, receiver: OTLPReceiver, step: int) -> str:
+    """The id of an execution of AGENT (5 steps) killed -9 while running `step`."""
     script = write_script(tmp_path / "project" / "agent.py", AGENT)
     ready = tmp_path / "ready"
-    env = {**os.environ, **traced(receiver), "HANG_AT": "3", "READY": str(ready)}
+    env = {**os.environ, **traced(receiver), "HANG_AT": str(step), "READY": str(ready)}
     proc = subprocess.Popen([sys.executable, str(script), "5"], env=env)
     try:
         deadline = time.monotonic() + 60
         while not ready.exists():
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        # Steps 0-2 are committed; their spans leave within the batch delay.
-        receiver.wait_for(lambda spans: len(by_name(spans, "step")) == 3)
+        # The steps before are committed; their spans leave within the batch delay.
+        receiver.wait_for(lambda spans: len(by_name(spans, "step")) == step)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.kill()
         proc.wait()
-
     [execution_row] = kitaru_cli("executions", "list", "--json").json()
-    exec_id = execution_row["exec_id"]
     assert not by_name(receiver.spans, "kitaru.run agent")  # the killed run sent no span
+    return str(execution_row["exec_id"])
+
+
+def test_a_crash_and_its_resume_are_one_trace(tmp_path: Path, receiver: OTLPReceiver) -> None:
+    exec_id = killed_at(tmp_path, receiver, 3)
     resuming = time.time_ns()
     resumed = kitaru_cli("executions", "resume", exec_id, "--json", env=traced(receiver))
     assert resumed.returncode == 0, resumed
@@ -143,6 +148,38 @@ def test_a_crash_and_its_resume_are_one_trace(tmp_path: Path, receiver: OTLPRece
     assert ran.attr("kitaru.checkpoint.output.size") > 0
     assert ran.attr("kitaru.checkpoint.kind") == "checkpoint"
     assert second["step"].attr("kitaru.checkpoint.output.size") > 0
+
+
+def test_a_crashed_run_nobody_resumes_is_sent_by_the_server(
+    tmp_path: Path, receiver: OTLPReceiver, kitaru_home: Path
+) -> None:
+    exec_id = killed_at(tmp_path, receiver, 2)
+    server = ServerProcess(
+        f"sqlite:///{kitaru_home / 'journal.db'}",
+        tmp_path / "server",
+        args=("--sweep-interval", "0.2"),
+        env=traced(receiver),
+    )
+    try:
+        spans = receiver.wait_for(lambda s: len(by_name(s, "kitaru.run agent")) == 1)
+        time.sleep(1)  # five more sweeps: the span is sent once
+        assert len(by_name(receiver.spans, "kitaru.run agent")) == 1
+    finally:
+        server.stop()
+    execution, run1 = one(spans, "kitaru.execution agent"), one(spans, "kitaru.run agent")
+    assert run1.parent_id == execution.span_id and run1.trace_id == execution.trace_id
+    assert run1.attr("kitaru.run") == 1 and run1.attr("kitaru.run.outcome") == "crashed"
+    assert run1.status_code == 2
+    # The calls the killed run completed are under the span the server sent.
+    assert {s.parent_id for s in by_name(spans, "step")} == {run1.span_id}
+
+    # Resumed later, the execution's second run does not send the first one's again.
+    resumed = kitaru_cli("executions", "resume", exec_id, "--json", env=traced(receiver))
+    assert resumed.returncode == 0, resumed
+    spans = receiver.wait_for(lambda s: len(by_name(s, "kitaru.run agent")) == 2)
+    runs = sorted(by_name(spans, "kitaru.run agent"), key=lambda s: s.attr("kitaru.run"))
+    assert [r.attr("kitaru.run") for r in runs] == [1, 2]
+    assert runs[1].attr("kitaru.run.status") == "completed"
 
 
 def test_a_wait_answered_later_continues_the_trace(tmp_path: Path, receiver: OTLPReceiver) -> None:

@@ -38,6 +38,8 @@ def serve(
     http: int | None = typer.Option(
         None,
         "--http",
+        min=1,
+        max=65535,
         help="Serve MCP over streamable HTTP on this port (at /mcp); every request needs "
         "a Kitaru API token.",
     ),

@@ -84,7 +84,9 @@ def start(
         4, "--max-json-mb", help="Largest JSON request body accepted (every other route)."
     ),
     sweep_interval: float = typer.Option(
-        10, "--sweep-interval", help="Seconds between checks for timed-out waits (0: never)."
+        10,
+        "--sweep-interval",
+        help="Seconds between sweeps: timed-out waits, lost runs, spans of crashed runs (0: never).",
     ),
     schedule_interval: float = typer.Option(
         1, "--schedule-interval", help="Seconds between looks for due schedules (0: never)."

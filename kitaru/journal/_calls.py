@@ -63,7 +63,7 @@ class CallRows(SqlHooks):
         )  # fmt: skip
         if not logs:
             # One statement is its own transaction: no BEGIN/COMMIT round trips.
-            return bool(self._x(_INSERT_CALL, params).rowcount == 1)
+            return self._count(_INSERT_CALL, params) == 1
         try:
             with self._tx() as conn:
                 cur = conn.execute(self._sql(_INSERT_CALL), params)

@@ -213,6 +213,10 @@ class SqlHooks:
     def _x(self, sql: str, params: Sequence[Any] = ()) -> Any:
         raise NotImplementedError
 
+    def _count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """One write statement, its own transaction: the number of rows it changed."""
+        return int(self._x(sql, params).rowcount)
+
     def _many(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         raise NotImplementedError
 

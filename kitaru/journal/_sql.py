@@ -24,8 +24,9 @@ from kitaru.journal._events import EventRows
 from kitaru.journal._executions import ExecutionRows
 from kitaru.journal._migrations import LATEST, MIGRATIONS, statements
 from kitaru.journal._queues import QueueRows
+from kitaru.journal._records import ArtifactRecord, CallRecord, LogRecord
 from kitaru.journal._retention import RetentionRows
-from kitaru.journal._retry import retried
+from kitaru.journal._retry import retried, ride_out
 from kitaru.journal._schedules import ScheduleRows
 from kitaru.journal._snapshot import SnapshotReads
 from kitaru.journal._stacks import StackRows
@@ -123,3 +124,29 @@ for _name in sorted(_RETRIED):
         _name,
         retried(_settled.CHECKS.get(_name))(getattr(SqlJournal, _name)),
     )
+
+
+def _commit_call(
+    self: SqlJournal,
+    call: CallRecord,
+    output: ArtifactRecord | None,
+    logs: Sequence[LogRecord],
+    *,
+    owner: str,
+) -> bool:
+    """`commit_call`, retried as the loop above retries every method, written out with
+    its own arguments: it is every checkpoint's path, where a wrapper taking `*args` and
+    `**kwargs` costs a few per cent of the call."""
+    try:
+        return _commit_call_once(self, call, output, logs, owner=owner)
+    except Exception as exc:
+        if not self._transient(exc):
+            raise
+        first = exc
+    return ride_out(
+        self, _commit_call_once, _settled.commit_call, first, call, output, logs, owner=owner
+    )
+
+
+_commit_call_once = CallRows.commit_call
+SqlJournal.commit_call = _commit_call  # type: ignore[method-assign, assignment]

@@ -173,6 +173,15 @@ class SqliteJournal(SqlJournal):
             except sqlite3.DatabaseError as exc:
                 self._failed(exc)
 
+    def _count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        # `_x` for a write with no rows to read (every checkpoint's commit): sqlite3
+        # steps such a statement to its end inside execute().
+        with self._lock:
+            try:
+                return int(self._conn.execute(sql, params).rowcount)
+            except sqlite3.DatabaseError as exc:
+                self._failed(exc)
+
     def _many(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         conn.executemany(sql, rows)
 

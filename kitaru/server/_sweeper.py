@@ -12,6 +12,9 @@ them (a container that could not start, or could not reach the journal): the ser
 re-submits executions itself (a wait answered through it), and no process holds a
 handle on those to notice.
 
+When tracing is on (kitaru/_tracing.py), the same pass sends the span of each run that
+crashed and that nothing resumed yet, so the execution's trace shows it without a resume.
+
 The same pass also revokes the `run-<exec_id>` tokens the server gave containers it started
 (kitaru/stacks/_reporting.py) once their execution has completed, failed or been
 cancelled.
@@ -23,7 +26,7 @@ import logging
 import threading
 import time
 
-from kitaru import _control
+from kitaru import _control, _tracing
 from kitaru._errors import KitaruError
 from kitaru.journal import Journal
 from kitaru.server import _actions
@@ -72,6 +75,9 @@ class Sweeper:
         resumed = self.resume_timed_out(now)
         self.fail_never_started(now)
         self.restart_lost(now)
+        traced = _tracing.send_crashed_runs(self.journal)
+        if traced:
+            log.info("sent the spans of %d crashed run(s)", len(traced))
         revoked = revoke_finished_runs(self.journal)
         if revoked:
             log.info("revoked %d run token(s) of ended executions", len(revoked))

@@ -95,3 +95,19 @@ def until(what: Any, timeout: float = 120, said: str = "the platform did not get
     while not what():
         assert time.monotonic() < deadline, said
         time.sleep(0.3)
+
+
+def register_cloud_run(api_url: str, tmp_path: Path, *extra: str) -> Any:
+    """`kitaru stack register cloud` on GCP Cloud Run, its API at `api_url` (a stand-in)."""
+    return kitaru_cli(
+        "stack", "register", "cloud",
+        "--orchestrator", "gcp_cloud_run",
+        # Containers would read the journal URL from Secret Manager; here it is SQLite.
+        "--journal", "secret:kitaru-journal",
+        "--artifact-store", (tmp_path / "artifacts").as_uri(),
+        "--registry", f"{api_url.removeprefix('http://')}/kitaru",
+        "--set", "project=p",
+        "--set", "region=europe-west1",
+        "--set", f"api_endpoint={api_url}",
+        *extra,
+    )  # fmt: skip

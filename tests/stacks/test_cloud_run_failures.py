@@ -14,7 +14,14 @@ import pytest
 
 from tests.conftest import kitaru_cli
 from tests.stacks._fake_cloud_run import FakeCloudRun
-from tests.stacks._queued import failed, get, queue, run_of, still_queued_after_asking
+from tests.stacks._queued import (
+    failed,
+    get,
+    queue,
+    register_cloud_run,
+    run_of,
+    still_queued_after_asking,
+)
 from tests.stacks._recorder import Recorder, recording
 
 
@@ -22,24 +29,9 @@ from tests.stacks._recorder import Recorder, recording
 def cloud_run(tmp_path: Path, sqlite_journal: str) -> Iterator[tuple[FakeCloudRun, Recorder]]:
     fake = FakeCloudRun()
     with recording(fake) as api:
-        registered = _register(api, tmp_path, "--set", f"logging_endpoint={api.url}")
+        registered = register_cloud_run(api.url, tmp_path, "--set", f"logging_endpoint={api.url}")
         assert registered.returncode == 0, registered
         yield fake, api
-
-
-def _register(api: Recorder, tmp_path: Path, *extra: str) -> Any:
-    return kitaru_cli(
-        "stack", "register", "cloud",
-        "--orchestrator", "gcp_cloud_run",
-        # Containers would read the journal URL from Secret Manager; here it is SQLite.
-        "--journal", "secret:kitaru-journal",
-        "--artifact-store", (tmp_path / "artifacts").as_uri(),
-        "--registry", f"{api.url.removeprefix('http://')}/kitaru",
-        "--set", "project=p",
-        "--set", "region=europe-west1",
-        "--set", f"api_endpoint={api.url}",
-        *extra,
-    )  # fmt: skip
 
 
 def _asked(api: Recorder, run_id: str) -> Callable[[], bool]:
@@ -275,7 +267,7 @@ def test_register_names_the_settings_at_fault_when_cloud_run_refuses(tmp_path: P
     fake = FakeCloudRun()
     fake.refuse_listing = True
     with recording(fake) as api:
-        registered = _register(api, tmp_path)
+        registered = register_cloud_run(api.url, tmp_path)
     assert registered.returncode == 1, registered
     assert "setting 'project'/'region'" in registered.stderr, registered
     assert "Permission 'run.jobs.list' denied" in registered.stderr

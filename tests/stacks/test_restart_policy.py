@@ -18,9 +18,8 @@ from kitaru import _execute, _flow_inputs
 from kitaru.journal import current_journal
 from kitaru.stacks import _resolve
 from kitaru.stacks._submit import _submit, make_orchestrator
-from tests.conftest import kitaru_cli
 from tests.stacks._fake_cloud_run import FakeCloudRun
-from tests.stacks._queued import IMAGE, agent, get, queue, settled
+from tests.stacks._queued import IMAGE, agent, get, queue, register_cloud_run, settled
 from tests.stacks._recorder import recording
 
 FAILED = {
@@ -41,15 +40,8 @@ def cloud_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeC
     fake = FakeCloudRun()
     monkeypatch.setenv("KITARU_JOURNAL_URL", f"sqlite:///{tmp_path / 'journal.db'}")
     with recording(fake) as api:
-        registered = kitaru_cli(
-            "stack", "register", "cloud",
-            "--orchestrator", "gcp_cloud_run",
-            "--journal", "secret:kitaru-journal",
-            "--artifact-store", (tmp_path / "artifacts").as_uri(),
-            "--registry", f"{api.url.removeprefix('http://')}/kitaru",
-            "--set", "project=p",
-            "--set", "region=europe-west1",
-            "--set", f"api_endpoint={api.url}",
+        registered = register_cloud_run(
+            api.url, tmp_path,
             "--set", f"logging_endpoint={api.url}",
             "--set", "max_restarts=1",
             "--set", "restart_backoff_seconds=0",
