@@ -227,12 +227,8 @@ class Feed:
         stay pending)."""
         with self._writing:
             with self._lock:
-                # The entries there are now, taken from the left in C (no comparison of
-                # entries: a dataclass's __eq__ per entry costs every call); calls that
-                # end while this runs land after them and wait for the next write.
                 pending = self.pending
-                taken = list(map(operator.call, itertools.repeat(pending.popleft, len(pending))))
-                batch = self._entries(taken)
+                batch = self._entries(self._take())
                 unsure, self._unsure = self._unsure, 0
             while batch and not self.lost:
                 part = batch[:BATCH_MAX]
@@ -340,10 +336,15 @@ class Feed:
                 pass  # (the run's end goes to its status; the entries stay pending)
             return []
         with self._writing, self._lock:
-            pending = self.pending
-            pending.append(_MARK)
-            entries = self._entries(list(iter(pending.popleft, _MARK)))
+            entries = self._entries(self._take())
         return [] if self.lost else entries
+
+    def _take(self) -> list[EventRecord | CallRecord]:
+        # (under self._lock) The entries there are now, taken from the left in C (no
+        # comparison of entries: a dataclass's __eq__ per entry costs every call); calls
+        # that end while this runs land after them and wait for the next write.
+        pending = self.pending
+        return list(map(operator.call, itertools.repeat(pending.popleft, len(pending))))
 
 
 def write_entries(journal: Journal, exec_id: str, owner: str, entries: list[EventRecord]) -> None:
