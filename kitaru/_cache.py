@@ -34,7 +34,7 @@ from kitaru import _runtime
 from kitaru._errors import ArtifactCorruptedError, KitaruUsageError
 from kitaru._fingerprint import _canonical
 from kitaru._logs import LogBuffer
-from kitaru.journal import CallRecord
+from kitaru.journal._records import given_call
 
 _OFF = ("0", "false", "no", "off")
 
@@ -105,26 +105,21 @@ def find(
         # Its bytes are gone or damaged (retention deleted the source execution between
         # the lookup and this read): a cache is only a shortcut, so run the body.
         return lookup, False, None
-    now = time.time()
-    record = CallRecord(
+    record = given_call(
         exec_id=ctx.exec_id,
+        run=ctx.run,
         key=call.key,
         seq=call.seq,
         name=call.name,
         func=call.func,
-        status="completed",
-        started_at=now,
-        ended_at=now,
-        run=ctx.run,
         kind=spec.kind,
-        attempts=0,
-        output_artifact=done.output.artifact_id,
-        reused_from=done.exec_id,
-        metadata={"cache": done.exec_id},
-        output=done.output,
         branch=call.branch.path,
         pos=call.pos,
         fingerprint=call.fingerprint,
+        output=done.output,
+        metadata={"cache": done.exec_id},
+        reused_from=done.exec_id,
+        attempts=0,
     )
     ctx.commit(record, done.output, LogBuffer(ctx.exec_id, call.key, ctx.run))
     return None, True, value

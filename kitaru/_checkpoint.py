@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, ov
 
 from kitaru import _attempts, _cache, _loader, _runtime
 from kitaru._errors import CheckpointTimeoutError, KitaruUsageError
-from kitaru._fingerprint import fingerprint
+from kitaru._fingerprint import cannot_fail, fingerprint
 from kitaru._retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -205,7 +205,18 @@ class Checkpoint(Durable, Generic[P, R]):
         if ctx is None or _runtime.current_frame.get() is not None:
             # Outside a flow, or nested in another checkpoint (whose output covers this).
             return self.fn(*args, **kwargs)
-        call = _runtime.CheckpointRun(ctx, self, explicit_id, fingerprint(args, kwargs))
+        if ctx.record.replayed_from is None or not cannot_fail(args, kwargs):
+            # Digested before the call takes its key: an argument whose digest raises
+            # fails the call before it is numbered, in every run alike.
+            call = _runtime.CheckpointRun(ctx, self, explicit_id, fingerprint(args, kwargs))
+        else:
+            # A replay, and a digest that cannot raise: an output the replay copied or
+            # overrode is reused whatever the call's inputs (CheckpointRun.check_reuse),
+            # so only the other calls are digested.
+            call = _runtime.CheckpointRun(ctx, self, explicit_id)
+            done = ctx.completed.get(call.key)
+            if done is None or (done.reused_from is None and not done.metadata.get("override")):
+                call.fingerprint = fingerprint(args, kwargs)
         if self.is_async:
             return self._run_async(call, args, kwargs)  # type: ignore[return-value]
         return _attempts.run(self, call, args, kwargs)  # type: ignore[no-any-return]

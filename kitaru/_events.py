@@ -108,13 +108,17 @@ class Feed:
         self.exec_id = exec_id
         self.run = run
         self.owner = owner
-        # Entries, and the committed calls themselves (`call_ended`), in order. A call
-        # appends without the lock (a deque's append is atomic); the writer takes from
-        # the left, so nothing appended while it writes is lost.
-        self.pending: deque[EventRecord | CallRecord] = deque()
+        # Entries, and the committed calls (`call_ended`), in order. A call appends
+        # without the lock (a deque's append is atomic); the writer takes from the left,
+        # so nothing appended while it writes is lost. A completed call is there as
+        # `Ended`, a failed one as its record: records kept until the next write would
+        # keep their metadata and outputs alive, and make the garbage collector run
+        # every few hundred calls.
+        self.pending: deque[EventRecord | CallRecord | Ended] = deque()
         # Calls running now, key: (started, name, kind); set and popped on the call's path.
         self.running: dict[str, tuple[float, str, str]] = {}
-        self._announced: set[str] = set()  # running calls that have a call_started entry
+        # Calls that have a call_started entry, key: (started, name, kind).
+        self._announced: dict[str, tuple[float, str, str]] = {}
         self._lock = threading.Lock()  # the entries added, the output merged, the announced
         self._writing = threading.Lock()  # one batch in flight: numbers follow adds
         self._stop = _later.Stop()
@@ -149,15 +153,17 @@ class Feed:
         """A checkpoint call was committed: on every call's path, so no lock and no
         copy (kitaru/_runtime.py:ExecutionContext.commit does the same inline)."""
         self.running.pop(call.key, None)
-        self.pending.append(call)
+        if call.status == "completed":
+            self.pending.append((call.seq, call.key, call.ended_at, call.attempts))
+        else:
+            self.pending.append(call)
         if len(self.pending) >= PENDING_MAX:
             self.flush()
 
     def _announce(self, key: str) -> None:
         # (under self._lock) The running call's call_started entry, now.
         if key not in self._announced:
-            self._announced.add(key)
-            started, name, kind = self.running[key]
+            self._announced[key] = started, name, kind = self.running[key]
             self.pending.append(
                 EventRecord(
                     self.exec_id, 0, self.run, started, "call_started", name, key, {"kind": kind}
@@ -244,7 +250,7 @@ class Feed:
                 self.lost = not stored
                 batch = batch[BATCH_MAX:]
 
-    def _entries(self, batch: list[EventRecord | CallRecord]) -> list[EventRecord]:
+    def _entries(self, batch: list[EventRecord | CallRecord | Ended]) -> list[EventRecord]:
         """(under self._lock) The batch as entries. A completed call nobody was told had
         started (it ran within one write) is stored as its number only, and such numbers
         next to each other share one `calls_ended` entry (at most FOLD_MAX): a tight loop
@@ -255,49 +261,54 @@ class Feed:
         announced = self._announced
         compact: list[int] = []  # the numbers of the open calls_ended entry (`fold`)
         fold: EventRecord | None = None
-        last: CallRecord | None = None  # the last call folded: the entry's time
+        last = 0.0  # when the last call folded ended: the entry's time
         for item in batch:
-            if (
-                item.__class__ is CallRecord
-                and item.status == "completed"
-                and item.key not in announced
-            ):
-                # (This loop runs once per call: the fast call's path is kept short.)
-                if fold is not None and len(compact) < FOLD_MAX:
-                    compact.append(item.seq)
-                    last = item
+            if item.__class__ is tuple:
+                seq, key, ended, attempts = item
+                if key not in announced:
+                    # (This runs once per call: the fast call's path is kept short.)
+                    if fold is not None and len(compact) < FOLD_MAX:
+                        compact.append(seq)
+                        last = ended
+                        continue
+                    if fold is not None:
+                        fold.ts = last
+                    compact, last = [seq], ended
+                    fold = EventRecord(
+                        self.exec_id, 0, self.run, ended, "calls_ended", "calls", None,
+                        {"seqs": compact},
+                    )  # fmt: skip
+                    entries.append(fold)
                     continue
-                if fold is not None and last is not None:
-                    fold.ts = last.ended_at
-                compact, last = [item.seq], item
-                fold = EventRecord(
-                    self.exec_id, 0, self.run, item.ended_at, "calls_ended", "calls", None,
-                    {"seqs": compact},
-                )  # fmt: skip
-                entries.append(fold)
+                started, name, kind = announced.pop(key)
+                status, error = "completed", None
+            elif isinstance(item, CallRecord):
+                key, ended, attempts, error = item.key, item.ended_at, item.attempts, item.error
+                started, name, kind, status = item.started_at, item.name, item.kind, item.status
+                announced.pop(key, None)
+            else:
+                if fold is not None:
+                    fold.ts = last
+                fold = None
+                entries.append(item)  # type: ignore[arg-type]
                 continue
-            if fold is not None and last is not None:
-                fold.ts = last.ended_at
+            if fold is not None:
+                fold.ts = last
             fold = None
-            if not isinstance(item, CallRecord):
-                entries.append(item)
-                continue
-            key, error, ended = item.key, item.error, item.ended_at
-            announced.discard(key)
             data = {
-                "status": item.status, "kind": item.kind, "attempts": item.attempts,
-                "duration_s": round(ended - item.started_at, 6),
+                "status": status, "kind": kind, "attempts": attempts,
+                "duration_s": round(ended - started, 6),
                 "error": error[:200] if error else None,
             }  # fmt: skip
             entries.append(
-                EventRecord(self.exec_id, 0, self.run, ended, "call_ended", item.name, key, data)
+                EventRecord(self.exec_id, 0, self.run, ended, "call_ended", name, key, data)
             )
-        if fold is not None and last is not None:
-            fold.ts = last.ended_at
+        if fold is not None:
+            fold.ts = last
         for key, (started, name, kind) in sorted(self.running.items(), key=_started):
-            if key in self._announced:
+            if key in announced:
                 continue
-            self._announced.add(key)
+            announced[key] = (started, name, kind)
             at = next((i for i, e in enumerate(entries) if e.ts > started), len(entries))
             entries.insert(
                 at,
@@ -356,6 +367,10 @@ def write_entries(journal: Journal, exec_id: str, owner: str, entries: list[Even
             journal.append_events(exec_id, entries[at : at + BATCH_MAX], owner=owner)
     except Exception:
         pass
+
+
+# A completed call on its way to the feed: (seq, key, ended_at, attempts).
+Ended = tuple[int, str, float, int]
 
 
 def _started(item: tuple[str, tuple[float, str, str]]) -> float:

@@ -115,6 +115,21 @@ def _format(n: int) -> str:
     return fmt
 
 
+# Argument types whose digest runs none of the caller's code, and so cannot raise.
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None), bytes})
+
+
+def cannot_fail(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
+    """Whether `fingerprint(args, kwargs)` surely returns: every argument is a string,
+    number, bool, None or bytes (another value's digest may call its own code, such as
+    `model_dump` or `isoformat`, which may raise)."""
+    plain = _PLAIN_TYPES
+    for a in args:
+        if type(a) not in plain:
+            return False
+    return not kwargs or all(type(v) in plain for v in kwargs.values())
+
+
 def fingerprint(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
     # `_digest` written out for the types most arguments have: this runs on every call.
     digests = []

@@ -14,7 +14,7 @@ from kitaru._errors import InvalidInputError, KitaruUsageError, LeaseError, NotF
 from kitaru._resume import _last_error, _log_path, _start, get_execution, status_of
 from kitaru.artifacts import open_store
 from kitaru.journal import CallRecord, ExecutionRecord, Journal, current_journal
-from kitaru.journal._records import call_output_id
+from kitaru.journal._records import call_output_id, given_call
 
 
 def _replay_source(
@@ -105,18 +105,18 @@ def replay(
     # replay gives its call, on this run as on a resume of it).
     # The records were read for this replay alone: marked in place (a copy per reused
     # call cost more than the rest of reusing it).
-    reused = {}
-    for c in calls:
-        if c.seq < start.seq and c.status == "completed":
-            c.reused_from = c.reused_from or exec_id
-            reused[c.seq] = c
-    for key, value in overrides.items():
-        override = _commit_override(journal, record, owner, by_key[key], value)
-        reused[override.seq] = override
+    reused = [c for c in calls if c.seq < start.seq and c.status == "completed"]
+    for c in reused:
+        if c.reused_from is None:
+            c.reused_from = exec_id
+    if overrides:
+        by_seq = {c.seq: c for c in reused}
+        for key, value in overrides.items():
+            override = _commit_override(journal, record, owner, by_key[key], value)
+            by_seq[override.seq] = override
+        reused = [by_seq[k] for k in sorted(by_seq)]
     args, kwargs = _flow_inputs.call_args(flow.fn, params)
-    return _execute.drive(
-        journal, record, owner, flow, args, kwargs, calls=[reused[k] for k in sorted(reused)]
-    )
+    return _execute.drive(journal, record, owner, flow, args, kwargs, calls=reused)
 
 
 def record_replay(
@@ -245,24 +245,19 @@ def _commit_override(
         encoded=encoded,
         artifact_id=call_output_id(record.exec_id, call.seq),
     )
-    now = time.time()
-    override = CallRecord(
+    override = given_call(
         exec_id=record.exec_id,
+        run=record.runs,
         key=call.key,
         seq=call.seq,
         name=call.name,
         func=call.func,
-        status="completed",
-        started_at=now,
-        ended_at=now,
-        run=record.runs,
         kind=call.kind,
-        output_artifact=artifact.artifact_id,
-        metadata={"override": True},
-        output=artifact,
         branch=call.branch,
         pos=call.pos,
         fingerprint=call.fingerprint,
+        output=artifact,
+        metadata={"override": True},
     )
     journal.commit_call(override, artifact, [], owner=owner)
     return override

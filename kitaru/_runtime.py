@@ -385,7 +385,10 @@ class ExecutionContext:
         # The feed's call_ended, inline: this is every call's path.
         feed = self.feed
         feed.running.pop(call.key, None)
-        feed.pending.append(call)
+        if call.status == "completed":
+            feed.pending.append((call.seq, call.key, call.ended_at, call.attempts))
+        else:
+            feed.pending.append(call)
         if len(feed.pending) >= PENDING_MAX:
             feed.flush()
         # (`completed` and `key_at` hold what earlier runs committed: a key and a position

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import json.scanner
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from kitaru._errors import SerializationError
 
@@ -125,7 +126,21 @@ def _is_plain(value: Any, depth: int = 0) -> bool:
 
 # One encoder for every value: json.dumps() with options builds a new one per call.
 _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_parse = json.JSONDecoder().decode
+_decoder = json.JSONDecoder()
+# The decoder's own value scanner (json.JSONDecoder.raw_decode calls it; the stubs
+# type its argument as the scanner's class, not the decoder it reads settings from).
+_scan: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(cast(Any, _decoder))
+
+
+def _parse(text: str) -> Any:
+    """`json.loads(text)`, twice as fast on the usual text (a value and nothing around
+    it): every reused checkpoint of a replay or resume parses its output here."""
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        return _decoder.decode(text)  # leading space or no value: its own error message
+    return value if end == len(text) else _decoder.decode(text)
+
 
 _adapters: dict[Any, Any] = {}
 

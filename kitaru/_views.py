@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from kitaru import _lease, _ready, _serialize, _tracebacks
-from kitaru._artifact_io import read_bytes
+# A listing reads only the summaries: the result's bytes and decoding, and the
+# traceback of a failed flow, are imported by the detail that shows them.
+from kitaru import _lease, _ready
 from kitaru.journal import (
     ArtifactRecord,
     CallRecord,
@@ -172,6 +173,9 @@ def result_value(
         artifact = journal.get_artifact(e.result_artifact)
     if artifact is None:
         return False, None
+    from kitaru import _serialize
+    from kitaru._artifact_io import read_bytes
+
     try:
         return _serialize.to_jsonable(artifact.serializer, read_bytes(artifact, e.artifact_store))
     except Exception:
@@ -233,6 +237,8 @@ def execution_view(journal: Journal, e: ExecutionRecord, *, detail: bool = True)
 
             view["sleeping_until"] = iso(sleeping_until(waits))
         # The full traceback of a failed flow (kitaru/_tracebacks.py); None otherwise.
+        from kitaru import _tracebacks
+
         view["traceback"] = (
             _tracebacks.find(snap.logs, e.exec_id, e.runs) if status == "failed" else None
         )

@@ -327,7 +327,9 @@ def test_executions_get_shows_a_fan_out_as_one_group_with_its_wall_time() -> Non
     view = kitaru_cli("executions", "get", handle.exec_id, "--json").json()
     [group] = view["parallel_groups"]
     assert (group["first"], group["last"], group["calls"]) == (0, 7, 8)
-    assert group["wall_s"] < 0.5 < 0.75 < group["sum_s"]
+    # Four at a time: the group's wall time is well under the sum of its calls' times
+    # (about a quarter; half leaves room for a busy machine).
+    assert 0.75 < group["sum_s"] and group["wall_s"] < group["sum_s"] / 2
     assert [c["group"] for c in view["checkpoints"]] == [0] * 8 + [None]
     assert {c["branch"] for c in view["checkpoints"][:8]} == {str(i) for i in range(1, 9)}
     text = kitaru_cli("executions", "get", handle.exec_id).stdout

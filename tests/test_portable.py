@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import kitaru_cli, run_python, write_script
+from conftest import Proc, kitaru_cli, run_python, write_script
 
 AGENT = """
 import sys
@@ -45,6 +45,20 @@ def _run_to_the_end(project: Path, env: dict[str, str]) -> str:
     answered = kitaru_cli("executions", "input", exec_id, "approve", "true", env=env, cwd=project)
     assert answered.returncode == 0, answered
     return exec_id
+
+
+def _run_and_export(
+    tmp: Path, source: str, home: dict[str, str], *export: str
+) -> tuple[str, Path, Proc]:
+    """Run `source` (a script printing `EXEC <id>`) and `kitaru executions export` its
+    execution: the id, the bundle's path and what the export did."""
+    script = write_script(tmp / "flows.py", source)
+    ran = run_python(script, env=home, cwd=tmp)
+    assert ran.returncode == 0, ran
+    exec_id = ran.stdout.split()[1]
+    bundle = tmp / "bundle.kitaru"
+    done = kitaru_cli("executions", "export", exec_id, "-o", str(bundle), *export, env=home)
+    return exec_id, bundle, done
 
 
 def _fresh_home(tmp_path: Path, name: str) -> dict[str, str]:
@@ -224,12 +238,7 @@ if __name__ == "__main__":
 
 def test_pickled_artifacts_travel_only_when_both_sides_ask(tmp_path: Path) -> None:
     home = _fresh_home(tmp_path, "home")
-    script = write_script(tmp_path / "build.py", PICKLING)
-    done = run_python(script, env=home, cwd=tmp_path)
-    assert done.returncode == 0, done
-    exec_id = done.stdout.split()[1]
-    bundle = tmp_path / "p.kitaru"
-    refused = kitaru_cli("executions", "export", exec_id, "-o", str(bundle), env=home)
+    exec_id, bundle, refused = _run_and_export(tmp_path, PICKLING, home)
     assert refused.returncode != 0 and "--allow-pickle" in refused.stderr
     assert not bundle.exists()
     allowed = kitaru_cli(
@@ -368,12 +377,7 @@ def long_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """A bundle of one execution of 300 calls: an import of it takes a while to write."""
     tmp = tmp_path_factory.mktemp("long-bundle")
     home = _fresh_home(tmp, "home")
-    script = write_script(tmp / "crunch.py", MANY_CALLS)
-    ran = run_python(script, env=home, cwd=tmp)
-    assert ran.returncode == 0, ran
-    exec_id = ran.stdout.split()[1]
-    bundle = tmp / "crunch.kitaru"
-    done = kitaru_cli("executions", "export", exec_id, "-o", str(bundle), env=home)
+    exec_id, bundle, done = _run_and_export(tmp, MANY_CALLS, home)
     assert done.returncode == 0, done
     return exec_id, bundle
 

@@ -142,6 +142,63 @@ def test_replay_with_a_new_input_and_lineage(source: tuple[str, Path, dict[str, 
     assert f"replay of  {exec_id} from 'fetch'" in shown.stdout
 
 
+def test_replay_reuses_outputs_above_the_point_whatever_inputs_their_calls_get_now(
+    source: tuple[str, Path, dict[str, str]],
+) -> None:
+    exec_id, ledger, env = source
+    ledger.write_text("")
+    replayed = kitaru_cli(
+        "executions", "replay", exec_id, "--from", "summarize", "--input", 'topic="owls"',
+        "--json", env=env,
+    )  # fmt: skip
+    assert replayed.returncode == 0, replayed
+    view = replayed.json()
+    # fetch and clean were called with "owls" now, but their copied outputs stand.
+    assert ledger.read_text().split() == ["summarize", "score", "report"]
+    assert [c["origin"] for c in view["checkpoints"]] == ["reused"] * 2 + ["ran"] * 3
+    assert view["result"] == {"summary": "summary of KITES", "points": 16}
+
+
+UNDIGESTIBLE = """
+import dataclasses, sys
+from kitaru import flow, checkpoint
+
+@dataclasses.dataclass
+class Unset:
+    x: int = dataclasses.field(init=False)  # never set: reading it raises
+
+@checkpoint
+def step(v: object) -> str:
+    return f"ran {v!r}"
+
+@flow
+def pipeline() -> list:
+    out = []
+    try:
+        out.append(step(Unset()))
+    except AttributeError:
+        out.append("refused")
+    return out + [step("b"), step("c")]
+
+if __name__ == "__main__":
+    print(pipeline.run().exec_id)
+"""
+
+
+def test_a_call_whose_arguments_cannot_be_digested_fails_in_a_replay_as_it_did(
+    tmp_path: Path,
+) -> None:
+    # The call fails before it takes a key, in the source and in the replay alike: it is
+    # never handed the output of the call after it.
+    script = write_script(tmp_path / "undigestible.py", UNDIGESTIBLE)
+    started = run_python(script)
+    assert started.returncode == 0, started
+    exec_id = started.stdout.strip()
+    replayed = kitaru_cli("executions", "replay", exec_id, "--from", "step#2", "--json")
+    assert replayed.returncode == 0, replayed
+    assert replayed.json()["result"] == ["refused", "ran 'b'", "ran 'c'"]
+
+
 def test_replay_bad_input_changes_nothing(source: tuple[str, Path, dict[str, str]]) -> None:
     exec_id, _ledger, env = source
     missing = kitaru_cli("executions", "replay", exec_id, "--from", "sumarize", env=env)

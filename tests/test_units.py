@@ -103,6 +103,35 @@ def test_values_load_back_as_their_type(value: object) -> None:
     assert loaded == value and type(loaded) is type(value)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": [1, 2.5, null]}',
+        ' {"a": 1}',
+        '{"a": 1} ',
+        '{"a": 1}x',
+        "",
+        "  ",
+        '{"a":',
+        "NaN",
+        '"\\u00e9"',
+    ],
+)
+def test_stored_json_reads_back_exactly_as_json_loads_reads_it(text: str) -> None:
+    # A reused checkpoint's JSON output is parsed by a faster path than json.loads: the
+    # same value, or the same error, for every text.
+    import json
+
+    try:
+        expected: object = json.loads(text)
+    except json.JSONDecodeError as exc:
+        with pytest.raises(json.JSONDecodeError) as got:
+            _serialize.decode("json", "builtins:dict", text.encode())
+        assert str(got.value) == str(exc)
+        return
+    assert repr(_serialize.decode("json", "builtins:dict", text.encode())) == repr(expected)
+
+
 def test_annotated_containers_of_models_round_trip() -> None:
     value = [Model(when=datetime(2026, 1, 2), tags=[])]
     encoded = _serialize.encode(value, what="test", hint=list[Model])

@@ -9,118 +9,22 @@ Tracebacks are for bug reports: `KITARU_DEBUG=1` shows them.
 
 from __future__ import annotations
 
-import importlib
 import sys
 from typing import Any
 
-import typer
-
-from kitaru._version import __version__
-
-# Each noun's sub-app and each top-level command, in the order `kitaru --help` lists
-# them: (module, name). A command line imports only the module of the noun it names
-# (`kitaru executions list` never loads the server's or the stacks' commands); help, an
-# unknown command and shell completion get them all.
-SUB_APPS = {
-    "executions": ("kitaru.cli._executions", "app"),
-    "artifacts": ("kitaru.cli._artifacts", "app"),
-    "model": ("kitaru.cli._model", "app"),
-    "server": ("kitaru.cli._server", "app"),
-    "stack": ("kitaru.cli._stack", "app"),
-    "deployments": ("kitaru.cli._deployments", "app"),
-    "queues": ("kitaru.cli._worker", "queues_app"),
-    "schedules": ("kitaru.cli._schedules", "app"),
-    "mcp": ("kitaru.cli._mcp", "app"),
-}
-COMMANDS = {
-    "worker": ("kitaru.cli._worker", "worker_command"),
-    "deploy": ("kitaru.cli._deploy", "deploy_command"),
-    "doctor": ("kitaru.cli._doctor", "doctor_command"),
-    "gc": ("kitaru.cli._gc", "gc_command"),
-}
-# Commands that live under `executions` but are written next to what they share code with.
-EXECUTIONS_EXTRA = {
-    "export": ("kitaru.cli._portable", "export_command"),
-    "import": ("kitaru.cli._portable", "import_command"),
-    "delete": ("kitaru.cli._gc", "delete_command"),
-}
-
-
-def _load(where: tuple[str, str]) -> Any:
-    return getattr(importlib.import_module(where[0]), where[1])
-
-
-def build(only: str | None = None) -> typer.Typer:
-    """The `kitaru` app: every noun and command, or with `only` just that one."""
-    # Help text is Markdown, here and in every sub-app: a docstring's single line breaks
-    # are soft (rich reflows them to the terminal), a blank line starts a paragraph, and
-    # `code` and "- " lists render. Typer's default "rich" mode would print the line
-    # breaks of every paragraph but the first, and of each summary in a group's command
-    # table.
-    root = typer.Typer(
-        rich_markup_mode="markdown",
-        name="kitaru",
-        help="Kitaru: durable executions for Python agents. Inspect, resume, replay and "
-        "answer executions; everything is also available from Python "
-        "(kitaru.KitaruClient).\n\nExample: `kitaru executions list --status waiting`",
-        no_args_is_help=True,
-        pretty_exceptions_enable=False,
-        context_settings={"help_option_names": ["-h", "--help"]},
-    )
-    for noun, where in SUB_APPS.items():
-        if only is not None and noun != only:
-            continue
-        sub = _load(where)
-        if noun == "executions":
-            for name, extra in EXECUTIONS_EXTRA.items():
-                if not any(c.name == name for c in sub.registered_commands):
-                    sub.command(name)(_load(extra))
-        root.add_typer(sub, name=noun)
-    for name, where in COMMANDS.items():
-        if only is None or name == only:
-            root.command(name)(_load(where))
-    root.command("run-execution", hidden=True)(_run_execution)
-    root.callback()(_root)
-    return root
-
-
-def _run_execution(exec_id: str = typer.Argument(..., help="Execution id (kx_...).")) -> None:
-    """What orchestrators run: take a queued execution's lease and drive it here."""
-    from kitaru.stacks._entrypoint import run_execution
-
-    raise typer.Exit(run_execution(exec_id))
-
-
-def _version(value: bool) -> None:
-    if value:
-        print(f"kitaru {__version__}")
-        raise typer.Exit()
-
-
-def _root(
-    version: bool = typer.Option(
-        False,
-        "--version",
-        "-V",
-        help="Print the version and exit.",
-        callback=_version,
-        is_eager=True,
-    ),
-) -> None:
-    """Kitaru: durable executions for Python agents."""
-
-
-def _named(args: list[str]) -> str | None:
-    """The noun or command a command line names, if it is one `build` knows apart."""
-    first = next((a for a in args if not a.startswith("-")), None)
-    return first if first in SUB_APPS or first in COMMANDS else None
-
 
 def __getattr__(name: str) -> Any:
-    # `kitaru.cli.app`, the whole app (the help tests walk it), built on first use.
+    # `kitaru.cli.app`, the whole app (the help tests walk it), is built on first use;
+    # the app's pieces live in `_app`, loaded only by a command line Typer reads.
     if name == "app":
+        from kitaru.cli._app import build
+
         whole = globals()["app"] = build()
         return whole
+    if name in ("build", "SUB_APPS", "COMMANDS", "EXECUTIONS_EXTRA"):
+        from kitaru.cli import _app
+
+        return getattr(_app, name)
     raise AttributeError(f"module 'kitaru.cli' has no attribute {name!r}")
 
 
@@ -133,14 +37,24 @@ def main(argv: list[str] | None = None) -> int:
         NotFoundError,
         debugging,
     )
+    from kitaru.cli import _direct
 
     args = sys.argv[1:] if argv is None else argv
     try:
-        code = build(_named(args))(args=args, prog_name="kitaru", standalone_mode=False)
+        # The plain `kitaru executions list` lines run without loading Typer (`_direct`);
+        # every other line, help and every usage error go through the Typer app.
+        code: Any
+        direct = _direct.command(args)
+        if direct is not None:
+            code = direct()
+        else:
+            from kitaru.cli._app import build, named
+
+            code = build(named(args))(args=args, prog_name="kitaru", standalone_mode=False)
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
-    except typer.Abort:
+    except _direct.Aborted:
         return _fail("aborted", 1)
     except (NotFoundError, KitaruUsageError, InvalidConfigurationError) as exc:
         return _fail(str(exc), 2)
@@ -150,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
+        if _is_abort(exc):
+            return _fail("aborted", 1)
         if _is_usage_error(exc):
             # Typer's parser (its own copy of click): a wrong option, a missing argument.
             where = getattr(getattr(exc, "ctx", None), "command_path", None) or "kitaru"
@@ -170,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
             unexpected=True,
         )
     return code if isinstance(code, int) else 0
+
+
+def _is_abort(exc: Exception) -> bool:
+    # Typer's Abort; Typer is loaded only when the command line needed it.
+    typer = sys.modules.get("typer")
+    return typer is not None and isinstance(exc, typer.Abort)
 
 
 def _is_usage_error(exc: Exception) -> bool:

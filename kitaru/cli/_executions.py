@@ -20,6 +20,7 @@ from kitaru.cli._execution_common import (
     _flow_output,
     _use_project,
 )
+from kitaru.cli._execution_list import list_executions
 from kitaru.cli._execution_logs import logs, watch
 from kitaru.cli._execution_replay import replay
 from kitaru.cli._output import emit_json, short_time, table
@@ -59,44 +60,7 @@ def list_(
     - `kitaru executions list --flow writer --limit 10 --json`
     - `kitaru executions list --flow writer --idempotency-key order-1234`
     """
-    statuses = ("queued", "running", "waiting", "completed", "failed", "crashed", "cancelled")
-    if status is not None and status not in statuses:
-        from kitaru._errors import KitaruUsageError
-
-        raise KitaruUsageError(f"unknown status {status!r}; use one of {', '.join(statuses)}")
-    executions = _client().executions.list(
-        flow=flow, status=status, idempotency_key=idempotency_key, limit=limit
-    )
-    if as_json:
-        emit_json([e.to_dict() for e in executions])
-        return
-    if not executions:
-        print("no executions" + (f" of flow {flow!r}" if flow else "") + " yet")
-        return
-    # The deployed version an execution ran, when any did (`kitaru deployments invoke`).
-    deployed = any(e.data.get("deployment_version") for e in executions)
-    table(
-        ["execution", "flow", "status", "stack", *(["version"] if deployed else []), "created",
-         "runs", "replay of"],
-        [
-            [
-                e.exec_id,
-                e.flow,
-                e.status,
-                _stack_text(e.data),
-                *([e.data.get("deployment_version") or ""] if deployed else []),
-                short_time(e.created_at),
-                e.data.get("runs", 1),
-                f"{e.replayed_from} @ {e.replay_point}" if e.replayed_from else "",
-            ]
-            for e in executions
-        ],
-    )  # fmt: skip
-
-
-def _stack_text(view: dict[str, Any]) -> str:
-    stack, orchestrator = view.get("stack", "local"), view.get("orchestrator", "local")
-    return stack if orchestrator == stack else f"{stack} ({orchestrator})"
+    list_executions(flow, status, idempotency_key, limit, as_json)
 
 
 @app.command()

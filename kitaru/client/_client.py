@@ -5,10 +5,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# `_control` (resume, replay, answers) is imported by the methods that use it: listing
-# executions, what the CLI does most, does not pay for it.
+# `_control` (resume, replay, answers) and the artifact readers are imported by the
+# methods that use them: listing executions, what the CLI does most, does not pay for them.
 from kitaru import _views
-from kitaru._artifact_io import load_value, read_bytes
 from kitaru._errors import ConfigurationError, NotFoundError, at_call_site
 from kitaru.journal import ArtifactRecord, ExecutionRecord, Journal, current_journal, open_journal
 
@@ -116,6 +115,8 @@ class Artifact:
         """The value, as the type it was saved with. A pickled value loads only with
         `allow_pickle=True` (unpickling runs code its bytes name: only for journals whose
         every writer you trust) and after its content hash is checked."""
+        from kitaru._artifact_io import load_value
+
         record = self._journal.get_artifact(self.artifact_id) or self._record
         execution = self._journal.get_execution(self.exec_id)
         return load_value(
@@ -123,6 +124,8 @@ class Artifact:
         )
 
     def read_bytes(self) -> bytes:
+        from kitaru._artifact_io import read_bytes
+
         record = self._journal.get_artifact(self.artifact_id) or self._record
         execution = self._journal.get_execution(self.exec_id)
         return read_bytes(record, execution.artifact_store if execution else None)

@@ -8,26 +8,32 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from kitaru import _config
 from kitaru._errors import InvalidConfigurationError
+from kitaru.journal import _records
 from kitaru.journal._base import Journal
 from kitaru.journal._records import (
     TERMINAL_STATUSES,
     ArtifactRecord,
     CallRecord,
-    DeploymentRecord,
     EventRecord,
     ExecutionRecord,
     LogRecord,
-    QueueRecord,
-    StackRecord,
-    TagEvent,
-    TagRecord,
     WaitRecord,
-    WorkerRecord,
 )
 from kitaru.journal._snapshot import ExecutionSnapshot
+
+if TYPE_CHECKING:
+    from kitaru.journal._fleet_records import (
+        DeploymentRecord,
+        QueueRecord,
+        StackRecord,
+        TagEvent,
+        TagRecord,
+        WorkerRecord,
+    )
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -49,6 +55,16 @@ __all__ = [
     "current_journal",
     "open_journal",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The stack, deployment, queue and worker records are defined on first use
+    # (kitaru/journal/_records.py says why).
+    if name in _records.FLEET_RECORDS and name in __all__:
+        value = globals()[name] = getattr(_records, name)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _open: dict[str, Journal] = {}
 _open_lock = threading.Lock()

@@ -10,24 +10,29 @@ over can never write into the execution again.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from kitaru.journal._records import (
     ArtifactRecord,
     CallRecord,
-    DeploymentRecord,
     EventRecord,
     ExecutionRecord,
     LogRecord,
-    QueueRecord,
-    StackRecord,
-    TagEvent,
-    TagRecord,
     WaitRecord,
-    WorkerRecord,
 )
-from kitaru.journal._schedules import ScheduleRecord, ScheduleRun
 from kitaru.journal._snapshot import ExecutionSnapshot
+
+if TYPE_CHECKING:
+    from kitaru.journal._fleet_records import (
+        DeploymentRecord,
+        QueueRecord,
+        ScheduleRecord,
+        ScheduleRun,
+        StackRecord,
+        TagEvent,
+        TagRecord,
+        WorkerRecord,
+    )
 
 
 class Journal(Protocol):

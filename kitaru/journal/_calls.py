@@ -34,13 +34,15 @@ class CallRows(SqlHooks):
 
     if TYPE_CHECKING:  # EventRows supplies it; a stub here would shadow it in SqlJournal
 
-        def _copy_events(self, conn: Any, source: str, target: str, keys: set[str]) -> None: ...
+        def _copy_events(
+            self, conn: Any, source: str, target: str, before_seq: int, overridden: Collection[str]
+        ) -> None: ...
 
     # -- calls ---------------------------------------------------------------------------
     def calls(self, exec_id: str) -> list[CallRecord]:
-        rows = self._x(
+        rows = self._bulk(
             f"SELECT {CALL_ROW} FROM calls WHERE exec_id = ? ORDER BY seq", (exec_id,)
-        ).fetchall()
+        )
         return [_call(row) for row in rows]
 
     def commit_call(
@@ -87,19 +89,8 @@ class CallRows(SqlHooks):
                 ),
                 (target, source, before_seq),
             )
-            copied = int(cur.rowcount)
-            keys = {
-                key
-                for (key,) in conn.execute(
-                    self._sql(
-                        "SELECT key FROM calls WHERE exec_id = ? AND seq < ? "
-                        "AND status = 'completed'"
-                    ),
-                    (source, before_seq),
-                ).fetchall()
-            }
-            self._copy_events(conn, source, target, keys - set(overridden))
-            return copied
+            self._copy_events(conn, source, target, before_seq, overridden)
+            return int(cur.rowcount)
 
     # -- artifacts -----------------------------------------------------------------------
     def put_artifact(self, artifact: ArtifactRecord) -> None:

@@ -12,10 +12,13 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kitaru._errors import InvalidInputError, KitaruUsageError, NotFoundError
-from kitaru.journal._records import DeploymentRecord, TagEvent, TagRecord
+from kitaru.journal import _records
+
+if TYPE_CHECKING:
+    from kitaru.journal._fleet_records import DeploymentRecord, TagEvent, TagRecord
 
 DEPLOY_COLS = (
     "flow, version, image, digest, content_hash, lock_hash, source_hash, kitaru_version, "
@@ -41,7 +44,7 @@ def _deployment(row: Sequence[Any]) -> DeploymentRecord:
     r[16] = bool(r[16])
     r[20] = json.loads(r[20]) if r[20] else {}
     r[21] = json.loads(r[21]) if r[21] else {}
-    return DeploymentRecord(*r)
+    return _records.DeploymentRecord(*r)
 
 
 def _versions_text(versions: list[int]) -> str:
@@ -183,7 +186,7 @@ class DeploymentRows:
             ),
             (flow, tag, version, weight, previous, by, now),
         )
-        moved = TagRecord(flow, tag, version, weight, previous, by, now)
+        moved = _records.TagRecord(flow, tag, version, weight, previous, by, now)
         self._record_event(conn, "tag", moved, current, by, now)
         return moved
 
@@ -195,7 +198,7 @@ class DeploymentRows:
             conn.execute(
                 self._sql("DELETE FROM deployment_tags WHERE flow = ? AND tag = ?"), (flow, tag)
             )
-            removed = TagRecord(flow, tag, 0, 0, None, by, now)
+            removed = _records.TagRecord(flow, tag, 0, 0, None, by, now)
             self._record_event(conn, "untag", removed, current, by, now)
             return True
 
@@ -203,27 +206,27 @@ class DeploymentRows:
         row = self._x(
             f"SELECT {TAG_COLS} FROM deployment_tags WHERE flow = ? AND tag = ?", (flow, tag)
         ).fetchone()
-        return TagRecord(*row) if row else None
+        return _records.TagRecord(*row) if row else None
 
     def list_tags(self, flow: str) -> list[TagRecord]:
         rows = self._x(
             f"SELECT {TAG_COLS} FROM deployment_tags WHERE flow = ? ORDER BY tag", (flow,)
         ).fetchall()
-        return [TagRecord(*r) for r in rows]
+        return [_records.TagRecord(*r) for r in rows]
 
     def tag_history(self, flow: str) -> list[TagEvent]:
         rows = self._x(
             f"SELECT {EVENT_COLS} FROM deployment_tag_history WHERE flow = ? ORDER BY seq",
             (flow,),
         ).fetchall()
-        return [TagEvent(*r) for r in rows]
+        return [_records.TagEvent(*r) for r in rows]
 
     def _tag_row(self, conn: Any, flow: str, tag: str) -> TagRecord | None:
         row = conn.execute(
             self._sql(f"SELECT {TAG_COLS} FROM deployment_tags WHERE flow = ? AND tag = ?"),
             (flow, tag),
         ).fetchone()
-        return TagRecord(*row) if row else None
+        return _records.TagRecord(*row) if row else None
 
     def _record_event(
         self,

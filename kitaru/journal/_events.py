@@ -11,7 +11,7 @@ and repeating none.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
@@ -115,13 +115,14 @@ class EventRows:
             if (e.run, e.ts, e.kind, e.name, e.call_key, _dump(e.data)) not in stored
         ]
 
-    def _copy_events(self, conn: Any, source: str, target: str, keys: set[str]) -> None:
-        """Replay: the events (`kitaru.emit`) that the source's calls under `keys` emitted,
-        appended to the target's feed as run 0 (`EventRecord.reused`), in the source's
-        order and with its times. Made once, when the replay is recorded, so that neither
-        the replay's runs nor its readers look at the source again."""
-        if not keys:
-            return
+    def _copy_events(
+        self, conn: Any, source: str, target: str, before_seq: int, overridden: Collection[str]
+    ) -> None:
+        """Replay: the events (`kitaru.emit`) that the source's calls the replay reuses
+        (completed before `before_seq`, not `overridden`) emitted, appended to the
+        target's feed as run 0 (`EventRecord.reused`), in the source's order and with its
+        times. Made once, when the replay is recorded, so that neither the replay's runs
+        nor its readers look at the source again."""
         rows = conn.execute(
             self._sql(
                 "SELECT ts, name, call_key, data FROM events "
@@ -129,6 +130,17 @@ class EventRows:
             ),
             (source,),
         ).fetchall()
+        if not rows:
+            return  # most flows emit nothing: the calls' keys are not even read
+        keys = {
+            key
+            for (key,) in conn.execute(
+                self._sql(
+                    "SELECT key FROM calls WHERE exec_id = ? AND seq < ? AND status = 'completed'"
+                ),
+                (source, before_seq),
+            ).fetchall()
+        } - set(overridden)
         picked = [r for r in rows if r[2] in keys]
         if not picked:
             return

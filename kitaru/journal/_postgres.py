@@ -154,6 +154,12 @@ class PostgresJournal(SqlJournal):
         with self._lock:
             return self._conn.execute(self._sql(sql), params)
 
+    def _bulk(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        # Binary rows: an output's bytes arrive as bytes rather than hex text to decode,
+        # and numbers need no parsing (half the client's time on a 1000-call read).
+        with self._lock:
+            return self._conn.execute(self._sql(sql), params, binary=True).fetchall()
+
     def _many(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with conn.cursor() as cur:
             cur.executemany(sql, rows)

@@ -21,9 +21,13 @@ import json
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from kitaru.journal._records import ExecutionRecord, QueueRecord, WorkerRecord
+from kitaru.journal import _records
+from kitaru.journal._records import ExecutionRecord
+
+if TYPE_CHECKING:
+    from kitaru.journal._fleet_records import QueueRecord, WorkerRecord
 
 DEFAULT_QUEUE = "default"
 QUEUE_COLS = "name, concurrency, rate_per_minute, created_at, updated_at"
@@ -206,11 +210,11 @@ class QueueRows:
 
     def get_queue(self, name: str) -> QueueRecord | None:
         row = self._x(f"SELECT {QUEUE_COLS} FROM queues WHERE name = ?", (name,)).fetchone()
-        return QueueRecord(*row) if row else None
+        return _records.QueueRecord(*row) if row else None
 
     def list_queues(self) -> list[QueueRecord]:
         rows = self._x(f"SELECT {QUEUE_COLS} FROM queues ORDER BY name").fetchall()
-        return [QueueRecord(*r) for r in rows]
+        return [_records.QueueRecord(*r) for r in rows]
 
     def delete_queue(self, name: str) -> bool:
         with self._tx() as conn:
@@ -252,5 +256,6 @@ class QueueRows:
     def list_workers(self) -> list[WorkerRecord]:
         rows = self._x(f"SELECT {WORKER_COLS} FROM workers ORDER BY started_at").fetchall()
         return [
-            WorkerRecord(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), *r[5:]) for r in rows
+            _records.WorkerRecord(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), *r[5:])
+            for r in rows
         ]

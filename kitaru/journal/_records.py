@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 
 def call_output_id(exec_id: str, seq: int) -> str:
@@ -124,6 +125,49 @@ class CallRecord:
     fingerprint: str | None = None
 
 
+def given_call(
+    *,
+    exec_id: str,
+    run: int,
+    key: str,
+    seq: int,
+    name: str,
+    func: str,
+    kind: str,
+    branch: str,
+    pos: int | None,
+    fingerprint: str | None,
+    output: ArtifactRecord,
+    metadata: dict[str, Any],
+    reused_from: str | None = None,
+    attempts: int = 1,
+) -> CallRecord:
+    """A call completed now with an output its body did not compute: a cache hit
+    (kitaru/_cache.py, `reused_from` its source) or a replay's override
+    (kitaru/_replay.py)."""
+    now = time.time()
+    return CallRecord(
+        exec_id=exec_id,
+        key=key,
+        seq=seq,
+        name=name,
+        func=func,
+        status="completed",
+        started_at=now,
+        ended_at=now,
+        run=run,
+        kind=kind,
+        attempts=attempts,
+        output_artifact=output.artifact_id,
+        reused_from=reused_from,
+        metadata=metadata,
+        output=output,
+        branch=branch,
+        pos=pos,
+        fingerprint=fingerprint,
+    )
+
+
 @dataclass(slots=True)
 class WaitRecord:
     exec_id: str
@@ -178,130 +222,54 @@ class EventRecord:
         return self.run == 0
 
 
-@dataclass(slots=True)
-class TokenRecord:
-    """A server API token. Only a hash of the secret part is kept; `scope` is `read`
-    (GET requests) or `write` (everything)."""
+# The rows about where, when and by whom executions run (`_fleet_records`) are defined on
+# first use: a dataclass compiles its methods when it is defined (about 0.5 ms each), and
+# `kitaru executions list` needs none of them.
+FLEET_RECORDS = frozenset(
+    {"TokenRecord", "StackRecord", "DeploymentRecord", "TagRecord", "TagEvent", "QueueRecord",
+     "WorkerRecord", "ScheduleRecord", "ScheduleRun"}
+)  # fmt: skip
 
-    token_id: str
-    name: str
-    scope: str
-    token_hash: str
-    created_at: float
-    revoked_at: float | None = None
-    last_used_at: float | None = None
+__all__ = [
+    "TERMINAL_STATUSES",
+    "ArtifactRecord",
+    "CallRecord",
+    "DeploymentRecord",
+    "EventRecord",
+    "ExecutionRecord",
+    "ExecutionStatus",
+    "LogRecord",
+    "QueueRecord",
+    "ScheduleRecord",
+    "ScheduleRun",
+    "StackRecord",
+    "TagEvent",
+    "TagRecord",
+    "TokenRecord",
+    "WaitRecord",
+    "WorkerRecord",
+    "call_output_id",
+    "parse_call_output_id",
+]
 
-
-@dataclass(slots=True)
-class StackRecord:
-    """A registered stack: the orchestrator flavor, where artifacts and the journal live,
-    the container registry and builder, and the flavor's validated settings (secrets
-    only as references such as `env:NAME` or `secret:NAME`)."""
-
-    name: str
-    orchestrator: str
-    artifact_store: str
-    journal: str | None = None
-    registry: str | None = None
-    builder: str | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-    created_at: float = 0.0
-    updated_at: float = 0.0
-
-
-@dataclass(slots=True)
-class DeploymentRecord:
-    """An immutable snapshot of a flow: its locked image (by digest) and how to start the
-    flow inside it. `version` is 1, 2, 3, ... per flow, given by the journal when the
-    deployment is recorded and never reused, even after a delete.
-
-    `flow_file` and `import_path` are relative to the project root, which is `/app` in the
-    image and `project_root` on the machine it was deployed from. `manifest` maps each
-    file of the project that went into the image to its SHA-256 (not loaded by
-    `list_deployments`).
-    """
-
-    flow: str
-    version: int
-    image: str
-    digest: str
-    content_hash: str
-    lock_hash: str
-    source_hash: str
-    kitaru_version: str
-    signature: list[dict[str, Any]]
-    flow_ref: str
-    flow_file: str | None
-    import_path: str | None
-    project_root: str
-    stack: str
-    orchestrator: str
-    builder: str
-    reused: bool
-    created_by: str
-    created_at: float
-    deleted_at: float | None = None
-    manifest: dict[str, str] = field(default_factory=dict)
-    metadata: dict[str, Any] = field(default_factory=dict)
+if TYPE_CHECKING:
+    from kitaru.journal._fleet_records import (
+        DeploymentRecord,
+        QueueRecord,
+        ScheduleRecord,
+        ScheduleRun,
+        StackRecord,
+        TagEvent,
+        TagRecord,
+        TokenRecord,
+        WorkerRecord,
+    )
 
 
-@dataclass(slots=True)
-class TagRecord:
-    """Where a tag of a flow points. `weight` is the percent of invocations `version`
-    takes (100: all of them); below 100 it is a canary and the rest go to
-    `previous_version`, the version the tag served before."""
+def __getattr__(name: str) -> Any:
+    if name not in FLEET_RECORDS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from kitaru.journal import _fleet_records
 
-    flow: str
-    tag: str
-    version: int
-    weight: int
-    previous_version: int | None
-    updated_by: str
-    updated_at: float
-
-
-@dataclass(slots=True)
-class TagEvent:
-    """One change of a tag, as recorded in the tag history: what it pointed at after
-    (`version`, `weight`, `previous_version`; all None when it was removed) and before
-    (`from_*`; all None when it was new)."""
-
-    flow: str
-    seq: int
-    tag: str
-    action: str  # tag | untag
-    version: int | None
-    weight: int | None
-    previous_version: int | None
-    from_version: int | None
-    from_weight: int | None
-    from_previous: int | None
-    by: str
-    at: float
-
-
-@dataclass(slots=True)
-class QueueRecord:
-    """A queue's limits; a queue nobody configured has none (and no row)."""
-
-    name: str
-    concurrency: int | None = None
-    rate_per_minute: int | None = None
-    created_at: float = 0.0
-    updated_at: float = 0.0
-
-
-@dataclass(slots=True)
-class WorkerRecord:
-    """A `kitaru worker` process, as it last reported itself."""
-
-    name: str
-    host: str
-    pid: int
-    queues: list[str]
-    flows: list[str]
-    concurrency: int
-    running: int
-    started_at: float
-    seen_at: float
-    stopped_at: float | None = None
+    value = globals()[name] = getattr(_fleet_records, name)
+    return value

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import os
-import random
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
@@ -91,6 +90,8 @@ def ride_out(
     **kwargs: P.kwargs,
 ) -> R:
     """Run `fn` again until it answers, a non-transient error, or the window closes."""
+    import random  # only once the journal has failed: opening one does not load it
+
     deadline = time.monotonic() + retry_seconds()
     delay = FIRST_DELAY
     last = first

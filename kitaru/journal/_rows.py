@@ -11,15 +11,18 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from kitaru.journal import _records
 from kitaru.journal._records import (
     ArtifactRecord,
     CallRecord,
     EventRecord,
     ExecutionRecord,
     LogRecord,
-    StackRecord,
     WaitRecord,
 )
+
+if TYPE_CHECKING:
+    from kitaru.journal._fleet_records import StackRecord
 
 EXEC_COLS = (
     "exec_id, flow, status, created_at, updated_at, ended_at, flow_ref, flow_file, import_path, "
@@ -197,7 +200,7 @@ _INSERT_LOG = f"INSERT INTO logs ({LOG_COLS}) VALUES ({_marks(LOG_COLS)})"
 def _stack(row: Sequence[Any]) -> StackRecord:
     r = list(row)
     r[6] = json.loads(r[6]) if r[6] else {}
-    return StackRecord(*r)
+    return _records.StackRecord(*r)
 
 
 class _Rollback(Exception):
@@ -219,6 +222,11 @@ class SqlHooks:
 
     def _many(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         raise NotImplementedError
+
+    def _bulk(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Every row of a read that returns many (an execution's calls, which a replay
+        or a resume reads in full): a dialect may fetch them in a cheaper form."""
+        return list(self._x(sql, params).fetchall())
 
     def _sql(self, sql: str) -> str:
         raise NotImplementedError

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kitaru.journal import _records
 from kitaru.journal._records import ArtifactRecord, ExecutionRecord
 from kitaru.journal._rows import _Rollback
 
@@ -25,41 +25,24 @@ SCHEDULE_COLS = (
 RUN_COLS = "schedule, tick, status, exec_id, error, by, created_at"
 
 
-@dataclass(slots=True)
-class ScheduleRecord:
-    name: str
-    flow: str  # the flow's name, as an execution records it
-    # What a tick starts: {"kind": "flow", "flow_ref": ..., ...} (a queued execution a
-    # worker runs) or {"kind": "deployment", "tag": ...} (an invocation of a deployment).
-    target: dict[str, Any]
-    cron: str
-    timezone: str
-    args: dict[str, Any]  # {"args": [...], "kwargs": {...}}, JSON
-    catchup: str  # skip | all | latest
-    next_tick: float
-    created_at: float
-    updated_at: float
-    paused: bool = False
+# The schedule rows are defined with the other rows about where, when and by whom
+# executions run (`_fleet_records`), on first use.
+__all__ = ["RUN_COLS", "SCHEDULE_COLS", "ScheduleRecord", "ScheduleRows", "ScheduleRun"]
+
+if TYPE_CHECKING:
+    from kitaru.journal._fleet_records import ScheduleRecord, ScheduleRun
 
 
-@dataclass(slots=True)
-class ScheduleRun:
-    schedule: str
-    tick: float
-    # starting (a deployment's tick, claimed, its invocation under way) | started |
-    # failed | skipped
-    status: str
-    created_at: float  # when it was claimed (or, for a `starting` tick, last taken over)
-    exec_id: str | None = None
-    error: str | None = None
-    by: str | None = None  # the scheduler that fired it (server host:pid, worker name)
-    # Filled when read: the execution's status now.
-    execution_status: str | None = field(default=None)
+def __getattr__(name: str) -> Any:
+    if name not in ("ScheduleRecord", "ScheduleRun"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = globals()[name] = getattr(_records, name)
+    return value
 
 
 def _schedule(row: Sequence[Any]) -> ScheduleRecord:
     name, flow, target, cron, tz, args, catchup, paused, next_tick, created, updated = row
-    return ScheduleRecord(
+    return _records.ScheduleRecord(
         name, flow, json.loads(target), cron, tz, json.loads(args), catchup, next_tick,
         created, updated, bool(paused),
     )  # fmt: skip
@@ -185,7 +168,7 @@ class ScheduleRows:
             "ORDER BY created_at LIMIT 100",
             (before,),
         ).fetchall()
-        return [ScheduleRun(r[0], r[1], r[2], r[6], r[3], r[4], r[5]) for r in rows]
+        return [_records.ScheduleRun(r[0], r[1], r[2], r[6], r[3], r[4], r[5]) for r in rows]
 
     def retake_schedule_run(
         self, name: str, tick: float, *, taken_at: float, now: float, by: str
@@ -207,4 +190,4 @@ class ScheduleRows:
             "WHERE r.schedule = ? ORDER BY r.tick DESC LIMIT ?",
             (name, limit),
         ).fetchall()
-        return [ScheduleRun(r[0], r[1], r[2], r[6], r[3], r[4], r[5], r[7]) for r in rows]
+        return [_records.ScheduleRun(r[0], r[1], r[2], r[6], r[3], r[4], r[5], r[7]) for r in rows]

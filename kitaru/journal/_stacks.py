@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from kitaru.journal._records import StackRecord
 from kitaru.journal._rows import STACK_COLS, SqlHooks, _marks, _stack
+
+if TYPE_CHECKING:
+    from kitaru.journal._fleet_records import StackRecord
 
 
 class StackRows(SqlHooks):

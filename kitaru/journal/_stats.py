@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # Upper bounds of the checkpoint duration histogram, in seconds: a fast tool call to a
 # long model call or a human-paced step.
@@ -32,79 +31,33 @@ DURATION_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 
 
-@dataclass(slots=True)
-class CallCounts:
-    kind: str
-    status: str
-    count: int
-    seconds: float
-    # Calls at most as long as each of DURATION_BUCKETS (cumulative, as Prometheus wants).
-    buckets: list[int]
+# The counts themselves are dataclasses in `_totals`, defined on first use: opening a
+# journal (`kitaru executions list`) reads no stats.
+_TOTALS = frozenset({"CallCounts", "ModelUsage", "CallTotals", "Folded", "JournalStats"})
+__all__ = [
+    "CHUNK",
+    "DURATION_BUCKETS",
+    "FOLD_MARGIN",
+    "SETTLED",
+    "CallCounts",
+    "CallTotals",
+    "Folded",
+    "JournalStats",
+    "ModelUsage",
+    "StatsRows",
+]
+
+if TYPE_CHECKING:
+    from kitaru.journal._totals import CallCounts, CallTotals, Folded, JournalStats, ModelUsage
 
 
-@dataclass(slots=True)
-class ModelUsage:
-    provider: str
-    model: str
-    calls: int
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float
+def __getattr__(name: str) -> Any:
+    if name not in _TOTALS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from kitaru.journal import _totals
 
-
-@dataclass(slots=True)
-class CallTotals:
-    """Checkpoint calls and model usage of a set of executions; totals of two disjoint
-    sets add up."""
-
-    calls: dict[tuple[str, str], CallCounts] = field(default_factory=dict)
-    models: dict[tuple[str, str], ModelUsage] = field(default_factory=dict)
-
-    def add(self, other: CallTotals, sign: int = 1) -> None:
-        """Add `other` (with sign -1: take it away again)."""
-        for key, c in other.calls.items():
-            mine = self.calls.get(key)
-            if mine is None:
-                mine = self.calls[key] = CallCounts(c.kind, c.status, 0, 0.0, [0] * len(c.buckets))
-            mine.count += sign * c.count
-            mine.seconds += sign * c.seconds
-            mine.buckets = [a + sign * b for a, b in zip(mine.buckets, c.buckets, strict=True)]
-        for key, m in other.models.items():
-            had = self.models.get(key)
-            if had is None:
-                had = self.models[key] = ModelUsage(m.provider, m.model, 0, 0, 0, 0.0)
-            had.calls += sign * m.calls
-            had.input_tokens += sign * m.input_tokens
-            had.output_tokens += sign * m.output_tokens
-            had.cost_usd += sign * m.cost_usd
-
-
-@dataclass(slots=True)
-class Folded:
-    """Call totals one process has already read, so that it reads them only once.
-
-    A completed or cancelled execution never gets another call (no run claims it, and
-    every call commit is guarded by the lease it released), so its calls are read once
-    and added to `totals`. Executions are folded by creation time, up to `horizon`,
-    which trails the clock by FOLD_MARGIN so that a client whose clock is behind still
-    lands after it; those not finished then (or finished after it) are kept in `open`
-    until they finish. An
-    open execution nobody runs (failed, waiting, queued) takes no call until a run takes
-    its lease, which changes its `updated_at`: its totals are kept in `idle` with that
-    time (and summed in `idle_sum`) and read again only when it changes. What a pass reads is what changed:
-    executions created in the last FOLD_MARGIN, the running ones, and the ones whose
-    status changed since the last pass."""
-
-    horizon: float | None = None
-    totals: CallTotals = field(default_factory=CallTotals)
-    open: set[str] = field(default_factory=set)
-    idle: dict[str, tuple[float, CallTotals]] = field(default_factory=dict)
-    idle_sum: CallTotals = field(default_factory=CallTotals)
-
-    def forget_idle(self, exec_id: str) -> None:
-        kept = self.idle.pop(exec_id, None)
-        if kept is not None:
-            self.idle_sum.add(kept[1], -1)
+    value = globals()[name] = getattr(_totals, name)
+    return value
 
 
 # Completed and cancelled executions take no more calls; failed ones may be resumed.
@@ -112,17 +65,6 @@ SETTLED = ("completed", "cancelled")
 FOLD_MARGIN = 600.0
 # exec_ids per `IN (...)` list.
 CHUNK = 500
-
-
-@dataclass(slots=True)
-class JournalStats:
-    # (flow, status, count) for every status but `running`.
-    executions: list[tuple[str, str, int]] = field(default_factory=list)
-    # (flow, owner, lease_until) of each running execution: the caller tells crashed apart.
-    running: list[tuple[str, str | None, float | None]] = field(default_factory=list)
-    calls: CallTotals = field(default_factory=CallTotals)
-    # (flow, count, oldest created_at)
-    pending_waits: list[tuple[str, int, float]] = field(default_factory=list)
 
 
 _DURATION = "(c.ended_at - c.started_at)"
@@ -163,6 +105,8 @@ class StatsRows:
     ) -> JournalStats:
         """The journal's counts; pass the same `folded` again to read only what changed
         since (see `Folded`)."""
+        from kitaru.journal._totals import Folded, JournalStats
+
         stats = JournalStats()
         stats.executions = [
             (flow, status, int(n))
@@ -191,6 +135,8 @@ class StatsRows:
 
     def _fold(self, folded: Folded, now: float) -> CallTotals:
         """Fold what settled since the last pass; return the totals of every call."""
+        from kitaru.journal._totals import CallTotals
+
         start = float("-inf") if folded.horizon is None else folded.horizon
         horizon = max(start, now - FOLD_MARGIN)
         if horizon > start:
@@ -218,6 +164,8 @@ class StatsRows:
     def _pass_open(self, folded: Folded, live: CallTotals) -> None:
         """Open executions: fold the ones that finished, add the others to `live` (read
         again only if they run or changed)."""
+        from kitaru.journal._totals import CallTotals
+
         unsettled: dict[str, tuple[str, float]] = {
             exec_id: (status, updated_at)
             for exec_id, status, updated_at in self._x(
@@ -256,6 +204,8 @@ class StatsRows:
         self, join: str, where: str, params: Sequence[Any], *, each: bool = False
     ) -> dict[str, CallTotals]:
         """Totals of the calls `where` selects: of each execution, or all under ""."""
+        from kitaru.journal._totals import CallCounts, CallTotals, ModelUsage
+
         out: dict[str, CallTotals] = {}
         by = "c.exec_id" if each else "''"
         for exec_id, kind, status, n, seconds, *buckets in self._x(

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kitaru.journal._records import TokenRecord
+from kitaru.journal import _records
+
+if TYPE_CHECKING:
+    from kitaru.journal._fleet_records import TokenRecord
 
 TOKEN_COLS = "token_id, name, scope, token_hash, created_at, revoked_at, last_used_at"
 
@@ -48,11 +51,11 @@ class TokenRows:
         row = self._x(
             f"SELECT {TOKEN_COLS} FROM api_tokens WHERE token_id = ?", (token_id,)
         ).fetchone()
-        return TokenRecord(*row) if row else None
+        return _records.TokenRecord(*row) if row else None
 
     def list_tokens(self) -> list[TokenRecord]:
         rows = self._x(f"SELECT {TOKEN_COLS} FROM api_tokens ORDER BY created_at").fetchall()
-        return [TokenRecord(*r) for r in rows]
+        return [_records.TokenRecord(*r) for r in rows]
 
     def live_tokens(self, name_prefix: str) -> list[TokenRecord]:
         """Tokens not revoked whose name starts with `name_prefix`."""
@@ -63,7 +66,7 @@ class TokenRows:
             (pattern,),
         ).fetchall()
         # SQLite's LIKE ignores ASCII case; the prefix is meant exactly.
-        return [TokenRecord(*r) for r in rows if r[1].startswith(name_prefix)]
+        return [_records.TokenRecord(*r) for r in rows if r[1].startswith(name_prefix)]
 
     def revoke_token(self, token_id: str, *, now: float) -> bool:
         with self._tx() as conn:
