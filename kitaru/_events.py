@@ -350,7 +350,7 @@ class Feed:
             entries = self._entries(self._take())
         return [] if self.lost else entries
 
-    def _take(self) -> list[EventRecord | CallRecord]:
+    def _take(self) -> list[EventRecord | CallRecord | Ended]:
         # (under self._lock) The entries there are now, taken from the left in C (no
         # comparison of entries: a dataclass's __eq__ per entry costs every call); calls
         # that end while this runs land after them and wait for the next write.
