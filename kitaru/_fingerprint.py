@@ -64,7 +64,10 @@ def _plain(value: Any) -> Any:
         # Python mode: a set field stays a set (sorted here), not a list in hash order.
         return _plain(dump(mode="python"))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        # A field not set yet (`init=False` without a default) is left out, not raised on.
+        missing = object()
+        fields = ((f.name, getattr(value, f.name, missing)) for f in dataclasses.fields(value))
+        return {name: _plain(v) for name, v in fields if v is not missing}
     for base in (int, float, str):  # their subclasses
         if isinstance(value, base):
             return base(value)

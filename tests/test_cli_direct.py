@@ -68,6 +68,7 @@ def test_only_plain_lines_skip_typer() -> None:
         ["executions", "list", "--json", "--json"],
         ["executions", "list", "--limit", "-1"],
         ["executions", "list", "--limit", " 5"],
+        ["executions", "list", "--limit", "1000000000"],
         ["executions", "list", "--flow"],
         ["executions", "list", "extra"],
         ["executions", "get", "kx_1"],
@@ -88,3 +89,6 @@ def test_usage_errors_still_come_from_typer() -> None:
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: ") and "'--limit'" in bad.stderr
     assert "(see: kitaru executions list --help)" in bad.stderr
+    # A number past what a journal can hold is refused the same way, not crashed on.
+    huge = kitaru_cli("executions", "list", "--limit", "99999999999999999999")
+    assert huge.returncode == 2 and "is not in the range 0<=x<=1000000000" in huge.stderr

@@ -243,3 +243,20 @@ def test_public_surface_is_pinned() -> None:
             "wait",
         ]
     )
+
+
+def test_a_dataclass_argument_with_a_field_not_set_yet_is_taken_as_it_is() -> None:
+    @dataclasses.dataclass
+    class Job:
+        name: str
+        notes: list[str] = dataclasses.field(init=False)  # set later, if ever
+
+    @checkpoint
+    def run_job(job: Job) -> str:
+        return f"ran {job.name}"
+
+    @flow
+    def jobs() -> str:
+        return run_job(Job("a"))
+
+    assert jobs.run().result() == "ran a"

@@ -3,8 +3,9 @@
 Importing Typer (and its copy of click) and building the app take about 40 ms, most of
 what a listing costs; scripts and people poll `executions list` often. A line read here
 names a command in `COMMANDS` followed only by its options, each at most once, as
-`--name value` (a value that does not start with `-`; an integer in plain digits) or as
-the flag itself. The command runs the same function its Typer command runs.
+`--name value` (a value that does not start with `-`; a number in at most 9 plain
+digits) or as the flag itself. The command runs the same function its Typer command
+runs.
 
 Any other line (help, `--name=value`, an unknown or repeated option, a value Typer
 would convert or reject, shell completion) gets None from `command` and goes to the
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 # (noun, command) -> (module, function, {option: (parameter, kind, default)}), kind
-# "str", "int" or "flag"; the defaults are the Typer command's.
+# "str", "int range" (0 to LIMIT_MAX) or "flag"; the defaults are the Typer command's.
 COMMANDS: dict[tuple[str, str], tuple[str, str, dict[str, tuple[str, str, Any]]]] = {
     ("executions", "list"): (
         "kitaru.cli._execution_list",
@@ -31,7 +32,7 @@ COMMANDS: dict[tuple[str, str], tuple[str, str, dict[str, tuple[str, str, Any]]]
             "--flow": ("flow", "str", None),
             "--status": ("status", "str", None),
             "--idempotency-key": ("idempotency_key", "str", None),
-            "--limit": ("limit", "int", 50),
+            "--limit": ("limit", "int range", 50),
             "--json": ("as_json", "flag", False),
         },
     ),
@@ -64,8 +65,10 @@ def command(args: list[str]) -> Callable[[], int] | None:
         if not rest or rest[0].startswith("-"):
             return None
         value, rest = rest[0], rest[1:]
-        if kind == "int":
-            if not (value.isascii() and value.isdigit()):
+        if kind == "int range":
+            # Plain digits, at most 9 of them: within 0 to 1,000,000,000, --limit's range
+            # (Typer checks larger numbers and says so).
+            if not (value.isascii() and value.isdigit()) or len(value) > 9:
                 return None
             values[param] = int(value)
         else:

