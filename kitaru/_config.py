@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 
@@ -39,8 +40,13 @@ def home() -> Path:
 
     It may be read-only (a mounted backup, another user's home): reading executions
     works there, and whatever would write says so when it tries."""
+    seen = (os.environ.get("KITARU_HOME"), os.environ.get("HOME"))
+    known = _homes.get(seen)
+    if known is not None:
+        return known
     path = home_path()
     if path.is_dir():
+        _homes[seen] = path
         return path
     source = "KITARU_HOME" if os.environ.get("KITARU_HOME") else "the default KITARU_HOME"
     try:
@@ -58,6 +64,11 @@ def home() -> Path:
             "to a directory you can write"
         ) from None
     return path
+
+
+# Homes found to be directories, by the variables that place them: every run asks for
+# its home twice, and a home in use is not taken away under a running process.
+_homes: dict[tuple[str | None, str | None], Path] = {}
 
 
 def home_path() -> Path:
@@ -101,7 +112,7 @@ def journal_url() -> str:
     url = os.environ.get("KITARU_JOURNAL_URL")
     if url:
         return url
-    return "sqlite:///" + str(home() / "journal.db")
+    return _in_home("journal.db", lambda path: "sqlite:///" + str(path))
 
 
 def artifact_store_uri() -> str:
@@ -113,4 +124,16 @@ def artifact_store_uri() -> str:
         from kitaru._connection import server_artifact_store
 
         return server_artifact_store()
-    return (home() / "artifacts").as_uri()
+    return _in_home("artifacts", Path.as_uri)
+
+
+def _in_home(name: str, spell: Callable[[Path], str]) -> str:
+    """`spell(home() / name)`, worked out once per home (every run asks for two)."""
+    where = home()
+    known = _spelled.get((where, name))
+    if known is None:
+        known = _spelled[(where, name)] = spell(where / name)
+    return known
+
+
+_spelled: dict[tuple[Path, str], str] = {}

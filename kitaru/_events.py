@@ -121,8 +121,9 @@ class Feed:
         self._announced: dict[str, tuple[float, str, str]] = {}
         self._lock = threading.Lock()  # the entries added, the output merged, the announced
         self._writing = threading.Lock()  # one batch in flight: numbers follow adds
-        self._stop = threading.Event()
+        self._stop = _later.Stop()
         self._thread: threading.Thread | None = None
+        self._later: _later.Later | None = None  # the writer's start, once scheduled
         self._left_out = 0
         # Entries at the front of the pending list that a write which failed may have
         # stored (its answer lost): the next flush sends with `again`, and output is
@@ -209,15 +210,15 @@ class Feed:
         # (under self._lock) Daemon: it takes no branch (kitaru/_branches.py). It starts
         # when its first write is due (kitaru/_later.py): a run that ends within a flush
         # period writes its feed once, at close, with no thread to start and join.
-        if self._thread is None and not self._stop.is_set():
-            self._thread = threading.Thread(
-                target=self._loop, name=f"kitaru-feed-{self.exec_id}", daemon=True
-            )
-            _later.call(FLUSH_SECONDS, self._start_writer)
+        if self._later is None and not self._stop.is_set():
+            self._later = _later.call(FLUSH_SECONDS, self._start_writer)
 
     def _start_writer(self) -> None:
         with self._lock:
-            if not self._stop.is_set() and self._thread is not None:
+            if not self._stop.is_set() and self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name=f"kitaru-feed-{self.exec_id}", daemon=True
+                )
                 self._thread.start()
 
     def _loop(self) -> None:
@@ -232,12 +233,8 @@ class Feed:
         stay pending)."""
         with self._writing:
             with self._lock:
-                # The entries there are now, taken from the left in C (no comparison of
-                # entries: a dataclass's __eq__ per entry costs every call); calls that
-                # end while this runs land after them and wait for the next write.
                 pending = self.pending
-                taken = list(map(operator.call, itertools.repeat(pending.popleft, len(pending))))
-                batch = self._entries(taken)
+                batch = self._entries(self._take())
                 unsure, self._unsure = self._unsure, 0
             while batch and not self.lost:
                 part = batch[:BATCH_MAX]
@@ -325,22 +322,51 @@ class Feed:
         """Stop writing without a last flush: the journal is gone (the run stops)."""
         self.lost = True
         self._stop.set()
+        if self._later is not None:
+            self._later.cancel()
 
-    def close(self, status: str, error: str | None) -> None:
-        """The run's last entry; everything pending is written before this returns
-        (a journal that fails here leaves the run's end to its status)."""
+    def end(self, status: str, error: str | None) -> list[EventRecord]:
+        """The run's last entry, and the entries not written yet: the caller stores them
+        with the run's status (`Journal.finish(events=...)`), so an empty run ends in one
+        commit. Entries a failed write may have stored, or more than one append takes,
+        are written here first, as the writer would have."""
         self.add(
             "run_ended", status, None, {"status": status, "error": (error or "")[:2000] or None}
         )
         self._stop.set()
         with self._lock:  # (no writer starts once the stop is set)
             writer = self._thread
-        if writer is not None and writer.ident is not None:
+            if self._later is not None:
+                self._later.cancel()
+        if writer is not None:
             writer.join()
-        try:
-            self.flush()
-        except Exception:
-            pass
+        if self._unsure or len(self.pending) > BATCH_MAX:
+            try:
+                self.flush()
+            except Exception:
+                pass  # (the run's end goes to its status; the entries stay pending)
+            return []
+        with self._writing, self._lock:
+            entries = self._entries(self._take())
+        return [] if self.lost else entries
+
+    def _take(self) -> list[EventRecord | CallRecord | Ended]:
+        # (under self._lock) The entries there are now, taken from the left in C (no
+        # comparison of entries: a dataclass's __eq__ per entry costs every call); calls
+        # that end while this runs land after them and wait for the next write.
+        pending = self.pending
+        return list(map(operator.call, itertools.repeat(pending.popleft, len(pending))))
+
+
+def write_entries(journal: Journal, exec_id: str, owner: str, entries: list[EventRecord]) -> None:
+    """A run's last entries (`Feed.end`) on their own, when no status change takes them
+    (a run that is retried, or goes back to its queue); a journal that fails here leaves
+    the run's end to its status."""
+    try:
+        for at in range(0, len(entries), BATCH_MAX):
+            journal.append_events(exec_id, entries[at : at + BATCH_MAX], owner=owner)
+    except Exception:
+        pass
 
 
 # A completed call on its way to the feed: (seq, key, ended_at, attempts).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -23,10 +24,19 @@ from kitaru._errors import (
     LeaseError,
     SerializationError,
 )
+from kitaru._events import write_entries
 from kitaru._flow_inputs import bind_inputs, input_artifacts
 from kitaru._ids import new_id
 from kitaru.artifacts import open_store
-from kitaru.journal import ArtifactRecord, CallRecord, ExecutionRecord, Journal, current_journal
+from kitaru.journal import (
+    ArtifactRecord,
+    CallRecord,
+    EventRecord,
+    ExecutionRecord,
+    Journal,
+    WaitRecord,
+    current_journal,
+)
 
 if TYPE_CHECKING:
     pass
@@ -101,7 +111,9 @@ def start_local(
     )
     if holder is not None:
         return holder, False
-    return drive(journal, record, owner, flow, args, kwargs, calls=[]), True  # none yet
+    # None yet: the first run reads no calls or waits back.
+    final = drive(journal, record, owner, flow, args, kwargs, calls=[], waits=[], read_back=False)
+    return final, True
 
 
 def drive(
@@ -113,17 +125,28 @@ def drive(
     kwargs: dict[str, Any],
     *,
     calls: list[CallRecord] | None = None,
+    waits: list[WaitRecord] | None = None,
+    read_back: bool = True,
 ) -> ExecutionRecord:
     """Run the flow function for an execution this process holds the lease of.
 
-    `calls` are the execution's journal calls when the caller has just written them
-    (a replay), so the first run does not read them back."""
-    status, error, result = _run_once(journal, record, owner, flow, args, kwargs, calls)
+    `calls` and `waits` are the execution's journal calls and waits when the caller
+    knows them (it has just written them: a replay, a new execution), so the first run
+    does not read them back. The run's last feed entries are stored with its status.
+    Without `read_back`, an execution this run completed is returned as the run left
+    it, not read again (a flag another process set meanwhile, a cancel requested too
+    late, is not in it): for a caller that needs only how it ended."""
+    status, error, result, entries = _run_once(
+        journal, record, owner, flow, args, kwargs, calls, waits
+    )
     for _retry in range(flow.retries):
         if status != "failed":
             break
+        write_entries(journal, record.exec_id, owner, entries)
         # a retry reads what the failed run committed
-        status, error, result = _run_once(journal, record, owner, flow, args, kwargs, None)
+        status, error, result, entries = _run_once(
+            journal, record, owner, flow, args, kwargs, None, None
+        )
     if status == "lost":
         _speak.plain_when_uncaught(JournalUnavailableError)
         raise JournalUnavailableError(lost_message(record.exec_id, error or ""))
@@ -136,6 +159,8 @@ def drive(
     if status == "released":
         # A stopping worker hands it back to its queue at a checkpoint boundary; a cancel
         # requested meanwhile wins (the move to queued refuses a cancelled execution).
+        write_entries(journal, record.exec_id, owner, entries)
+        entries = []
         released = journal.transition(
             record.exec_id,
             to="queued",
@@ -145,9 +170,26 @@ def drive(
         )
         status = "queued" if released else "cancelled"
     if status != "queued":
-        journal.finish(
-            record.exec_id, owner=owner, status=status, now=time.time(), error=error, result=result
+        now = time.time()
+        ended = journal.finish(
+            record.exec_id,
+            owner=owner,
+            status=status,
+            now=now,
+            error=error,
+            result=result,
+            events=entries,
         )
+        if ended and status == "completed" and not read_back:
+            return dataclasses.replace(
+                record,
+                status=status,
+                owner=None,
+                lease_until=None,
+                updated_at=now,
+                ended_at=now,
+                result_artifact=result.artifact_id if result else None,
+            )
     final = journal.get_execution(record.exec_id)
     assert final is not None
     return final
@@ -161,10 +203,13 @@ def _run_once(
     args: Any,
     kwargs: dict[str, Any],
     calls: list[CallRecord] | None,
-) -> tuple[str, str | None, ArtifactRecord | None]:
+    waits: list[WaitRecord] | None,
+) -> tuple[str, str | None, ArtifactRecord | None, list[EventRecord]]:
+    """One run of the flow function: its status, error, result, and its last feed
+    entries (written by the caller with the status change that follows)."""
     from kitaru import _logs, _runtime, _tracebacks, _tracing  # (on a run, not on import)
 
-    ctx = _runtime.ExecutionContext(journal, record, owner, calls)
+    ctx = _runtime.ExecutionContext(journal, record, owner, calls, waits)
     heartbeat = ctx.heartbeat = _lease.Heartbeat(
         lambda: journal.heartbeat(
             ctx.exec_id,
@@ -183,6 +228,7 @@ def _run_once(
     deactivate = _runtime.activate(ctx)
     ctx.feed.add("run_started", flow.name, None, {"run": ctx.run})
     status, error, result = "failed", None, None
+    entries: list[EventRecord] = []
     try:
         try:
             if flow.is_async:
@@ -239,17 +285,22 @@ def _run_once(
             ctx.feed.abandon()
         else:
             journal.append_logs(ctx.flow_buffer.take())
-            # Before the status changes: whoever sees the execution ended has every entry.
-            ctx.feed.close(status, error)
+            # Stored with the status: whoever sees the execution ended has every entry.
+            entries = ctx.feed.end(status, error)
         if ctx.trace is not None:
             ctx.trace.end("crashed" if status in ("lost", "taken") else status, error)
         if error is not None and status == "failed" and sys.exc_info()[0] is not None:
             # Interrupted (Ctrl-C): record the failure before the interrupt propagates.
             journal.finish(
-                record.exec_id, owner=owner, status="failed", now=time.time(), error=error
+                record.exec_id,
+                owner=owner,
+                status="failed",
+                now=time.time(),
+                error=error,
+                events=entries,
             )
             _speak.interrupted(record.exec_id, error)
-    return status, error, result
+    return status, error, result, entries
 
 
 def lost_message(exec_id: str, reason: str) -> str:

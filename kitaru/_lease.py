@@ -146,7 +146,7 @@ class Heartbeat:
         # When the lease starts lapsing: what a checkpoint call compares the clock with
         # (-inf once taken over).
         self.lapses_at = self._renewed + self._lapse
-        self._stop = threading.Event()
+        self._stop = _later.Stop()
         self._began = self.renewed
         self._later: _later.Later | None = None
 

@@ -8,6 +8,7 @@ outside checkpoints). A root-logger handler does the same for `logging` records.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import io
 import sys
@@ -106,6 +107,21 @@ def _make_handler() -> logging.Handler:
     return handler
 
 
+def _tee(inner: TextIO, stream: str) -> _Tee:
+    """The tee of `inner`, kept while `inner` stays the stream: a tee is an IO object,
+    whose making and finalizing cost a run more than all its other bookkeeping."""
+    kept = _tees.get(stream)
+    if kept is None or kept.inner is not inner:
+        kept = _tees[stream] = _Tee(inner, stream)
+    return kept
+
+
+def _flush(stream: TextIO) -> None:
+    with contextlib.suppress(OSError, ValueError):  # closed, or a pipe gone
+        stream.flush()
+
+
+_tees: dict[str, _Tee] = {}
 _users = 0
 _users_lock = threading.Lock()
 _handler: logging.Handler | None = None
@@ -122,9 +138,9 @@ def install() -> None:
         _users += 1
         if _users == 1:
             if not isinstance(sys.stdout, _Tee):
-                sys.stdout = _Tee(sys.stdout, "stdout")
+                sys.stdout = _tee(sys.stdout, "stdout")
             if not isinstance(sys.stderr, _Tee):
-                sys.stderr = _Tee(sys.stderr, "stderr")
+                sys.stderr = _tee(sys.stderr, "stderr")
             # Records reach the handler at the levels the user configured; Kitaru does
             # not lower them, so nothing new appears on the user's own handlers.
             logging.getLogger().addHandler(_handler)
@@ -137,9 +153,13 @@ def uninstall() -> None:
     with _users_lock:
         _users -= 1
         if _users == 0:
+            # (What a tee's finalizer did when each run made its own: the streams are
+            # flushed as the run lets go of them.)
             if isinstance(sys.stdout, _Tee):
                 sys.stdout = sys.stdout.inner
+                _flush(sys.stdout)
             if isinstance(sys.stderr, _Tee):
                 sys.stderr = sys.stderr.inner
+                _flush(sys.stderr)
             if _handler is not None:
                 logging.getLogger().removeHandler(_handler)

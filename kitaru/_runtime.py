@@ -127,6 +127,7 @@ class ExecutionContext:
         record: ExecutionRecord,
         owner: str,
         calls: list[CallRecord] | None = None,
+        waits: list[WaitRecord] | None = None,
     ) -> None:
         self.journal = journal
         self.record = record
@@ -159,7 +160,8 @@ class ExecutionContext:
                 self.completed[call.key] = call
                 if call.pos != 0:  # 0: an explicit id, found by id alone
                     self.key_at[(call.branch, call.pos or call.seq)] = call.key
-        self.waits: dict[str, WaitRecord] = {w.key: w for w in journal.waits(self.exec_id)}
+        known = journal.waits(self.exec_id) if waits is None else waits
+        self.waits: dict[str, WaitRecord] = {w.key: w for w in known}
         for w in self.waits.values():
             self.wait_seq.setdefault(w.key, w.seq)
             self.used_seq.add(w.seq)

@@ -60,11 +60,11 @@ def sdk_installed() -> bool:
 def configured() -> bool:
     """Whether the environment asks for traces and the SDK to send them is installed."""
     env = os.environ
+    if not any(env.get(name) for name in ENDPOINT_VARIABLES):
+        return False  # (first: what every run without tracing asks)
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
     if env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() == "none":
-        return False
-    if not any(env.get(name) for name in ENDPOINT_VARIABLES):
         return False
     if not sdk_installed():
         global _told

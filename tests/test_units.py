@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sqlite3
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from pydantic import BaseModel
 
 import kitaru
-from kitaru import _lease, _serialize
+from kitaru import _later, _lease, _serialize
 from kitaru._ids import new_id
 from kitaru.journal import current_journal
 
@@ -24,6 +25,27 @@ def test_ids_sort_by_creation_time() -> None:
     second = new_id("kx")
     assert first < second and first.startswith("kx_") and len(first) == 31
     assert len({new_id("ka") for _ in range(10000)}) == 10000
+
+
+def test_the_timer_starts_what_is_due_and_nothing_a_run_cancelled() -> None:
+    """A run's heartbeat and feed writer are started by the timer only when due: while
+    many short runs schedule and cancel theirs, the timer still starts a lasting run's
+    on time, and never one a run cancelled."""
+    started: list[str] = []
+    due = threading.Event()
+    _later.call(0.05, lambda: (started.append("lasting run"), due.set()))
+    early = _later.call(0.01, lambda: started.append("ended run"))
+    early.cancel()
+    for _ in range(500):  # short runs, each ending before its threads were due
+        _later.call(0.02, lambda: started.append("short run")).cancel()
+    assert due.wait(10)
+    time.sleep(0.1)  # past every cancelled call's time
+    assert started == ["lasting run"]
+
+    stop = _later.Stop()
+    assert not stop.wait(0.01) and not stop.is_set()
+    threading.Timer(0.01, stop.set).start()
+    assert stop.wait(10) and stop.is_set() and stop.wait(0)
 
 
 def test_owner_liveness_on_this_host_and_elsewhere() -> None:

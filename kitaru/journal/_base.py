@@ -87,8 +87,12 @@ class Journal(Protocol):
         now: float,
         error: str | None = None,
         result: ArtifactRecord | None = None,
+        events: Sequence[EventRecord] = (),
     ) -> bool:
-        """Release the lease and set the status (waiting, completed, failed, cancelled)."""
+        """Release the lease and set the status (waiting, completed, failed, cancelled);
+        False, writing nothing, unless `owner` holds the lease. `events`: the run's last
+        feed entries, appended as `append_events` would, in the same write as the status
+        (so one commit ends a run, and its end is never seen without its entries)."""
 
     def request_cancel(self, exec_id: str, *, now: float) -> None: ...
 

@@ -69,21 +69,28 @@ class EventRows:
             ).fetchone()
             if held is None:
                 return False
-            last = int(
-                conn.execute(
-                    self._sql("SELECT MAX(seq) FROM events WHERE exec_id = ?"), (exec_id,)
-                ).fetchone()[0]
-                or 0
-            )
-            if again:
-                events = self._not_stored(conn, exec_id, events, last)
-            first = last + 1
-            rows = [
-                (exec_id, first + i, e.run, e.ts, e.kind, e.name, e.call_key, _dump(e.data))
-                for i, e in enumerate(events)
-            ]
-            self._many(conn, self._sql(_INSERT), rows)
+            self._store_events(conn, exec_id, events, again=again)
         return True
+
+    def _store_events(
+        self, conn: Any, exec_id: str, events: Sequence[EventRecord], *, again: bool = False
+    ) -> None:
+        """Within the transaction `conn`, whose caller checked the lease: the entries,
+        numbered after the feed's last (also the end of a run, with `finish`)."""
+        last = int(
+            conn.execute(
+                self._sql("SELECT MAX(seq) FROM events WHERE exec_id = ?"), (exec_id,)
+            ).fetchone()[0]
+            or 0
+        )
+        if again:
+            events = self._not_stored(conn, exec_id, events, last)
+        first = last + 1
+        rows = [
+            (exec_id, first + i, e.run, e.ts, e.kind, e.name, e.call_key, _dump(e.data))
+            for i, e in enumerate(events)
+        ]
+        self._many(conn, self._sql(_INSERT), rows)
 
     def _not_stored(
         self, conn: Any, exec_id: str, events: Sequence[EventRecord], last: int

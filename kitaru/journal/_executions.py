@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from kitaru.journal._records import ArtifactRecord, ExecutionRecord
+from kitaru.journal._records import ArtifactRecord, EventRecord, ExecutionRecord
 from kitaru.journal._rows import (
     _INSERT_ARTIFACT,
     _INSERT_EXECUTION,
@@ -162,6 +162,7 @@ class ExecutionRows(SqlHooks):
         now: float,
         error: str | None = None,
         result: ArtifactRecord | None = None,
+        events: Sequence[EventRecord] = (),
     ) -> bool:
         ended = None if status == "waiting" else now
         try:
@@ -186,6 +187,11 @@ class ExecutionRows(SqlHooks):
                     raise _Rollback
                 if result is not None:
                     conn.execute(self._sql(_INSERT_ARTIFACT), _artifact_params(result))
+                if events:
+                    # The run's last feed entries land with its status: a reader that
+                    # sees the execution ended has seen every entry (the UPDATE above
+                    # holds the row, as append_events' lease check does).
+                    self._store_events(conn, exec_id, events)
         except _Rollback:
             return False
         return True

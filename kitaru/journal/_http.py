@@ -22,11 +22,12 @@ from collections.abc import Sequence
 
 from kitaru._codec import from_wire, many, maybe, to_wire
 from kitaru._lease import same_owner
+from kitaru.journal._events import BATCH_MAX
 from kitaru.journal._http_calls import CallRequests
 from kitaru.journal._http_deployments import DeploymentRequests
 from kitaru.journal._http_queues import QueueRequests
 from kitaru.journal._http_requests import MAX_PAGE, _p, _sent_once
-from kitaru.journal._records import ArtifactRecord, ExecutionRecord
+from kitaru.journal._records import ArtifactRecord, EventRecord, ExecutionRecord
 from kitaru.journal._snapshot import ExecutionSnapshot
 
 # How long the execution a `finish` answered with stands for a read of it.
@@ -125,7 +126,12 @@ class HttpJournal(CallRequests, QueueRequests, DeploymentRequests):
         now: float,
         error: str | None = None,
         result: ArtifactRecord | None = None,
+        events: Sequence[EventRecord] = (),
     ) -> bool:
+        # The entries first, through the feed's own route: the status after them.
+        for at in range(0, len(events), BATCH_MAX):
+            if not self.append_events(exec_id, events[at : at + BATCH_MAX], owner=owner):
+                return False
         body = {
             "owner": owner,
             "status": status,

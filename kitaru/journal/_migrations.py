@@ -289,6 +289,24 @@ CREATE INDEX artifacts_uri ON artifacts (uri) WHERE uri IS NOT NULL;
 CREATE INDEX schedule_runs_starting ON schedule_runs (created_at) WHERE status = 'starting';
 """,
     ),
+    (
+        14,
+        # Every new execution wrote an entry in each of these indexes, though most
+        # executions are no replay, no invocation and no queued claim: the column is NULL,
+        # and nothing looks executions up by a NULL there (each lookup compares the
+        # column, which the planner knows to mean NOT NULL). Partial, they cost a start
+        # three index pages fewer per commit (an empty `flow.run` about 10% less).
+        """
+DROP INDEX executions_replayed_from;
+CREATE INDEX executions_replayed_from ON executions (replayed_from)
+    WHERE replayed_from IS NOT NULL;
+DROP INDEX executions_invocation;
+CREATE INDEX executions_invocation ON executions (invocation_id)
+    WHERE invocation_id IS NOT NULL;
+DROP INDEX executions_claimed;
+CREATE INDEX executions_claimed ON executions (claimed_at) WHERE claimed_at IS NOT NULL;
+""",
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -15,6 +15,7 @@ from kitaru.journal import _records
 from kitaru.journal._records import (
     ArtifactRecord,
     CallRecord,
+    EventRecord,
     ExecutionRecord,
     LogRecord,
     WaitRecord,
@@ -232,3 +233,9 @@ class SqlHooks:
 
     def _null_eq(self) -> str:
         raise NotImplementedError
+
+    if TYPE_CHECKING:  # (EventRows has it; a stub here could stand before it in the MRO)
+
+        def _store_events(
+            self, conn: Any, exec_id: str, events: Sequence[EventRecord], *, again: bool = False
+        ) -> None: ...

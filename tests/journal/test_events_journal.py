@@ -36,6 +36,30 @@ def test_only_the_lease_owner_appends(journal: Journal) -> None:
     assert journal.events(e.exec_id) == []
 
 
+def test_a_run_ends_with_its_last_entries_and_only_by_its_owner(journal: Journal) -> None:
+    """`finish(events=...)`: a run's last entries go with its status, numbered after the
+    feed's last; a finish by a process that lost the lease stores neither."""
+    e = execution()
+    journal.create_execution(e, [])
+    journal.append_events(e.exec_id, [entry(e.exec_id, "early")], owner="me")
+    end = [entry(e.exec_id, "progress"), entry(e.exec_id, "completed", kind="run_ended")]
+
+    assert not journal.finish(
+        e.exec_id, owner="someone-else", status="completed", now=time.time(), events=end
+    )
+    assert [x.name for x in journal.events(e.exec_id)] == ["early"]
+
+    assert journal.finish(e.exec_id, owner="me", status="completed", now=time.time(), events=end)
+    stored = journal.events(e.exec_id)
+    assert [(x.seq, x.name, x.kind) for x in stored] == [
+        (1, "early", "event"),
+        (2, "progress", "event"),
+        (3, "completed", "run_ended"),
+    ]
+    done = journal.get_execution(e.exec_id)
+    assert done is not None and done.status == "completed" and done.owner is None
+
+
 def test_feeds_of_executions_are_apart(journal: Journal) -> None:
     a, b = execution(), execution()
     journal.create_execution(a, [])
