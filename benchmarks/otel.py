@@ -60,10 +60,8 @@ sys.meta_path.insert(0, _NoOpenTelemetry())
 """
 
 
-WORKER = """
-import json, statistics, sys, time
-import kitaru
-
+# The overhead workload's flow: N steps with small outputs.
+FLOW = """
 @kitaru.checkpoint
 def step(i: int) -> dict:
     return {"i": i, "text": "x" * 100}
@@ -73,7 +71,15 @@ def steps(n: int) -> int:
     for i in range(n):
         step(i)
     return n
+"""
 
+WORKER = (
+    """
+import json, statistics, sys, time
+import kitaru
+"""
+    + FLOW
+    + """
 def plain(n):
     return [{"i": i, "text": "x" * 100} for i in range(n)]
 
@@ -93,13 +99,15 @@ per_step = {
 }
 print("RESULT " + json.dumps(per_step))
 """
+)
 
 
 # The same flow for counting instructions: `runs` runs of 500 steps after a warm-up;
 # per step = (count with runs=4 - count with runs=0) / 2000. Under valgrind a process
 # runs ~50x slower, so the live feed's writer, which wakes on wall time, would write
 # ~50x more often than it does at full speed: its period is stretched to match.
-IR_WORKER = """
+IR_WORKER = (
+    """
 import sys
 import kitaru
 try:
@@ -107,21 +115,14 @@ try:
     feed.FLUSH_SECONDS = 5.0
 except ImportError:
     pass
-
-@kitaru.checkpoint
-def step(i: int) -> dict:
-    return {"i": i, "text": "x" * 100}
-
-@kitaru.flow
-def steps(n: int) -> int:
-    for i in range(n):
-        step(i)
-    return n
-
+"""
+    + FLOW
+    + """
 steps.run(2); steps.run(10)
 for _ in range(int(sys.argv[1])):
     steps.run(500).result()
 """
+)
 IR_SETUPS = ("today", "not installed", "installed, not configured")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kitaru.journal import Journal, open_journal
+from kitaru.journal._sql import SqlJournal
 
 
 def _postgres_url() -> str:
@@ -65,3 +66,18 @@ def journal_url(
 @pytest.fixture
 def journal(journal_url: str) -> Iterator[Journal]:
     yield open_journal(journal_url)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
+def sql_journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlJournal]:
+    """A fresh journal over SQL (SQLite, and PostgreSQL when the services run), for
+    tests that reach under the journal's interface."""
+    url = (
+        f"sqlite:///{tmp_path / 'journal.db'}"
+        if request.param == "sqlite"
+        else fresh_postgres_url()
+    )
+    journal = open_journal(url)
+    assert isinstance(journal, SqlJournal)
+    yield journal
+    journal.close()

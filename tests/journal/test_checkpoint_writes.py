@@ -12,7 +12,6 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -21,19 +20,6 @@ from kitaru.journal._sql import SqlJournal
 from tests.journal.conftest import fresh_postgres_url
 from tests.journal.test_conformance import artifact, call, execution
 from tests.journal.test_journal_retries import _cut
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
-def sql_journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlJournal]:
-    url = (
-        f"sqlite:///{tmp_path / 'journal.db'}"
-        if request.param == "sqlite"
-        else fresh_postgres_url()
-    )
-    journal = open_journal(url)
-    assert isinstance(journal, SqlJournal)
-    yield journal
-    journal.close()
 
 
 def test_a_call_is_stored_exactly_as_it_was_made(sql_journal: SqlJournal) -> None:

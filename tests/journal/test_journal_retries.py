@@ -10,8 +10,6 @@ check is run on its own after the write.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -21,18 +19,6 @@ from kitaru.journal._retry import UNSETTLED, retry_seconds
 from kitaru.journal._sql import SqlJournal
 from tests.journal.conftest import fresh_postgres_url
 from tests.journal.test_conformance import artifact, call, execution
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
-def sql_journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlJournal]:
-    url = (
-        f"sqlite:///{tmp_path / 'journal.db'}"
-        if request.param == "sqlite"
-        else fresh_postgres_url()
-    )
-    journal = open_journal(url)
-    assert isinstance(journal, SqlJournal)
-    yield journal
 
 
 @pytest.fixture
