@@ -149,11 +149,17 @@ def test_ctrl_c_during_a_write_leaves_the_journal_usable(pg_journal: SqlJournal)
         )
         main = threading.main_thread().ident
         assert main is not None
+        # Ctrl-C as a terminal sends it, whatever this process inherited: a shell starts
+        # a background job with SIGINT ignored, and the write would then wait forever.
+        before = signal.signal(signal.SIGINT, signal.default_int_handler)
         timer = threading.Timer(0.5, signal.pthread_kill, (main, signal.SIGINT))
-        timer.start()
-        with pytest.raises(KeyboardInterrupt):
-            pg_journal.commit_call(c, out, [], owner="me")
-        timer.join()
-        other.rollback()
+        try:
+            timer.start()
+            with pytest.raises(KeyboardInterrupt):
+                pg_journal.commit_call(c, out, [], owner="me")
+        finally:
+            timer.join()
+            signal.signal(signal.SIGINT, before)
+            other.rollback()
     assert pg_journal.commit_call(c, out, [], owner="me")
     assert [x.status for x in pg_journal.calls(e.exec_id)] == ["completed"]
