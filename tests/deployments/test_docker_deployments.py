@@ -226,15 +226,15 @@ def test_the_server_invokes_a_retried_invocation_on_the_same_version(
             assert started.status_code == 202, started.text
             view = started.json()
             assert view["deployment_version"] == 1 and view["exec_id"] != first_exec
+        # The stack removes containers once they end: read this one's settings while it runs.
+        container = _container_of(env["DOCKER_HOST"], view["exec_id"], timeout=300)
         done = server.wait_for(token, view["exec_id"], {"completed", "failed"}, timeout=300)
         assert done["status"] == "completed", done
         assert done["result"]["style"] == "brief"
         # The container the server started reported to the server with a token minted
         # for its run, not to the database.
-        import docker
-
-        container = docker.DockerClient(base_url=env["DOCKER_HOST"]).containers.get(done["run_id"])
-        container_env = dict(e.partition("=")[::2] for e in container.attrs["Config"]["Env"])
+        assert container["Id"] == done["run_id"]
+        container_env = dict(e.partition("=")[::2] for e in container["Config"]["Env"])
         assert "KITARU_JOURNAL_URL" not in container_env
         # Its own configured address (here the one it listens on), never a recorded one.
         assert container_env["KITARU_SERVER_URL"] == server.url
@@ -242,6 +242,23 @@ def test_the_server_invokes_a_retried_invocation_on_the_same_version(
         assert container_env["KITARU_API_TOKEN"] != token
     finally:
         server.stop()
+
+
+def _container_of(docker_host: str, exec_id: str, timeout: float) -> dict[str, Any]:
+    """The engine's description of the container started for `exec_id`, read as soon as it
+    exists (the flow in it takes seconds to start; polled every 20 ms)."""
+    import docker
+
+    client = docker.DockerClient(base_url=docker_host)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = client.containers.list(
+            all=True, filters={"label": f"kitaru.exec_id={exec_id}"}, ignore_removed=True
+        )
+        if found:
+            return dict(found[0].attrs)
+        time.sleep(0.02)
+    raise AssertionError(f"no container for execution {exec_id} within {timeout} s")
 
 
 def test_an_invocation_put_in_a_queue_runs_on_a_worker_whose_code_is_its_snapshot(
