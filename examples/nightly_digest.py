@@ -54,6 +54,9 @@ def kitaru_cli(*args: str) -> str:
     return done.stdout
 
 
+ENDED = {"completed", "failed", "cancelled"}
+
+
 def main() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     os.chdir(here)
@@ -68,7 +71,13 @@ def main() -> None:
     )
     time.sleep(8)
     kitaru_cli("schedules", "pause", "digest")
-    time.sleep(2)  # the last execution wakes from its sleep
+    # The last tick's execution may still be asleep: let every started one end first.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ticks = json.loads(kitaru_cli("schedules", "history", "digest", "--json"))
+        if all(t["execution_status"] in ENDED for t in ticks if t["exec_id"]):
+            break
+        time.sleep(0.2)
     worker.send_signal(signal.SIGTERM)
     worker.wait(60)
     history = json.loads(kitaru_cli("schedules", "history", "digest", "--json"))

@@ -39,11 +39,13 @@ class ChaosProxy:
         upstream_port: int,
         *,
         reset_every: tuple[float, float] | None = None,
+        max_resets: int | None = None,
         delay: float = 0.0,
         seed: int | None = None,
     ) -> None:
         self.upstream = ("127.0.0.1", upstream_port)
         self.reset_every = reset_every
+        self.max_resets = max_resets
         self.delay = delay
         self.random = random.Random(seed)
         self.resets = 0
@@ -97,7 +99,7 @@ class ChaosProxy:
     def _chaos(self) -> None:
         while not self._stop.is_set():
             span = self.reset_every
-            if span is None:
+            if span is None or (self.max_resets is not None and self.resets >= self.max_resets):
                 return
             time.sleep(self.random.uniform(*span))
             with self._lock:

@@ -365,7 +365,7 @@ def test_the_tool_calls_of_one_turn_run_concurrently_each_keyed_by_its_tool_call
     handle = fetch_four.run()
     elapsed = time.perf_counter() - started
     assert handle.result() == "; ".join(f"call-{t}=facts about {t}" for t in TOPICS)
-    assert elapsed < 1.5, f"four 0.5 s tools took {elapsed:.2f} s: they did not run side by side"
+    assert elapsed < 1.9, f"four 0.5 s tools took {elapsed:.2f} s: they did not run side by side"
 
     keys = [c["key"] for c in KitaruClient().executions.get(handle.exec_id).checkpoints]
     assert keys[0] == "fetcher.model" and keys[-1] == "fetcher.model#2"
@@ -399,7 +399,7 @@ def test_a_capability_alone_runs_tool_calls_concurrently_and_resumes_the_same_wa
     handle = fetch_four_async.run()
     elapsed = time.perf_counter() - started
     assert handle.status == "failed" and sorted(fetched) == sorted(TOPICS)
-    assert elapsed < 1.5, f"four 0.5 s tools took {elapsed:.2f} s"
+    assert elapsed < 1.9, f"four 0.5 s tools took {elapsed:.2f} s"
     keys = [c["key"] for c in KitaruClient().executions.get(handle.exec_id).checkpoints]
     # Without durable(agent), the run started in tasks of PydanticAI's own before the
     # capability could step in: its calls are keyed in that task's branch, the same on

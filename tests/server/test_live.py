@@ -121,7 +121,7 @@ def test_sse_reconnect_with_last_event_id_loses_none_and_repeats_none(
 ) -> None:
     gate = tmp_path / "gate"
     flow, exec_id = start(
-        server, write_token, tmp_path, LIVE, "6", STEP_SECONDS="0.3", GATE=str(gate)
+        server, write_token, tmp_path, LIVE, "6", STEP_SECONDS="0.5", GATE=str(gate)
     )
     seen: list[dict[str, Any]] = []
     with server.http(read_token) as http:
@@ -223,7 +223,8 @@ def test_a_slow_client_does_not_hold_the_server_and_streams_are_limited(
                 assert http.get(f"/api/v1/records/executions/{exec_id}").status_code == 200
                 slowest = max(slowest, time.monotonic() - started)
                 time.sleep(0.05)
-            assert slowest < 1.0, slowest
+            # (Held, a request would wait out the stream's 10 s write timeout.)
+            assert slowest < 3.0, slowest
             # The stuck one counts against the limit; the limit holds.
             opened = [
                 http.stream("GET", f"/api/v1/executions/{exec_id}/events?after=999999")

@@ -352,7 +352,7 @@ def test_between_reads_scrapes_get_the_last_page_and_one_read_refreshes_it(
 
     url = f"sqlite:///{tmp_path / 'journal.db'}"
     journal = open_journal(url)
-    metrics = Metrics(url, interval=0.5)
+    metrics = Metrics(url, interval=2.0)
     first = metrics.page()
     assert b"kitaru_executions{" not in first
     now = time.time()
@@ -362,7 +362,7 @@ def test_between_reads_scrapes_get_the_last_page_and_one_read_refreshes_it(
         [],
     )  # fmt: skip
     assert metrics.page() == first  # within the interval: no read
-    time.sleep(0.6)
+    time.sleep(2.1)
     assert metrics.page() == first  # past it: served at once, read in the background
     wait_until(lambda: metrics.page() != first, 10, lambda: "no second read")
     families = {f.name: f.samples for f in text_string_to_metric_families(metrics.page().decode())}

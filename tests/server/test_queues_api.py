@@ -448,7 +448,7 @@ def test_a_claim_that_answers_after_sigterm_is_handed_back_too(tmp_path: Path) -
         os.kill(own.proc.pid, signal.SIGCONT)
         resumed = time.monotonic()
         worker.wait(30)
-        assert time.monotonic() - resumed < 5, workers.output()  # the flow takes 10 s
+        assert time.monotonic() - resumed < 8, workers.output()  # the flow takes 10 s
         found = open_journal(url).get_execution(exec_id)
     finally:
         os.kill(own.proc.pid, signal.SIGCONT)

@@ -432,11 +432,13 @@ def test_a_running_execution_page_updates_live(
 
     client = Client(server, write_token, tmp_path / "home")
     script = write_script(tmp_path / "live.py", LIVE)
+    # The flow holds before its steps until the page shows it (sign-in can take seconds).
+    gate = tmp_path / "gate"
     with server.http(write_token) as http:
         before = {e["exec_id"] for e in http.get("/api/v1/records/executions").json()}
         flow = subprocess.Popen(
             [sys.executable, str(script), "8"],
-            env={**client.env, "STEP_SECONDS": "0.7"},
+            env={**client.env, "STEP_SECONDS": "0.7", "GATE": str(gate)},
             cwd=tmp_path,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -451,6 +453,8 @@ def test_a_running_execution_page_updates_live(
     try:
         sign_in(page, server, write_token, f"/ui/executions/{exec_id}")
         page.evaluate("window.kitaruNotReloaded = true")
+        expect(page.locator("#status")).to_have_text("running")
+        gate.touch()
         feed = page.locator("#feed li[data-kind=event]")
         expect(feed.filter(has_text='"done":2')).to_have_count(1, timeout=20_000)
         expect(page.locator("#status")).to_have_text("running")
@@ -462,6 +466,7 @@ def test_a_running_execution_page_updates_live(
         assert page.evaluate("window.kitaruNotReloaded") is True
         assert "execution completed" in page.locator("#feed").inner_text()
     finally:
+        gate.touch()
         flow.wait(60)
 
 
@@ -475,11 +480,13 @@ def test_a_running_execution_that_fails_shows_its_traceback_without_a_reload(
 
     client = Client(server, write_token, tmp_path / "home")
     script = write_script(tmp_path / "live.py", LIVE)
+    # The flow holds before its steps until the page shows it (sign-in can take seconds).
+    gate = tmp_path / "gate"
     with server.http(write_token) as http:
         before = {e["exec_id"] for e in http.get("/api/v1/records/executions").json()}
         flow = subprocess.Popen(
             [sys.executable, str(script), "4"],
-            env={**client.env, "STEP_SECONDS": "0.7", "FAIL_AT_END": "1"},
+            env={**client.env, "STEP_SECONDS": "0.7", "FAIL_AT_END": "1", "GATE": str(gate)},
             cwd=tmp_path,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -496,6 +503,7 @@ def test_a_running_execution_that_fails_shows_its_traceback_without_a_reload(
         page.evaluate("window.kitaruNotReloaded = true")
         expect(page.locator("#status")).to_have_text("running")
         expect(page.locator("#traceback")).to_have_count(0)
+        gate.touch()
         expect(page.locator("#status")).to_have_text("failed", timeout=30_000)
         panel = page.locator("section#traceback pre.traceback")
         expect(panel).to_contain_text("RuntimeError: it broke at the end", timeout=10_000)
@@ -503,6 +511,7 @@ def test_a_running_execution_that_fails_shows_its_traceback_without_a_reload(
         assert page.evaluate("window.kitaruNotReloaded") is True
         shot(page, "11-execution-failed-live")
     finally:
+        gate.touch()
         flow.wait(60)
 
 

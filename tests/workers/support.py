@@ -51,8 +51,8 @@ def approve(i: int) -> list[str]:
 
 
 @flow
-def timed(i: int) -> str:
-    return str(kitaru.wait("ok", schema=bool, question="go on?", timeout=1, default=False))
+def timed(i: int, timeout: float = 1) -> str:
+    return str(kitaru.wait("ok", schema=bool, question="go on?", timeout=timeout, default=False))
 
 
 @flow

@@ -56,11 +56,12 @@ def test_a_sweep_hands_a_submitted_execution_back_to_its_queue(
     workers: Workers, journal: Journal, project: Path, worker_env: dict[str, str]
 ) -> None:
     first = workers.start()
-    [exec_id] = submit(project, worker_env, "timed.submit(2)")
+    # A timeout the stopping worker cannot reach first, however slow the machine.
+    [exec_id] = submit(project, worker_env, "timed.submit(2, timeout=5)")
     wait_until(lambda: statuses(journal, [exec_id])[exec_id] == "waiting", 30, workers.output)
     workers.stop()  # nobody to notice the timeout but the sweep
     assert first.returncode == 0
-    time.sleep(1.2)  # the wait's timeout is 1 s
+    time.sleep(5.2)  # past the wait's timeout
     swept = kitaru(project, worker_env, "executions", "sweep")
     assert swept.returncode == 0, swept.stderr
     assert statuses(journal, [exec_id])[exec_id] == "queued"  # the sweep ran nothing
