@@ -25,15 +25,19 @@ def echo(x: int) -> int:
 
 def test_direct_options_are_the_typer_commands_options() -> None:
     root = typer.main.get_command(app)
-    for (noun, name), (_, _, options) in _direct.COMMANDS.items():
+    for (noun, name), (_, _, arguments, options) in _direct.COMMANDS.items():
         command = root.commands[noun].commands[name]  # type: ignore[attr-defined]
         declared = {
             opt: (p.name, "flag" if p.is_flag else p.type.name, p.default)
             for p in command.params
-            if p.name != "help"
+            if p.name != "help" and p.param_type_name == "option"
             for opt in p.opts
         }
         assert declared == options, (noun, name)
+        # Its arguments: required strings, in the same order.
+        positional = [p for p in command.params if p.param_type_name == "argument"]
+        assert tuple(p.name for p in positional) == arguments, (noun, name)
+        assert all(p.required and p.type.name == "str" and p.nargs == 1 for p in positional)
         # No secondary names (`--no-json`) or short ones the direct path would not know.
         assert all(not p.secondary_opts for p in command.params)
 
@@ -71,10 +75,15 @@ def test_only_plain_lines_skip_typer() -> None:
         ["executions", "list", "--limit", "1000000000"],
         ["executions", "list", "--flow"],
         ["executions", "list", "extra"],
-        ["executions", "get", "kx_1"],
+        ["executions", "get"],
+        ["executions", "get", "kx_1", "kx_2"],
+        ["executions", "get", "--", "kx_1"],
+        ["executions", "get", "kx_1", "--json=1"],
+        ["executions", "logs", "kx_1"],
     ):
         assert _direct.command(line) is None, line
     assert _direct.command(["executions", "list", "--limit", "7", "--json"]) is not None
+    assert _direct.command(["executions", "get", "--json", "kx_1"]) is not None
     # And such a line never loads Typer.
     probe = (
         "import sys; from kitaru.cli import main; code = main(['executions', 'list']);"
@@ -92,3 +101,24 @@ def test_usage_errors_still_come_from_typer() -> None:
     # A number past what a journal can hold is refused the same way, not crashed on.
     huge = kitaru_cli("executions", "list", "--limit", "99999999999999999999")
     assert huge.returncode == 2 and "is not in the range 0<=x<=1000000000" in huge.stderr
+
+
+def test_an_execution_reads_the_same_without_typer() -> None:
+    """`executions get` both ways (`--` sends the line to Typer): a completed execution, a
+    failed one (exit 1, both forms) and one that does not exist (exit 2)."""
+
+    @flow
+    def breaks() -> None:
+        raise RuntimeError("it broke")
+
+    done, failed = echo.run(5).exec_id, breaks.run().exec_id
+    for exec_id, code in ((done, 0), (failed, 1), ("kx_nope", 2)):
+        for extra in ([], ["--json"]):
+            fast = kitaru_cli("executions", "get", exec_id, *extra)
+            slow = kitaru_cli("executions", "get", *extra, "--", exec_id)
+            assert (fast.returncode, fast.stdout, fast.stderr) == (
+                slow.returncode,
+                slow.stdout,
+                slow.stderr,
+            )
+            assert fast.returncode == code, fast

@@ -1,8 +1,10 @@
-"""Command lines the CLI runs without Typer: the plain forms of `kitaru executions list`.
+"""Command lines the CLI runs without Typer: the plain forms of `kitaru executions list`
+and `kitaru executions get`.
 
 Importing Typer (and its copy of click) and building the app take about 40 ms, most of
-what a listing costs; scripts and people poll `executions list` often. A line read here
-names a command in `COMMANDS` followed only by its options, each at most once, as
+what a listing costs; scripts and people poll `executions list` and `get` often. A line
+read here names a command in `COMMANDS` followed by its arguments (each a word that does
+not start with `-`), exactly as many as it takes, and its options, each at most once, as
 `--name value` (a value that does not start with `-`; a number in at most 9 plain
 digits) or as the flag itself. The command runs the same function its Typer command
 runs.
@@ -22,12 +24,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-# (noun, command) -> (module, function, {option: (parameter, kind, default)}), kind
-# "str", "int range" (0 to LIMIT_MAX) or "flag"; the defaults are the Typer command's.
-COMMANDS: dict[tuple[str, str], tuple[str, str, dict[str, tuple[str, str, Any]]]] = {
+# (noun, command) -> (module, function, (argument, ...), {option: (parameter, kind,
+# default)}), kind "str", "int range" (0 to LIMIT_MAX) or "flag"; the arguments are
+# required strings; the defaults are the Typer command's.
+COMMANDS: dict[
+    tuple[str, str], tuple[str, str, tuple[str, ...], dict[str, tuple[str, str, Any]]]
+] = {
     ("executions", "list"): (
         "kitaru.cli._execution_list",
         "list_executions",
+        (),
         {
             "--flow": ("flow", "str", None),
             "--status": ("status", "str", None),
@@ -35,6 +41,12 @@ COMMANDS: dict[tuple[str, str], tuple[str, str, dict[str, tuple[str, str, Any]]]
             "--limit": ("limit", "int range", 50),
             "--json": ("as_json", "flag", False),
         },
+    ),
+    ("executions", "get"): (
+        "kitaru.cli._execution_list",
+        "get_execution",
+        ("exec_id",),
+        {"--json": ("as_json", "flag", False)},
     ),
 }
 
@@ -49,12 +61,16 @@ def command(args: list[str]) -> Callable[[], int] | None:
         return None
     if "_KITARU_COMPLETE" in os.environ:  # shell completion: Typer answers it
         return None
-    module, function, options = COMMANDS[(args[0], args[1])]
+    module, function, arguments, options = COMMANDS[(args[0], args[1])]
     values = {param: default for param, _, default in options.values()}
+    given: list[str] = []
     seen: set[str] = set()
     rest = args[2:]
     while rest:
         option, rest = rest[0], rest[1:]
+        if not option.startswith("-"):
+            given.append(option)
+            continue
         if option not in options or option in seen:
             return None
         seen.add(option)
@@ -73,6 +89,9 @@ def command(args: list[str]) -> Callable[[], int] | None:
             values[param] = int(value)
         else:
             values[param] = value
+    if len(given) != len(arguments):
+        return None
+    values.update(zip(arguments, given, strict=True))
     return lambda: _run(module, function, values)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from kitaru.cli._output import emit_json, print_execution
+from kitaru.cli._output import finish_execution
 
 JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
 PROJECT_OPT = typer.Option(
@@ -50,10 +50,5 @@ def _flow_output(as_json: bool) -> Iterator[None]:
         yield
 
 
-def _finish(view: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        emit_json(view)
-    else:
-        print_execution(view)
-    if view["status"] in ("failed", "crashed"):
-        raise typer.Exit(1)
+# An execution a command ended with, and the exit code it means.
+_finish = finish_execution

@@ -1,11 +1,12 @@
-"""`kitaru executions list` itself, free of Typer: the Typer command (`_executions`) and
-the direct path (`_direct`) both run this one function, so they print the same."""
+"""`kitaru executions list` and `get` themselves, free of Typer: the Typer commands
+(`_executions`) and the direct path (`_direct`) run these same functions, so they print
+the same."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from kitaru.cli._output import emit_json, short_time, table
+from kitaru.cli._output import emit_json, finish_execution, short_time, table
 
 STATUSES = ("queued", "running", "waiting", "completed", "failed", "crashed", "cancelled")
 
@@ -47,6 +48,13 @@ def list_executions(
             for e in executions
         ],
     )  # fmt: skip
+
+
+def get_execution(exec_id: str, as_json: bool) -> None:
+    from kitaru.client import KitaruClient
+
+    # A failed execution exits 1, as `resume` and `input` do when it fails again.
+    finish_execution(KitaruClient().executions.get(exec_id).to_dict(), as_json)
 
 
 def _stack_text(view: dict[str, Any]) -> str:

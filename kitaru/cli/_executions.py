@@ -20,7 +20,7 @@ from kitaru.cli._execution_common import (
     _flow_output,
     _use_project,
 )
-from kitaru.cli._execution_list import list_executions
+from kitaru.cli._execution_list import get_execution, list_executions
 from kitaru.cli._execution_logs import logs, watch
 from kitaru.cli._execution_replay import replay
 from kitaru.cli._output import LIMIT_MAX, emit_json, short_time, table
@@ -75,8 +75,7 @@ def get(
 
     Example: `kitaru executions get kx_01a21c6d03e6c01d6771b05dc136`
     """
-    # A failed execution exits 1, as `resume` and `input` do when it fails again.
-    _finish(_client().executions.get(exec_id).to_dict(), as_json)
+    get_execution(exec_id, as_json)
 
 
 app.command()(logs)

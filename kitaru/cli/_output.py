@@ -68,6 +68,16 @@ _ORIGIN = {
 }
 
 
+def finish_execution(view: dict[str, Any], as_json: bool) -> None:
+    """Print an execution a command ended with; one that failed or crashed exits 1."""
+    if as_json:
+        emit_json(view)
+    else:
+        print_execution(view)
+    if view["status"] in ("failed", "crashed"):
+        raise SystemExit(1)
+
+
 def print_execution(view: dict[str, Any]) -> None:
     print(f"execution  {view['exec_id']}")
     print(f"flow       {view['flow']}")
