@@ -54,7 +54,7 @@ def kitaru_cli(*args: str) -> str:
     return done.stdout
 
 
-ENDED = {"completed", "failed", "cancelled"}
+ENDED = {"completed", "failed", "crashed", "cancelled"}
 
 
 def main() -> None:
@@ -73,10 +73,13 @@ def main() -> None:
     kitaru_cli("schedules", "pause", "digest")
     # The last tick's execution may still be asleep: let every started one end first.
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ticks = json.loads(kitaru_cli("schedules", "history", "digest", "--json"))
-        if all(t["execution_status"] in ENDED for t in ticks if t["exec_id"]):
-            break
+    while not all(
+        t["execution_status"] in ENDED
+        for t in json.loads(kitaru_cli("schedules", "history", "digest", "--json"))
+        if t["exec_id"]
+    ):
+        if time.monotonic() > deadline:
+            raise SystemExit("the schedule's executions did not end within 60 s")
         time.sleep(0.2)
     worker.send_signal(signal.SIGTERM)
     worker.wait(60)

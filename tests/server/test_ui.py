@@ -422,9 +422,10 @@ def test_no_page_is_wider_than_the_window(
     assert too_wide == {}, f"pages wider than a {width} px window: {too_wide}"
 
 
-def test_a_running_execution_page_updates_live(
-    page: Any, server: ServerProcess, write_token: str, tmp_path: Path
-) -> None:
+def _start_live(
+    server: ServerProcess, write_token: str, tmp_path: Path, gate: Path, steps: str, **env: str
+) -> tuple[Any, str]:
+    """tests/live.py's flow, started with `env` and held at `gate`, and its execution."""
     import subprocess
     import sys
 
@@ -432,24 +433,36 @@ def test_a_running_execution_page_updates_live(
 
     client = Client(server, write_token, tmp_path / "home")
     script = write_script(tmp_path / "live.py", LIVE)
-    # The flow holds before its steps until the page shows it (sign-in can take seconds).
-    gate = tmp_path / "gate"
     with server.http(write_token) as http:
         before = {e["exec_id"] for e in http.get("/api/v1/records/executions").json()}
         flow = subprocess.Popen(
-            [sys.executable, str(script), "8"],
-            env={**client.env, "STEP_SECONDS": "0.7", "GATE": str(gate)},
+            [sys.executable, str(script), steps],
+            env={**client.env, **env, "GATE": str(gate)},
             cwd=tmp_path,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        exec_id = first_execution(
-            lambda: [
-                e["exec_id"]
-                for e in http.get("/api/v1/records/executions").json()
-                if e["exec_id"] not in before
-            ]
-        )
+        try:
+            exec_id = first_execution(
+                lambda: [
+                    e["exec_id"]
+                    for e in http.get("/api/v1/records/executions").json()
+                    if e["exec_id"] not in before
+                ]
+            )
+        except BaseException:
+            gate.touch()  # the flow would wait at its gate forever
+            flow.wait(60)
+            raise
+    return flow, exec_id
+
+
+def test_a_running_execution_page_updates_live(
+    page: Any, server: ServerProcess, write_token: str, tmp_path: Path
+) -> None:
+    # The flow holds before its steps until the page shows it (sign-in can take seconds).
+    gate = tmp_path / "gate"
+    flow, exec_id = _start_live(server, write_token, tmp_path, gate, "8", STEP_SECONDS="0.7")
     try:
         sign_in(page, server, write_token, f"/ui/executions/{exec_id}")
         page.evaluate("window.kitaruNotReloaded = true")
@@ -473,31 +486,11 @@ def test_a_running_execution_page_updates_live(
 def test_a_running_execution_that_fails_shows_its_traceback_without_a_reload(
     page: Any, server: ServerProcess, write_token: str, tmp_path: Path
 ) -> None:
-    import subprocess
-    import sys
-
-    from tests.live import LIVE, first_execution
-
-    client = Client(server, write_token, tmp_path / "home")
-    script = write_script(tmp_path / "live.py", LIVE)
     # The flow holds before its steps until the page shows it (sign-in can take seconds).
     gate = tmp_path / "gate"
-    with server.http(write_token) as http:
-        before = {e["exec_id"] for e in http.get("/api/v1/records/executions").json()}
-        flow = subprocess.Popen(
-            [sys.executable, str(script), "4"],
-            env={**client.env, "STEP_SECONDS": "0.7", "FAIL_AT_END": "1", "GATE": str(gate)},
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        exec_id = first_execution(
-            lambda: [
-                e["exec_id"]
-                for e in http.get("/api/v1/records/executions").json()
-                if e["exec_id"] not in before
-            ]
-        )
+    flow, exec_id = _start_live(
+        server, write_token, tmp_path, gate, "4", STEP_SECONDS="0.7", FAIL_AT_END="1"
+    )
     try:
         sign_in(page, server, write_token, f"/ui/executions/{exec_id}")
         page.evaluate("window.kitaruNotReloaded = true")
