@@ -73,7 +73,10 @@ class _Tee(io.TextIOBase):
         return self.inner.write(s)
 
     def flush(self) -> None:
-        self.inner.flush()
+        # Also what finalizing a tee does (IOBase closes, so flushes): a tee let go of
+        # when its stream was swapped (a test runner's capture) may outlive that stream.
+        if not getattr(self.inner, "closed", False):
+            self.inner.flush()
 
     def isatty(self) -> bool:
         return self.inner.isatty()

@@ -14,7 +14,7 @@ import pytest
 from pydantic import BaseModel
 
 import kitaru
-from kitaru import _later, _lease, _serialize
+from kitaru import _later, _lease, _logs, _serialize
 from kitaru._ids import new_id
 from kitaru.journal import current_journal
 
@@ -184,3 +184,23 @@ def test_the_server_guard_refuses_json_nested_past_its_limit_and_only_that() -> 
     assert "deeper" in (_shape_problem(b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1)) or "")
     # Brackets inside strings nest nothing: many of them, and a shallow value, pass.
     assert _shape_problem(json.dumps({"t": "[{" * 500, "v": [[1]]}).encode()) is None
+
+
+def test_a_tee_outliving_its_stream_goes_quietly(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A test runner swaps and closes the streams a run's tee wraps; the tee let go of
+    later is finalized (closed, so flushed) without an error on the closed stream."""
+    import gc
+    import sys
+
+    reported: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+    inner = (tmp_path / "captured.txt").open("w")
+    tee = _logs._Tee(inner, "stdout")
+    tee.write("kept")
+    inner.close()
+    tee.flush()
+    del tee
+    gc.collect()
+    assert reported == []
