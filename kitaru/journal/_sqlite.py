@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,7 +63,7 @@ class SqliteJournal(SqlJournal):
             self._conn = sqlite3.connect(
                 str(path), isolation_level=None, check_same_thread=False, timeout=30.0
             )
-            self._conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            _use_wal(self._conn)
             sync = "FULL" if durability is Durability.FSYNC else "NORMAL"
             self._conn.execute(f"PRAGMA synchronous={sync}")
             self._conn.execute("PRAGMA busy_timeout=30000")
@@ -210,6 +211,28 @@ class _Rows:
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.fetchall())
+
+
+def _use_wal(conn: sqlite3.Connection, wait: float = 30.0) -> None:
+    """Switch the file to WAL mode, waiting out other processes doing the same.
+
+    Switching a new file's journal mode takes an exclusive lock and, unlike other
+    statements, fails at once with "database is locked" when it cannot get one: SQLite
+    does not call the busy handler there. Two processes opening one fresh journal (two
+    `kitaru executions import` at once) would see that, so the switch is tried again for
+    as long as the busy timeout.
+    """
+    deadline = time.monotonic() + wait
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
