@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,8 @@ import mcp_types as types
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
+
+from tests.mcp_http import McpHttp
 
 AGENTS = """
 import os
@@ -167,38 +166,13 @@ def test_stdio_tools_run_flows_and_a_wait_asks_the_client(tmp_path: Path, mode: 
     assert project.ran_lines() == ["research", "publish"]  # nothing ran twice
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class HttpServer:
+class HttpServer(McpHttp):
     def __init__(self, project: Project) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/mcp"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kitaru", "mcp", "serve", "--flows", "agents.py",
-             "--http", str(self.port)],
-            cwd=project.dir, env=project.env, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else ""
-            try:
-                httpx2.get(self.url, timeout=1)
-                return
-            except httpx2.HTTPError:
-                time.sleep(0.1)
-        raise AssertionError("kitaru mcp serve --http did not start")
+        super().__init__(["--flows", "agents.py"], project.dir, project.env)
 
     def client(self, token: str, **kwargs: Any) -> Client:
         http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60)
         return Client(streamable_http_client(self.url, http_client=http), **kwargs)
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
 
 
 @pytest.fixture
@@ -406,4 +380,20 @@ def test_serve_says_what_to_give_when_there_is_nothing_to_serve(tmp_path: Path) 
     assert "kitaru deploy path/to/module.py:flow" in undeployed.stderr
     # A port that cannot be is said first, before the journal is read.
     bad_port = kitaru_cli("mcp", "serve", "--deployments", "--http", "-5", env=env)
-    assert bad_port.returncode == 2 and "-5 is not in the range 1<=x<=65535" in bad_port.stderr
+    assert bad_port.returncode == 2 and "-5 is not in the range 0<=x<=65535" in bad_port.stderr
+
+
+def test_serve_on_a_taken_port_says_so_and_how_to_pick_another(project: Project) -> None:
+    import socket
+
+    from conftest import kitaru_cli
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        refused = kitaru_cli(
+            "mcp", "serve", "--flows", "agents.py", "--http", port, env=project.env,
+            cwd=project.dir,
+        )  # fmt: skip
+    assert refused.returncode == 2, refused
+    assert f"cannot listen on 127.0.0.1:{port}" in refused.stderr
+    assert "--http PORT (0 takes a free one)" in refused.stderr

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import sys
 from typing import Any
 
 import anyio
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
 
+from kitaru._errors import KitaruUsageError
 from kitaru.journal import Journal
 
 
@@ -21,15 +24,24 @@ def caller_of(journal: Journal, header: str | None) -> Any:
 
 
 def serve_http(
-    mcp: MCPServer[Any], journal: Journal, host: str, port: int, *, allowed_hosts: list[str]
+    mcp: MCPServer[Any],
+    journal: Journal,
+    host: str,
+    port: int,
+    *,
+    allowed_hosts: list[str],
+    names: str,
 ) -> None:
     """Streamable HTTP at /mcp, behind a token check on every request (401 without a
-    live Kitaru API token: not even the tool list is shown)."""
+    live Kitaru API token: not even the tool list is shown). Port 0 takes a free port;
+    the address is printed once it is bound."""
     import uvicorn
     from mcp.server.transport_security import TransportSecuritySettings
     from starlette.responses import JSONResponse
     from starlette.types import ASGIApp, Receive, Scope, Send
 
+    listener = _bind(host, port)
+    port = listener.getsockname()[1]
     hosts = [f"{host}:{port}", host, f"127.0.0.1:{port}", f"localhost:{port}", *allowed_hosts]
     security = TransportSecuritySettings(
         allowed_hosts=hosts, allowed_origins=[f"http://{h}" for h in hosts]
@@ -54,4 +66,22 @@ def serve_http(
 
         return check
 
-    uvicorn.run(guarded(app), host=host, port=port, log_level="warning")
+    shown = f"[{host}]" if ":" in host else host
+    print(
+        f"kitaru mcp: {names} at http://{shown}:{port}/mcp (Ctrl-C to stop)",
+        file=sys.stderr,
+        flush=True,
+    )
+    config = uvicorn.Config(guarded(app), log_level="warning")
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise KitaruUsageError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another port "
+            "with --http PORT (0 takes a free one) or another address with --host"
+        ) from None

@@ -38,10 +38,10 @@ def serve(
     http: int | None = typer.Option(
         None,
         "--http",
-        min=1,
+        min=0,
         max=65535,
-        help="Serve MCP over streamable HTTP on this port (at /mcp); every request needs "
-        "a Kitaru API token.",
+        help="Serve MCP over streamable HTTP on this port (at /mcp; 0 picks a free one and "
+        "prints it); every request needs a Kitaru API token.",
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="With --http: the address to bind."),
     allowed_host: list[str] = typer.Option(
@@ -107,9 +107,6 @@ def serve(
         server.mcp.run("stdio")
         return
     assert http is not None
-    print(
-        f"kitaru mcp: {server.names()} at http://{host}:{http}/mcp (Ctrl-C to stop)",
-        file=sys.stderr,
-        flush=True,
+    _mcp.serve_http(
+        server.mcp, journal, host, http, allowed_hosts=allowed_host, names=server.names()
     )
-    _mcp.serve_http(server.mcp, journal, host, http, allowed_hosts=allowed_host)

@@ -26,6 +26,8 @@ import mcp_types as types
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 
+from tests.mcp_http import McpHttp
+
 # The first test deploys: on a registry without the example's image yet, that is a build.
 pytestmark = pytest.mark.timeout(900)
 
@@ -166,9 +168,6 @@ def test_operator_tools_answer_cancel_and_get_results_of_deployments_only(
 def test_over_http_a_read_token_lists_but_cannot_invoke_a_deployment(
     deployed: dict[str, Any],
 ) -> None:
-    import socket
-    import subprocess
-    import time
 
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
@@ -180,23 +179,9 @@ def test_over_http_a_read_token_lists_but_cannot_invoke_a_deployment(
     journal = open_journal(env["KITARU_JOURNAL_URL"])
     reader = _tokens.create(journal, scope="read")[0]
     journal.close()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/mcp"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kitaru", "mcp", "serve", "--deployments", "--http", str(port)],
-        cwd=deployed["project"], env={**os.environ, **env}, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    server = McpHttp(["--deployments"], deployed["project"], {**os.environ, **env})
+    url = server.url
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, proc
-            try:
-                httpx2.get(url, timeout=1)
-                break
-            except httpx2.HTTPError:
-                time.sleep(0.1)
         before = kitaru_cli("executions", "list", "--flow", "refund", "--json", env=env).json()
 
         async def as_reader() -> tuple[Any, Any]:
@@ -208,8 +193,7 @@ def test_over_http_a_read_token_lists_but_cannot_invoke_a_deployment(
 
         listed, started = anyio.run(as_reader)
     finally:
-        proc.kill()
-        proc.wait()
+        server.kill()
     assert not listed.is_error
     assert started.is_error and "needs a write token" in started.content[0].text
     after = kitaru_cli("executions", "list", "--flow", "refund", "--json", env=env).json()
