@@ -38,13 +38,21 @@ class OwnPostgres:
         self.bin = found
         self.dir = Path(tempfile.mkdtemp(prefix="kitaru-own-pg-"))
         self.data = self.dir / "data"
-        self.port = _free_port()
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/kitaru"
         if os.getuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
         self._pg("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
                  "--no-sync")  # fmt: skip
-        self.start()
+        for attempt in range(3):
+            # PostgreSQL cannot take port 0: a free port is picked and may be taken by
+            # another process before the server binds it; then another is picked.
+            self.port = _free_port()
+            try:
+                self.start()
+                break
+            except subprocess.CalledProcessError:
+                if attempt == 2 or "already in use" not in self._log():
+                    raise
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/kitaru"
         self._pg("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "kitaru")
 
     def _pg(self, tool: str, *args: str) -> None:
@@ -58,6 +66,12 @@ class OwnPostgres:
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync=off "
             "-c max_connections=100"
         )
+
+    def _log(self) -> str:
+        try:
+            return (self.dir / "log").read_text(errors="replace")
+        except OSError:
+            return ""
 
     def start(self) -> None:
         self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "log"), "-w", "-t", "60",
