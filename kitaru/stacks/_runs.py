@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from typing import TYPE_CHECKING
 
 from kitaru import _config, _trust
@@ -44,11 +45,23 @@ def _home_key() -> bytes:
     """This machine's key for the runs it submits through a server, made on first use."""
     path = _config.home() / "run-key"
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
         return path.read_bytes().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32))
+    except FileNotFoundError:
+        pass
+    # Written whole under a name of its own, then linked into place: a process that
+    # finds `run-key` made by another one at the same moment reads all of that key,
+    # never a file still empty (it would keep an empty key, and could not act on its
+    # own runs); of two made at once, the one linked first is everyone's.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".run-key-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)
     return path.read_bytes().strip()
 
 

@@ -1,0 +1,60 @@
+"""Processes that first use a fresh KITARU_HOME at the same moment all get what it holds.
+
+Each test starts two forked processes behind a barrier, many rounds over, each round a
+new home: the window between one process creating a file and filling it is microseconds
+wide, and only that many tries meet it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROUNDS = 60
+PROCESSES = 2
+_fork = multiprocessing.get_context("fork")
+
+
+def _race(home: Path, work: Callable[[int], Any]) -> list[Any]:
+    """What `work(i)` returned in each of the processes that ran it at once in `home`."""
+    start = _fork.Barrier(PROCESSES)
+    results = _fork.Queue()
+
+    def run(i: int) -> None:
+        os.environ["KITARU_HOME"] = str(home)
+        start.wait()
+        try:
+            results.put((i, work(i)))
+        except Exception as exc:
+            results.put((i, f"failed: {exc!r}"))
+
+    procs = [_fork.Process(target=run, args=(i,)) for i in range(PROCESSES)]
+    for proc in procs:
+        proc.start()
+    got = dict(results.get(timeout=60) for _ in procs)
+    for proc in procs:
+        proc.join(60)
+    return [got[i] for i in range(PROCESSES)]
+
+
+def _run_key(_i: int) -> bytes:
+    from kitaru.stacks._runs import _home_key
+
+    return _home_key()
+
+
+def test_processes_making_the_run_key_at_once_all_keep_the_one_on_disk(tmp_path: Path) -> None:
+    # Two clients submitting through a server from a fresh KITARU_HOME: each seals its
+    # runs with the key in `run-key`; one that read the file before the other had written
+    # it kept an empty key, and could not act on its own runs afterwards.
+    bad = []
+    for round_ in range(ROUNDS):
+        home = tmp_path / f"home{round_}"
+        keys = _race(home, _run_key)
+        on_disk = (home / "run-key").read_bytes().strip()
+        if len(on_disk) != 64 or any(key != on_disk for key in keys):
+            bad.append((round_, keys))
+    assert not bad, f"{len(bad)} of {ROUNDS} rounds: {bad[:2]}"
