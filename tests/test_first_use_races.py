@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROUNDS = 60
 PROCESSES = 2
 _fork = multiprocessing.get_context("fork")
@@ -57,4 +59,28 @@ def test_processes_making_the_run_key_at_once_all_keep_the_one_on_disk(tmp_path:
         on_disk = (home / "run-key").read_bytes().strip()
         if len(on_disk) != 64 or any(key != on_disk for key in keys):
             bad.append((round_, keys))
+    assert not bad, f"{len(bad)} of {ROUNDS} rounds: {bad[:2]}"
+
+
+def _add_alias(i: int) -> bool:
+    from kitaru._llm._aliases import ModelAlias, register
+
+    return register(ModelAlias(name=f"alias{i}", model="openai/gpt-4o-mini"))
+
+
+def test_processes_adding_model_aliases_at_once_keep_them_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two `kitaru model add` at once: each read the aliases, added its own and wrote
+    # them all back, and the one that wrote last dropped the other's.
+    from kitaru._llm._aliases import load_all
+
+    bad = []
+    for round_ in range(ROUNDS):
+        home = tmp_path / f"home{round_}"
+        results = _race(home, _add_alias)
+        monkeypatch.setenv("KITARU_HOME", str(home))
+        names = sorted(load_all())
+        if names != [f"alias{i}" for i in range(PROCESSES)]:
+            bad.append((round_, names, results))
     assert not bad, f"{len(bad)} of {ROUNDS} rounds: {bad[:2]}"

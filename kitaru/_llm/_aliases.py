@@ -13,6 +13,8 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -135,20 +137,33 @@ def _write(aliases: dict[str, ModelAlias]) -> None:
 def register(alias: ModelAlias) -> bool:
     """Add or replace an alias; True if it replaced one."""
     validate(alias)
-    aliases = load_all()
-    replaced = alias.name in aliases
-    aliases[alias.name] = alias
-    _write(aliases)
+    with _changing():
+        aliases = load_all()
+        replaced = alias.name in aliases
+        aliases[alias.name] = alias
+        _write(aliases)
     return replaced
 
 
 def remove(name: str) -> ModelAlias:
-    aliases = load_all()
-    if name not in aliases:
-        raise ModelNotFoundError(f"no model alias named {name!r}; {registered_text(aliases)}")
-    removed = aliases.pop(name)
-    _write(aliases)
+    with _changing():
+        aliases = load_all()
+        if name not in aliases:
+            raise ModelNotFoundError(f"no model alias named {name!r}; {registered_text(aliases)}")
+        removed = aliases.pop(name)
+        _write(aliases)
     return removed
+
+
+@contextmanager
+def _changing() -> Iterator[None]:
+    """Held while the aliases are read, changed and written back: of two `kitaru model
+    register` at once, the one that wrote last would otherwise drop the other's alias."""
+    import fcntl
+
+    with open(settings_path().with_name(".models.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def registered_text(aliases: dict[str, ModelAlias]) -> str:
