@@ -84,3 +84,37 @@ def test_processes_adding_model_aliases_at_once_keep_them_all(
         if names != [f"alias{i}" for i in range(PROCESSES)]:
             bad.append((round_, names, results))
     assert not bad, f"{len(bad)} of {ROUNDS} rounds: {bad[:2]}"
+
+
+def _store_work(root: str) -> Callable[[int], Any]:
+    def work(i: int) -> str:
+        from kitaru.artifacts._local import LocalArtifactStore
+
+        store = LocalArtifactStore(root)
+        store.check()
+        if i == 0:
+            store.delete("kx_1/old")  # its execution's last object: the directory goes too
+            return "deleted"
+        return store.write("kx_1/new", b"new")
+
+    return work
+
+
+def test_a_write_meets_a_delete_taking_its_directory_away_and_stores_the_object(
+    tmp_path: Path,
+) -> None:
+    # `kitaru gc` deletes the last object of a failed execution while its resume writes
+    # a new one: the delete removed the directory between the writer making it and
+    # making its file in it, and the checkpoint failed.
+    from kitaru.artifacts._local import LocalArtifactStore
+
+    bad = []
+    for round_ in range(ROUNDS):
+        root = tmp_path / f"store{round_}"
+        store = LocalArtifactStore(str(root))
+        store.check()
+        store.write("kx_1/old", b"old")
+        results = _race(tmp_path, _store_work(str(root)))
+        if results[1] != (root / "kx_1" / "new").as_uri() or store.read("kx_1/new") != b"new":
+            bad.append((round_, results))
+    assert not bad, f"{len(bad)} of {ROUNDS} rounds: {bad[:2]}"

@@ -65,8 +65,7 @@ class LocalArtifactStore:
                 "KITARU_HOME) to a directory you can write"
             )
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        fd, tmp = _temp_file_in(path.parent)
         try:
             view = memoryview(data).cast("B")
             with os.fdopen(fd, "wb", buffering=0) as f:
@@ -150,6 +149,28 @@ class LocalArtifactStore:
     def key_of(self, uri: str) -> str:
         path = Path(unquote(urlparse(uri).path))
         return path.relative_to(self.root).as_posix()
+
+
+def _temp_file_in(directory: Path) -> tuple[int, str]:
+    """A new temporary file in `directory`, made with it if need be.
+
+    Another process deleting the directory's last object removes the directory too
+    (`delete`), maybe between this making it and making the file in it: then both are
+    made again. Once the file is in it, the directory stays (`rmdir` of a directory
+    that is not empty fails)."""
+    for _ in range(100):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            return tempfile.mkstemp(prefix=".tmp-", dir=directory)
+        except FileNotFoundError:
+            continue
+        except FileExistsError:
+            # `mkdir` found the name taken, then no directory there: a file (the
+            # error stands), or a directory removed just after it looked.
+            if directory.exists():
+                raise
+    directory.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(prefix=".tmp-", dir=directory)
 
 
 def _full(path: Path, root: Path, exc: OSError) -> str:
