@@ -7,6 +7,7 @@ import base64
 import dataclasses
 import json
 import os
+import secrets
 import time
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -57,7 +58,9 @@ def export(
         raise KitaruUsageError(
             f"-o {path}: give a file in an existing directory (the bundle is one file)"
         )
-    partial = target.with_name(target.name + ".partial")
+    # A name of this export's own: another export to the same file at the same moment
+    # writes its own, and whichever renames last leaves its whole bundle there.
+    partial = target.with_name(f"{target.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,

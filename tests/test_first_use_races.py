@@ -1,7 +1,8 @@
-"""Processes that first use a fresh KITARU_HOME at the same moment all get what it holds.
+"""Processes that make one file at the same moment (in a fresh KITARU_HOME, an
+artifact store, a bundle) all go on with what ends up on disk.
 
 Each test starts two forked processes behind a barrier, many rounds over, each round a
-new home: the window between one process creating a file and filling it is microseconds
+new file: the window between one process creating a file and filling it is microseconds
 wide, and only that many tries meet it.
 """
 
@@ -117,4 +118,57 @@ def test_a_write_meets_a_delete_taking_its_directory_away_and_stores_the_object(
         results = _race(tmp_path, _store_work(str(root)))
         if results[1] != (root / "kx_1" / "new").as_uri() or store.read("kx_1/new") != b"new":
             bad.append((round_, results))
+    assert not bad, f"{len(bad)} of {ROUNDS} rounds: {bad[:2]}"
+
+
+FLOW = """
+from kitaru import checkpoint, flow
+
+@checkpoint
+def fetch(n: int) -> str:
+    return "page " * 5000 + str(n)  # kept in the artifact store, not inline
+
+@flow
+def research(n: int) -> int:
+    return len(fetch(n))
+
+if __name__ == "__main__":
+    print("EXEC", research.run(3).exec_id)
+"""
+
+
+def _export_work(exec_id: str, target: Path) -> Callable[[int], Any]:
+    def work(_i: int) -> int:
+        from kitaru import _config
+        from kitaru._export import export
+        from kitaru.journal import open_journal
+
+        return len(export(open_journal(_config.journal_url()), [exec_id], target)["executions"])
+
+    return work
+
+
+def test_two_exports_to_one_file_at_once_both_write_a_whole_bundle(
+    tmp_path: Path, kitaru_home: Path
+) -> None:
+    # Two `kitaru executions export ... -o nightly.kitaru` at once (two CI jobs on one
+    # workspace): both wrote `nightly.kitaru.partial`, the first renamed it into place
+    # and the second failed with FileNotFoundError, its writes going into the bundle
+    # the first had just finished.
+    import zipfile
+
+    from conftest import run_python, write_script
+
+    ran = run_python(write_script(tmp_path / "flows.py", FLOW), cwd=tmp_path)
+    assert ran.returncode == 0, ran
+    exec_id = ran.stdout.split()[1]
+    bad = []
+    for round_ in range(ROUNDS):
+        target = tmp_path / f"nightly{round_}.kitaru"
+        results = _race(kitaru_home, _export_work(exec_id, target))
+        with zipfile.ZipFile(target) as bundle:
+            whole = bundle.testzip() is None
+        left = sorted(p.name for p in tmp_path.iterdir() if "partial" in p.name)
+        if results != [1, 1] or not whole or left:
+            bad.append((round_, results, whole, left))
     assert not bad, f"{len(bad)} of {ROUNDS} rounds: {bad[:2]}"
