@@ -105,6 +105,9 @@ def _sqlite_journal(path: Path) -> Check:
             problems = [row[0] for row in conn.execute("PRAGMA integrity_check(5)").fetchall()]
             if problems != ["ok"]:
                 return _damaged(path, "; ".join(problems))
+            if conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0:
+                # The file a first run has just made, its schema not committed yet.
+                return Check("journal", "ok", f"{path}: {_NOT_YET} (the first execution makes it)")
             version = conn.execute("SELECT MAX(version) FROM kitaru_schema").fetchone()[0]
             executions = conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0]
         finally:

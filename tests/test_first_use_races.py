@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from conftest import run_python, write_script
 
-from kitaru import _config
+from kitaru import _config, _doctor
 from kitaru._export import export
 from kitaru._llm._aliases import ModelAlias, load_all, register
 from kitaru.artifacts._local import LocalArtifactStore
@@ -27,6 +27,7 @@ from kitaru.stacks._runs import _home_key
 
 ROUNDS = 60
 EXPORT_ROUNDS = 20  # each round opens the journal twice; the race showed in 3 of 4
+DOCTOR_ROUNDS = 20  # the doctor asks over and over: most rounds met the race
 PROCESSES = 2
 _fork = multiprocessing.get_context("fork")
 
@@ -168,3 +169,31 @@ def test_two_exports_to_one_file_at_once_both_write_a_whole_bundle(
         if results != [1, 1] or not whole or left:
             bad.append((round_, results, whole, left))
     assert not bad, f"{len(bad)} of {EXPORT_ROUNDS} rounds: {bad[:2]}"
+
+
+def _doctor_work(opened: multiprocessing.synchronize.Event) -> Callable[[int], Any]:
+    def work(i: int) -> list[str]:
+        if i == 0:
+            open_journal(_config.journal_url())
+            opened.set()
+            return []
+        said = set()
+        while not opened.is_set():
+            check = _doctor._journal()
+            if check.status != "ok":
+                said.add(check.summary)
+        return sorted(said)
+
+    return work
+
+
+def test_the_doctor_says_ok_all_the_while_a_first_run_makes_the_journal(tmp_path: Path) -> None:
+    # `kitaru doctor` while the first execution of a fresh KITARU_HOME starts: the file
+    # was there, its tables not yet, and the doctor said the journal cannot be read.
+    bad = []
+    for round_ in range(DOCTOR_ROUNDS):
+        opened = _fork.Event()
+        said = _race(tmp_path / f"home{round_}", _doctor_work(opened))
+        if said != [[], []]:
+            bad.append((round_, said))
+    assert not bad, f"{len(bad)} of {DOCTOR_ROUNDS} rounds: {bad[:2]}"
