@@ -1,5 +1,6 @@
 """What every `kitaru executions ...` command shares: the --json and --project options,
-the client, and how an execution's outcome is printed (and turned into the exit code)."""
+the client, and where a flow's own output goes under --json (how an execution's outcome
+is printed and turned into the exit code is `_output.finish_execution`)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import typer
-
-from kitaru.cli._output import finish_execution
 
 JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
 PROJECT_OPT = typer.Option(
@@ -48,7 +47,3 @@ def _flow_output(as_json: bool) -> Iterator[None]:
         return
     with contextlib.redirect_stdout(sys.stderr):
         yield
-
-
-# An execution a command ended with, and the exit code it means.
-_finish = finish_execution

@@ -11,11 +11,10 @@ from kitaru.cli._execution_common import (
     JSON_OPT,
     PROJECT_OPT,
     _client,
-    _finish,
     _flow_output,
     _use_project,
 )
-from kitaru.cli._output import LIMIT_MAX
+from kitaru.cli._output import LIMIT_MAX, finish_execution
 
 
 def _pairs(items: list[str], option: str) -> dict[str, Any]:
@@ -110,7 +109,7 @@ def replay(
         return
     with _flow_output(as_json):
         view = _replay(client, exec_id, from_, overrides, inputs, detach, new_exec_id)
-    _finish(view, as_json)
+    finish_execution(view, as_json)
 
 
 def _replay(

@@ -16,14 +16,13 @@ from kitaru.cli._execution_common import (
     JSON_OPT,
     PROJECT_OPT,
     _client,
-    _finish,
     _flow_output,
     _use_project,
 )
 from kitaru.cli._execution_list import get_execution, list_executions
 from kitaru.cli._execution_logs import logs, watch
 from kitaru.cli._execution_replay import replay
-from kitaru.cli._output import LIMIT_MAX, emit_json, short_time, table
+from kitaru.cli._output import LIMIT_MAX, emit_json, finish_execution, short_time, table
 
 app = typer.Typer(
     rich_markup_mode="markdown",
@@ -99,7 +98,7 @@ def resume(
     _use_project(project)
     with _flow_output(as_json):
         execution = _client().executions.resume(exec_id, detach=detach)
-    _finish(execution.to_dict(), as_json)
+    finish_execution(execution.to_dict(), as_json)
 
 
 @app.command()
@@ -158,7 +157,7 @@ def input_(
             execution = _store_only(client, exec_id, wait, parsed)
         else:
             execution = client.executions.input(exec_id, wait, parsed, detach=detach)
-    _finish(execution.to_dict(), as_json)
+    finish_execution(execution.to_dict(), as_json)
 
 
 def _parse_answer(client: Any, exec_id: str, wait: str, value: str) -> Any:

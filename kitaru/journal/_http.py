@@ -59,15 +59,7 @@ class HttpJournal(CallRequests, QueueRequests, DeploymentRequests):
         # than its status (a running execution with its last call), never older (a
         # completed one missing calls).
         record = self.get_execution(exec_id)
-        if record is None:
-            return None
-        return ExecutionSnapshot(
-            execution=record,
-            calls=self.calls(exec_id),
-            waits=self.waits(exec_id),
-            logs=self.logs(exec_id) if record.status == "failed" else [],
-            result=self.get_artifact(record.result_artifact) if record.result_artifact else None,
-        )
+        return None if record is None else ExecutionSnapshot.read(self, record)
 
     def list_executions(
         self,

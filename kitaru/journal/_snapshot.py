@@ -30,6 +30,19 @@ class ExecutionSnapshot:
     logs: list[LogRecord]  # read only for a failed execution (its traceback is there)
     result: ArtifactRecord | None  # the flow's return value's record, if any
 
+    @classmethod
+    def read(cls, journal: Any, record: ExecutionRecord) -> ExecutionSnapshot:
+        """What `executions get` shows of `record`, read from `journal` (in the caller's
+        read transaction, where it has one)."""
+        exec_id = record.exec_id
+        return cls(
+            execution=record,
+            calls=journal.calls(exec_id),
+            waits=journal.waits(exec_id),
+            logs=journal.logs(exec_id) if record.status == "failed" else [],
+            result=journal.get_artifact(record.result_artifact) if record.result_artifact else None,
+        )
+
 
 class SnapshotReads:
     """Mixed into `SqlJournal`, which supplies the reads and the read transaction."""
@@ -42,12 +55,4 @@ class SnapshotReads:
         j: Any = self
         with self._read_tx():
             record = j.get_execution(exec_id)
-            if record is None:
-                return None
-            return ExecutionSnapshot(
-                execution=record,
-                calls=j.calls(exec_id),
-                waits=j.waits(exec_id),
-                logs=j.logs(exec_id) if record.status == "failed" else [],
-                result=j.get_artifact(record.result_artifact) if record.result_artifact else None,
-            )
+            return None if record is None else ExecutionSnapshot.read(j, record)

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 from urllib.parse import quote
@@ -114,45 +114,32 @@ class SqliteJournal(SqlJournal):
             "locked" in str(exc) or "busy" in str(exc)
         )
 
-    @contextmanager
-    def _tx(self, *, immediate: bool = False) -> Iterator[Any]:
-        with self._lock:
-            conn = self._conn
-            try:
-                # Every transaction here writes: take the write lock at BEGIN. A deferred
-                # one would start as a reader, and a reader whose snapshot another
-                # process's commit made stale cannot become a writer: SQLite fails it
-                # with "database is locked" at once, without waiting (workers, their
-                # executions and a server all write one file).
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.DatabaseError as exc:
-                self._failed(exc)
-            try:
-                yield conn
-            except sqlite3.DatabaseError as exc:
-                _rollback(conn)
-                self._failed(exc)
-            except BaseException:
-                _rollback(conn)
-                raise
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.DatabaseError as exc:
-                _rollback(conn)
-                self._failed(exc)
+    def _tx(self, *, immediate: bool = False) -> AbstractContextManager[Any]:
+        # Every transaction here writes: take the write lock at BEGIN. A deferred one
+        # would start as a reader, and a reader whose snapshot another process's commit
+        # made stale cannot become a writer: SQLite fails it with "database is locked" at
+        # once, without waiting (workers, their executions and a server all write one
+        # file).
+        return self._transaction("BEGIN IMMEDIATE")
 
-    @contextmanager
-    def _read_tx(self) -> Iterator[Any]:
+    def _read_tx(self) -> AbstractContextManager[Any]:
         """One read snapshot (a deferred transaction: its first read fixes it; in WAL mode
         writers go on meanwhile)."""
+        return self._transaction("BEGIN")
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[Any]:
         with self._lock:
             conn = self._conn
             try:
-                conn.execute("BEGIN")
+                conn.execute(begin)
             except sqlite3.DatabaseError as exc:
                 self._failed(exc)
             try:
                 yield conn
+            except sqlite3.DatabaseError as exc:
+                _rollback(conn)
+                self._failed(exc)
             except BaseException:
                 _rollback(conn)
                 raise

@@ -23,6 +23,7 @@ import pytest
 
 from kitaru.deployments import bucket
 from tests.conftest import kitaru_cli, run_python
+from tests.containers import container_of
 from tests.deployments._project import register_docker_stack, restyle, services_env, write_project
 from tests.server_process import ServerProcess
 
@@ -227,7 +228,7 @@ def test_the_server_invokes_a_retried_invocation_on_the_same_version(
             view = started.json()
             assert view["deployment_version"] == 1 and view["exec_id"] != first_exec
         # The stack removes containers once they end: read this one's settings while it runs.
-        container = _container_of(env["DOCKER_HOST"], view["exec_id"], timeout=300)
+        container = container_of(view["exec_id"], docker_host=env["DOCKER_HOST"], timeout=300)
         done = server.wait_for(token, view["exec_id"], {"completed", "failed"}, timeout=300)
         assert done["status"] == "completed", done
         assert done["result"]["style"] == "brief"
@@ -242,23 +243,6 @@ def test_the_server_invokes_a_retried_invocation_on_the_same_version(
         assert container_env["KITARU_API_TOKEN"] != token
     finally:
         server.stop()
-
-
-def _container_of(docker_host: str, exec_id: str, timeout: float) -> dict[str, Any]:
-    """The engine's description of the container started for `exec_id`, read as soon as it
-    exists (the flow in it takes seconds to start; polled every 20 ms)."""
-    import docker
-
-    client = docker.DockerClient(base_url=docker_host)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = client.containers.list(
-            all=True, filters={"label": f"kitaru.exec_id={exec_id}"}, ignore_removed=True
-        )
-        if found:
-            return dict(found[0].attrs)
-        time.sleep(0.02)
-    raise AssertionError(f"no container for execution {exec_id} within {timeout} s")
 
 
 def test_an_invocation_put_in_a_queue_runs_on_a_worker_whose_code_is_its_snapshot(

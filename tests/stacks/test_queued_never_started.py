@@ -16,6 +16,7 @@ import pytest
 from kitaru.journal import open_journal
 from kitaru.server._sweeper import QUEUED_CHECK_AFTER, Sweeper
 from tests.conftest import kitaru_cli, run_python
+from tests.containers import container_of
 from tests.stacks._services import extra_ca, fresh_database, need, write_project
 
 SERVICES = ("DOCKER_HOST", "KITARU_TEST_REGISTRY", "KITARU_TEST_BASE_IMAGE")
@@ -58,24 +59,11 @@ def get(exec_id: str) -> dict[str, Any]:
     return view
 
 
-def container_ended(exec_id: str, timeout: float = 120) -> str:
-    import docker
-
-    client = docker.from_env()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = client.containers.list(all=True, filters={"label": f"kitaru.exec_id={exec_id}"})
-        if found and found[0].status == "exited":
-            return str(found[0].id)
-        time.sleep(0.3)
-    raise AssertionError(f"the container of {exec_id} did not end within {timeout} s")
-
-
 def test_executions_get_fails_an_execution_whose_container_never_took_it(
     broken_stack: str, project: Path
 ) -> None:
     exec_id = start(project)
-    run_id = container_ended(exec_id)
+    run_id = container_of(exec_id, exited=True)["Id"]
 
     # Reads within the first seconds leave it queued (no API call); then one asks.
     deadline = time.monotonic() + 60
@@ -93,7 +81,7 @@ def test_executions_get_fails_an_execution_whose_container_never_took_it(
 
 def test_the_server_sweep_fails_it_after_a_minute(broken_stack: str, project: Path) -> None:
     exec_id = start(project)
-    run_id = container_ended(exec_id)
+    run_id = container_of(exec_id, exited=True)["Id"]
     journal = open_journal(broken_stack)
     sweeper = Sweeper(journal, interval=0)
 
