@@ -34,6 +34,11 @@ QUEUE_COLS = "name, concurrency, rate_per_minute, created_at, updated_at"
 WORKER_COLS = (
     "name, host, pid, queues, flows, concurrency, running, started_at, seen_at, stopped_at"
 )
+_PUT_WORKER = (
+    f"INSERT INTO workers ({WORKER_COLS}) VALUES ({', '.join('?' * 10)}) "
+    "ON CONFLICT (name) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in WORKER_COLS.split(", ")[1:])
+)
 # What a worker can take: queued for a runner, not for an orchestrator run: on a stack
 # that runs flows where they start, or put in a queue (`deployments invoke --queue`);
 # owned by nobody (a record written queued under an owner cannot be claimed, and must
@@ -237,12 +242,9 @@ class QueueRows:
             w.seen_at,
             w.stopped_at,
         )
-        with self._tx() as conn:
-            conn.execute(self._sql("DELETE FROM workers WHERE name = ?"), (w.name,))
-            conn.execute(
-                self._sql(f"INSERT INTO workers ({WORKER_COLS}) VALUES ({', '.join('?' * 10)})"),
-                params,
-            )
+        # One upsert: a DELETE then INSERT let two workers starting under one name at
+        # the same moment both find no row, and the second insert fail on PostgreSQL.
+        self._x(_PUT_WORKER, params)
 
     def worker_seen(self, name: str, *, running: int, now: float, stopped: bool = False) -> None:
         with self._tx() as conn:

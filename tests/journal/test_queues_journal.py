@@ -5,11 +5,17 @@ share a journal's default queue."""
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from kitaru._ids import new_id
-from kitaru.journal import ExecutionRecord, Journal, QueueRecord, WorkerRecord
+from kitaru.journal import ExecutionRecord, Journal, QueueRecord, WorkerRecord, open_journal
+from tests.journal.conftest import fresh_postgres_url
 from tests.journal.test_conformance import call, execution
 
 
@@ -177,6 +183,41 @@ def test_workers_report_starting_running_and_stopping(journal: Journal) -> None:
     again = WorkerRecord(name, "host-b", 11, ["default"], ["agent", "report"], 2, 0, 4.0, 4.0)
     journal.put_worker(again)
     assert [w for w in journal.list_workers() if w.name == name] == [again]
+
+
+def _start_worker(url: str, name: str, pid: int, start: Any) -> None:
+    from kitaru.journal import _connect
+
+    journal = _connect(url)  # a connection of this process's own
+    start.wait()
+    journal.put_worker(WorkerRecord(name, "host", pid, ["default"], ["agent"], 1, 0, 1.0, 1.0))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_two_workers_starting_under_one_name_at_once_both_start(
+    backend: str, tmp_path: Path
+) -> None:
+    # Recording a worker was a DELETE then an INSERT: two starting at the same moment
+    # both found no row, and on PostgreSQL the second insert failed on the name (about
+    # one round in two, two forked processes behind a barrier).
+    url = fresh_postgres_url() if backend == "postgres" else f"sqlite:///{tmp_path / 'j.db'}"
+    open_journal(url)  # made once, before the workers
+    fork = multiprocessing.get_context("fork")
+    failed = []
+    for round_ in range(30):
+        name = f"twin-{round_}"
+        start = fork.Barrier(2)
+        workers = [
+            fork.Process(target=_start_worker, args=(url, name, pid, start)) for pid in (1, 2)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        failed += [(round_, w.exitcode) for w in workers if w.exitcode != 0]
+    assert failed == []
+    listed = [w for w in open_journal(url).list_workers() if w.name.startswith("twin-")]
+    assert sorted(w.name for w in listed) == sorted(f"twin-{r}" for r in range(30))
 
 
 def test_queue_counts_show_waiting_running_and_started(journal: Journal) -> None:
