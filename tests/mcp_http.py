@@ -36,7 +36,9 @@ class McpHttp:
                 httpx2.get(self.url, timeout=1)
                 return
             except httpx2.HTTPError:
-                assert self.proc.poll() is None and time.monotonic() < deadline, self.lines
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.kill()
+                    raise AssertionError(f"kitaru mcp serve did not answer: {self.lines}")
                 time.sleep(0.1)
 
     def _read(self) -> None:

@@ -394,6 +394,6 @@ def test_serve_on_a_taken_port_says_so_and_how_to_pick_another(project: Project)
             "mcp", "serve", "--flows", "agents.py", "--http", port, env=project.env,
             cwd=project.dir,
         )  # fmt: skip
-    assert refused.returncode == 2, refused
+    assert refused.returncode == 1, refused
     assert f"cannot listen on 127.0.0.1:{port}" in refused.stderr
     assert "--http PORT (0 takes a free one)" in refused.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from typing import Any
 
@@ -10,7 +9,7 @@ import anyio
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
 
-from kitaru._errors import KitaruUsageError
+from kitaru._listen import listen
 from kitaru.journal import Journal
 
 
@@ -40,9 +39,15 @@ def serve_http(
     from starlette.responses import JSONResponse
     from starlette.types import ASGIApp, Receive, Scope, Send
 
-    listener = _bind(host, port)
+    listener, shown = listen(
+        host,
+        port,
+        backlog=128,
+        other_port="pick another port with --http PORT (0 takes a free one) or another "
+        "address with --host",
+    )
     port = listener.getsockname()[1]
-    hosts = [f"{host}:{port}", host, f"127.0.0.1:{port}", f"localhost:{port}", *allowed_hosts]
+    hosts = [f"{shown}:{port}", shown, f"127.0.0.1:{port}", f"localhost:{port}", *allowed_hosts]
     security = TransportSecuritySettings(
         allowed_hosts=hosts, allowed_origins=[f"http://{h}" for h in hosts]
     )
@@ -66,7 +71,6 @@ def serve_http(
 
         return check
 
-    shown = f"[{host}]" if ":" in host else host
     print(
         f"kitaru mcp: {names} at http://{shown}:{port}/mcp (Ctrl-C to stop)",
         file=sys.stderr,
@@ -74,14 +78,3 @@ def serve_http(
     )
     config = uvicorn.Config(guarded(app), log_level="warning")
     uvicorn.Server(config).run(sockets=[listener])
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        return socket.create_server((host, port), family=family)
-    except OSError as exc:
-        raise KitaruUsageError(
-            f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another port "
-            "with --http PORT (0 takes a free one) or another address with --host"
-        ) from None

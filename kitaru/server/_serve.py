@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-import socket
 import sys
 
+from kitaru._listen import listen
 from kitaru.server._state import ServerConfig
 
 
@@ -39,25 +39,14 @@ def serve(config: ServerConfig, *, host: str, port: int, log_level: str, access_
     from kitaru.server import _http
     from kitaru.server._app import create_app
 
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        from kitaru._errors import ConfigurationError
-
-        raise ConfigurationError(
-            f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port "
-            "(0 picks a free one)"
-        ) from None
-    sock.listen(2048)
+    sock, shown = listen(
+        host, port, backlog=2048, other_port="choose another --port (0 picks a free one)"
+    )
     bound = sock.getsockname()[1]
     if config.public_url is None:
         config = dataclasses.replace(config, public_url=own_url(host, bound))
     app = create_app(config)
     logging.getLogger("uvicorn.access").addFilter(HideSignatures())
-    shown = f"[{host}]" if family == socket.AF_INET6 else host
     state = app.state.kitaru
     # Tests and scripts read this line to learn the port (--port 0 picks a free one).
     print(
