@@ -93,6 +93,22 @@ def _journal() -> Check:
     return _other_journal(url)
 
 
+def _no_tables(path: Path) -> Check:
+    """A journal file without tables: one a first run is making this moment, or one
+    emptied or copied without its `-wal` file (its tables are in there)."""
+    import time
+
+    if time.time() - path.stat().st_mtime < 10:
+        return Check("journal", "ok", f"{path}: {_NOT_YET} (the first execution makes it)")
+    return Check(
+        "journal",
+        "warning",
+        f"{path} holds no tables: it was emptied, or copied without its {path.name}-wal file",
+        f"copy {path.name}-wal beside it (executions stored there show again), or remove "
+        "it: the next execution starts a new journal",
+    )
+
+
 def _sqlite_journal(path: Path) -> Check:
     from kitaru.journal._migrations import LATEST
 
@@ -106,8 +122,7 @@ def _sqlite_journal(path: Path) -> Check:
             if problems != ["ok"]:
                 return _damaged(path, "; ".join(problems))
             if conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0:
-                # The file a first run has just made, its schema not committed yet.
-                return Check("journal", "ok", f"{path}: {_NOT_YET} (the first execution makes it)")
+                return _no_tables(path)
             version = conn.execute("SELECT MAX(version) FROM kitaru_schema").fetchone()[0]
             executions = conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0]
         finally:

@@ -46,11 +46,12 @@ class OwnPostgres:
             # PostgreSQL cannot take port 0: a free port is picked and may be taken by
             # another process before the server binds it; then another is picked.
             self.port = _free_port()
+            seen = len(self._log())
             try:
                 self.start()
                 break
             except subprocess.CalledProcessError:
-                if attempt == 2 or "already in use" not in self._log():
+                if attempt == 2 or "already in use" not in self._log()[seen:]:
                     raise
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/kitaru"
         self._pg("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "kitaru")

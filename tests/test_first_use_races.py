@@ -45,12 +45,16 @@ def _race(home: Path, work: Callable[[int], Any]) -> list[Any]:
         except Exception as exc:
             results.put((i, f"failed: {exc!r}"))
 
-    procs = [_fork.Process(target=run, args=(i,)) for i in range(PROCESSES)]
+    procs = [_fork.Process(target=run, args=(i,), daemon=True) for i in range(PROCESSES)]
     for proc in procs:
         proc.start()
-    got = dict(results.get(timeout=60) for _ in procs)
-    for proc in procs:
-        proc.join(60)
+    try:
+        got = dict(results.get(timeout=60) for _ in procs)
+        for proc in procs:
+            proc.join(60)
+    finally:
+        for proc in procs:
+            proc.terminate()  # one stuck: the test fails, and pytest can still exit
     return [got[i] for i in range(PROCESSES)]
 
 
@@ -70,6 +74,37 @@ def test_processes_making_the_run_key_at_once_all_keep_the_one_on_disk(tmp_path:
         if len(on_disk) != 64 or any(key != on_disk for key in keys):
             bad.append((round_, keys))
     assert not bad, f"{len(bad)} of {ROUNDS} rounds: {bad[:2]}"
+
+
+def _run_key_without_links(_i: int) -> bytes:
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise PermissionError(1, "Operation not permitted")  # what FAT or gcsfuse say
+
+    os.link = refuse  # this forked process only
+    return _home_key()
+
+
+def test_without_hard_links_processes_making_the_run_key_at_once_agree(tmp_path: Path) -> None:
+    # On a filesystem without hard links (FAT, some network and bucket mounts) the key is
+    # created in place; a process finding it before its writer wrote it reads it again.
+    bad = []
+    for round_ in range(ROUNDS):
+        home = tmp_path / f"home{round_}"
+        keys = _race(home, _run_key_without_links)
+        on_disk = (home / "run-key").read_bytes().strip()
+        if len(on_disk) != 64 or any(key != on_disk for key in keys):
+            bad.append((round_, keys))
+    assert not bad, f"{len(bad)} of {ROUNDS} rounds: {bad[:2]}"
+
+
+def test_a_run_key_left_empty_by_a_killed_writer_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KITARU_HOME", str(tmp_path))
+    (tmp_path / "run-key").write_bytes(b"")  # created, never written: its writer died
+    key = _home_key()
+    assert len(key) == 64 and (tmp_path / "run-key").read_bytes().strip() == key
+    assert _home_key() == key
 
 
 def _add_alias(i: int) -> bool:
@@ -197,3 +232,17 @@ def test_the_doctor_says_ok_all_the_while_a_first_run_makes_the_journal(tmp_path
         if said != [[], []]:
             bad.append((round_, said))
     assert not bad, f"{len(bad)} of {DOCTOR_ROUNDS} rounds: {bad[:2]}"
+
+
+def test_the_doctor_warns_of_an_old_journal_file_without_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not a first run making it: a file emptied, or copied without its -wal file.
+    monkeypatch.setenv("KITARU_HOME", str(tmp_path))
+    journal = tmp_path / "journal.db"
+    journal.write_bytes(b"")
+    os.utime(journal, (1_700_000_000, 1_700_000_000))
+    check = _doctor._journal()
+    assert check.status == "warning", check
+    assert "holds no tables" in check.summary and "journal.db-wal" in check.summary
+    assert check.fix and "remove it" in check.fix

@@ -159,8 +159,11 @@ def remove(name: str) -> ModelAlias:
 def _changing() -> Iterator[None]:
     """Held while the aliases are read, changed and written back: of two `kitaru model
     register` at once, the one that wrote last would otherwise drop the other's alias."""
-    import fcntl
-
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here; changes are not serialized
+        yield
+        return
     with open(settings_path().with_name(".models.lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield

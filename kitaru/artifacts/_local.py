@@ -163,14 +163,16 @@ def _temp_file_in(directory: Path) -> tuple[int, str]:
             directory.mkdir(parents=True, exist_ok=True)
             return tempfile.mkstemp(prefix=".tmp-", dir=directory)
         except FileNotFoundError:
-            continue
+            continue  # removed between the two: make it again
         except FileExistsError:
-            # `mkdir` found the name taken, then no directory there: a file (the
-            # error stands), or a directory removed just after it looked.
-            if directory.exists():
+            # `mkdir` found the name taken by something that is not a directory: a file
+            # stands there (the error is the user's), or a directory was removed and
+            # made again while it looked.
+            if directory.exists() and not directory.is_dir():
                 raise
-    directory.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    raise FileNotFoundError(
+        f"{directory} kept disappearing while a file was written into it (100 tries)"
+    )
 
 
 def _full(path: Path, root: Path, exc: OSError) -> str:

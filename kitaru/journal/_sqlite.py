@@ -32,6 +32,9 @@ from kitaru._errors import (
 from kitaru.journal._migrations import LATEST
 from kitaru.journal._sql import SqlJournal
 
+# How long a statement waits for another process's write lock before it fails.
+BUSY_SECONDS = 30.0
+
 
 class SqliteJournal(SqlJournal):
     types: ClassVar[dict[str, str]] = {
@@ -61,12 +64,12 @@ class SqliteJournal(SqlJournal):
                 return
             path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(
-                str(path), isolation_level=None, check_same_thread=False, timeout=30.0
+                str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_SECONDS
             )
             _use_wal(self._conn)
             sync = "FULL" if durability is Durability.FSYNC else "NORMAL"
             self._conn.execute(f"PRAGMA synchronous={sync}")
-            self._conn.execute("PRAGMA busy_timeout=30000")
+            self._conn.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
             self._migrate()
         except sqlite3.DatabaseError as exc:
             if _damaged(exc):
@@ -200,7 +203,7 @@ class _Rows:
         return iter(self.fetchall())
 
 
-def _use_wal(conn: sqlite3.Connection, wait: float = 30.0) -> None:
+def _use_wal(conn: sqlite3.Connection, wait: float = BUSY_SECONDS) -> None:
     """Switch the file to WAL mode, waiting out other processes doing the same.
 
     Switching a new file's journal mode takes an exclusive lock and, unlike other
@@ -229,7 +232,11 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
     # through this process, and a writer elsewhere is seen on the next open).
     base = "file:" + quote(str(path))
     conn = sqlite3.connect(
-        base + "?mode=ro", uri=True, isolation_level=None, check_same_thread=False, timeout=30.0
+        base + "?mode=ro",
+        uri=True,
+        isolation_level=None,
+        check_same_thread=False,
+        timeout=BUSY_SECONDS,
     )
     try:
         conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()

@@ -28,6 +28,8 @@ import hmac
 import os
 import secrets
 import tempfile
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kitaru import _config, _trust
@@ -44,25 +46,46 @@ _journal_keys: dict[str, bytes] = {}
 def _home_key() -> bytes:
     """This machine's key for the runs it submits through a server, made on first use."""
     path = _config.home() / "run-key"
-    try:
-        return path.read_bytes().strip()
-    except FileNotFoundError:
-        pass
-    # Written whole under a name of its own, then linked into place: a process that
-    # finds `run-key` made by another one at the same moment reads all of that key,
-    # never a file still empty (it would keep an empty key, and could not act on its
-    # own runs); of two made at once, the one linked first is everyone's.
+    if not path.exists():
+        _make_key(path)
+    for _ in range(100):
+        # Made in place (no hard links), another process may be between creating the
+        # file and writing it: read again rather than keep an empty key.
+        key = path.read_bytes().strip()
+        if key:
+            return key
+        time.sleep(0.01)
+    # Still empty: its writer died between the two (an older kitaru made it in place).
+    _make_key(path, replace=True)
+    return path.read_bytes().strip()
+
+
+def _make_key(path: Path, *, replace: bool = False) -> None:
+    """Written whole under a name of its own, then linked into place: a process that
+    finds `run-key` made by another one at the same moment reads all of that key, never
+    a file still empty; of two made at once, the one linked first is everyone's."""
+    key = secrets.token_hex(32)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".run-key-")
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
+            f.write(key)
+        if replace:
+            os.replace(tmp, path)
+            return
         try:
             os.link(tmp, path)
         except FileExistsError:
             pass
+        except OSError:  # a filesystem without hard links (FAT, some mounts)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                return
+            with os.fdopen(fd, "w") as f:
+                f.write(key)
     finally:
-        os.unlink(tmp)
-    return path.read_bytes().strip()
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _key(journal: Journal) -> bytes | None:

@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 
 from kitaru._ids import new_id
-from kitaru.journal import ExecutionRecord, Journal, QueueRecord, WorkerRecord, open_journal
+from kitaru.journal import (
+    ExecutionRecord,
+    Journal,
+    QueueRecord,
+    WorkerRecord,
+    _connect,
+    open_journal,
+)
 from tests.journal.conftest import fresh_postgres_url
 from tests.journal.test_conformance import call, execution
 
@@ -186,8 +193,6 @@ def test_workers_report_starting_running_and_stopping(journal: Journal) -> None:
 
 
 def _start_worker(url: str, name: str, pid: int, start: Any) -> None:
-    from kitaru.journal import _connect
-
     journal = _connect(url)  # a connection of this process's own
     start.wait()
     journal.put_worker(WorkerRecord(name, "host", pid, ["default"], ["agent"], 1, 0, 1.0, 1.0))
@@ -201,19 +206,24 @@ def test_two_workers_starting_under_one_name_at_once_both_start(
     # both found no row, and on PostgreSQL the second insert failed on the name (about
     # one round in two, two forked processes behind a barrier).
     url = fresh_postgres_url() if backend == "postgres" else f"sqlite:///{tmp_path / 'j.db'}"
-    open_journal(url)  # made once, before the workers
+    _connect(url).close()  # made once, before the workers; no connection is forked
     fork = multiprocessing.get_context("fork")
     failed = []
     for round_ in range(30):
         name = f"twin-{round_}"
         start = fork.Barrier(2)
         workers = [
-            fork.Process(target=_start_worker, args=(url, name, pid, start)) for pid in (1, 2)
+            fork.Process(target=_start_worker, args=(url, name, pid, start), daemon=True)
+            for pid in (1, 2)
         ]
         for worker in workers:
             worker.start()
-        for worker in workers:
-            worker.join(60)
+        try:
+            for worker in workers:
+                worker.join(60)
+        finally:
+            for worker in workers:
+                worker.terminate()
         failed += [(round_, w.exitcode) for w in workers if w.exitcode != 0]
     assert failed == []
     listed = [w for w in open_journal(url).list_workers() if w.name.startswith("twin-")]

@@ -27,10 +27,16 @@ def test_two_processes_creating_one_journal_at_once_all_open_it(tmp_path: Path) 
     for round_ in range(ROUNDS):
         url = f"sqlite:///{tmp_path / f'journal{round_}.db'}"
         start = fork.Barrier(PROCESSES)
-        openers = [fork.Process(target=_open, args=(url, start)) for _ in range(PROCESSES)]
+        openers = [
+            fork.Process(target=_open, args=(url, start), daemon=True) for _ in range(PROCESSES)
+        ]
         for opener in openers:
             opener.start()
-        for opener in openers:
-            opener.join(60)
+        try:
+            for opener in openers:
+                opener.join(60)
+        finally:
+            for opener in openers:
+                opener.terminate()
         failed += [(round_, o.exitcode) for o in openers if o.exitcode != 0]
     assert failed == []
