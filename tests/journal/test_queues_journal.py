@@ -5,7 +5,6 @@ share a journal's default queue."""
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from kitaru.journal import (
     _connect,
     open_journal,
 )
+from tests.forked import at_once
 from tests.journal.conftest import fresh_postgres_url
 from tests.journal.test_conformance import call, execution
 
@@ -207,24 +207,10 @@ def test_two_workers_starting_under_one_name_at_once_both_start(
     # one round in two, two forked processes behind a barrier).
     url = fresh_postgres_url() if backend == "postgres" else f"sqlite:///{tmp_path / 'j.db'}"
     _connect(url).close()  # made once, before the workers; no connection is forked
-    fork = multiprocessing.get_context("fork")
     failed = []
     for round_ in range(30):
-        name = f"twin-{round_}"
-        start = fork.Barrier(2)
-        workers = [
-            fork.Process(target=_start_worker, args=(url, name, pid, start), daemon=True)
-            for pid in (1, 2)
-        ]
-        for worker in workers:
-            worker.start()
-        try:
-            for worker in workers:
-                worker.join(60)
-        finally:
-            for worker in workers:
-                worker.terminate()
-        failed += [(round_, w.exitcode) for w in workers if w.exitcode != 0]
+        codes = at_once(_start_worker, [(url, f"twin-{round_}", pid) for pid in (1, 2)])
+        failed += [(round_, code) for code in codes if code != 0]
     assert failed == []
     listed = [w for w in open_journal(url).list_workers() if w.name.startswith("twin-")]
     assert sorted(w.name for w in listed) == sorted(f"twin-{r}" for r in range(30))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import multiprocessing.synchronize
 from pathlib import Path
 
 from kitaru.journal import open_journal
+from tests.forked import at_once
 
 ROUNDS = 60
 PROCESSES = 2
@@ -22,21 +23,9 @@ def test_two_processes_creating_one_journal_at_once_all_open_it(tmp_path: Path) 
     # ("database is locked") when another process holds the file, without waiting. Two
     # `kitaru executions import` into a fresh KITARU_HOME met it; before the switch was
     # retried, about one round in three lost a process here.
-    fork = multiprocessing.get_context("fork")
     failed = []
     for round_ in range(ROUNDS):
         url = f"sqlite:///{tmp_path / f'journal{round_}.db'}"
-        start = fork.Barrier(PROCESSES)
-        openers = [
-            fork.Process(target=_open, args=(url, start), daemon=True) for _ in range(PROCESSES)
-        ]
-        for opener in openers:
-            opener.start()
-        try:
-            for opener in openers:
-                opener.join(60)
-        finally:
-            for opener in openers:
-                opener.terminate()
-        failed += [(round_, o.exitcode) for o in openers if o.exitcode != 0]
+        codes = at_once(_open, [(url,)] * PROCESSES)
+        failed += [(round_, code) for code in codes if code != 0]
     assert failed == []
