@@ -58,6 +58,13 @@ def _race(home: Path, work: Callable[[int], Any]) -> list[Any]:
     return [got[i] for i in range(PROCESSES)]
 
 
+def _every_round(rounds: int, one: Callable[[int], Any]) -> None:
+    """Run `one(round_)` for each round: None when the round went right, else what it
+    found; fail saying how many rounds went wrong and what the first two found."""
+    bad = [(round_, found) for round_ in range(rounds) if (found := one(round_)) is not None]
+    assert not bad, f"{len(bad)} of {rounds} rounds: {bad[:2]}"
+
+
 def _run_key(_i: int) -> bytes:
     return _home_key()
 
@@ -79,14 +86,13 @@ def test_processes_making_the_run_key_at_once_all_keep_the_one_on_disk(
     # it kept an empty key, and could not act on its own runs afterwards. On a filesystem
     # without hard links (FAT, some network and bucket mounts) the key is created in
     # place, and a process finding it before its writer wrote it reads it again.
-    bad = []
-    for round_ in range(ROUNDS):
+    def one(round_: int) -> Any:
         home = tmp_path / f"home{round_}"
         keys = _race(home, make)
         on_disk = (home / "run-key").read_bytes().strip()
-        if len(on_disk) != 64 or any(key != on_disk for key in keys):
-            bad.append((round_, keys))
-    assert not bad, f"{len(bad)} of {ROUNDS} rounds: {bad[:2]}"
+        return None if len(on_disk) == 64 and all(key == on_disk for key in keys) else keys
+
+    _every_round(ROUNDS, one)
 
 
 def test_a_run_key_left_empty_by_a_killed_writer_is_made_again(
@@ -108,15 +114,14 @@ def test_processes_adding_model_aliases_at_once_keep_them_all(
 ) -> None:
     # Two `kitaru model add` at once: each read the aliases, added its own and wrote
     # them all back, and the one that wrote last dropped the other's.
-    bad = []
-    for round_ in range(ROUNDS):
+    def one(round_: int) -> Any:
         home = tmp_path / f"home{round_}"
         results = _race(home, _add_alias)
         monkeypatch.setenv("KITARU_HOME", str(home))
         names = sorted(load_all())
-        if names != [f"alias{i}" for i in range(PROCESSES)]:
-            bad.append((round_, names, results))
-    assert not bad, f"{len(bad)} of {ROUNDS} rounds: {bad[:2]}"
+        return None if names == [f"alias{i}" for i in range(PROCESSES)] else (names, results)
+
+    _every_round(ROUNDS, one)
 
 
 STORE_ROUNDS = 20
@@ -144,13 +149,11 @@ def test_writes_meeting_deletes_that_take_their_directory_away_store_every_objec
     # `kitaru gc` deletes the last object of a failed execution while its resume writes
     # a new one: the delete removed the directory between the writer making it and
     # making its file in it, and the checkpoint failed.
-    bad = []
-    for round_ in range(STORE_ROUNDS):
-        root = tmp_path / f"store{round_}"
-        results = _race(tmp_path, _store_work(str(root)))
-        if results != [STORE_WRITES] * PROCESSES:
-            bad.append((round_, results))
-    assert not bad, f"{len(bad)} of {STORE_ROUNDS} rounds: {bad[:2]}"
+    def one(round_: int) -> Any:
+        results = _race(tmp_path, _store_work(str(tmp_path / f"store{round_}")))
+        return None if results == [STORE_WRITES] * PROCESSES else results
+
+    _every_round(STORE_ROUNDS, one)
 
 
 FLOW = """
@@ -186,16 +189,16 @@ def test_two_exports_to_one_file_at_once_both_write_a_whole_bundle(
     ran = run_python(write_script(tmp_path / "flows.py", FLOW), cwd=tmp_path)
     assert ran.returncode == 0, ran
     exec_id = ran.stdout.split()[1]
-    bad = []
-    for round_ in range(EXPORT_ROUNDS):
+
+    def one(round_: int) -> Any:
         target = tmp_path / f"nightly{round_}.kitaru"
         results = _race(kitaru_home, _export_work(exec_id, target))
         with zipfile.ZipFile(target) as bundle:
             whole = bundle.testzip() is None
         left = sorted(p.name for p in tmp_path.iterdir() if "partial" in p.name)
-        if results != [1, 1] or not whole or left:
-            bad.append((round_, results, whole, left))
-    assert not bad, f"{len(bad)} of {EXPORT_ROUNDS} rounds: {bad[:2]}"
+        return None if results == [1, 1] and whole and not left else (results, whole, left)
+
+    _every_round(EXPORT_ROUNDS, one)
 
 
 def _doctor_work(opened: multiprocessing.synchronize.Event) -> Callable[[int], Any]:
@@ -217,13 +220,11 @@ def _doctor_work(opened: multiprocessing.synchronize.Event) -> Callable[[int], A
 def test_the_doctor_says_ok_all_the_while_a_first_run_makes_the_journal(tmp_path: Path) -> None:
     # `kitaru doctor` while the first execution of a fresh KITARU_HOME starts: the file
     # was there, its tables not yet, and the doctor said the journal cannot be read.
-    bad = []
-    for round_ in range(DOCTOR_ROUNDS):
-        opened = _fork.Event()
-        said = _race(tmp_path / f"home{round_}", _doctor_work(opened))
-        if said != [[], []]:
-            bad.append((round_, said))
-    assert not bad, f"{len(bad)} of {DOCTOR_ROUNDS} rounds: {bad[:2]}"
+    def one(round_: int) -> Any:
+        said = _race(tmp_path / f"home{round_}", _doctor_work(_fork.Event()))
+        return None if said == [[], []] else said
+
+    _every_round(DOCTOR_ROUNDS, one)
 
 
 def test_the_doctor_warns_of_an_old_journal_file_without_tables(

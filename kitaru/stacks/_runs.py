@@ -66,26 +66,29 @@ def _make_key(path: Path, *, replace: bool = False) -> None:
     a file still empty; of two made at once, the one linked first is everyone's."""
     key = secrets.token_hex(32)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".run-key-")
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(key)
         if replace:
             os.replace(tmp, path)
-            return
-        try:
+        else:
             os.link(tmp, path)
-        except FileExistsError:
-            pass
-        except OSError:  # a filesystem without hard links (FAT, some mounts)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                return
-            with os.fdopen(fd, "w") as f:
-                f.write(key)
+    except FileExistsError:
+        pass
+    except OSError:  # a filesystem without hard links (FAT, some mounts): made in place
+        _create(path, key)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _create(path: Path, key: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
 
 
 def _key(journal: Journal) -> bytes | None:
